@@ -1,0 +1,218 @@
+//! Decoding and validating input messages (CONTRACT §1 and §4).
+//!
+//! serde does the structural work (required fields, types, enums, RFC 3339 times,
+//! no numbers as strings); [`validate`] adds what types cannot say (non-empty ids,
+//! positive prices, finite numbers). Everything that fails is an [`DecodeError`] whose
+//! text is the reason written to the dead-letter topic or the replay summary.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::message::{Fill, Input, OpsCommand, RiskEvent, Scope, StrategyRelease, Stream};
+
+/// Why a message is invalid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or JSON of the wrong shape (missing field, wrong type, bad time).
+    #[error("{stream}: {detail}")]
+    Malformed {
+        /// The stream the message was read as (or `envelope`).
+        stream: &'static str,
+        /// serde's account of the problem.
+        detail: String,
+    },
+    /// Well-formed but a value breaks the contract.
+    #[error("{stream}: field `{field}` {problem}")]
+    Invalid {
+        /// The stream.
+        stream: &'static str,
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A replay envelope names a stream the guard does not read.
+    #[error("envelope: unknown input stream {0:?} (expected exec_result, risk_event, strategy_release or ops_command)")]
+    UnknownStream(String),
+    /// Larger than the configured limit.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Decodes one message of `stream` from its JSON bytes and validates it.
+///
+/// # Errors
+/// [`DecodeError`] with the reason when the message is not valid.
+pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
+    fn parse<'a, T: Deserialize<'a>>(stream: Stream, bytes: &'a [u8]) -> Result<T, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+            stream: stream.as_str(),
+            detail: e.to_string(),
+        })
+    }
+    let input = match stream {
+        Stream::ExecResult => Input::Fill(parse(stream, bytes)?),
+        Stream::RiskEvent => Input::RiskEvent(parse(stream, bytes)?),
+        Stream::StrategyRelease => Input::Release(parse(stream, bytes)?),
+        Stream::OpsCommand => Input::Ops(parse(stream, bytes)?),
+    };
+    validate(&input)?;
+    Ok(input)
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    event: &'a RawValue,
+}
+
+/// Decodes one replay line `{"stream": "...", "event": {...}}` (CONTRACT §4).
+///
+/// # Errors
+/// [`DecodeError`] when the envelope or the event is not valid.
+pub fn decode_envelope(line: &[u8]) -> Result<Input, DecodeError> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(line).map_err(|e| DecodeError::Malformed {
+            stream: "envelope",
+            detail: e.to_string(),
+        })?;
+    let stream = Stream::from_name(&envelope.stream)
+        .ok_or_else(|| DecodeError::UnknownStream(envelope.stream.clone().into_owned()))?;
+    decode(stream, envelope.event.get().as_bytes())
+}
+
+/// Checks what serde's types cannot: non-empty ids, positive prices.
+///
+/// # Errors
+/// [`DecodeError::Invalid`] naming the first field that breaks the contract.
+pub fn validate(input: &Input) -> Result<(), DecodeError> {
+    let stream = input.stream().as_str();
+    let fail = |field, problem| {
+        Err(DecodeError::Invalid {
+            stream,
+            field,
+            problem,
+        })
+    };
+    const EMPTY: &str = "must not be empty";
+    const POSITIVE: &str = "must be a number > 0";
+    match input {
+        Input::Fill(Fill {
+            fill_id,
+            strategy_id,
+            symbol,
+            qty,
+            expected_price,
+            fill_price,
+            ..
+        }) => {
+            if fill_id.is_empty() {
+                return fail("fill_id", EMPTY);
+            }
+            if strategy_id.is_empty() {
+                return fail("strategy_id", EMPTY);
+            }
+            if symbol.is_empty() {
+                return fail("symbol", EMPTY);
+            }
+            // `!(x > 0.0)` also refuses NaN, should one ever get past the parser.
+            if !(*qty > 0.0) {
+                return fail("qty", POSITIVE);
+            }
+            if !(*expected_price > 0.0) {
+                return fail("expected_price", POSITIVE);
+            }
+            if !(*fill_price > 0.0) {
+                return fail("fill_price", POSITIVE);
+            }
+        }
+        Input::RiskEvent(RiskEvent {
+            event_id, scope, ..
+        }) => {
+            if event_id.is_empty() {
+                return fail("event_id", EMPTY);
+            }
+            check_scope(scope).or_else(|problem| fail("scope.strategy_id", problem))?;
+        }
+        Input::Release(StrategyRelease { strategy_id, .. }) => {
+            if strategy_id.is_empty() {
+                return fail("strategy_id", EMPTY);
+            }
+        }
+        Input::Ops(OpsCommand {
+            command_id,
+            scope,
+            operator,
+            ..
+        }) => {
+            if command_id.is_empty() {
+                return fail("command_id", EMPTY);
+            }
+            if operator.is_empty() {
+                return fail("operator", EMPTY);
+            }
+            check_scope(scope).or_else(|problem| fail("scope.strategy_id", problem))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_scope(scope: &Scope) -> Result<(), &'static str> {
+    match scope {
+        Scope::Strategy { strategy_id } if strategy_id.is_empty() => Err("must not be empty"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILL: &str = r#"{"fill_id":"f1","strategy_id":"alpha","symbol":"7203.T","side":"buy","qty":100,"expected_price":100.0,"fill_price":100.07,"ts":"2025-08-12T01:02:03.456Z"}"#;
+
+    #[test]
+    fn a_valid_fill_decodes_and_computes_slippage() {
+        let Input::Fill(fill) = decode(Stream::ExecResult, FILL.as_bytes()).unwrap() else {
+            panic!("not a fill")
+        };
+        assert!((fill.slippage_bps() - 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unknown_fields_and_nulls_are_accepted() {
+        let line = FILL.replace("\"qty\"", "\"venue\":\"X\",\"realized_pnl\":null,\"qty\"");
+        assert!(decode(Stream::ExecResult, line.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn numbers_as_strings_and_missing_fields_are_invalid() {
+        let as_string = FILL.replace("\"qty\":100", "\"qty\":\"100\"");
+        assert!(decode(Stream::ExecResult, as_string.as_bytes()).is_err());
+        let missing = FILL.replace("\"symbol\":\"7203.T\",", "");
+        let err = decode(Stream::ExecResult, missing.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("symbol"), "{err}");
+    }
+
+    #[test]
+    fn non_positive_prices_name_the_field() {
+        let zero = FILL.replace("\"fill_price\":100.07", "\"fill_price\":0");
+        let err = decode(Stream::ExecResult, zero.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exec_result: field `fill_price` must be a number > 0"
+        );
+    }
+
+    #[test]
+    fn envelope_with_unknown_stream_is_invalid() {
+        let err = decode_envelope(br#"{"stream":"fills","event":{}}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownStream(_)));
+    }
+}

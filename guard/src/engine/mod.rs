@@ -1,0 +1,605 @@
+//! The guard engine: a pure, synchronous fold of input messages into decisions.
+//!
+//! No I/O, no wall clock, no logging. Time arrives with the messages (event time) or
+//! through [`Engine::tick`]; everything the rules remember lives in [`EngineState`],
+//! which serialises to a snapshot and restores to the same behaviour.
+//!
+//! One call to [`Engine::apply`] handles one message, in this order (CONTRACT §2):
+//! 1. a risk event of the guard's own source is ignored;
+//! 2. a repeated id is a duplicate and changes nothing;
+//! 3. the clock advances (event-time mode) and maintenance windows are entered or
+//!    left *before* the message is applied;
+//! 4. the message's rules run: a fill is judged by the slippage window, then the
+//!    losing streak; for each trip the command (if the scope changes state) comes
+//!    before its risk event.
+
+mod ids;
+mod maintenance;
+pub(crate) mod pairs;
+mod scopes;
+mod seen;
+mod slippage;
+mod streak;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use maintenance::{occurrence_ending_after, Occurrence};
+pub use scopes::{Paused, ScopeBook};
+pub use seen::Seen;
+pub use slippage::{Breach, SlippageWindows};
+pub use streak::LosingStreaks;
+
+use crate::message::{
+    Action, Decision, Fill, GuardCommand, Input, OpsCommand, RiskAction, RiskEvent, Rule, Scope,
+    Severity, StrategyRelease, Stream,
+};
+use crate::policy::{GroupBy, PauseTarget, Policy};
+use crate::time::Timestamp;
+
+/// Where the engine's clock comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClockMode {
+    /// The largest event time seen so far (replay).
+    #[default]
+    EventTime,
+    /// Only [`Engine::tick`] moves the clock (live: the shell ticks the wall clock).
+    External,
+}
+
+/// How the engine is run, as opposed to what it enforces (that is the [`Policy`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// The guard's own `source` name: its risk events carry it, and risk events that
+    /// carry it are ignored.
+    pub source: String,
+    /// Where time comes from.
+    pub clock: ClockMode,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            source: "guard".into(),
+            clock: ClockMode::EventTime,
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Applied (it may or may not have led to decisions).
+    Applied,
+    /// A repeat of an id already applied; nothing changed.
+    Duplicate,
+    /// A risk event of the guard's own source; nothing changed.
+    OwnEvent,
+}
+
+/// The result of one [`Engine::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// What happened to the message.
+    pub disposition: Disposition,
+    /// The decisions, in the order they were made.
+    pub decisions: Vec<Decision>,
+}
+
+/// Everything the rules remember. Serialises deterministically.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// The engine's clock; `None` before the first message.
+    pub clock: Option<Timestamp>,
+    /// Breaches added so far, to order breaches with equal event times.
+    pub arrivals: u64,
+    /// Paused scopes and their reasons.
+    pub scopes: ScopeBook,
+    /// Open slippage windows.
+    pub slippage: SlippageWindows,
+    /// Running losing streaks.
+    pub streaks: LosingStreaks,
+    /// Adoption times per strategy, sorted.
+    pub adoptions: BTreeMap<String, Vec<Timestamp>>,
+    /// Maintenance windows the clock is in, with the occurrence entered.
+    pub maintenance: BTreeMap<String, Occurrence>,
+    /// Ids applied so far.
+    pub seen: Seen,
+}
+
+/// A serialised engine state with the policy it was taken under.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format of this snapshot; bumped when [`EngineState`] changes incompatibly.
+    pub format: u32,
+    /// The policy in force when it was taken.
+    pub policy_version: String,
+    /// The state.
+    pub state: EngineState,
+}
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes are not a snapshot.
+    #[error("snapshot is not readable: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// Written by an incompatible build.
+    #[error(
+        "snapshot format {found} is not supported (this build reads format {SNAPSHOT_FORMAT})"
+    )]
+    Format {
+        /// The format found.
+        found: u32,
+    },
+}
+
+/// The rules of CONTRACT §2 over [`EngineState`].
+#[derive(Clone, Debug)]
+pub struct Engine {
+    policy: Policy,
+    policy_version: String,
+    options: EngineOptions,
+    state: EngineState,
+    /// Per policy window: the occurrence ending after the clock (derived, not state).
+    occurrences: Vec<Option<Occurrence>>,
+}
+
+/// What caused a decision.
+struct Trigger<'a> {
+    id: &'a str,
+    event_ts: Timestamp,
+    evidence: Vec<String>,
+    reason: String,
+}
+
+impl Engine {
+    /// A fresh engine with no history.
+    pub fn new(policy: Policy, options: EngineOptions) -> Engine {
+        Engine::with_state(policy, options, EngineState::default())
+    }
+
+    /// An engine that continues from `state`.
+    pub fn with_state(policy: Policy, options: EngineOptions, state: EngineState) -> Engine {
+        let policy_version = policy.version();
+        let occurrences = vec![None; policy.maintenance.len()];
+        Engine {
+            policy,
+            policy_version,
+            options,
+            state,
+            occurrences,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The policy's version, as written into every command.
+    pub fn policy_version(&self) -> &str {
+        &self.policy_version
+    }
+
+    /// The state, read-only.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// The serialised state (JSON), restorable with [`Engine::restore`].
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snapshot = SnapshotRef {
+            format: SNAPSHOT_FORMAT,
+            policy_version: &self.policy_version,
+            state: &self.state,
+        };
+        serde_json::to_vec(&snapshot).expect("engine state always serialises")
+    }
+
+    /// An engine continuing from a snapshot taken by [`Engine::snapshot`]; the
+    /// snapshot's own policy version is returned so the caller can say when the
+    /// policy changed across the restart.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] when the bytes are not a snapshot of this format.
+    pub fn restore(
+        policy: Policy,
+        options: EngineOptions,
+        bytes: &[u8],
+    ) -> Result<(Engine, String), SnapshotError> {
+        let snapshot: Snapshot = serde_json::from_slice(bytes)?;
+        if snapshot.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Format {
+                found: snapshot.format,
+            });
+        }
+        Ok((
+            Engine::with_state(policy, options, snapshot.state),
+            snapshot.policy_version,
+        ))
+    }
+
+    /// Applies one message and returns what happened and what was decided.
+    pub fn apply(&mut self, input: &Input) -> Outcome {
+        let mut decisions = Vec::new();
+        let disposition = self.apply_into(input, &mut decisions);
+        Outcome {
+            disposition,
+            decisions,
+        }
+    }
+
+    /// [`Engine::apply`], appending decisions to `out` (no allocation when nothing
+    /// is decided).
+    pub fn apply_into(&mut self, input: &Input, out: &mut Vec<Decision>) -> Disposition {
+        if let Input::RiskEvent(event) = input {
+            if event.source == self.options.source {
+                return Disposition::OwnEvent;
+            }
+        }
+        let fresh = match input {
+            Input::Fill(m) => self.state.seen.insert(Stream::ExecResult, &m.fill_id),
+            Input::RiskEvent(m) => self.state.seen.insert(Stream::RiskEvent, &m.event_id),
+            Input::Ops(m) => self.state.seen.insert(Stream::OpsCommand, &m.command_id),
+            Input::Release(m) => !self
+                .state
+                .adoptions
+                .get(&m.strategy_id)
+                .is_some_and(|times| times.contains(&m.adopted_at)),
+        };
+        if !fresh {
+            return Disposition::Duplicate;
+        }
+        if self.options.clock == ClockMode::EventTime {
+            self.advance_clock(input.event_time(), out);
+        }
+        match input {
+            Input::Fill(fill) => self.on_fill(fill, out),
+            Input::RiskEvent(event) => self.on_risk_event(event, out),
+            Input::Release(release) => self.on_release(release),
+            Input::Ops(command) => self.on_ops(command, out),
+        }
+        Disposition::Applied
+    }
+
+    /// Moves the clock to `now` (if later) and enters or leaves maintenance windows.
+    /// Live, the shell calls this with the wall clock; replay never needs to.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Decision> {
+        let mut out = Vec::new();
+        self.advance_clock(now, &mut out);
+        out
+    }
+
+    fn on_fill(&mut self, fill: &Fill, out: &mut Vec<Decision>) {
+        let enhanced = self.is_enhanced(&fill.strategy_id, fill.ts);
+        self.judge_slippage(fill, enhanced, out);
+        self.judge_streak(fill, enhanced, out);
+    }
+
+    fn judge_slippage(&mut self, fill: &Fill, enhanced: bool, out: &mut Vec<Decision>) {
+        let rule = &self.policy.slippage;
+        if !rule.enabled {
+            return;
+        }
+        let threshold = if enhanced {
+            rule.threshold_bps * self.policy.enhanced.factor
+        } else {
+            rule.threshold_bps
+        };
+        if !(fill.slippage_bps() > threshold) {
+            return;
+        }
+        let group = match rule.group_by {
+            GroupBy::Strategy => Some(fill.strategy_id.as_str()),
+            GroupBy::Global => None,
+        };
+        let trip_at = self.scaled(rule.trip_at, enhanced);
+        let window = rule.window;
+        self.state.arrivals += 1;
+        let breach = Breach {
+            ts: fill.ts,
+            seq: self.state.arrivals,
+            fill_id: fill.fill_id.clone(),
+            strategy_id: fill.strategy_id.clone(),
+        };
+        let Some(run) = self.state.slippage.add(group, breach, trip_at, window) else {
+            return;
+        };
+        let scope = match (rule.pause, group) {
+            (PauseTarget::Group, Some(strategy)) => Scope::strategy(strategy),
+            _ => Scope::Global,
+        };
+        let whose = group.map_or_else(|| "all strategies".to_owned(), |s| format!("strategy {s}"));
+        let reason = format!(
+            "{trip_at} fills with slippage > {threshold:?} bps within {window} ({whose}){}",
+            if enhanced {
+                ", enhanced monitoring"
+            } else {
+                ""
+            }
+        );
+        let trigger = Trigger {
+            id: &fill.fill_id,
+            event_ts: fill.ts,
+            evidence: run.into_iter().map(|b| b.fill_id).collect(),
+            reason,
+        };
+        self.trip(scope, Rule::SlippageWindow, trigger, out);
+    }
+
+    fn judge_streak(&mut self, fill: &Fill, enhanced: bool, out: &mut Vec<Decision>) {
+        let rule = &self.policy.losing_streak;
+        if !rule.enabled {
+            return;
+        }
+        let trip_at = self.scaled(rule.trip_at, enhanced);
+        let pause = rule.pause;
+        let Some(losing) = self.state.streaks.observe(
+            &fill.strategy_id,
+            &fill.fill_id,
+            fill.realized_pnl,
+            trip_at,
+        ) else {
+            return;
+        };
+        let scope = match pause {
+            PauseTarget::Global => Scope::Global,
+            PauseTarget::Group => Scope::strategy(&fill.strategy_id),
+        };
+        let reason = format!(
+            "{} losing fills in a row (strategy {}){}",
+            losing.len(),
+            fill.strategy_id,
+            if enhanced {
+                ", enhanced monitoring"
+            } else {
+                ""
+            }
+        );
+        let trigger = Trigger {
+            id: &fill.fill_id,
+            event_ts: fill.ts,
+            evidence: losing,
+            reason,
+        };
+        self.trip(scope, Rule::LosingStreak, trigger, out);
+    }
+
+    /// A rule tripped: pause its scope (a command only on a transition), then raise
+    /// the risk event that records the incident.
+    fn trip(&mut self, scope: Scope, rule: Rule, trigger: Trigger<'_>, out: &mut Vec<Decision>) {
+        self.pause(&scope, rule, &trigger, out);
+        let kind = rule.as_str();
+        out.push(Decision::RiskEvent(RiskEvent {
+            event_id: ids::event_id(kind, &scope, trigger.id),
+            source: self.options.source.clone(),
+            kind: kind.to_owned(),
+            severity: Severity::Critical,
+            scope,
+            action: Some(RiskAction::Pause),
+            reason: Some(trigger.reason),
+            evidence: Some(trigger.evidence),
+            ts: trigger.event_ts,
+        }));
+    }
+
+    fn on_risk_event(&mut self, event: &RiskEvent, out: &mut Vec<Decision>) {
+        if event.effective_action() != RiskAction::Pause {
+            return;
+        }
+        let detail = event
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let trigger = Trigger {
+            id: &event.event_id,
+            event_ts: event.ts,
+            evidence: vec![event.event_id.clone()],
+            reason: format!(
+                "risk event {} ({}) from {}{detail}",
+                event.kind,
+                severity_name(event.severity),
+                event.source
+            ),
+        };
+        self.pause(&event.scope, Rule::RiskEvent, &trigger, out);
+    }
+
+    fn on_release(&mut self, release: &StrategyRelease) {
+        let times = self
+            .state
+            .adoptions
+            .entry(release.strategy_id.clone())
+            .or_default();
+        let at = times.partition_point(|t| *t < release.adopted_at);
+        times.insert(at, release.adopted_at);
+    }
+
+    fn on_ops(&mut self, command: &OpsCommand, out: &mut Vec<Decision>) {
+        let detail = command
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let trigger = Trigger {
+            id: &command.command_id,
+            event_ts: command.ts,
+            evidence: vec![command.command_id.clone()],
+            reason: format!(
+                "operator {} {}d {}{detail}",
+                command.operator,
+                command.action.as_str(),
+                command.scope
+            ),
+        };
+        match command.action {
+            Action::Pause => self.pause(&command.scope, Rule::Operator, &trigger, out),
+            Action::Resume => {
+                // A resume also forgets the rule state that feeds the scope, so the
+                // breaches that caused a pause cannot trip it again at once.
+                match &command.scope {
+                    Scope::Global => {
+                        self.state.slippage.clear();
+                        self.state.streaks.clear();
+                    }
+                    Scope::Strategy { strategy_id } => {
+                        self.state.slippage.clear_strategy(strategy_id);
+                        self.state.streaks.clear_strategy(strategy_id);
+                    }
+                }
+                if self.state.scopes.clear(&command.scope) {
+                    out.push(self.command(
+                        Action::Resume,
+                        &command.scope,
+                        Rule::Operator,
+                        &trigger,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn pause(&mut self, scope: &Scope, rule: Rule, trigger: &Trigger<'_>, out: &mut Vec<Decision>) {
+        if self.state.scopes.add(scope, rule, trigger.event_ts) {
+            out.push(self.command(Action::Pause, scope, rule, trigger));
+        }
+    }
+
+    fn command(
+        &self,
+        action: Action,
+        scope: &Scope,
+        rule: Rule,
+        trigger: &Trigger<'_>,
+    ) -> Decision {
+        Decision::GuardCommand(GuardCommand {
+            command_id: ids::command_id(action, scope, rule, trigger.id, trigger.event_ts),
+            action,
+            scope: scope.clone(),
+            rule,
+            trigger: trigger.id.to_owned(),
+            evidence: trigger.evidence.clone(),
+            reason: trigger.reason.clone(),
+            event_ts: trigger.event_ts,
+            decided_at: trigger.event_ts,
+            policy_version: self.policy_version.clone(),
+        })
+    }
+
+    fn is_enhanced(&self, strategy_id: &str, ts: Timestamp) -> bool {
+        let enhanced = &self.policy.enhanced;
+        enhanced.enabled
+            && self.state.adoptions.get(strategy_id).is_some_and(|times| {
+                times
+                    .iter()
+                    .any(|adopted| *adopted <= ts && ts < adopted.plus(enhanced.lookback))
+            })
+    }
+
+    /// `trip_at` under enhanced monitoring: `ceil(trip_at * factor)`, at least 1. The
+    /// tolerance keeps float noise (10 * 0.3 = 3.0000000000000004) from adding one.
+    fn scaled(&self, trip_at: u32, enhanced: bool) -> usize {
+        if !enhanced {
+            return trip_at as usize;
+        }
+        let scaled = (f64::from(trip_at) * self.policy.enhanced.factor - 1e-9).ceil();
+        (scaled as usize).max(1)
+    }
+
+    fn advance_clock(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
+        if self.state.clock.is_some_and(|clock| now <= clock) {
+            return;
+        }
+        self.state.clock = Some(now);
+        if self.policy.maintenance.is_empty() && self.state.maintenance.is_empty() {
+            return;
+        }
+        // (time, is_enter, name, occurrence): leaves sort before enters at equal times.
+        let mut changes: Vec<(Timestamp, bool, String, Occurrence)> = Vec::new();
+        for (i, window) in self.policy.maintenance.iter().enumerate() {
+            if !window.enabled {
+                continue;
+            }
+            let occurrence = match self.occurrences[i] {
+                Some(o) if now < o.end => o,
+                _ => {
+                    let o = occurrence_ending_after(window, now);
+                    self.occurrences[i] = Some(o);
+                    o
+                }
+            };
+            let inside = occurrence.contains(now);
+            let entered = self.state.maintenance.get(&window.name).copied();
+            if let Some(previous) = entered {
+                if !inside || previous != occurrence {
+                    changes.push((previous.end, false, window.name.clone(), previous));
+                }
+            }
+            if inside && entered != Some(occurrence) {
+                changes.push((occurrence.start, true, window.name.clone(), occurrence));
+            }
+        }
+        // A window the policy no longer has (or has switched off) is left now.
+        for (name, occurrence) in &self.state.maintenance {
+            if !self
+                .policy
+                .maintenance
+                .iter()
+                .any(|w| w.enabled && &w.name == name)
+            {
+                changes.push((occurrence.end.min(now), false, name.clone(), *occurrence));
+            }
+        }
+        changes.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (at, enter, name, occurrence) in changes {
+            let trigger = Trigger {
+                id: &name,
+                event_ts: at,
+                evidence: Vec::new(),
+                reason: format!(
+                    "maintenance window {name} {} ({} to {})",
+                    if enter { "started" } else { "ended" },
+                    occurrence.start,
+                    occurrence.end
+                ),
+            };
+            if enter {
+                self.state.maintenance.insert(name.clone(), occurrence);
+                self.pause(&Scope::Global, Rule::Maintenance, &trigger, out);
+            } else {
+                self.state.maintenance.remove(&name);
+                if self.state.maintenance.is_empty()
+                    && self.state.scopes.remove(&Scope::Global, Rule::Maintenance)
+                {
+                    out.push(self.command(
+                        Action::Resume,
+                        &Scope::Global,
+                        Rule::Maintenance,
+                        &trigger,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    format: u32,
+    policy_version: &'a str,
+    state: &'a EngineState,
+}

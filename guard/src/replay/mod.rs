@@ -1,0 +1,1 @@
+//! Replay (CONTRACT §4).

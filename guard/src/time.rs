@@ -1,0 +1,248 @@
+//! Event time and durations as the contract writes them.
+//!
+//! Times travel as RFC 3339 strings with an offset and are kept as UTC microseconds,
+//! which is more than the millisecond precision the contract asks for and keeps
+//! comparisons and arithmetic integer-exact. They are written back in UTC with a `Z`:
+//! three fractional digits, or six when the time carries sub-millisecond precision.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An instant in UTC, in microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+/// A span of time in microseconds (never negative in a valid policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(i64);
+
+/// Why a time or duration string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Not RFC 3339 with an offset.
+    #[error("not an RFC 3339 time with an offset (e.g. 2025-08-12T01:02:03.456Z): {0:?}")]
+    BadTime(String),
+    /// Outside the range the guard can represent.
+    #[error("time out of range: {0:?}")]
+    OutOfRange(String),
+    /// Not a duration such as `600s`, `10m`, `24h`, `1h30m`.
+    #[error("not a duration such as \"600s\", \"10m\", \"24h\" or \"1h30m\": {0:?}")]
+    BadDuration(String),
+}
+
+impl Timestamp {
+    /// The instant `micros` microseconds after the Unix epoch.
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// The instant `millis` milliseconds after the Unix epoch.
+    pub const fn from_millis(millis: i64) -> Self {
+        Timestamp(millis * 1_000)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// The current wall-clock time. Only the shell calls this; the engine never does.
+    pub fn now() -> Self {
+        Timestamp(Utc::now().timestamp_micros())
+    }
+
+    /// Parses an RFC 3339 time with an offset.
+    ///
+    /// # Errors
+    /// [`TimeError::BadTime`] when the text is not RFC 3339 with an offset,
+    /// [`TimeError::OutOfRange`] when it cannot be represented.
+    pub fn parse(text: &str) -> Result<Self, TimeError> {
+        let parsed =
+            DateTime::parse_from_rfc3339(text).map_err(|_| TimeError::BadTime(text.to_owned()))?;
+        Ok(Timestamp(parsed.timestamp_micros()))
+    }
+
+    /// This instant as a chrono UTC time.
+    pub fn to_utc(self) -> DateTime<Utc> {
+        Utc.timestamp_micros(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// This instant plus a span, saturating at the representable range.
+    pub fn plus(self, span: Span) -> Self {
+        Timestamp(self.0.saturating_add(span.0))
+    }
+
+    /// The span from `earlier` to `self` (negative when `earlier` is later).
+    pub fn since(self, earlier: Timestamp) -> Span {
+        Span(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let format = if self.0 % 1_000 == 0 {
+            SecondsFormat::Millis
+        } else {
+            SecondsFormat::Micros
+        };
+        f.write_str(&self.to_utc().to_rfc3339_opts(format, true))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let ts = Timestamp::parse(&text).map_err(serde::de::Error::custom)?;
+        // chrono accepts years up to 262143; keep to what formats back cleanly.
+        if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&ts.0) {
+            return Err(serde::de::Error::custom(TimeError::OutOfRange(
+                text.into_owned(),
+            )));
+        }
+        Ok(ts)
+    }
+}
+
+impl Span {
+    /// A span of `micros` microseconds.
+    pub const fn from_micros(micros: i64) -> Self {
+        Span(micros)
+    }
+
+    /// A span of whole seconds.
+    pub const fn from_secs(secs: i64) -> Self {
+        Span(secs * 1_000_000)
+    }
+
+    /// Microseconds in this span.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Parses `"600s"`, `"10m"`, `"24h"`, `"1h30m"`, `"1.5s"`, `"250ms"`, `"7d"`.
+    ///
+    /// # Errors
+    /// [`TimeError::BadDuration`] for anything else, including an empty string and a
+    /// bare number without a unit.
+    pub fn parse(text: &str) -> Result<Self, TimeError> {
+        let bad = || TimeError::BadDuration(text.to_owned());
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        let mut total: f64 = 0.0;
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
+            if digits == 0 {
+                return Err(bad());
+            }
+            let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let micros_per_unit = match &rest[..unit_len] {
+                "us" | "µs" => 1.0,
+                "ms" => 1e3,
+                "s" => 1e6,
+                "m" => 60e6,
+                "h" => 3_600e6,
+                "d" => 86_400e6,
+                _ => return Err(bad()),
+            };
+            rest = &rest[unit_len..];
+            total += value * micros_per_unit;
+        }
+        if !total.is_finite() || total > i64::MAX as f64 / 2.0 {
+            return Err(bad());
+        }
+        Ok(Span(total.round() as i64))
+    }
+}
+
+impl fmt::Display for Span {
+    /// Writes the span the way the contract's reasons do: `600 s`, or `1.5 s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 % 1_000_000 == 0 {
+            write!(f, "{} s", self.0 / 1_000_000)
+        } else {
+            write!(f, "{} s", self.0 as f64 / 1e6)
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 1_000_000 == 0 {
+            s.collect_str(&format_args!("{}s", self.0 / 1_000_000))
+        } else {
+            s.collect_str(&format_args!("{}us", self.0))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Writes a span for people: `1h02m`, `4m10s`, `950ms`.
+pub fn human_span(span: Span) -> String {
+    let micros = span.0.max(0);
+    let secs = micros / 1_000_000;
+    if secs == 0 {
+        return format!("{}ms", micros / 1_000);
+    }
+    let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s:02}s"),
+        (0, _, _) => format!("{h}h{m:02}m"),
+        _ => format!("{d}d{h:02}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_offsets_and_writes_utc_with_z() {
+        let t = Timestamp::parse("2025-08-12T10:02:03+09:00").unwrap();
+        assert_eq!(t.to_string(), "2025-08-12T01:02:03.000Z");
+        let t = Timestamp::parse("2025-08-12T01:02:03.456789Z").unwrap();
+        assert_eq!(t.to_string(), "2025-08-12T01:02:03.456789Z");
+    }
+
+    #[test]
+    fn refuses_times_without_offset() {
+        assert!(Timestamp::parse("2025-08-12T01:02:03").is_err());
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn durations_in_contract_forms() {
+        assert_eq!(Span::parse("600s").unwrap(), Span::from_secs(600));
+        assert_eq!(Span::parse("10m").unwrap(), Span::from_secs(600));
+        assert_eq!(Span::parse("24h").unwrap(), Span::from_secs(86_400));
+        assert_eq!(Span::parse("1h30m").unwrap(), Span::from_secs(5_400));
+        assert_eq!(Span::parse("250ms").unwrap(), Span::from_micros(250_000));
+        for bad in ["", "10", "m", "10x", "-5s", "1..2s"] {
+            assert!(Span::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}
