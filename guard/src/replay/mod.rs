@@ -1,1 +1,100 @@
-//! Replay (CONTRACT §4).
+//! The replay tool (CONTRACT §4): the same engine over recorded streams.
+//!
+//! [`JsonlSource`] reads envelopes in file order, [`Replay`] feeds them to the engine
+//! and hands decisions to a [`DecisionSink`], counting everything in a [`Summary`].
+//! [`Tally`] turns decisions into the human report and the sweep table.
+
+mod sink;
+mod source;
+mod summary;
+mod sweep;
+mod tally;
+
+pub use sink::{DecisionSink, JsonlSink, MemorySink};
+pub use source::{JsonlSource, Line, SourceError};
+pub use summary::{InvalidLine, Summary};
+pub use sweep::{parse_sweep, Sweep, SweepAxis, SweepVariant};
+pub use tally::Tally;
+
+use crate::decode::decode_envelope;
+use crate::engine::{Disposition, Engine};
+use crate::message::Decision;
+
+/// The engine, a sink and the counters of one replay run.
+pub struct Replay<S: DecisionSink> {
+    engine: Engine,
+    sink: S,
+    summary: Summary,
+    tally: Tally,
+    decisions: Vec<Decision>,
+}
+
+impl<S: DecisionSink> Replay<S> {
+    /// A replay through `engine` into `sink`.
+    pub fn new(engine: Engine, sink: S) -> Self {
+        Replay {
+            engine,
+            sink,
+            summary: Summary::default(),
+            tally: Tally::default(),
+            decisions: Vec::new(),
+        }
+    }
+
+    /// Decodes and applies one line; an invalid line is counted and returned as the
+    /// error, and the engine is left untouched.
+    ///
+    /// # Errors
+    /// [`ReplayError::Invalid`] for an invalid line, [`ReplayError::Sink`] when the
+    /// decisions cannot be written.
+    pub fn feed(&mut self, line: &Line<'_>) -> Result<(), ReplayError> {
+        let input = match decode_envelope(line.bytes) {
+            Ok(input) => input,
+            Err(reason) => {
+                let invalid = InvalidLine { file: line.file.to_owned(), line: line.number, reason: reason.to_string() };
+                self.summary.record_invalid(invalid.clone());
+                return Err(ReplayError::Invalid(invalid));
+            }
+        };
+        self.decisions.clear();
+        let disposition = self.engine.apply_into(&input, &mut self.decisions);
+        self.summary.record(input.stream(), disposition);
+        if disposition == Disposition::Applied {
+            self.tally.observe(&input, &self.decisions);
+            self.summary.record_decisions(&self.decisions);
+            self.sink.emit(&self.decisions).map_err(ReplayError::Sink)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the sink and returns the engine, sink, summary and tally.
+    ///
+    /// # Errors
+    /// [`ReplayError::Sink`] when the sink cannot be flushed.
+    pub fn finish(mut self) -> Result<(Engine, S, Summary, Tally), ReplayError> {
+        self.sink.flush().map_err(ReplayError::Sink)?;
+        self.tally.close(self.engine.state().clock);
+        Ok((self.engine, self.sink, self.summary, self.tally))
+    }
+
+    /// The engine as it stands.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The counters so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+}
+
+/// Why a replay step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The line is not a valid envelope; the run may go on.
+    #[error("{0}")]
+    Invalid(InvalidLine),
+    /// The output cannot be written; the run must stop.
+    #[error("cannot write decisions: {0}")]
+    Sink(std::io::Error),
+}

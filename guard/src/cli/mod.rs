@@ -1,0 +1,92 @@
+//! Sub-commands of the `guard` binary, one file each.
+
+mod policy_cmd;
+mod replay_cmd;
+
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+
+use guard::policy::Policy;
+
+/// noctria-guard: pauses trading when fills show trouble, and says why.
+///
+/// The guard reads fills (exec_result), risk events, strategy releases and operator
+/// orders, applies the runbook's rules (slippage window, losing streak, critical risk
+/// events, operator orders, maintenance windows, enhanced monitoring after an
+/// adoption) and publishes pause and resume commands with their reasons.
+#[derive(Parser, Debug)]
+#[command(name = "guard", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the guard's rules over recorded streams (JSON Lines) and write its decisions.
+    ///
+    /// Each input line is an envelope {"stream": "exec_result", "event": {...}} (also
+    /// risk_event, strategy_release, ops_command), processed in file order, files in
+    /// the order given. Decisions are written in the same envelope form
+    /// (guard_command, risk_event) in the order the guard made them; `decided_at` is
+    /// the trigger's event time, so the output is byte-for-byte reproducible.
+    /// Invalid lines are reported on stderr with file, line number and reason, and
+    /// skipped. The clock is the largest event time seen so far.
+    ///
+    /// Examples:
+    ///   guard replay --input examples/day.jsonl
+    ///   guard replay --policy policy.toml --input a.jsonl --input b.jsonl --output out.jsonl --report
+    ///   guard replay --input examples/day.jsonl --sweep slippage.threshold_bps=3,5,8 --sweep slippage.trip_at=2,3
+    #[command(verbatim_doc_comment)]
+    Replay(replay_cmd::ReplayArgs),
+    /// Check a policy file and print it with every default filled in, and its version.
+    Policy(policy_cmd::PolicyArgs),
+}
+
+/// Why a command failed: the one line to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// One line, no trailing newline.
+    pub message: String,
+    /// Process exit code.
+    pub code: u8,
+}
+
+impl Failure {
+    /// Bad usage, config or input file (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), code: 2 }
+    }
+
+    /// The run itself failed (exit 1).
+    pub fn run(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), code: 1 }
+    }
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// A [`Failure`] with the message and exit code.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Replay(args) => replay_cmd::run(args),
+        Command::Policy(args) => policy_cmd::run(args),
+    }
+}
+
+/// Reads a policy file (the runbook default when `path` is `None`) and returns its
+/// text and the resolved policy.
+///
+/// # Errors
+/// A usage [`Failure`] naming the file and every problem in it.
+pub fn load_policy(path: Option<&Path>) -> Result<(String, Policy), Failure> {
+    let Some(path) = path else {
+        return Ok((String::new(), Policy::default()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read policy {}: {e}", path.display())))?;
+    let policy = Policy::from_toml(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    Ok((text, policy))
+}

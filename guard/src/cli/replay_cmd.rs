@@ -1,0 +1,168 @@
+//! `guard replay`: the engine over recorded streams (CONTRACT §4), with a summary,
+//! an optional report and parameter sweeps.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use guard::decode::decode_envelope;
+use guard::engine::{Engine, EngineOptions};
+use guard::replay::{parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, Summary, Sweep, SweepAxis};
+
+use super::{load_policy, Failure};
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Policy file (TOML, CONTRACT §3); without it, the runbook's default policy.
+    #[arg(long, env = "GUARD_POLICY")]
+    policy: Option<PathBuf>,
+    /// Replay file (JSON Lines); repeat for several, read one after another; `-` is stdin.
+    #[arg(long, required = true)]
+    input: Vec<PathBuf>,
+    /// Where to write decisions (JSON Lines); standard output when left out.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Stop at the first invalid line (exit 1) instead of reporting and skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Also print a human report on stderr: pauses per rule and scope, trips per
+    /// strategy, time paused, first and last trip.
+    #[arg(long)]
+    report: bool,
+    /// Backtest: KEY=V1,V2,… over a policy key; repeat to combine. Every combination
+    /// runs over the same input in one pass; one table row per variant is printed
+    /// (to --output or stdout) instead of the decisions.
+    #[arg(long, value_name = "KEY=V1,V2,…", value_parser = parse_sweep)]
+    sweep: Vec<SweepAxis>,
+    /// Write the engine's final state (snapshot JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    state_out: Option<PathBuf>,
+    /// The guard's own `source` name: risk events carrying it are ignored.
+    #[arg(long, default_value = "guard")]
+    source: String,
+}
+
+/// Prints progress on stderr, at most five times a second, only on a terminal.
+struct Progress {
+    enabled: bool,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { enabled: io::stderr().is_terminal(), last: Instant::now(), shown: false }
+    }
+
+    fn tick(&mut self, lines: u64, source: &JsonlSource, started: Instant) {
+        if !self.enabled || lines % 4096 != 0 || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let (read, size) = source.progress();
+        let pct = size.filter(|s| *s > 0).map(|s| format!(" {:>3.0}%", read as f64 * 100.0 / s as f64)).unwrap_or_default();
+        let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\r  replaying{pct} {lines} lines ({rate:.0} lines/s)   ");
+    }
+
+    fn clear(&self) {
+        if self.shown {
+            eprint!("\r{:60}\r", "");
+        }
+    }
+}
+
+fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>, Failure> {
+    Ok(match path {
+        Some(p) => Box::new(BufWriter::with_capacity(
+            1 << 16,
+            File::create(p).map_err(|e| Failure::usage(format!("cannot write {}: {e}", p.display())))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+    })
+}
+
+pub fn run(args: ReplayArgs) -> Result<(), Failure> {
+    let (policy_text, policy) = load_policy(args.policy.as_deref())?;
+    let options = EngineOptions { source: args.source.clone(), ..EngineOptions::default() };
+    // Open every input first: an unreadable file fails before anything is written.
+    let mut sources = Vec::with_capacity(args.input.len());
+    for path in &args.input {
+        sources.push(JsonlSource::open(path).map_err(|e| Failure::usage(e.to_string()))?);
+    }
+    if !args.sweep.is_empty() {
+        return run_sweep(&args, &policy_text, &options, sources);
+    }
+    let started = Instant::now();
+    let mut replay = Replay::new(Engine::new(policy, options), JsonlSink::new(open_output(args.output.as_ref())?));
+    let mut progress = Progress::new();
+    let mut lines = 0u64;
+    for mut source in sources {
+        while let Some(line) = source.next_line().map_err(|e| Failure::usage(e.to_string()))? {
+            lines += 1;
+            match replay.feed(&line) {
+                Ok(()) => {}
+                Err(ReplayError::Invalid(invalid)) if args.strict => {
+                    return Err(Failure::run(format!("{invalid} (--strict)")));
+                }
+                Err(ReplayError::Invalid(_)) => {}
+                Err(e @ ReplayError::Sink(_)) => return Err(Failure::run(e.to_string())),
+            }
+            progress.tick(lines, &source, started);
+        }
+    }
+    progress.clear();
+    let (engine, _, mut summary, tally) = replay.finish().map_err(|e| Failure::run(e.to_string()))?;
+    summary.elapsed = started.elapsed();
+    eprintln!("{summary}");
+    eprintln!("  policy {}", engine.policy_version());
+    if args.report {
+        eprint!("{tally}");
+    }
+    if let Some(path) = &args.state_out {
+        std::fs::write(path, engine.snapshot()).map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn run_sweep(args: &ReplayArgs, policy_text: &str, options: &EngineOptions, sources: Vec<JsonlSource>) -> Result<(), Failure> {
+    let started = Instant::now();
+    let mut sweep = Sweep::new(policy_text, &args.sweep, options).map_err(|e| Failure::usage(format!("--sweep: {e}")))?;
+    // The summary counts as the first variant saw things; every variant sees the same input.
+    let mut summary = Summary::default();
+    let mut progress = Progress::new();
+    let mut lines = 0u64;
+    for mut source in sources {
+        while let Some(line) = source.next_line().map_err(|e| Failure::usage(e.to_string()))? {
+            lines += 1;
+            match decode_envelope(line.bytes) {
+                Ok(input) => {
+                    let disposition = sweep.apply(&input);
+                    summary.record(input.stream(), disposition);
+                }
+                Err(reason) => {
+                    let invalid = guard::replay::InvalidLine { file: line.file.to_owned(), line: line.number, reason: reason.to_string() };
+                    if args.strict {
+                        return Err(Failure::run(format!("{invalid} (--strict)")));
+                    }
+                    summary.record_invalid(invalid);
+                }
+            }
+            progress.tick(lines, &source, started);
+        }
+    }
+    progress.clear();
+    sweep.finish();
+    summary.elapsed = started.elapsed();
+    let mut out = open_output(args.output.as_ref())?;
+    out.write_all(sweep.table().as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::run(format!("cannot write the sweep table: {e}")))?;
+    eprintln!("{summary}");
+    eprintln!("  sweep: {} variants", sweep.variants.len());
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! What a run decided, summed up for people: the `--report` and the sweep rows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::message::{Action, Decision, Input, Rule, Scope};
+use crate::time::{human_span, Span, Timestamp};
+
+/// One rule trip (a risk event raised by the guard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trip {
+    /// Event time of the trigger.
+    pub at: Timestamp,
+    /// `slippage_window` or `losing_streak`.
+    pub kind: String,
+    /// The strategy whose fill tripped it.
+    pub strategy_id: String,
+    /// The trigger fill.
+    pub fill_id: String,
+}
+
+/// Pauses, trips and time paused, in event time.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Pause commands per rule.
+    pub pauses_by_rule: BTreeMap<Rule, u64>,
+    /// Pause commands per scope.
+    pub pauses_by_scope: BTreeMap<Scope, u64>,
+    /// Trips per strategy and kind.
+    pub trips_by_strategy: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Risk events raised.
+    pub risk_events: u64,
+    /// Commands issued.
+    pub commands: u64,
+    /// Time each scope spent paused.
+    pub paused_for: BTreeMap<Scope, Span>,
+    /// Scopes paused now, since when.
+    open: BTreeMap<Scope, Timestamp>,
+    /// The first trip.
+    pub first_trip: Option<Trip>,
+    /// The last trip.
+    pub last_trip: Option<Trip>,
+}
+
+impl Tally {
+    /// Folds the decisions one input led to.
+    pub fn observe(&mut self, input: &Input, decisions: &[Decision]) {
+        for decision in decisions {
+            match decision {
+                Decision::GuardCommand(c) => {
+                    self.commands += 1;
+                    match c.action {
+                        Action::Pause => {
+                            *self.pauses_by_rule.entry(c.rule).or_default() += 1;
+                            *self.pauses_by_scope.entry(c.scope.clone()).or_default() += 1;
+                            self.open.insert(c.scope.clone(), c.event_ts);
+                        }
+                        Action::Resume => {
+                            if let Some(since) = self.open.remove(&c.scope) {
+                                self.add_paused(&c.scope, c.event_ts.since(since));
+                            }
+                        }
+                    }
+                }
+                Decision::RiskEvent(e) => {
+                    self.risk_events += 1;
+                    let Input::Fill(fill) = input else { continue };
+                    let trip = Trip {
+                        at: e.ts,
+                        kind: e.kind.clone(),
+                        strategy_id: fill.strategy_id.clone(),
+                        fill_id: fill.fill_id.clone(),
+                    };
+                    *self
+                        .trips_by_strategy
+                        .entry(trip.strategy_id.clone())
+                        .or_default()
+                        .entry(trip.kind.clone())
+                        .or_default() += 1;
+                    if self.first_trip.as_ref().is_none_or(|t| trip.at < t.at) {
+                        self.first_trip = Some(trip.clone());
+                    }
+                    if self.last_trip.as_ref().is_none_or(|t| trip.at >= t.at) {
+                        self.last_trip = Some(trip);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_paused(&mut self, scope: &Scope, span: Span) {
+        let total = self.paused_for.entry(scope.clone()).or_insert(Span::from_micros(0));
+        *total = Span::from_micros(total.as_micros() + span.as_micros().max(0));
+    }
+
+    /// Ends the run at `clock`: scopes still paused count until then.
+    pub fn close(&mut self, clock: Option<Timestamp>) {
+        let open = std::mem::take(&mut self.open);
+        for (scope, since) in open {
+            let end = clock.unwrap_or(since).max(since);
+            self.add_paused(&scope, end.since(since));
+        }
+    }
+
+    /// Pauses in all.
+    pub fn pauses(&self) -> u64 {
+        self.pauses_by_rule.values().sum()
+    }
+
+    /// Time the global scope spent paused (no strategy could trade).
+    pub fn global_paused(&self) -> Span {
+        self.paused_for.get(&Scope::Global).copied().unwrap_or(Span::from_micros(0))
+    }
+
+    /// Time strategy scopes spent paused, summed over strategies.
+    pub fn strategy_paused(&self) -> Span {
+        Span::from_micros(
+            self.paused_for
+                .iter()
+                .filter(|(s, _)| **s != Scope::Global)
+                .map(|(_, d)| d.as_micros())
+                .sum(),
+        )
+    }
+}
+
+impl fmt::Display for Tally {
+    /// The `--report` text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "report:")?;
+        writeln!(f, "  pauses: {} ({} commands, {} risk events raised)", self.pauses(), self.commands, self.risk_events)?;
+        for (rule, n) in &self.pauses_by_rule {
+            writeln!(f, "    by rule   {:<18}{n:>8}", rule.as_str())?;
+        }
+        for (scope, n) in &self.pauses_by_scope {
+            writeln!(f, "    by scope  {:<18}{n:>8}", scope.to_string())?;
+        }
+        if !self.trips_by_strategy.is_empty() {
+            writeln!(f, "  trips by strategy:")?;
+            for (strategy, kinds) in &self.trips_by_strategy {
+                let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                writeln!(f, "    {strategy:<24}{}", parts.join(", "))?;
+            }
+        }
+        writeln!(f, "  time paused (event time):")?;
+        if self.paused_for.is_empty() {
+            writeln!(f, "    none")?;
+        }
+        for (scope, span) in &self.paused_for {
+            writeln!(f, "    {:<24}{}", scope.to_string(), human_span(*span))?;
+        }
+        for (label, trip) in [("first trip", &self.first_trip), ("last trip", &self.last_trip)] {
+            match trip {
+                Some(t) => writeln!(f, "  {label:<11}{} {} (strategy {}, fill {})", t.at, t.kind, t.strategy_id, t.fill_id)?,
+                None => writeln!(f, "  {label:<11}none")?,
+            }
+        }
+        Ok(())
+    }
+}
