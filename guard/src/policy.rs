@@ -499,7 +499,7 @@ fn leaf(path: &str) -> &str {
 }
 
 fn parse_weekday(text: &str) -> Option<Weekday> {
-    let lower = text.to_ascii_lowercase();
+    // Title case or lower case, short or full: the forms the policy schema lists.
     [
         Weekday::Mon,
         Weekday::Tue,
@@ -511,8 +511,10 @@ fn parse_weekday(text: &str) -> Option<Weekday> {
     ]
     .into_iter()
     .find(|d| {
-        let short = d.to_string().to_ascii_lowercase();
-        lower == short || (lower.len() > 3 && full_name(*d).starts_with(&lower))
+        let full = full_name(*d);
+        let short = &full[..3];
+        let title = |s: &str| format!("{}{}", s[..1].to_ascii_uppercase(), &s[1..]);
+        text == short || text == full || text == title(short) || text == title(full)
     })
 }
 

@@ -136,7 +136,7 @@ impl Span {
     /// bare number without a unit.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
         let bad = || TimeError::BadDuration(text.to_owned());
-        let mut rest = text.trim();
+        let mut rest = text;
         if rest.is_empty() {
             return Err(bad());
         }
@@ -145,7 +145,7 @@ impl Span {
             let digits = rest
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .ok_or_else(bad)?;
-            if digits == 0 {
+            if !rest.starts_with(|c: char| c.is_ascii_digit()) {
                 return Err(bad());
             }
             let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
@@ -154,7 +154,7 @@ impl Span {
                 .find(|c: char| c.is_ascii_digit() || c == '.')
                 .unwrap_or(rest.len());
             let micros_per_unit = match &rest[..unit_len] {
-                "us" | "µs" => 1.0,
+                "us" => 1.0,
                 "ms" => 1e3,
                 "s" => 1e6,
                 "m" => 60e6,

@@ -56,12 +56,18 @@ pub struct Failure {
 impl Failure {
     /// Bad usage, config or input file (exit 2).
     pub fn usage(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), code: 2 }
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
     }
 
     /// The run itself failed (exit 1).
     pub fn run(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), code: 1 }
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
     }
 }
 
@@ -87,6 +93,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<(String, Policy), Failure> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::usage(format!("cannot read policy {}: {e}", path.display())))?;
-    let policy = Policy::from_toml(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let policy =
+        Policy::from_toml(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     Ok((text, policy))
 }

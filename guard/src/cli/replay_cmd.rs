@@ -10,7 +10,9 @@ use clap::Args;
 
 use guard::decode::decode_envelope;
 use guard::engine::{Engine, EngineOptions};
-use guard::replay::{parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, Summary, Sweep, SweepAxis};
+use guard::replay::{
+    parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, Summary, Sweep, SweepAxis,
+};
 
 use super::{load_policy, Failure};
 
@@ -54,7 +56,11 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        Progress { enabled: io::stderr().is_terminal(), last: Instant::now(), shown: false }
+        Progress {
+            enabled: io::stderr().is_terminal(),
+            last: Instant::now(),
+            shown: false,
+        }
     }
 
     fn tick(&mut self, lines: u64, source: &JsonlSource, started: Instant) {
@@ -64,7 +70,10 @@ impl Progress {
         self.last = Instant::now();
         self.shown = true;
         let (read, size) = source.progress();
-        let pct = size.filter(|s| *s > 0).map(|s| format!(" {:>3.0}%", read as f64 * 100.0 / s as f64)).unwrap_or_default();
+        let pct = size
+            .filter(|s| *s > 0)
+            .map(|s| format!(" {:>3.0}%", read as f64 * 100.0 / s as f64))
+            .unwrap_or_default();
         let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-9);
         eprint!("\r  replaying{pct} {lines} lines ({rate:.0} lines/s)   ");
     }
@@ -80,7 +89,8 @@ fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>, Failure> {
     Ok(match path {
         Some(p) => Box::new(BufWriter::with_capacity(
             1 << 16,
-            File::create(p).map_err(|e| Failure::usage(format!("cannot write {}: {e}", p.display())))?,
+            File::create(p)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", p.display())))?,
         )),
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     })
@@ -88,7 +98,10 @@ fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>, Failure> {
 
 pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     let (policy_text, policy) = load_policy(args.policy.as_deref())?;
-    let options = EngineOptions { source: args.source.clone(), ..EngineOptions::default() };
+    let options = EngineOptions {
+        source: args.source.clone(),
+        ..EngineOptions::default()
+    };
     // Open every input first: an unreadable file fails before anything is written.
     let mut sources = Vec::with_capacity(args.input.len());
     for path in &args.input {
@@ -98,11 +111,17 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
         return run_sweep(&args, &policy_text, &options, sources);
     }
     let started = Instant::now();
-    let mut replay = Replay::new(Engine::new(policy, options), JsonlSink::new(open_output(args.output.as_ref())?));
+    let mut replay = Replay::new(
+        Engine::new(policy, options),
+        JsonlSink::new(open_output(args.output.as_ref())?),
+    );
     let mut progress = Progress::new();
     let mut lines = 0u64;
     for mut source in sources {
-        while let Some(line) = source.next_line().map_err(|e| Failure::usage(e.to_string()))? {
+        while let Some(line) = source
+            .next_line()
+            .map_err(|e| Failure::usage(e.to_string()))?
+        {
             lines += 1;
             match replay.feed(&line) {
                 Ok(()) => {}
@@ -116,7 +135,8 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
         }
     }
     progress.clear();
-    let (engine, _, mut summary, tally) = replay.finish().map_err(|e| Failure::run(e.to_string()))?;
+    let (engine, _, mut summary, tally) =
+        replay.finish().map_err(|e| Failure::run(e.to_string()))?;
     summary.elapsed = started.elapsed();
     eprintln!("{summary}");
     eprintln!("  policy {}", engine.policy_version());
@@ -124,20 +144,30 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
         eprint!("{tally}");
     }
     if let Some(path) = &args.state_out {
-        std::fs::write(path, engine.snapshot()).map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, engine.snapshot())
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }
 
-fn run_sweep(args: &ReplayArgs, policy_text: &str, options: &EngineOptions, sources: Vec<JsonlSource>) -> Result<(), Failure> {
+fn run_sweep(
+    args: &ReplayArgs,
+    policy_text: &str,
+    options: &EngineOptions,
+    sources: Vec<JsonlSource>,
+) -> Result<(), Failure> {
     let started = Instant::now();
-    let mut sweep = Sweep::new(policy_text, &args.sweep, options).map_err(|e| Failure::usage(format!("--sweep: {e}")))?;
+    let mut sweep = Sweep::new(policy_text, &args.sweep, options)
+        .map_err(|e| Failure::usage(format!("--sweep: {e}")))?;
     // The summary counts as the first variant saw things; every variant sees the same input.
     let mut summary = Summary::default();
     let mut progress = Progress::new();
     let mut lines = 0u64;
     for mut source in sources {
-        while let Some(line) = source.next_line().map_err(|e| Failure::usage(e.to_string()))? {
+        while let Some(line) = source
+            .next_line()
+            .map_err(|e| Failure::usage(e.to_string()))?
+        {
             lines += 1;
             match decode_envelope(line.bytes) {
                 Ok(input) => {
@@ -145,7 +175,11 @@ fn run_sweep(args: &ReplayArgs, policy_text: &str, options: &EngineOptions, sour
                     summary.record(input.stream(), disposition);
                 }
                 Err(reason) => {
-                    let invalid = guard::replay::InvalidLine { file: line.file.to_owned(), line: line.number, reason: reason.to_string() };
+                    let invalid = guard::replay::InvalidLine {
+                        file: line.file.to_owned(),
+                        line: line.number,
+                        reason: reason.to_string(),
+                    };
                     if args.strict {
                         return Err(Failure::run(format!("{invalid} (--strict)")));
                     }

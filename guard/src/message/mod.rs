@@ -309,6 +309,30 @@ impl Input {
     }
 }
 
+impl From<Fill> for Input {
+    fn from(m: Fill) -> Self {
+        Input::Fill(m)
+    }
+}
+
+impl From<RiskEvent> for Input {
+    fn from(m: RiskEvent) -> Self {
+        Input::RiskEvent(m)
+    }
+}
+
+impl From<StrategyRelease> for Input {
+    fn from(m: StrategyRelease) -> Self {
+        Input::Release(m)
+    }
+}
+
+impl From<OpsCommand> for Input {
+    fn from(m: OpsCommand) -> Self {
+        Input::Ops(m)
+    }
+}
+
 /// The input streams of CONTRACT §1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

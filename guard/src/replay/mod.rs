@@ -51,7 +51,11 @@ impl<S: DecisionSink> Replay<S> {
         let input = match decode_envelope(line.bytes) {
             Ok(input) => input,
             Err(reason) => {
-                let invalid = InvalidLine { file: line.file.to_owned(), line: line.number, reason: reason.to_string() };
+                let invalid = InvalidLine {
+                    file: line.file.to_owned(),
+                    line: line.number,
+                    reason: reason.to_string(),
+                };
                 self.summary.record_invalid(invalid.clone());
                 return Err(ReplayError::Invalid(invalid));
             }

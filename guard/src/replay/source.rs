@@ -47,7 +47,10 @@ impl JsonlSource {
         let (reader, size): (Box<dyn Read>, Option<u64>) = if name == "-" {
             (Box::new(std::io::stdin()), None)
         } else {
-            let file = File::open(path).map_err(|source| SourceError { path: path.to_owned(), source })?;
+            let file = File::open(path).map_err(|source| SourceError {
+                path: path.to_owned(),
+                source,
+            })?;
             let size = file.metadata().ok().map(|m| m.len());
             (Box::new(file), size)
         };
@@ -72,7 +75,10 @@ impl JsonlSource {
             let read = self
                 .reader
                 .read_until(b'\n', &mut self.buffer)
-                .map_err(|source| SourceError { path: self.path.clone(), source })?;
+                .map_err(|source| SourceError {
+                    path: self.path.clone(),
+                    source,
+                })?;
             if read == 0 {
                 return Ok(None);
             }
@@ -85,7 +91,11 @@ impl JsonlSource {
             if self.buffer[..end].iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return Ok(Some(Line { file: &self.name, number: self.number, bytes: &self.buffer[..end] }));
+            return Ok(Some(Line {
+                file: &self.name,
+                number: self.number,
+                bytes: &self.buffer[..end],
+            }));
         }
     }
 

@@ -101,7 +101,10 @@ impl fmt::Display for Summary {
         let lines = self.messages() + self.invalid;
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 { lines as f64 / secs } else { 0.0 };
-        writeln!(f, "replay: {lines} lines in {secs:.3} s ({rate:.0} lines/s)")?;
+        writeln!(
+            f,
+            "replay: {lines} lines in {secs:.3} s ({rate:.0} lines/s)"
+        )?;
         for stream in Stream::ALL {
             let c = self.streams.get(&stream).cloned().unwrap_or_default();
             write!(f, "  {:<18}{:>10} read", stream.as_str(), c.read)?;
@@ -119,8 +122,16 @@ impl fmt::Display for Summary {
             writeln!(f, "    {line}")?;
         }
         if self.invalid > self.invalid_shown.len() as u64 {
-            writeln!(f, "    … and {} more", self.invalid - self.invalid_shown.len() as u64)?;
+            writeln!(
+                f,
+                "    … and {} more",
+                self.invalid - self.invalid_shown.len() as u64
+            )?;
         }
-        write!(f, "  written: {} guard_command, {} risk_event", self.commands, self.risk_events)
+        write!(
+            f,
+            "  written: {} guard_command, {} risk_event",
+            self.commands, self.risk_events
+        )
     }
 }

@@ -24,14 +24,21 @@ pub struct SweepAxis {
 /// # Errors
 /// A message saying the expected form.
 pub fn parse_sweep(text: &str) -> Result<SweepAxis, String> {
-    let (key, values) = text
-        .split_once('=')
-        .ok_or_else(|| format!("--sweep takes KEY=V1,V2,…, e.g. slippage.threshold_bps=3,5,8; got {text:?}"))?;
-    let values: Vec<String> = values.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect();
+    let (key, values) = text.split_once('=').ok_or_else(|| {
+        format!("--sweep takes KEY=V1,V2,…, e.g. slippage.threshold_bps=3,5,8; got {text:?}")
+    })?;
+    let values: Vec<String> = values
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
     if key.trim().is_empty() || values.is_empty() {
         return Err(format!("--sweep takes KEY=V1,V2,…; got {text:?}"));
     }
-    Ok(SweepAxis { key: key.trim().to_owned(), values })
+    Ok(SweepAxis {
+        key: key.trim().to_owned(),
+        values,
+    })
 }
 
 /// One combination of sweep values and the engine that runs it.
@@ -56,7 +63,11 @@ impl Sweep {
     ///
     /// # Errors
     /// [`PolicyError`] naming the combination that is not a valid policy.
-    pub fn new(policy_text: &str, axes: &[SweepAxis], options: &EngineOptions) -> Result<Sweep, PolicyError> {
+    pub fn new(
+        policy_text: &str,
+        axes: &[SweepAxis],
+        options: &EngineOptions,
+    ) -> Result<Sweep, PolicyError> {
         let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
         for axis in axes {
             combos = combos
@@ -79,7 +90,10 @@ impl Sweep {
                 tally: Tally::default(),
             });
         }
-        Ok(Sweep { variants, scratch: Vec::new() })
+        Ok(Sweep {
+            variants,
+            scratch: Vec::new(),
+        })
     }
 
     /// Applies one input to every variant and returns what happened to it (the same
@@ -111,7 +125,17 @@ impl Sweep {
         let mut rows: Vec<Vec<String>> = vec![header_settings
             .iter()
             .map(|k| (*k).to_owned())
-            .chain(["policy", "pauses", "risk_events", "global_paused", "strategy_paused", "first_trip"].map(String::from))
+            .chain(
+                [
+                    "policy",
+                    "pauses",
+                    "risk_events",
+                    "global_paused",
+                    "strategy_paused",
+                    "first_trip",
+                ]
+                .map(String::from),
+            )
             .collect()];
         for v in &self.variants {
             let mut row: Vec<String> = v.settings.iter().map(|(_, val)| val.clone()).collect();
@@ -120,7 +144,12 @@ impl Sweep {
             row.push(v.tally.risk_events.to_string());
             row.push(human_span(v.tally.global_paused()));
             row.push(human_span(v.tally.strategy_paused()));
-            row.push(v.tally.first_trip.as_ref().map_or_else(|| "-".to_owned(), |t| format!("{} {}", t.at, t.kind)));
+            row.push(
+                v.tally
+                    .first_trip
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |t| format!("{} {}", t.at, t.kind)),
+            );
             rows.push(row);
         }
         let widths: Vec<usize> = (0..rows[0].len())
@@ -128,7 +157,11 @@ impl Sweep {
             .collect();
         let mut out = String::new();
         for row in rows {
-            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
         }
         out

@@ -89,7 +89,10 @@ impl Tally {
     }
 
     fn add_paused(&mut self, scope: &Scope, span: Span) {
-        let total = self.paused_for.entry(scope.clone()).or_insert(Span::from_micros(0));
+        let total = self
+            .paused_for
+            .entry(scope.clone())
+            .or_insert(Span::from_micros(0));
         *total = Span::from_micros(total.as_micros() + span.as_micros().max(0));
     }
 
@@ -109,7 +112,10 @@ impl Tally {
 
     /// Time the global scope spent paused (no strategy could trade).
     pub fn global_paused(&self) -> Span {
-        self.paused_for.get(&Scope::Global).copied().unwrap_or(Span::from_micros(0))
+        self.paused_for
+            .get(&Scope::Global)
+            .copied()
+            .unwrap_or(Span::from_micros(0))
     }
 
     /// Time strategy scopes spent paused, summed over strategies.
@@ -128,7 +134,13 @@ impl fmt::Display for Tally {
     /// The `--report` text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "report:")?;
-        writeln!(f, "  pauses: {} ({} commands, {} risk events raised)", self.pauses(), self.commands, self.risk_events)?;
+        writeln!(
+            f,
+            "  pauses: {} ({} commands, {} risk events raised)",
+            self.pauses(),
+            self.commands,
+            self.risk_events
+        )?;
         for (rule, n) in &self.pauses_by_rule {
             writeln!(f, "    by rule   {:<18}{n:>8}", rule.as_str())?;
         }
@@ -149,9 +161,16 @@ impl fmt::Display for Tally {
         for (scope, span) in &self.paused_for {
             writeln!(f, "    {:<24}{}", scope.to_string(), human_span(*span))?;
         }
-        for (label, trip) in [("first trip", &self.first_trip), ("last trip", &self.last_trip)] {
+        for (label, trip) in [
+            ("first trip", &self.first_trip),
+            ("last trip", &self.last_trip),
+        ] {
             match trip {
-                Some(t) => writeln!(f, "  {label:<11}{} {} (strategy {}, fill {})", t.at, t.kind, t.strategy_id, t.fill_id)?,
+                Some(t) => writeln!(
+                    f,
+                    "  {label:<11}{} {} (strategy {}, fill {})",
+                    t.at, t.kind, t.strategy_id, t.fill_id
+                )?,
                 None => writeln!(f, "  {label:<11}none")?,
             }
         }
