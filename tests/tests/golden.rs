@@ -18,7 +18,10 @@ fn replay_case(dir: &Path) -> String {
         Ok(text) => Policy::from_toml(&text).expect("golden policy is valid"),
         Err(_) => Policy::default(),
     };
-    let mut replay = Replay::new(Engine::new(policy, EngineOptions::default()), JsonlSink::new(Vec::new()));
+    let mut replay = Replay::new(
+        Engine::new(policy, EngineOptions::default()),
+        JsonlSink::new(Vec::new()),
+    );
     let mut source = JsonlSource::open(&dir.join("input.jsonl")).expect("input exists");
     while let Some(line) = source.next_line().expect("readable") {
         let _ = replay.feed(&line);
@@ -32,7 +35,10 @@ fn every_golden_case_replays_to_its_expected_decisions() {
     let envelope = schema("replay_envelope");
     let guard_event = schema("guard_risk_event");
     let root = repo_root().join("tests/golden");
-    let mut cases: Vec<_> = fs::read_dir(&root).expect("golden dir").map(|e| e.expect("entry").path()).collect();
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .expect("golden dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 5, "golden cases missing");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -47,11 +53,25 @@ fn every_golden_case_replays_to_its_expected_decisions() {
         assert_eq!(actual, expected, "golden case {name} differs");
         for (i, line) in actual.lines().enumerate() {
             let value: Value = serde_json::from_str(line).expect("output is JSON");
-            let errors: Vec<String> = envelope.iter_errors(&value).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{name} output line {}: {errors:?}", i + 1);
+            let errors: Vec<String> = envelope
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{name} output line {}: {errors:?}",
+                i + 1
+            );
             if value["stream"] == "risk_event" {
-                let errors: Vec<String> = guard_event.iter_errors(&value["event"]).map(|e| e.to_string()).collect();
-                assert!(errors.is_empty(), "{name} output line {}: {errors:?}", i + 1);
+                let errors: Vec<String> = guard_event
+                    .iter_errors(&value["event"])
+                    .map(|e| e.to_string())
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "{name} output line {}: {errors:?}",
+                    i + 1
+                );
             }
         }
     }

@@ -9,7 +9,10 @@ use proptest::prelude::*;
 const STRATEGIES: [&str; 3] = ["alpha", "beta", "gamma"];
 
 fn scope_strategy() -> impl Strategy<Value = Scope> {
-    prop_oneof![Just(Scope::Global), (0..3usize).prop_map(|i| Scope::strategy(STRATEGIES[i]))]
+    prop_oneof![
+        Just(Scope::Global),
+        (0..3usize).prop_map(|i| Scope::strategy(STRATEGIES[i]))
+    ]
 }
 
 /// One message with an id unique to its position `n`, about `15 n` minutes after
@@ -17,7 +20,8 @@ fn scope_strategy() -> impl Strategy<Value = Scope> {
 /// streaks, adoptions and the maintenance windows (Monday 17:00 UTC by default) all
 /// come into play.
 fn message(n: usize) -> impl Strategy<Value = Input> {
-    let ts = (-30i64..60).prop_map(move |jitter| t(12.0 * 3600.0 + (n as f64) * 900.0 + (jitter as f64) * 60.0));
+    let ts = (-30i64..60)
+        .prop_map(move |jitter| t(12.0 * 3600.0 + (n as f64) * 900.0 + (jitter as f64) * 60.0));
     prop_oneof![
         8 => (0..3usize, prop_oneof![Just(0.0), Just(3.0), Just(6.0), Just(12.0)], prop_oneof![Just(None), Just(Some(-1.0)), Just(Some(0.0)), Just(Some(2.0))], ts.clone())
             .prop_map(move |(s, bps, pnl, ts)| {

@@ -16,9 +16,16 @@ fn examples(name: &str, kind: &str) -> Vec<(String, Value)> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}.{kind}:{}: {e}", i + 1));
+            let value: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{name}.{kind}:{}: {e}", i + 1));
             match kind {
-                "invalid" => (value["why"].as_str().expect("invalid examples say why").to_owned(), value["message"].clone()),
+                "invalid" => (
+                    value["why"]
+                        .as_str()
+                        .expect("invalid examples say why")
+                        .to_owned(),
+                    value["message"].clone(),
+                ),
                 _ => (format!("line {}", i + 1), value),
             }
         })
@@ -33,8 +40,11 @@ fn guard_accepts(name: &str, value: &Value) -> Result<(), String> {
         (_, Some(stream)) => decode(stream, &bytes).map(drop).map_err(|e| e.to_string()),
         ("replay_envelope", _) => decode_envelope(&bytes).map(drop).map_err(|e| e.to_string()),
         ("policy", _) => {
-            let table: toml::Table = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-            Policy::from_table(&table).map(drop).map_err(|e| e.to_string())
+            let table: toml::Table =
+                serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+            Policy::from_table(&table)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         // Output-only schemas: the golden test checks what the guard writes.
         _ => Ok(()),
@@ -44,14 +54,30 @@ fn guard_accepts(name: &str, value: &Value) -> Result<(), String> {
 fn check(name: &str) {
     let validator = schema(name);
     for (label, value) in examples(name, "valid") {
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{name} valid {label} fails the schema: {errors:?}");
-        assert_eq!(guard_accepts(name, &value), Ok(()), "{name} valid {label}: the guard refuses it");
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{name} valid {label} fails the schema: {errors:?}"
+        );
+        assert_eq!(
+            guard_accepts(name, &value),
+            Ok(()),
+            "{name} valid {label}: the guard refuses it"
+        );
     }
     for (why, value) in examples(name, "invalid") {
-        assert!(!validator.is_valid(&value), "{name} invalid example '{why}' passes the schema");
+        assert!(
+            !validator.is_valid(&value),
+            "{name} invalid example '{why}' passes the schema"
+        );
         if name != "guard_command" {
-            assert!(guard_accepts(name, &value).is_err(), "{name} invalid example '{why}': the guard accepts it");
+            assert!(
+                guard_accepts(name, &value).is_err(),
+                "{name} invalid example '{why}': the guard accepts it"
+            );
         }
     }
 }

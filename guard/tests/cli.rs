@@ -1,0 +1,221 @@
+//! The `guard` binary as an operator or a risk analyst uses it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn guard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("guard runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("guard-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn replay_writes_the_golden_decisions_and_a_summary() {
+    let out = guard(&["replay", "--input", "tests/golden/runbook_day/input.jsonl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = std::fs::read(root().join("tests/golden/runbook_day/expected.jsonl")).unwrap();
+    assert_eq!(text(&out.stdout), text(&expected));
+    let summary = text(&out.stderr);
+    for needle in [
+        "exec_result",
+        "12 read, 1 duplicates",
+        "invalid lines",
+        "input.jsonl:12: exec_result: invalid type: string",
+        "written: 8 guard_command, 2 risk_event",
+        "lines/s",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "{needle:?} missing from summary:\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn replay_to_a_file_is_byte_for_byte_reproducible() {
+    let dir = temp("repro");
+    let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    for path in [&a, &b] {
+        let out = guard(&[
+            "replay",
+            "--input",
+            "examples/day.jsonl",
+            "--output",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(!std::fs::read(&a).unwrap().is_empty());
+}
+
+#[test]
+fn strict_mode_stops_at_the_first_invalid_line() {
+    let out = guard(&[
+        "replay",
+        "--strict",
+        "--input",
+        "tests/golden/hostile_lines/input.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("guard: tests/golden/hostile_lines/input.jsonl:2: envelope:"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn invalid_lines_are_listed_with_line_numbers_and_the_run_completes() {
+    let out = guard(&[
+        "replay",
+        "--input",
+        "tests/golden/hostile_lines/input.jsonl",
+        "--policy",
+        "tests/golden/hostile_lines/policy.toml",
+    ]);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    for line in [":2:", ":3:", ":4:", ":5:", ":6:", ":7:", ":8:", ":15:"] {
+        assert!(err.contains(line), "line {line} not reported:\n{err}");
+    }
+    let count = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("invalid lines"))
+        .unwrap();
+    assert_eq!(count.split_whitespace().last(), Some("8"), "{err}");
+}
+
+#[test]
+fn an_unreadable_input_exits_2_with_one_line() {
+    let out = guard(&["replay", "--input", "no/such/file.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("guard: cannot read no/such/file.jsonl"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_bad_policy_exits_2_naming_every_bad_key() {
+    let dir = temp("policy");
+    let policy = dir.join("bad.toml");
+    std::fs::write(&policy, "[slippage]\nthreshold = 1\ntrip_at = -1\n").unwrap();
+    let out = guard(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        "examples/day.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("slippage.threshold: unknown key") && err.contains("slippage.trip_at"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn report_shows_pauses_per_rule_and_time_paused() {
+    let out = guard(&["replay", "--report", "--input", "examples/day.jsonl"]);
+    let err = text(&out.stderr);
+    for needle in [
+        "by rule   slippage_window",
+        "by scope  strategy:gamma",
+        "time paused",
+        "global                  2h20m",
+        "first trip 2025-08-11T00:09:30.000Z slippage_window (strategy alpha, fill f-004)",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing:\n{err}");
+    }
+}
+
+#[test]
+fn sweep_prints_one_row_per_combination() {
+    let out = guard(&[
+        "replay",
+        "--input",
+        "examples/day.jsonl",
+        "--sweep",
+        "slippage.threshold_bps=3,5,8",
+        "--sweep",
+        "slippage.trip_at=2,3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 7, "{table}");
+    assert!(
+        rows[0].starts_with("slippage.threshold_bps  slippage.trip_at  policy"),
+        "{table}"
+    );
+    // The runbook variant (5, 3) trips like the plain replay: 4 pauses.
+    let runbook = rows
+        .iter()
+        .find(|r| r.split_whitespace().take(2).collect::<Vec<_>>() == ["5", "3"])
+        .unwrap();
+    assert_eq!(runbook.split_whitespace().nth(3), Some("4"), "{runbook}");
+    // A higher threshold cannot trip more often on the same input.
+    let pauses = |bps: &str| {
+        rows.iter()
+            .find(|r| r.split_whitespace().take(2).collect::<Vec<_>>() == [bps, "2"])
+            .unwrap()
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert!(pauses("8") <= pauses("3"));
+}
+
+#[test]
+fn a_bad_sweep_key_is_a_usage_error() {
+    let out = guard(&[
+        "replay",
+        "--input",
+        "examples/day.jsonl",
+        "--sweep",
+        "slippage.treshold=1,2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("slippage.treshold: unknown key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn help_teaches_replay_with_examples() {
+    let out = guard(&["replay", "--help"]);
+    let help = text(&out.stdout);
+    for needle in ["--sweep", "--strict", "--report", "Examples:", "decided_at"] {
+        assert!(help.contains(needle), "{needle:?} missing from help");
+    }
+}
