@@ -97,3 +97,11 @@ pub fn load_policy(path: Option<&Path>) -> Result<(String, Policy), Failure> {
         Policy::from_toml(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     Ok((text, policy))
 }
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), if readable.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

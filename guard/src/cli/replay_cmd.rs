@@ -138,6 +138,7 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     let (engine, _, mut summary, tally) =
         replay.finish().map_err(|e| Failure::run(e.to_string()))?;
     summary.elapsed = started.elapsed();
+    summary.peak_rss = super::peak_rss();
     eprintln!("{summary}");
     eprintln!("  policy {}", engine.policy_version());
     if args.report {
@@ -192,6 +193,7 @@ fn run_sweep(
     progress.clear();
     sweep.finish();
     summary.elapsed = started.elapsed();
+    summary.peak_rss = super::peak_rss();
     let mut out = open_output(args.output.as_ref())?;
     out.write_all(sweep.table().as_bytes())
         .and_then(|()| out.flush())

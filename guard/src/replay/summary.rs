@@ -53,6 +53,8 @@ pub struct Summary {
     pub risk_events: u64,
     /// Wall time of the run (set by the caller).
     pub elapsed: Duration,
+    /// Peak resident memory of the process in bytes, when the caller could read it.
+    pub peak_rss: Option<u64>,
 }
 
 impl Summary {
@@ -132,6 +134,14 @@ impl fmt::Display for Summary {
             f,
             "  written: {} guard_command, {} risk_event",
             self.commands, self.risk_events
-        )
+        )?;
+        if let Some(bytes) = self.peak_rss {
+            write!(
+                f,
+                "\n  peak memory: {:.1} MiB",
+                bytes as f64 / (1024.0 * 1024.0)
+            )?;
+        }
+        Ok(())
     }
 }

@@ -130,8 +130,34 @@ impl Tally {
     }
 }
 
+/// How many entries each list of the report shows; the rest are counted.
+const REPORT_TOP: usize = 10;
+
+/// The `top` entries by descending weight (ties in key order) and how many were left out.
+fn top<'a, K, V>(
+    items: impl Iterator<Item = (&'a K, V)>,
+    weight: impl Fn(&V) -> i64,
+) -> (Vec<(&'a K, V)>, usize)
+where
+    K: 'a,
+{
+    let mut all: Vec<(&K, V)> = items.collect();
+    // A stable sort keeps the map's key order among equal weights.
+    all.sort_by_key(|(_, v)| std::cmp::Reverse(weight(v)));
+    let rest = all.len().saturating_sub(REPORT_TOP);
+    all.truncate(REPORT_TOP);
+    (all, rest)
+}
+
+fn more(f: &mut fmt::Formatter<'_>, rest: usize) -> fmt::Result {
+    if rest > 0 {
+        writeln!(f, "    … and {rest} more")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Tally {
-    /// The `--report` text.
+    /// The `--report` text; long lists show their top ten.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "report:")?;
         writeln!(
@@ -144,23 +170,38 @@ impl fmt::Display for Tally {
         for (rule, n) in &self.pauses_by_rule {
             writeln!(f, "    by rule   {:<18}{n:>8}", rule.as_str())?;
         }
-        for (scope, n) in &self.pauses_by_scope {
+        let (scopes, rest) = top(self.pauses_by_scope.iter(), |n| **n as i64);
+        for (scope, n) in scopes {
             writeln!(f, "    by scope  {:<18}{n:>8}", scope.to_string())?;
         }
+        more(f, rest)?;
         if !self.trips_by_strategy.is_empty() {
             writeln!(f, "  trips by strategy:")?;
-            for (strategy, kinds) in &self.trips_by_strategy {
+            let (strategies, rest) = top(self.trips_by_strategy.iter(), |kinds| {
+                kinds.values().sum::<u64>() as i64
+            });
+            for (strategy, kinds) in strategies {
                 let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
                 writeln!(f, "    {strategy:<24}{}", parts.join(", "))?;
             }
+            more(f, rest)?;
         }
         writeln!(f, "  time paused (event time):")?;
         if self.paused_for.is_empty() {
             writeln!(f, "    none")?;
         }
-        for (scope, span) in &self.paused_for {
+        if let Some(global) = self.paused_for.get(&Scope::Global) {
+            writeln!(f, "    {:<24}{}", "global", human_span(*global))?;
+        }
+        let strategies = self
+            .paused_for
+            .iter()
+            .filter(|(scope, _)| **scope != Scope::Global);
+        let (spans, rest) = top(strategies, |span| span.as_micros());
+        for (scope, span) in spans {
             writeln!(f, "    {:<24}{}", scope.to_string(), human_span(*span))?;
         }
+        more(f, rest)?;
         for (label, trip) in [
             ("first trip", &self.first_trip),
             ("last trip", &self.last_trip),
