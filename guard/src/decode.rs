@@ -5,6 +5,10 @@
 //! positive prices, finite numbers). Everything that fails is an [`DecodeError`] whose
 //! text is the reason written to the dead-letter topic or the replay summary.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -65,12 +69,103 @@ pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
     Ok(input)
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    stream: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    event: &'a RawValue,
+/// Where a replay line's decoding got to, so an error can name the stream it was in.
+#[derive(Clone, Debug, Default)]
+enum Phase {
+    #[default]
+    Envelope,
+    Event(Stream),
+    UnknownStream(String),
+}
+
+/// Decodes `{"stream": ..., "event": {...}}` in one pass when `stream` comes first
+/// (the event is parsed straight into its type); otherwise the event is kept as raw
+/// JSON and decoded once the stream is known.
+struct EnvelopeSeed<'p> {
+    phase: &'p RefCell<Phase>,
+}
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+    type Value = Input;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Input, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+    type Value = Input;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an envelope {\"stream\": ..., \"event\": {...}}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Input, A::Error> {
+        let mut stream: Option<Stream> = None;
+        let mut input: Option<Input> = None;
+        let mut raw: Option<&'de RawValue> = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "stream" => {
+                    if stream.is_some() {
+                        return Err(de::Error::duplicate_field("stream"));
+                    }
+                    let name: Cow<'de, str> = map.next_value()?;
+                    let Some(found) = Stream::from_name(&name) else {
+                        *self.phase.borrow_mut() = Phase::UnknownStream(name.into_owned());
+                        return Err(de::Error::custom("unknown stream"));
+                    };
+                    stream = Some(found);
+                }
+                "event" => {
+                    if input.is_some() || raw.is_some() {
+                        return Err(de::Error::duplicate_field("event"));
+                    }
+                    match stream {
+                        Some(s) => {
+                            *self.phase.borrow_mut() = Phase::Event(s);
+                            input = Some(match s {
+                                Stream::ExecResult => Input::Fill(map.next_value()?),
+                                Stream::RiskEvent => Input::RiskEvent(map.next_value()?),
+                                Stream::StrategyRelease => Input::Release(map.next_value()?),
+                                Stream::OpsCommand => Input::Ops(map.next_value()?),
+                            });
+                            *self.phase.borrow_mut() = Phase::Envelope;
+                        }
+                        None => raw = Some(map.next_value()?),
+                    }
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        let stream = stream.ok_or_else(|| de::Error::missing_field("stream"))?;
+        match (input, raw) {
+            (Some(input), _) => Ok(input),
+            (None, Some(raw)) => {
+                *self.phase.borrow_mut() = Phase::Event(stream);
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let input = match stream {
+                    Stream::ExecResult => {
+                        Input::Fill(Deserialize::deserialize(&mut de).map_err(de::Error::custom)?)
+                    }
+                    Stream::RiskEvent => Input::RiskEvent(
+                        Deserialize::deserialize(&mut de).map_err(de::Error::custom)?,
+                    ),
+                    Stream::StrategyRelease => Input::Release(
+                        Deserialize::deserialize(&mut de).map_err(de::Error::custom)?,
+                    ),
+                    Stream::OpsCommand => {
+                        Input::Ops(Deserialize::deserialize(&mut de).map_err(de::Error::custom)?)
+                    }
+                };
+                *self.phase.borrow_mut() = Phase::Envelope;
+                Ok(input)
+            }
+            (None, None) => Err(de::Error::missing_field("event")),
+        }
+    }
 }
 
 /// Decodes one replay line `{"stream": "...", "event": {...}}` (CONTRACT §4).
@@ -78,14 +173,28 @@ struct Envelope<'a> {
 /// # Errors
 /// [`DecodeError`] when the envelope or the event is not valid.
 pub fn decode_envelope(line: &[u8]) -> Result<Input, DecodeError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(line).map_err(|e| DecodeError::Malformed {
-            stream: "envelope",
-            detail: e.to_string(),
-        })?;
-    let stream = Stream::from_name(&envelope.stream)
-        .ok_or_else(|| DecodeError::UnknownStream(envelope.stream.clone().into_owned()))?;
-    decode(stream, envelope.event.get().as_bytes())
+    let phase = RefCell::new(Phase::Envelope);
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let decoded = EnvelopeSeed { phase: &phase }
+        .deserialize(&mut de)
+        .and_then(|input| de.end().map(|()| input));
+    match decoded {
+        Ok(input) => {
+            validate(&input)?;
+            Ok(input)
+        }
+        Err(e) => Err(match phase.into_inner() {
+            Phase::UnknownStream(name) => DecodeError::UnknownStream(name),
+            Phase::Event(stream) => DecodeError::Malformed {
+                stream: stream.as_str(),
+                detail: e.to_string(),
+            },
+            Phase::Envelope => DecodeError::Malformed {
+                stream: "envelope",
+                detail: e.to_string(),
+            },
+        }),
+    }
 }
 
 /// Checks what serde's types cannot: non-empty ids, positive prices.
@@ -208,6 +317,27 @@ mod tests {
             err.to_string(),
             "exec_result: field `fill_price` must be a number > 0"
         );
+    }
+
+    #[test]
+    fn envelope_fields_in_any_order_decode_the_same() {
+        let first = format!(r#"{{"stream":"exec_result","event":{FILL}}}"#);
+        let last = format!(r#"{{"event":{FILL},"extra":[1,2],"stream":"exec_result"}}"#);
+        assert_eq!(
+            decode_envelope(first.as_bytes()).unwrap(),
+            decode_envelope(last.as_bytes()).unwrap()
+        );
+        let bad = FILL.replace("\"qty\":100", "\"qty\":\"100\"");
+        for line in [
+            format!(r#"{{"stream":"exec_result","event":{bad}}}"#),
+            format!(r#"{{"event":{bad},"stream":"exec_result"}}"#),
+        ] {
+            let err = decode_envelope(line.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().starts_with("exec_result: invalid type"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -59,6 +59,9 @@ impl Timestamp {
     /// [`TimeError::BadTime`] when the text is not RFC 3339 with an offset,
     /// [`TimeError::OutOfRange`] when it cannot be represented.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
+        if let Some(micros) = parse_common_rfc3339(text.as_bytes()) {
+            return Ok(Timestamp(micros));
+        }
         let parsed =
             DateTime::parse_from_rfc3339(text).map_err(|_| TimeError::BadTime(text.to_owned()))?;
         Ok(Timestamp(parsed.timestamp_micros()))
@@ -80,6 +83,91 @@ impl Timestamp {
     pub fn since(self, earlier: Timestamp) -> Span {
         Span(self.0.saturating_sub(earlier.0))
     }
+}
+
+/// The hot path of [`Timestamp::parse`]: `YYYY-MM-DDTHH:MM:SS[.f…](Z|±HH:MM)` with
+/// every field in range, as the Do layer writes it. Anything else (a space or
+/// lower-case separator, a leap second, more than nine fractional digits, a date that
+/// does not exist) returns `None` and goes to chrono, which has the last word.
+fn parse_common_rfc3339(b: &[u8]) -> Option<i64> {
+    fn num(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    }
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut micros = 0i64;
+    if rest.first() == Some(&b'.') {
+        let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        let frac = num(&rest[1..1 + digits])?;
+        // Scale to nanoseconds, then truncate to microseconds as chrono does.
+        micros = frac * 10i64.pow(9 - digits as u32) / 1_000;
+        rest = &rest[1 + digits..];
+    }
+    let offset_secs = match rest {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = h * 3_600 + m * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_secs;
+    Some(secs * 1_000_000 + micros)
 }
 
 impl fmt::Display for Timestamp {
@@ -229,6 +317,40 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_agrees_with_chrono() {
+        for text in [
+            "2025-08-12T01:02:03Z",
+            "2025-08-12T01:02:03.4Z",
+            "2025-08-12T01:02:03.123456789Z",
+            "2024-02-29T23:59:59.999+09:00",
+            "1970-01-01T00:00:00-00:30",
+            "2000-03-01T00:00:00.000001Z",
+            "1969-12-31T23:59:59.5Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_micros();
+            assert_eq!(
+                parse_common_rfc3339(text.as_bytes()),
+                Some(chrono),
+                "{text}"
+            );
+        }
+        for text in [
+            "2025-02-29T00:00:00Z",
+            "2025-08-12 01:02:03Z",
+            "2025-08-12T01:02:60Z",
+            "2025-08-12T01:02:03",
+            "2025-13-01T00:00:00Z",
+            "2025-08-12T01:02:03.Z",
+        ] {
+            assert_eq!(parse_common_rfc3339(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
     fn refuses_times_without_offset() {
         assert!(Timestamp::parse("2025-08-12T01:02:03").is_err());
         assert!(Timestamp::parse("yesterday").is_err());
@@ -243,6 +365,34 @@ mod tests {
         assert_eq!(Span::parse("250ms").unwrap(), Span::from_micros(250_000));
         for bad in ["", "10", "m", "10x", "-5s", "1..2s"] {
             assert!(Span::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the fast path accepts, chrono accepts with the same instant; what
+        /// chrono refuses, the fast path refuses too.
+        #[test]
+        fn fast_path_never_disagrees_with_chrono(
+            y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..62, s in 0u32..62,
+            frac in proptest::option::of("[0-9]{0,11}"), off in proptest::option::of((any::<bool>(), 0u32..26, 0u32..62)),
+        ) {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let off = off.map_or_else(|| "Z".to_owned(), |(neg, oh, om)| format!("{}{oh:02}:{om:02}", if neg { '-' } else { '+' }));
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{off}");
+            let chrono = DateTime::parse_from_rfc3339(&text).map(|t| t.timestamp_micros()).ok();
+            match parse_common_rfc3339(text.as_bytes()) {
+                Some(fast) => prop_assert_eq!(Some(fast), chrono, "{}", text),
+                None => {}
+            }
+            if chrono.is_none() {
+                prop_assert_eq!(parse_common_rfc3339(text.as_bytes()), None, "{}", text);
+            }
         }
     }
 }

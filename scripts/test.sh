@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need, then runs
+# every test of the workspace. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain: $(cargo --version)"
+# Unit, integration, golden, schema, property and CLI tests.
+cargo test --workspace --locked
+# The benchmarks must keep compiling even though CI does not time them.
+cargo build --workspace --benches --locked --quiet
+echo "== all tests passed"
