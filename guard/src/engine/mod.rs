@@ -392,22 +392,14 @@ impl Engine {
         if event.effective_action() != RiskAction::Pause {
             return;
         }
-        let detail = event
-            .reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        let trigger = Trigger {
-            id: &event.event_id,
-            event_ts: event.ts,
-            evidence: vec![event.event_id.clone()],
-            reason: format!(
-                "risk event {} ({}) from {}{detail}",
-                event.kind,
-                severity_name(event.severity),
-                event.source
-            ),
-        };
+        let reason = format!(
+            "risk event {} ({}) from {}{}",
+            event.kind,
+            severity_name(event.severity),
+            event.source,
+            detail(event.reason.as_deref())
+        );
+        let trigger = Trigger::message(&event.event_id, event.ts, reason);
         self.pause(&event.scope, Rule::RiskEvent, &trigger, out);
     }
 
@@ -422,22 +414,14 @@ impl Engine {
     }
 
     fn on_ops(&mut self, command: &OpsCommand, out: &mut Vec<Decision>) {
-        let detail = command
-            .reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        let trigger = Trigger {
-            id: &command.command_id,
-            event_ts: command.ts,
-            evidence: vec![command.command_id.clone()],
-            reason: format!(
-                "operator {} {}d {}{detail}",
-                command.operator,
-                command.action.as_str(),
-                command.scope
-            ),
-        };
+        let reason = format!(
+            "operator {} {}d {}{}",
+            command.operator,
+            command.action.as_str(),
+            command.scope,
+            detail(command.reason.as_deref())
+        );
+        let trigger = Trigger::message(&command.command_id, command.ts, reason);
         match command.action {
             Action::Pause => self.pause(&command.scope, Rule::Operator, &trigger, out),
             Action::Resume => {
@@ -587,6 +571,23 @@ impl Engine {
             }
         }
     }
+}
+
+impl<'a> Trigger<'a> {
+    /// A decision that rests on one input message alone.
+    fn message(id: &'a str, event_ts: Timestamp, reason: String) -> Self {
+        Trigger {
+            id,
+            event_ts,
+            evidence: vec![id.to_owned()],
+            reason,
+        }
+    }
+}
+
+/// `": text"` for an optional human reason, or nothing.
+fn detail(reason: Option<&str>) -> String {
+    reason.map(|r| format!(": {r}")).unwrap_or_default()
 }
 
 fn severity_name(severity: Severity) -> &'static str {
