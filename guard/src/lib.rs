@@ -19,6 +19,7 @@
 
 pub mod decode;
 pub mod engine;
+pub mod live;
 pub mod message;
 pub mod policy;
 pub mod replay;

@@ -1,7 +1,9 @@
 //! Sub-commands of the `guard` binary, one file each.
 
+mod demo_cmd;
 mod policy_cmd;
 mod replay_cmd;
+mod run_cmd;
 
 use std::path::Path;
 
@@ -42,6 +44,18 @@ enum Command {
     Replay(replay_cmd::ReplayArgs),
     /// Check a policy file and print it with every default filled in, and its version.
     Policy(policy_cmd::PolicyArgs),
+    /// Run the live guard: consume the input topics, publish pause and resume
+    /// commands, keep state in sled, serve /healthz, /readyz, /metrics, /state, /ops/*.
+    ///
+    /// Example:
+    ///   guard run --brokers 127.0.0.1:9092 --policy policy.toml --state-dir /var/lib/guard
+    #[command(verbatim_doc_comment)]
+    Run(run_cmd::RunArgs),
+    /// Watch the guard work: an in-process Kafka mock cluster, a synthetic Do layer
+    /// (a slippage burst, a losing streak, operator resumes), the real `guard run`
+    /// path with sled in a temporary directory, and a command listener that prints
+    /// each pause and resume with its end-to-end latency.
+    Demo(demo_cmd::DemoArgs),
 }
 
 /// Why a command failed: the one line to print and the exit code.
@@ -79,6 +93,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Replay(args) => replay_cmd::run(args),
         Command::Policy(args) => policy_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
     }
 }
 

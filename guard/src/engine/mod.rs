@@ -201,6 +201,31 @@ impl Engine {
         serde_json::to_vec(&snapshot).expect("engine state always serialises")
     }
 
+    /// The snapshot without the set of seen ids, which a store keeps incrementally
+    /// (see [`Engine::drain_seen_journal`]); restore it with [`Engine::restore`] and
+    /// put the ids back with [`Engine::restore_seen`].
+    pub fn snapshot_without_seen(&mut self) -> Vec<u8> {
+        let seen = std::mem::take(&mut self.state.seen);
+        let bytes = self.snapshot();
+        self.state.seen = seen;
+        bytes
+    }
+
+    /// Starts journaling the ids of applied messages for incremental persistence.
+    pub fn enable_seen_journal(&mut self) {
+        self.state.seen.enable_journal();
+    }
+
+    /// The dedup keys added since the last call (empty unless journaling).
+    pub fn drain_seen_journal(&mut self) -> Vec<u128> {
+        self.state.seen.drain_journal()
+    }
+
+    /// Adds dedup keys back after [`Engine::restore`] of a snapshot taken without them.
+    pub fn restore_seen(&mut self, keys: impl IntoIterator<Item = u128>) {
+        self.state.seen.extend_keys(keys);
+    }
+
     /// An engine continuing from a snapshot taken by [`Engine::snapshot`]; the
     /// snapshot's own policy version is returned so the caller can say when the
     /// policy changed across the restart.

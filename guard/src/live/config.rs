@@ -1,0 +1,135 @@
+//! The live guard's settings, resolved from flags, `GUARD_*` variables and an optional
+//! TOML file (flags win), with defaults in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::ClockMode;
+use crate::message::Stream;
+use crate::policy::Policy;
+
+/// Topic names (CONTRACT §1), each overridable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    /// Fills.
+    pub exec_result: String,
+    /// Risk events, read and written.
+    pub risk_event: String,
+    /// Adoptions.
+    pub strategy_release: String,
+    /// Operators' orders.
+    pub ops_command: String,
+    /// The guard's commands.
+    pub guard_command: String,
+    /// Dead letters.
+    pub dlq: String,
+    /// State changelog (compacted).
+    pub state: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            exec_result: "exec_result".into(),
+            risk_event: "risk_event".into(),
+            strategy_release: "strategy_release".into(),
+            ops_command: "ops_command".into(),
+            guard_command: "guard_command".into(),
+            dlq: "guard_dlq".into(),
+            state: "guard_state".into(),
+        }
+    }
+}
+
+impl Topics {
+    /// The topic of an input stream.
+    pub fn of(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::ExecResult => &self.exec_result,
+            Stream::RiskEvent => &self.risk_event,
+            Stream::StrategyRelease => &self.strategy_release,
+            Stream::OpsCommand => &self.ops_command,
+        }
+    }
+
+    /// The input stream a topic carries.
+    pub fn stream_of(&self, topic: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| self.of(*s) == topic)
+    }
+
+    /// Every input topic.
+    pub fn inputs(&self) -> Vec<String> {
+        Stream::ALL.iter().map(|s| self.of(*s).to_owned()).collect()
+    }
+
+    /// Every topic the guard touches.
+    pub fn all(&self) -> Vec<String> {
+        let mut all = self.inputs();
+        all.extend([
+            self.guard_command.clone(),
+            self.dlq.clone(),
+            self.state.clone(),
+        ]);
+        all
+    }
+}
+
+/// Everything `guard run` needs.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// `host:port[,...]`.
+    pub brokers: String,
+    /// The policy in force.
+    pub policy: Policy,
+    /// Where sled keeps the state.
+    pub state_dir: PathBuf,
+    /// Consumer group (offsets for lag monitoring, and the standby election).
+    pub group_id: String,
+    /// HTTP listen address; `None` switches the server off.
+    pub http_listen: Option<SocketAddr>,
+    /// Topic names.
+    pub topics: Topics,
+    /// Extra librdkafka settings (`key=value`), applied to every client.
+    pub kafka: Vec<(String, String)>,
+    /// The guard's own source name.
+    pub source: String,
+    /// Wall clock (the contract's live mode) or event time (as replay).
+    pub clock: ClockMode,
+    /// How often state, offsets and outbox are checkpointed at most.
+    pub checkpoint_interval: Duration,
+    /// Bound on a message's delivery time (librdkafka `message.timeout.ms`).
+    pub message_timeout: Duration,
+    /// Largest input message accepted; larger ones go to the dead-letter topic.
+    pub max_message_bytes: usize,
+    /// Instance name, for logs and the changelog key.
+    pub instance: String,
+}
+
+impl LiveConfig {
+    /// A configuration with every default, for `brokers` and `state_dir`.
+    pub fn new(brokers: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        LiveConfig {
+            brokers: brokers.into(),
+            policy: Policy::default(),
+            state_dir: state_dir.into(),
+            group_id: "noctria-guard".into(),
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8686))),
+            topics: Topics::default(),
+            kafka: Vec::new(),
+            source: "guard".into(),
+            clock: ClockMode::External,
+            checkpoint_interval: Duration::from_millis(200),
+            message_timeout: Duration::from_secs(10),
+            max_message_bytes: 1 << 20,
+            instance: default_instance(),
+        }
+    }
+}
+
+fn default_instance() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "guard".into());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,201 @@
+//! The HTTP face of the live guard: health, readiness, Prometheus metrics, the state,
+//! and operator orders guarded by a bearer token (refused when none is configured).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::ops;
+use super::status::{prometheus, StatusHandle};
+use crate::message::{Action, Scope};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The pipeline's status.
+    pub status: StatusHandle,
+    /// Publishes operator orders.
+    pub producer: Option<FutureProducer>,
+    /// The `ops_command` topic.
+    pub ops_topic: String,
+    /// The bearer token for `/ops/*`; `None` refuses every order.
+    pub token: Option<Arc<str>>,
+}
+
+/// The router with every endpoint.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/state", get(state_doc))
+        .route(
+            "/ops/pause",
+            post(|s: State<HttpState>, h: HeaderMap, b: Json<OpsBody>| {
+                ops_order(s, h, b, Action::Pause)
+            }),
+        )
+        .route(
+            "/ops/resume",
+            post(|s: State<HttpState>, h: HeaderMap, b: Json<OpsBody>| {
+                ops_order(s, h, b, Action::Resume)
+            }),
+        )
+        .route("/ops/applied/{command_id}", get(applied))
+        .with_state(state)
+}
+
+/// Serves until the process ends.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(addr: SocketAddr, state: HttpState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    info!(%addr, "HTTP listening");
+    axum::serve(listener, router(state)).await
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    let status = s.status.lock();
+    let body = json!({"ready": status.ready, "publishing": status.publishing, "role": status.role});
+    let code = if status.ready && status.publishing {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let text = prometheus(&s.status.lock());
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn state_doc(State(s): State<HttpState>) -> Response {
+    let status = s.status.lock();
+    let mut doc = status.state.clone();
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("role".into(), json!(status.role));
+        map.insert("ready".into(), json!(status.ready));
+    }
+    Json(doc).into_response()
+}
+
+async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> Response {
+    let status = s.status.lock();
+    match status.ops_applied.get(&command_id) {
+        Some(changed) => Json(json!({"applied": true, "changed": changed})).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"applied": false}))).into_response(),
+    }
+}
+
+/// Body of `POST /ops/pause` and `/ops/resume`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsBody {
+    /// `global` or `strategy:ID`.
+    scope: String,
+    /// Who gives the order.
+    operator: String,
+    /// Why.
+    reason: Option<String>,
+}
+
+/// Compares in time independent of where the first difference is.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+async fn ops_order(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Json(body): Json<OpsBody>,
+    action: Action,
+) -> Response {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let verdict = match (&s.token, presented) {
+        (None, _) => Err((
+            StatusCode::FORBIDDEN,
+            "ops endpoints are disabled: no GUARD_OPS_TOKEN configured",
+        )),
+        (Some(_), None) => Err((StatusCode::UNAUTHORIZED, "missing bearer token")),
+        (Some(token), Some(given)) if !constant_time_eq(token.as_bytes(), given.as_bytes()) => {
+            Err((StatusCode::UNAUTHORIZED, "wrong bearer token"))
+        }
+        _ => Ok(()),
+    };
+    // Audit every attempt; never the token itself.
+    if let Err((code, why)) = verdict {
+        warn!(action = action.as_str(), scope = %body.scope, operator = %body.operator, outcome = %code, why, "ops order refused");
+        return (code, Json(json!({"error": why}))).into_response();
+    }
+    let scope = match Scope::parse_cli(&body.scope) {
+        Ok(scope) => scope,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    };
+    if body.operator.trim().is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "operator must not be empty"})),
+        )
+            .into_response();
+    }
+    let Some(producer) = &s.producer else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "no producer"})),
+        )
+            .into_response();
+    };
+    let command = ops::command(action, scope, &body.operator, body.reason);
+    match ops::publish(producer, &s.ops_topic, &command, Duration::from_secs(10)).await {
+        Ok(()) => {
+            info!(action = action.as_str(), scope = %command.scope, operator = %command.operator, command_id = %command.command_id, "ops order accepted and published");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"command_id": command.command_id})),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "ops order could not be published");
+            (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The live guard (`guard run`): the I/O shell around the engine.
+//!
+//! - [`config`]: settings and topic names.
+//! - [`kafka`]: rdkafka clients tuned for latency.
+//! - [`store`]: the durable checkpoint (sled) behind a small trait.
+//! - [`pipeline`]: the loop — decide, publish, persist, commit.
+//! - [`status`]: metrics and the readable state for the HTTP server.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
+
+pub mod config;
+pub mod http;
+pub mod kafka;
+pub mod ops;
+pub mod pipeline;
+pub mod status;
+pub mod store;
+
+pub use config::{LiveConfig, Topics};
+pub use pipeline::{LiveError, LiveGuard};
+pub use status::StatusHandle;
+pub use store::{MemStore, SledStore, Store};

@@ -1,0 +1,614 @@
+//! The live guard: Kafka in, the one engine, commands out, state in the store.
+//!
+//! # Ordering, and why a crash at any instant is safe
+//! For each input message the loop **decides** (engine), **publishes** (hands the
+//! decisions to the producer at once — a pause never waits on an fsync), and records
+//! them in the outbox. Every `checkpoint_interval` it **persists** one atomic batch:
+//! the engine snapshot, the next offset of every input partition *that the snapshot
+//! covers*, the outbox of decisions not yet acknowledged, and the new dedup ids. Only
+//! then does it **commit** the offsets to Kafka (for lag monitoring; the store, not
+//! the group, is the source of truth). An acknowledged message leaves the outbox at
+//! the next checkpoint.
+//!
+//! - Crash after publish, before persist: the restart restores the previous
+//!   checkpoint and re-reads the same inputs from its offsets; the pure engine makes
+//!   the same decisions with the same deterministic ids, so re-published commands are
+//!   harmless duplicates, and no input is applied twice to the state.
+//! - Crash after persist, before the acknowledgement: the outbox holds the message and
+//!   it is re-published at start, with its id.
+//! - Crash before the Kafka commit: the committed group offset lags; it is not read
+//!   back (the store's offsets win).
+//! - A persist that fails leaves the previous checkpoint in force and nothing is
+//!   committed past it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
+use tracing::{debug, error, info, warn};
+
+use super::config::LiveConfig;
+use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
+use super::status::{state_view, StatusHandle};
+use super::store::{Checkpoint, OutMsg, Partition, Store, StoreError};
+use crate::decode::{decode, DecodeError};
+use crate::engine::{ClockMode, Engine, EngineOptions};
+use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity};
+use crate::time::Timestamp;
+
+/// Why the live guard could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The broker or a client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored snapshot cannot be restored.
+    #[error("cannot restore the engine snapshot: {0}")]
+    Snapshot(#[from] crate::engine::SnapshotError),
+    /// An input topic does not exist.
+    #[error("input topic {0:?} does not exist (create it, or set --topic-*)")]
+    MissingTopic(String),
+}
+
+/// How many messages one loop turn takes before it looks at deliveries and the clock.
+const BATCH: usize = 512;
+/// How often the wall clock is ticked into the engine (maintenance windows).
+const TICK_EVERY: Duration = Duration::from_millis(100);
+/// How often consumer lag is read from the client's cached watermarks.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+/// Back-off before a failed delivery is sent again.
+const RESEND_AFTER: Duration = Duration::from_millis(500);
+
+/// The live guard.
+pub struct LiveGuard<S: Store> {
+    config: LiveConfig,
+    engine: Engine,
+    store: S,
+    consumer: BaseConsumer,
+    producer: BaseProducer<DeliveryContext>,
+    deliveries: DeliveryContext,
+    outbox: BTreeMap<String, OutMsg>,
+    received: HashMap<String, Instant>,
+    resend: Vec<(Instant, String)>,
+    offsets: BTreeMap<Partition, i64>,
+    pending_seen: Vec<u128>,
+    seq: u64,
+    dirty: bool,
+    last_checkpoint: Instant,
+    last_tick: Instant,
+    last_lag: Instant,
+    status: StatusHandle,
+    decisions: Vec<Decision>,
+}
+
+impl<S: Store> LiveGuard<S> {
+    /// Restores the state from `store`, connects, re-publishes the outbox and assigns
+    /// every input partition at its stored offset (the beginning when none is stored).
+    ///
+    /// # Errors
+    /// [`LiveError`] when the store, the snapshot or the broker fails.
+    pub fn start(config: LiveConfig, store: S, status: StatusHandle) -> Result<Self, LiveError> {
+        let options = EngineOptions {
+            source: config.source.clone(),
+            clock: config.clock,
+        };
+        let (mut engine, offsets, outbox, seq) = match store.load()? {
+            Some(restored) => {
+                let (mut engine, version) =
+                    Engine::restore(config.policy.clone(), options, &restored.checkpoint.engine)?;
+                engine.restore_seen(restored.seen);
+                if version != engine.policy_version() {
+                    warn!(stored = %version, now = %engine.policy_version(), "policy changed since the last checkpoint");
+                }
+                info!(
+                    seq = restored.checkpoint.seq,
+                    partitions = restored.checkpoint.offsets.len(),
+                    outbox = restored.checkpoint.outbox.len(),
+                    "state restored from the local store"
+                );
+                let outbox = restored
+                    .checkpoint
+                    .outbox
+                    .into_iter()
+                    .map(|m| (m.id.clone(), m))
+                    .collect();
+                (
+                    engine,
+                    restored.checkpoint.offsets,
+                    outbox,
+                    restored.checkpoint.seq,
+                )
+            }
+            None => {
+                info!("no local state: starting from the beginning of the input topics");
+                (
+                    Engine::new(config.policy.clone(), options),
+                    BTreeMap::new(),
+                    BTreeMap::new(),
+                    0,
+                )
+            }
+        };
+        engine.enable_seen_journal();
+        let deliveries = DeliveryContext::default();
+        let producer: BaseProducer<DeliveryContext> =
+            kafka::producer(&config).create_with_context(deliveries.clone())?;
+        let consumer: BaseConsumer = kafka::consumer(&config).create()?;
+        let mut guard = LiveGuard {
+            config,
+            engine,
+            store,
+            consumer,
+            producer,
+            deliveries,
+            outbox,
+            received: HashMap::new(),
+            resend: Vec::new(),
+            offsets,
+            pending_seen: Vec::new(),
+            seq,
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            last_tick: Instant::now() - TICK_EVERY,
+            last_lag: Instant::now(),
+            status,
+            decisions: Vec::new(),
+        };
+        let unacknowledged: Vec<String> = guard.outbox.keys().cloned().collect();
+        if !unacknowledged.is_empty() {
+            info!(count = unacknowledged.len(), "re-publishing the outbox");
+        }
+        for id in unacknowledged {
+            guard.send(&id);
+        }
+        guard.assign()?;
+        {
+            let mut status = guard.status.lock();
+            status.ready = true;
+            status.publishing = true;
+            status.role = "active";
+            status.state = state_view(&guard.engine);
+        }
+        Ok(guard)
+    }
+
+    fn assign(&mut self) -> Result<(), LiveError> {
+        let mut tpl = TopicPartitionList::new();
+        for topic in self.config.topics.inputs() {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if partitions.is_empty() {
+                return Err(LiveError::MissingTopic(topic));
+            }
+            for partition in partitions {
+                let offset = match self.offsets.get(&(topic.clone(), partition)) {
+                    Some(next) => Offset::Offset(*next),
+                    None => Offset::Beginning,
+                };
+                tpl.add_partition_offset(&topic, partition, offset)?;
+            }
+        }
+        info!(
+            partitions = tpl.count(),
+            "assigned input partitions at the stored offsets"
+        );
+        self.consumer.assign(&tpl)?;
+        Ok(())
+    }
+
+    /// Runs until `stop` is set, then checkpoints and flushes.
+    ///
+    /// # Errors
+    /// [`LiveError`] only for failures the guard cannot ride out.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), LiveError> {
+        while !stop.load(Ordering::Relaxed) {
+            self.turn(Duration::from_millis(5));
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// One turn of the loop: take up to a batch of input, tick the clock, handle
+    /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
+    pub fn turn(&mut self, wait: Duration) {
+        let mut taken = 0;
+        let mut timeout = wait;
+        while taken < BATCH {
+            let Some(polled) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            taken += 1;
+            match polled {
+                Ok(message) => {
+                    let received = Instant::now();
+                    debug!(
+                        topic = message.topic(),
+                        offset = message.offset(),
+                        "received"
+                    );
+                    let topic = message.topic().to_owned();
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let key = message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_default();
+                    let payload = message.payload().unwrap_or_default().to_vec();
+                    drop(message);
+                    self.on_message(&topic, partition, offset, &key, &payload, received);
+                }
+                Err(e) => warn!(error = %e, "consumer error"),
+            }
+        }
+        if self.config.clock == ClockMode::External && self.last_tick.elapsed() >= TICK_EVERY {
+            self.last_tick = Instant::now();
+            let decisions = self.engine.tick(Timestamp::now());
+            if !decisions.is_empty() {
+                self.dirty = true;
+                self.publish_all(decisions, Instant::now());
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        self.handle_deliveries();
+        if self.dirty && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+            self.checkpoint();
+        }
+        if self.last_lag.elapsed() >= LAG_EVERY {
+            self.last_lag = Instant::now();
+            self.update_lag();
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: &str,
+        payload: &[u8],
+        received: Instant,
+    ) {
+        self.offsets
+            .insert((topic.to_owned(), partition), offset + 1);
+        self.dirty = true;
+        let Some(stream) = self.config.topics.stream_of(topic) else {
+            return;
+        };
+        let decoded = if payload.len() > self.config.max_message_bytes {
+            Err(DecodeError::TooLarge {
+                size: payload.len(),
+                limit: self.config.max_message_bytes,
+            })
+        } else {
+            decode(stream, payload)
+        };
+        let input = match decoded {
+            Ok(input) => input,
+            Err(reason) => {
+                self.dead_letter(topic, partition, offset, key, payload, &reason.to_string());
+                return;
+            }
+        };
+        self.decisions.clear();
+        let disposition = self.engine.apply_into(&input, &mut self.decisions);
+        let decisions = std::mem::take(&mut self.decisions);
+        {
+            let mut status = self.status.lock();
+            *status.metrics.messages.entry(stream.as_str()).or_default() += 1;
+            if disposition == crate::engine::Disposition::Duplicate {
+                status.metrics.duplicates += 1;
+            }
+            status.metrics.record_decisions(&decisions);
+            if let Input::Ops(command) = &input {
+                if disposition == crate::engine::Disposition::Applied {
+                    status
+                        .ops_applied
+                        .insert(command.command_id.clone(), !decisions.is_empty());
+                    if status.ops_applied.len() > 10_000 {
+                        status.ops_applied.pop_first();
+                    }
+                }
+            }
+            if !decisions.is_empty() || matches!(input, Input::Ops(_)) {
+                status.state = state_view(&self.engine);
+            }
+        }
+        for decision in &decisions {
+            debug!(id = decision.id(), "decided");
+        }
+        self.publish_all(decisions, received);
+    }
+
+    fn publish_all(&mut self, decisions: Vec<Decision>, received: Instant) {
+        let now = Timestamp::now();
+        for decision in decisions {
+            let (topic, id, payload) = match decision {
+                Decision::GuardCommand(mut command) => {
+                    command.decided_at = now;
+                    info!(action = command.action.as_str(), scope = %command.scope, rule = command.rule.as_str(), trigger = %command.trigger, id = %command.command_id, reason = %command.reason, "guard command");
+                    let payload = serde_json::to_vec(&command).expect("commands serialise");
+                    (
+                        self.config.topics.guard_command.clone(),
+                        command.command_id,
+                        (payload, command.scope),
+                    )
+                }
+                Decision::RiskEvent(event) => {
+                    info!(kind = %event.kind, scope = %event.scope, id = %event.event_id, "risk event raised");
+                    let payload = serde_json::to_vec(&event).expect("risk events serialise");
+                    (
+                        self.config.topics.risk_event.clone(),
+                        event.event_id,
+                        (payload, event.scope),
+                    )
+                }
+            };
+            let (payload, scope) = payload;
+            self.received.insert(id.clone(), received);
+            self.outbox.insert(
+                id.clone(),
+                OutMsg {
+                    id: id.clone(),
+                    topic,
+                    key: scope.to_string(),
+                    payload,
+                    headers: Vec::new(),
+                },
+            );
+            self.send(&id);
+        }
+    }
+
+    fn dead_letter(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: &str,
+        payload: &[u8],
+        reason: &str,
+    ) {
+        warn!(
+            topic,
+            partition, offset, reason, "invalid message sent to the dead-letter topic"
+        );
+        self.status.lock().metrics.invalid += 1;
+        let id = format!("dlq:{topic}:{partition}:{offset}");
+        let headers = vec![
+            ("reason".to_owned(), reason.to_owned()),
+            ("source_topic".to_owned(), topic.to_owned()),
+            ("source_partition".to_owned(), partition.to_string()),
+            ("source_offset".to_owned(), offset.to_string()),
+        ];
+        self.outbox.insert(
+            id.clone(),
+            OutMsg {
+                id: id.clone(),
+                topic: self.config.topics.dlq.clone(),
+                key: key.to_owned(),
+                payload: payload.to_vec(),
+                headers,
+            },
+        );
+        self.send(&id);
+    }
+
+    /// Hands an outbox message to the producer; a full queue is waited out.
+    fn send(&mut self, id: &str) {
+        let Some(message) = self.outbox.get(id) else {
+            return;
+        };
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (k, v) in &message.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut attempts = 0;
+        loop {
+            let pending = Box::new(Pending {
+                id: id.to_owned(),
+                sent: Instant::now(),
+            });
+            let record = BaseRecord::with_opaque_to(&message.topic, pending)
+                .key(&message.key)
+                .payload(&message.payload)
+                .headers(headers.clone());
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if attempts < 1_000 =>
+                {
+                    attempts += 1;
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    error!(id, error = %e, "cannot hand a message to the producer; will retry");
+                    self.resend
+                        .push((Instant::now() + RESEND_AFTER, id.to_owned()));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_deliveries(&mut self) {
+        let reports = self.deliveries.drain();
+        let mut failed = Vec::new();
+        for report in reports {
+            match report.result {
+                Ok(()) => {
+                    if self.outbox.remove(&report.id).is_some() {
+                        self.dirty = true;
+                    }
+                    if let Some(received) = self.received.remove(&report.id) {
+                        let micros = received.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                        let _ = self.status.lock().metrics.decision_latency.record(micros);
+                    }
+                }
+                Err(e) => {
+                    error!(id = %report.id, error = %e, "delivery failed; the message stays in the outbox and is sent again");
+                    failed.push(report.id);
+                }
+            }
+        }
+        {
+            let mut status = self.status.lock();
+            status.metrics.delivery_failures += failed.len() as u64;
+            if !failed.is_empty() {
+                status.publishing = false;
+            } else if self.resend.is_empty()
+                && !status.publishing
+                && self.outbox.values().all(|m| !m.topic.is_empty())
+            {
+                status.publishing = true;
+            }
+        }
+        for id in &failed {
+            self.raise_degraded(id);
+        }
+        let now = Instant::now();
+        self.resend
+            .extend(failed.into_iter().map(|id| (now + RESEND_AFTER, id)));
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.resend)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.resend = later;
+        for (_, id) in due {
+            self.send(&id);
+        }
+    }
+
+    /// A failed delivery is itself an incident: say so on the risk stream (it goes out
+    /// once the broker is back). The id is derived from the failed message, so repeated
+    /// failures of one command raise one event.
+    fn raise_degraded(&mut self, failed_id: &str) {
+        if failed_id.starts_with("evt-degraded-") || failed_id.starts_with("dlq:") {
+            return;
+        }
+        let digest = Sha256::digest(format!("guard_degraded\x1f{failed_id}").as_bytes());
+        let id: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let event = RiskEvent {
+            event_id: format!("evt-degraded-{id}"),
+            source: self.config.source.clone(),
+            kind: "guard_degraded".into(),
+            severity: Severity::Warning,
+            scope: Scope::Global,
+            action: Some(RiskAction::None),
+            reason: Some(format!("delivery of {failed_id} failed; retrying")),
+            evidence: Some(vec![failed_id.to_owned()]),
+            ts: Timestamp::now(),
+        };
+        if self.outbox.contains_key(&event.event_id) {
+            return;
+        }
+        self.publish_all(vec![Decision::RiskEvent(event)], Instant::now());
+    }
+
+    /// Writes the checkpoint; on success commits the covered offsets to Kafka.
+    pub fn checkpoint(&mut self) {
+        self.pending_seen.extend(self.engine.drain_seen_journal());
+        let checkpoint = Checkpoint {
+            seq: self.seq + 1,
+            engine: self.engine.snapshot_without_seen(),
+            offsets: self.offsets.clone(),
+            outbox: self.outbox.values().cloned().collect(),
+        };
+        self.last_checkpoint = Instant::now();
+        match self.store.save(&checkpoint, &self.pending_seen) {
+            Ok(()) => {
+                self.seq = checkpoint.seq;
+                self.pending_seen.clear();
+                self.dirty = false;
+                self.status.lock().metrics.checkpoints += 1;
+                self.commit_offsets();
+            }
+            Err(e) => {
+                error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
+                self.status.lock().metrics.checkpoint_failures += 1;
+            }
+        }
+    }
+
+    fn commit_offsets(&self) {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &self.offsets {
+            if tpl
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                debug!(error = %e, "offset commit (for lag monitoring) failed");
+            }
+        }
+    }
+
+    fn update_lag(&self) {
+        let client = self.consumer.client();
+        let mut lag = BTreeMap::new();
+        for ((topic, partition), next) in &self.offsets {
+            let Ok(name) = CString::new(topic.as_str()) else {
+                continue;
+            };
+            let (mut low, mut high) = (0i64, 0i64);
+            // The cached watermark from the last fetch: no request, no blocking.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    client.native_ptr(),
+                    name.as_ptr(),
+                    *partition,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                && high >= 0
+            {
+                lag.insert(format!("{topic}/{partition}"), (high - next).max(0));
+            }
+        }
+        self.status.lock().metrics.lag = lag;
+    }
+
+    /// Final checkpoint and flush on a clean stop.
+    pub fn shutdown(&mut self) {
+        info!("stopping: flushing the producer and writing a last checkpoint");
+        let _ = self.producer.flush(Duration::from_secs(5));
+        self.handle_deliveries();
+        self.dirty = true;
+        self.checkpoint();
+        self.status.lock().ready = false;
+    }
+
+    /// The engine, read-only (tests compare it with a replay's).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Messages still waiting for an acknowledgement.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+}

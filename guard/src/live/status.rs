@@ -1,0 +1,207 @@
+//! What the live guard shows the outside: counters and latencies for `/metrics`, the
+//! readable state for `/state`, and readiness for `/readyz`. The pipeline writes it;
+//! the HTTP server reads it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::engine::Engine;
+use crate::message::Decision;
+
+/// Counters and gauges of the live guard.
+pub struct Metrics {
+    /// Valid messages per stream.
+    pub messages: BTreeMap<&'static str, u64>,
+    /// Invalid messages (sent to the dead-letter topic).
+    pub invalid: u64,
+    /// Duplicates.
+    pub duplicates: u64,
+    /// Commands per rule and action.
+    pub commands: BTreeMap<(String, String), u64>,
+    /// Risk events raised per kind.
+    pub risk_events: BTreeMap<String, u64>,
+    /// Failed deliveries.
+    pub delivery_failures: u64,
+    /// Checkpoints written, and failed.
+    pub checkpoints: u64,
+    /// Failed checkpoint writes.
+    pub checkpoint_failures: u64,
+    /// Consumer lag per partition (high watermark − next offset).
+    pub lag: BTreeMap<String, i64>,
+    /// Fill received → command acknowledged by the broker, in microseconds.
+    pub decision_latency: Histogram<u64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            messages: BTreeMap::new(),
+            invalid: 0,
+            duplicates: 0,
+            commands: BTreeMap::new(),
+            risk_events: BTreeMap::new(),
+            delivery_failures: 0,
+            checkpoints: 0,
+            checkpoint_failures: 0,
+            lag: BTreeMap::new(),
+            decision_latency: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+}
+
+/// Shared between the pipeline and the HTTP server.
+#[derive(Default)]
+pub struct Status {
+    /// The state has been restored and the inputs are assigned.
+    pub ready: bool,
+    /// The guard can currently publish (no delivery failures outstanding).
+    pub publishing: bool,
+    /// Active (owns the inputs) or standby.
+    pub role: &'static str,
+    /// Counters.
+    pub metrics: Metrics,
+    /// The `/state` document.
+    pub state: Value,
+    /// Ops command ids applied recently, with whether they changed a scope
+    /// (read by `guard pause`/`resume` to report "already in that state").
+    pub ops_applied: BTreeMap<String, bool>,
+}
+
+/// A handle to the shared status.
+#[derive(Clone, Default)]
+pub struct StatusHandle(Arc<Mutex<Status>>);
+
+impl StatusHandle {
+    /// Locks the status (a poisoned lock still yields the data: status is advisory).
+    pub fn lock(&self) -> MutexGuard<'_, Status> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Builds the `/state` document from the engine.
+pub fn state_view(engine: &Engine) -> Value {
+    let state = engine.state();
+    let paused: Vec<Value> = state
+        .scopes
+        .paused()
+        .map(|(scope, p)| json!({"scope": scope, "reasons": p.reasons, "since": p.since}))
+        .collect();
+    let windows: Vec<Value> = state
+        .slippage
+        .groups()
+        .map(|(group, breaches)| {
+            json!({
+                "group": group.unwrap_or("(all strategies)"),
+                "breaches": breaches.iter().map(|b| json!({"fill_id": b.fill_id, "strategy_id": b.strategy_id, "ts": b.ts})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let streaks: Vec<Value> = state
+        .streaks
+        .iter()
+        .map(|(s, fills)| json!({"strategy_id": s, "losing_fills": fills}))
+        .collect();
+    json!({
+        "policy_version": engine.policy_version(),
+        "clock": state.clock,
+        "paused": paused,
+        "slippage_windows": windows,
+        "losing_streaks": streaks,
+        "maintenance_active": state.maintenance.keys().collect::<Vec<_>>(),
+        "seen_ids": state.seen.len(),
+    })
+}
+
+impl Metrics {
+    /// Counts the decisions of one message.
+    pub fn record_decisions(&mut self, decisions: &[Decision]) {
+        for d in decisions {
+            match d {
+                Decision::GuardCommand(c) => {
+                    *self
+                        .commands
+                        .entry((c.rule.as_str().to_owned(), c.action.as_str().to_owned()))
+                        .or_default() += 1;
+                }
+                Decision::RiskEvent(e) => *self.risk_events.entry(e.kind.clone()).or_default() += 1,
+            }
+        }
+    }
+}
+
+/// Renders `/metrics` in the Prometheus text format.
+pub fn prometheus(status: &Status) -> String {
+    let m = &status.metrics;
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line("# HELP guard_messages_total Valid input messages by stream.".into());
+    line("# TYPE guard_messages_total counter".into());
+    for (stream, n) in &m.messages {
+        line(format!("guard_messages_total{{stream=\"{stream}\"}} {n}"));
+    }
+    line("# TYPE guard_invalid_messages_total counter".into());
+    line(format!("guard_invalid_messages_total {}", m.invalid));
+    line("# TYPE guard_duplicate_messages_total counter".into());
+    line(format!("guard_duplicate_messages_total {}", m.duplicates));
+    line("# TYPE guard_commands_total counter".into());
+    for ((rule, action), n) in &m.commands {
+        line(format!(
+            "guard_commands_total{{rule=\"{rule}\",action=\"{action}\"}} {n}"
+        ));
+    }
+    line("# TYPE guard_risk_events_total counter".into());
+    for (kind, n) in &m.risk_events {
+        line(format!("guard_risk_events_total{{kind=\"{kind}\"}} {n}"));
+    }
+    line("# TYPE guard_delivery_failures_total counter".into());
+    line(format!(
+        "guard_delivery_failures_total {}",
+        m.delivery_failures
+    ));
+    line("# TYPE guard_checkpoints_total counter".into());
+    line(format!("guard_checkpoints_total {}", m.checkpoints));
+    line(format!(
+        "guard_checkpoint_failures_total {}",
+        m.checkpoint_failures
+    ));
+    let paused = status
+        .state
+        .get("paused")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    line("# TYPE guard_paused_scopes gauge".into());
+    line(format!("guard_paused_scopes {paused}"));
+    line("# TYPE guard_consumer_lag gauge".into());
+    for (partition, lag) in &m.lag {
+        line(format!(
+            "guard_consumer_lag{{partition=\"{partition}\"}} {lag}"
+        ));
+    }
+    line("# HELP guard_decision_latency_seconds Fill received to command acknowledged by the broker.".into());
+    line("# TYPE guard_decision_latency_seconds summary".into());
+    let h = &m.decision_latency;
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        let v = if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(q) as f64 / 1e6
+        };
+        line(format!(
+            "guard_decision_latency_seconds{{quantile=\"{q}\"}} {v}"
+        ));
+    }
+    line(format!("guard_decision_latency_seconds_count {}", h.len()));
+    line("# TYPE guard_ready gauge".into());
+    line(format!("guard_ready {}", u8::from(status.ready)));
+    line(format!("guard_publishing {}", u8::from(status.publishing)));
+    let _ = write!(out, "");
+    out
+}

@@ -1,0 +1,214 @@
+//! Durable state of the live guard (CONTRACT §5 layer 1): the engine snapshot, the
+//! next offset of every input partition and the outbox, written in one atomic batch.
+//!
+//! [`Store`] is the boundary; [`SledStore`] keeps it in sled (one tree, one
+//! `sled::Batch` per checkpoint, then an fsync), [`MemStore`] in memory for tests and
+//! benchmarks. The set of seen ids is written incrementally (one key per id) so a
+//! checkpoint costs what changed, not the whole history.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A message on its way out, kept until the broker acknowledged it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutMsg {
+    /// The decision's id (`command_id` / `event_id`), or a DLQ entry's source position.
+    pub id: String,
+    /// Destination topic.
+    pub topic: String,
+    /// Kafka key.
+    pub key: String,
+    /// Payload (JSON).
+    pub payload: Vec<u8>,
+    /// Headers (DLQ entries carry the reason and the source position).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+/// Input position: topic and partition.
+pub type Partition = (String, i32);
+
+/// What a checkpoint holds besides the seen ids.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Monotonic number of this checkpoint (compared with the changelog's).
+    pub seq: u64,
+    /// The engine snapshot, without the seen ids.
+    pub engine: Vec<u8>,
+    /// Next offset to read, per input partition.
+    #[serde(with = "crate::engine::pairs")]
+    pub offsets: BTreeMap<Partition, i64>,
+    /// Messages decided but not yet acknowledged.
+    pub outbox: Vec<OutMsg>,
+}
+
+/// A checkpoint as loaded, with every seen id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restored {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Every dedup key persisted so far.
+    pub seen: Vec<u128>,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, disk full, corruption).
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    /// The stored checkpoint cannot be read by this build.
+    #[error("state store holds an unreadable checkpoint: {0}")]
+    Corrupt(String),
+}
+
+/// Durable state: load the last checkpoint, save a new one atomically.
+pub trait Store {
+    /// The last saved checkpoint, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read or holds garbage.
+    fn load(&self) -> Result<Option<Restored>, StoreError>;
+
+    /// Saves `checkpoint` and adds `new_seen` in one atomic, durable write.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the write or the flush fails; nothing of it is then
+    /// considered saved.
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError>;
+}
+
+/// A store in memory.
+#[derive(Default, Debug, Clone)]
+pub struct MemStore {
+    checkpoint: Option<Checkpoint>,
+    seen: Vec<u128>,
+}
+
+impl Store for MemStore {
+    fn load(&self) -> Result<Option<Restored>, StoreError> {
+        Ok(self.checkpoint.clone().map(|checkpoint| Restored {
+            checkpoint,
+            seen: self.seen.clone(),
+        }))
+    }
+
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
+        self.checkpoint = Some(checkpoint.clone());
+        self.seen.extend_from_slice(new_seen);
+        Ok(())
+    }
+}
+
+const CHECKPOINT_KEY: &[u8] = b"c/checkpoint";
+const SEEN_PREFIX: u8 = b's';
+/// Bumped when the layout changes; a store of another version is refused at start.
+const LAYOUT_KEY: &[u8] = b"c/layout";
+const LAYOUT: &[u8] = b"noctria-guard/1";
+
+/// The sled-backed store: one tree, keys `c/checkpoint` and `s<16 bytes>` per seen id.
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when sled cannot open the directory, or it holds another layout.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        match db.get(LAYOUT_KEY)? {
+            Some(layout) if layout.as_ref() != LAYOUT => {
+                return Err(StoreError::Corrupt(format!(
+                    "layout {:?}, this build reads {:?}",
+                    String::from_utf8_lossy(&layout),
+                    String::from_utf8_lossy(LAYOUT)
+                )))
+            }
+            Some(_) => {}
+            None => {
+                db.insert(LAYOUT_KEY, LAYOUT)?;
+                db.flush()?;
+            }
+        }
+        Ok(SledStore { db })
+    }
+}
+
+impl Store for SledStore {
+    fn load(&self) -> Result<Option<Restored>, StoreError> {
+        let Some(bytes) = self.db.get(CHECKPOINT_KEY)? else {
+            return Ok(None);
+        };
+        let checkpoint: Checkpoint =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut seen = Vec::new();
+        for entry in self.db.scan_prefix([SEEN_PREFIX]) {
+            let (key, _) = entry?;
+            let raw: [u8; 16] = key[1..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("seen key of wrong length".into()))?;
+            seen.push(u128::from_be_bytes(raw));
+        }
+        Ok(Some(Restored { checkpoint, seen }))
+    }
+
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let bytes =
+            serde_json::to_vec(checkpoint).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        batch.insert(CHECKPOINT_KEY, bytes);
+        let mut key = [0u8; 17];
+        key[0] = SEEN_PREFIX;
+        for id in new_seen {
+            key[1..].copy_from_slice(&id.to_be_bytes());
+            batch.insert(&key[..], &[][..]);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(seq: u64) -> Checkpoint {
+        Checkpoint {
+            seq,
+            engine: b"{}".to_vec(),
+            offsets: BTreeMap::from([(("exec_result".to_owned(), 0), 42)]),
+            outbox: vec![OutMsg {
+                id: "cmd-1".into(),
+                topic: "guard_command".into(),
+                key: "global".into(),
+                payload: b"{}".to_vec(),
+                headers: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn sled_store_round_trips_checkpoint_and_seen_ids() {
+        let dir = std::env::temp_dir().join(format!("guard-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let mut store = SledStore::open(&dir).unwrap();
+            assert!(store.load().unwrap().is_none());
+            store.save(&checkpoint(1), &[1, 2]).unwrap();
+            store.save(&checkpoint(2), &[u128::MAX]).unwrap();
+        }
+        let store = SledStore::open(&dir).unwrap();
+        let restored = store.load().unwrap().unwrap();
+        assert_eq!(restored.checkpoint, checkpoint(2));
+        let mut seen = restored.seen;
+        seen.sort_unstable();
+        assert_eq!(seen, vec![1, 2, u128::MAX]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
