@@ -607,6 +607,11 @@ impl<S: Store> LiveGuard<S> {
         &self.engine
     }
 
+    /// The next offset the guard will read from `topic`/`partition`.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.offsets.get(&(topic.to_owned(), partition)).copied()
+    }
+
     /// Messages still waiting for an acknowledgement.
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
