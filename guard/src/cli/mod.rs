@@ -1,9 +1,13 @@
 //! Sub-commands of the `guard` binary, one file each.
 
 mod demo_cmd;
+mod http_client;
+mod ops_cmd;
 mod policy_cmd;
+mod record_cmd;
 mod replay_cmd;
 mod run_cmd;
+mod status_cmd;
 
 use std::path::Path;
 
@@ -56,6 +60,28 @@ enum Command {
     /// path with sled in a temporary directory, and a command listener that prints
     /// each pause and resume with its end-to-end latency.
     Demo(demo_cmd::DemoArgs),
+    /// Pause trading in a scope (the runbook's toggle_trading_pause --on): publishes an
+    /// ops_command and waits for the guard's pause (or word that it was already paused).
+    ///
+    /// Example:
+    ///   guard pause --brokers 127.0.0.1:9092 --scope global --operator tanaka --reason "venue outage"
+    #[command(verbatim_doc_comment)]
+    Pause(ops_cmd::OpsArgs),
+    /// Resume trading in a scope (toggle_trading_pause --off); clears every pause reason
+    /// of the scope and resets its slippage windows and losing streaks.
+    ///
+    /// Example:
+    ///   guard resume --brokers 127.0.0.1:9092 --scope strategy:alpha --operator tanaka --reason "reviewed"
+    #[command(verbatim_doc_comment)]
+    Resume(ops_cmd::OpsArgs),
+    /// Show the running guard's state: paused scopes and why, open windows, streaks.
+    Status(status_cmd::StatusArgs),
+    /// Dump the input streams between two times into a replay file, to backtest a day.
+    ///
+    /// Example:
+    ///   guard record --brokers 127.0.0.1:9092 --from 2025-08-11T00:00:00Z --to 2025-08-12T00:00:00Z --output day.jsonl
+    #[command(verbatim_doc_comment)]
+    Record(record_cmd::RecordArgs),
 }
 
 /// Why a command failed: the one line to print and the exit code.
@@ -95,6 +121,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Policy(args) => policy_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Pause(args) => ops_cmd::run(args, guard::message::Action::Pause),
+        Command::Resume(args) => ops_cmd::run(args, guard::message::Action::Resume),
+        Command::Status(args) => status_cmd::run(args),
+        Command::Record(args) => record_cmd::run(args),
     }
 }
 

@@ -87,6 +87,7 @@ async fn state_doc(State(s): State<HttpState>) -> Response {
     if let Some(map) = doc.as_object_mut() {
         map.insert("role".into(), json!(status.role));
         map.insert("ready".into(), json!(status.ready));
+        map.insert("offsets".into(), json!(status.offsets));
     }
     Json(doc).into_response()
 }

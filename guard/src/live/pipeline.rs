@@ -178,6 +178,11 @@ impl<S: Store> LiveGuard<S> {
             status.publishing = true;
             status.role = "active";
             status.state = state_view(&guard.engine);
+            status.offsets = guard
+                .offsets
+                .iter()
+                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+                .collect();
         }
         Ok(guard)
     }
@@ -267,6 +272,14 @@ impl<S: Store> LiveGuard<S> {
         }
         self.producer.poll(Duration::ZERO);
         self.handle_deliveries();
+        if taken > 0 {
+            let offsets = self
+                .offsets
+                .iter()
+                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+                .collect();
+            self.status.lock().offsets = offsets;
+        }
         if self.dirty && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
             self.checkpoint();
         }
@@ -538,7 +551,12 @@ impl<S: Store> LiveGuard<S> {
                 self.seq = checkpoint.seq;
                 self.pending_seen.clear();
                 self.dirty = false;
-                self.status.lock().metrics.checkpoints += 1;
+                let view = state_view(&self.engine);
+                let mut status = self.status.lock();
+                status.metrics.checkpoints += 1;
+                // /state follows every checkpoint (and every decision, at once).
+                status.state = view;
+                drop(status);
                 self.commit_offsets();
             }
             Err(e) => {

@@ -70,6 +70,8 @@ pub struct Status {
     /// Ops command ids applied recently, with whether they changed a scope
     /// (read by `guard pause`/`resume` to report "already in that state").
     pub ops_applied: BTreeMap<String, bool>,
+    /// Next input offset per `topic/partition` (what the state has applied).
+    pub offsets: BTreeMap<String, i64>,
 }
 
 /// A handle to the shared status.

@@ -1,0 +1,342 @@
+//! Test rig for the guard as a process against a real Kafka-protocol broker (tansu,
+//! installed by scripts/install-tansu.sh), on free loopback ports.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("guard-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tansu_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let default = root().join("target/tools/tansu");
+    if !default.exists() {
+        let status = Command::new("bash")
+            .arg(root().join("scripts/install-tansu.sh"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "scripts/install-tansu.sh failed: the tansu broker is needed for this test"
+        );
+    }
+    default
+}
+
+/// A tansu broker with in-memory storage, killed on drop.
+pub struct Tansu {
+    child: Child,
+    pub port: u16,
+    pub brokers: String,
+}
+
+impl Tansu {
+    pub fn start(log_dir: &Path) -> Tansu {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(log_dir.join("tansu.log")).unwrap();
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Tansu {
+            child,
+            port,
+            brokers: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn create_topics(&self, names: &[&str]) {
+        for name in names {
+            let out = Command::new(tansu_bin())
+                .args([
+                    "topic",
+                    "create",
+                    name,
+                    "--broker",
+                    &format!("tcp://127.0.0.1:{}", self.port),
+                    "--partitions",
+                    "1",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "topic create {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    pub fn producer(&self) -> BaseProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("linger.ms", "0")
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap()
+    }
+
+    pub fn send(&self, producer: &BaseProducer, topic: &str, payload: &[u8]) {
+        producer
+            .send(BaseRecord::to(topic).key("k").payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    /// Every message of a one-partition topic, read until `idle` passes with nothing new.
+    pub fn read_all(&self, topic: &str, idle: Duration) -> Vec<Vec<u8>> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "test-reader")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let mut last = Instant::now();
+        while last.elapsed() < idle {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                out.push(m.payload().unwrap_or_default().to_vec());
+                last = Instant::now();
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `guard run` process, killed (SIGKILL) on drop.
+pub struct GuardProcess {
+    pub child: Child,
+    pub http: String,
+}
+
+impl GuardProcess {
+    pub fn start(
+        brokers: &str,
+        state_dir: &Path,
+        topics_prefix: &str,
+        extra_env: &[(&str, &str)],
+        log: &Path,
+    ) -> GuardProcess {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_guard"));
+        cmd.args([
+            "run",
+            "--brokers",
+            brokers,
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+            "--clock",
+            "event-time",
+            "--checkpoint-interval",
+            "30ms",
+            "--message-timeout",
+            "5s",
+        ]);
+        for (flag, stream) in [
+            ("--topic-exec-result", "exec_result"),
+            ("--topic-risk-event", "risk_event"),
+            ("--topic-strategy-release", "strategy_release"),
+            ("--topic-ops-command", "ops_command"),
+            ("--topic-guard-command", "guard_command"),
+            ("--topic-dlq", "guard_dlq"),
+            ("--topic-state", "guard_state"),
+        ] {
+            cmd.args([flag, &format!("{topics_prefix}{stream}")]);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        cmd.env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = cmd.spawn().expect("guard starts");
+        let guard = GuardProcess {
+            child,
+            http: format!("127.0.0.1:{port}"),
+        };
+        guard.wait_ready(Duration::from_secs(60));
+        guard
+    }
+
+    pub fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok((200, _)) = http(&self.http, "GET", "/readyz", &[], "") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "guard at {} not ready",
+                self.http
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the guard's state covers `next` on `topic` partition 0.
+    pub fn wait_offset(&self, topic: &str, next: i64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let key = format!("{topic}/0");
+        loop {
+            if let Ok((200, body)) = http(&self.http, "GET", "/state", &[], "") {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                if v["offsets"][&key].as_i64().unwrap_or(0) >= next {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "guard did not reach {key} = {next}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no flush, no checkpoint.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GuardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A one-shot HTTP/1.1 request; returns status and body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut r = rest;
+        while let Some((size, tail)) = r.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            r = tail[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        rest.to_owned()
+    };
+    Ok((code, body))
+}
+
+/// (topic, payload) of every line of a replay file whose stream is an input.
+pub fn messages(file: &Path) -> Vec<(String, Vec<u8>)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).ok()?;
+            let stream = value.get("stream")?.as_str()?.to_owned();
+            let event = value.get("event")?;
+            matches!(
+                stream.as_str(),
+                "exec_result" | "risk_event" | "strategy_release" | "ops_command"
+            )
+            .then(|| (stream, serde_json::to_vec(event).unwrap()))
+        })
+        .collect()
+}

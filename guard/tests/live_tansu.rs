@@ -1,0 +1,365 @@
+//! The guard as a process on a real Kafka-protocol broker (tansu): the commands it
+//! publishes equal `guard replay`'s for the same messages, across `kill -9` restarts
+//! at many points; the operator CLI and the HTTP endpoints work as documented.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use guard::decode::decode_envelope;
+use guard::engine::{Engine, EngineOptions};
+use guard::message::{Decision, GuardCommand};
+use guard::policy::Policy;
+
+/// A deterministic mixed stream: bursts of slippage, losing streaks, late fills,
+/// duplicates, Noctus events, operator orders, an adoption, invalid payloads.
+fn stream(n: usize) -> Vec<String> {
+    let mut seed: u64 = 7;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let base = 1_754_870_400_000i64 + 3_600_000; // Monday 01:00 UTC
+    let ts = |ms: i64| guard::time::Timestamp::from_millis(ms).to_string();
+    let mut lines = Vec::new();
+    let mut last_fill = String::new();
+    for i in 0..n {
+        let t = base + (i as i64) * 20_000 - (next(4) == 0) as i64 * next(300_000) as i64;
+        let strategy = ["alpha", "beta", "gamma"][next(3) as usize];
+        let line = match next(100) {
+            0..=2 if !last_fill.is_empty() => last_fill.clone(),
+            3..=4 => format!(
+                r#"{{"stream":"ops_command","event":{{"command_id":"ops-{i}","action":"resume","scope":{{"kind":"global"}},"operator":"oncall","ts":"{}"}}}}"#,
+                ts(t)
+            ),
+            5 => format!(
+                r#"{{"stream":"ops_command","event":{{"command_id":"ops-{i}","action":"pause","scope":{{"kind":"strategy","strategy_id":"{strategy}"}},"operator":"oncall","ts":"{}"}}}}"#,
+                ts(t)
+            ),
+            6..=7 => format!(
+                r#"{{"stream":"risk_event","event":{{"event_id":"n-{i}","source":"noctus","kind":"drawdown","severity":"{}","scope":{{"kind":"strategy","strategy_id":"{strategy}"}},"ts":"{}"}}}}"#,
+                ["warning", "critical"][next(2) as usize],
+                ts(t)
+            ),
+            8 => format!(
+                r#"{{"stream":"strategy_release","event":{{"strategy_id":"{strategy}","version":"v{i}","adopted_at":"{}"}}}}"#,
+                ts(t)
+            ),
+            9 => r#"{"stream":"exec_result","event":{"fill_id":"bad","qty":"1"}}"#.to_owned(),
+            _ => {
+                let bps = [1.0, 3.0, 6.0, 9.0][next(4) as usize];
+                let pnl =
+                    ["", r#","realized_pnl":-5.0"#, r#","realized_pnl":3.0"#][next(3) as usize];
+                let l = format!(
+                    r#"{{"stream":"exec_result","event":{{"fill_id":"f-{i}","strategy_id":"{strategy}","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"slippage_bps":{bps}{pnl},"ts":"{}"}}}}"#,
+                    ts(t)
+                );
+                last_fill = l.clone();
+                l
+            }
+        };
+        lines.push(line);
+    }
+    lines
+}
+
+fn replay(lines: &[String]) -> (Vec<GuardCommand>, Engine) {
+    let mut engine = Engine::new(Policy::default(), EngineOptions::default());
+    let mut commands = Vec::new();
+    for line in lines {
+        if let Ok(input) = decode_envelope(line.as_bytes()) {
+            for d in engine.apply(&input).decisions {
+                if let Decision::GuardCommand(c) = d {
+                    commands.push(c);
+                }
+            }
+        }
+    }
+    (commands, engine)
+}
+
+fn judged(c: &GuardCommand) -> String {
+    format!(
+        "{} {} {} {} {} [{}] {}",
+        c.command_id,
+        c.action.as_str(),
+        c.scope,
+        c.rule.as_str(),
+        c.trigger,
+        c.evidence.join(","),
+        c.event_ts
+    )
+}
+
+const TOPICS: [&str; 7] = [
+    "exec_result",
+    "risk_event",
+    "strategy_release",
+    "ops_command",
+    "guard_command",
+    "guard_dlq",
+    "guard_state",
+];
+
+#[test]
+fn published_commands_equal_replay_across_kill_9_restarts() {
+    let dir = scratch("kill9");
+    let tansu = Tansu::start(&dir);
+    let prefix = "k9.";
+    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines = stream(240);
+    let file = dir.join("input.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (expected, replay_engine) = replay(&lines);
+    assert!(
+        expected.len() >= 6,
+        "the stream should trip rules: {}",
+        expected.len()
+    );
+
+    let state_dir = dir.join("state");
+    let log = dir.join("guard.log");
+    let producer = tansu.producer();
+    let mut guard = GuardProcess::start(&tansu.brokers, &state_dir, prefix, &[], &log);
+    let mut sent: BTreeMap<String, i64> = BTreeMap::new();
+    // Kill points: some right after the guard applied a message (state not yet
+    // checkpointed), some right after a send (message possibly half-read).
+    let kill_after_applied = [17, 60, 61, 130, 200];
+    let kill_after_send = [33, 95, 170, 222];
+    let mut kills = 0;
+    for (i, (stream_name, payload)) in messages(&file).into_iter().enumerate() {
+        let topic = format!("{prefix}{stream_name}");
+        tansu.send(&producer, &topic, &payload);
+        let next = sent.entry(topic.clone()).or_insert(0);
+        *next += 1;
+        if kill_after_send.contains(&i) {
+            guard.kill9();
+            kills += 1;
+            guard = GuardProcess::start(&tansu.brokers, &state_dir, prefix, &[], &log);
+        }
+        guard.wait_offset(&topic, *next, Duration::from_secs(60));
+        if kill_after_applied.contains(&i) {
+            guard.kill9();
+            kills += 1;
+            guard = GuardProcess::start(&tansu.brokers, &state_dir, prefix, &[], &log);
+        }
+    }
+    for (topic, next) in &sent {
+        guard.wait_offset(topic, *next, Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let published: Vec<GuardCommand> = tansu
+        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(2))
+        .iter()
+        .map(|p| serde_json::from_slice(p).expect("commands are JSON"))
+        .collect();
+    // Duplicates are allowed only as exact repeats of the same decision.
+    let mut first_seen: Vec<String> = Vec::new();
+    let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+    for c in &published {
+        let j = judged(c);
+        if let Some(previous) = by_id.insert(c.command_id.clone(), j.clone()) {
+            assert_eq!(
+                previous, j,
+                "two different decisions share id {}",
+                c.command_id
+            );
+        } else {
+            first_seen.push(j);
+        }
+    }
+    assert_eq!(
+        first_seen,
+        expected.iter().map(judged).collect::<Vec<_>>(),
+        "after {kills} kill -9s (log: {})",
+        log.display()
+    );
+    // The final state is the replay's.
+    let (_, body) = http(&guard.http, "GET", "/state", &[], "").unwrap();
+    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let want = guard::live::status::state_view(&replay_engine);
+    for key in [
+        "paused",
+        "slippage_windows",
+        "losing_streaks",
+        "clock",
+        "seen_ids",
+    ] {
+        assert_eq!(
+            live[key], want[key],
+            "state field {key} differs from replay"
+        );
+    }
+    eprintln!(
+        "kill -9 test: {} messages, {kills} kills, {} commands expected, {} published",
+        lines.len(),
+        expected.len(),
+        published.len()
+    );
+}
+
+#[test]
+fn operator_cli_and_http_endpoints() {
+    let dir = scratch("ops");
+    let tansu = Tansu::start(&dir);
+    let prefix = "ops.";
+    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let guard = GuardProcess::start(
+        &tansu.brokers,
+        &dir.join("state"),
+        prefix,
+        &[("GUARD_OPS_TOKEN", "s3cret-token")],
+        &dir.join("guard.log"),
+    );
+    let cli = |action: &str| {
+        Command::new(env!("CARGO_BIN_EXE_guard"))
+            .args([
+                action,
+                "--brokers",
+                &tansu.brokers,
+                "--scope",
+                "global",
+                "--operator",
+                "tanaka",
+                "--reason",
+                "test",
+                "--http",
+                &format!("http://{}", guard.http),
+                "--timeout",
+                "30s",
+            ])
+            .args([
+                "--topic-ops-command",
+                &format!("{prefix}ops_command"),
+                "--topic-guard-command",
+                &format!("{prefix}guard_command"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = cli("pause");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("command_id ops-") && text.contains("guard: pause global (rule operator"),
+        "{text}"
+    );
+    let out = cli("pause");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("already paused"), "{text}");
+
+    // HTTP: health, readiness, metrics, state.
+    assert_eq!(
+        http(&guard.http, "GET", "/healthz", &[], "").unwrap().0,
+        200
+    );
+    assert_eq!(http(&guard.http, "GET", "/readyz", &[], "").unwrap().0, 200);
+    let (_, metrics) = http(&guard.http, "GET", "/metrics", &[], "").unwrap();
+    assert!(
+        metrics.contains("guard_messages_total{stream=\"ops_command\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("guard_commands_total{rule=\"operator\",action=\"pause\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("guard_decision_latency_seconds{quantile=\"0.99\"}"),
+        "{metrics}"
+    );
+    let (_, state) = http(&guard.http, "GET", "/state", &[], "").unwrap();
+    assert!(state.contains("\"reasons\":[\"operator\"]"), "{state}");
+
+    // Ops endpoints: missing and wrong tokens are refused, the right one is accepted.
+    let body = r#"{"scope":"global","operator":"sato","reason":"resume via http"}"#;
+    assert_eq!(
+        http(&guard.http, "POST", "/ops/resume", &[], body)
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        http(
+            &guard.http,
+            "POST",
+            "/ops/resume",
+            &[("Authorization", "Bearer wrong")],
+            body
+        )
+        .unwrap()
+        .0,
+        401
+    );
+    let (code, answer) = http(
+        &guard.http,
+        "POST",
+        "/ops/resume",
+        &[("Authorization", "Bearer s3cret-token")],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, state) = http(&guard.http, "GET", "/state", &[], "").unwrap();
+        if state.contains("\"paused\":[]") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HTTP resume was not applied: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every attempt is audited, the token never logged.
+    drop(guard);
+    let log = std::fs::read_to_string(dir.join("guard.log")).unwrap();
+    assert!(
+        log.contains("ops order refused") && log.contains("ops order accepted"),
+        "audit lines missing"
+    );
+    assert!(
+        !log.contains("s3cret-token"),
+        "the token must never be logged"
+    );
+}
+
+#[test]
+fn ops_endpoints_are_refused_without_a_configured_token() {
+    let dir = scratch("notoken");
+    let tansu = Tansu::start(&dir);
+    let prefix = "nt.";
+    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let guard = GuardProcess::start(
+        &tansu.brokers,
+        &dir.join("state"),
+        prefix,
+        &[],
+        &dir.join("guard.log"),
+    );
+    let body = r#"{"scope":"global","operator":"sato"}"#;
+    assert_eq!(
+        http(
+            &guard.http,
+            "POST",
+            "/ops/pause",
+            &[("Authorization", "Bearer anything")],
+            body
+        )
+        .unwrap()
+        .0,
+        403
+    );
+}
