@@ -363,3 +363,92 @@ fn ops_endpoints_are_refused_without_a_configured_token() {
         403
     );
 }
+
+#[test]
+fn a_hot_standby_takes_over_when_the_active_guard_dies() {
+    let dir = scratch("standby");
+    let tansu = Tansu::start(&dir);
+    let prefix = "sb.";
+    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines = stream(120);
+    let file = dir.join("input.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (expected, _) = replay(&lines);
+    let active = GuardProcess::start(
+        &tansu.brokers,
+        &dir.join("state-a"),
+        prefix,
+        &[],
+        &dir.join("a.log"),
+    );
+    // The second instance finds a live lease and waits.
+    let standby = GuardProcess::spawn(
+        &tansu.brokers,
+        &dir.join("state-b"),
+        prefix,
+        &[],
+        &dir.join("b.log"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((_, body)) = http(&standby.http, "GET", "/state", &[], "") {
+            if body.contains("\"role\":\"standby\"") {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second instance never reported standby"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let producer = tansu.producer();
+    let mut sent: BTreeMap<String, i64> = BTreeMap::new();
+    let all = messages(&file);
+    let (first, second) = all.split_at(all.len() / 2);
+    for (stream_name, payload) in first {
+        let topic = format!("{prefix}{stream_name}");
+        tansu.send(&producer, &topic, payload);
+        let next = sent.entry(topic.clone()).or_insert(0);
+        *next += 1;
+        active.wait_offset(&topic, *next, Duration::from_secs(60));
+    }
+    // Let the changelog carry a snapshot, then kill the active instance.
+    std::thread::sleep(Duration::from_millis(1500));
+    active.kill9();
+    let killed = std::time::Instant::now();
+    standby.wait_ready(Duration::from_secs(60));
+    let takeover = killed.elapsed();
+    for (stream_name, payload) in second {
+        let topic = format!("{prefix}{stream_name}");
+        tansu.send(&producer, &topic, payload);
+        let next = sent.entry(topic.clone()).or_insert(0);
+        *next += 1;
+        standby.wait_offset(&topic, *next, Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let published: Vec<GuardCommand> = tansu
+        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(2))
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect();
+    let mut first_seen: Vec<String> = Vec::new();
+    for c in &published {
+        let j = judged(c);
+        if !first_seen.contains(&j) {
+            first_seen.push(j);
+        }
+    }
+    assert_eq!(first_seen, expected.iter().map(judged).collect::<Vec<_>>());
+    let log = std::fs::read_to_string(dir.join("b.log")).unwrap();
+    assert!(
+        log.contains("state restored from the changelog"),
+        "the standby should restore from the changelog"
+    );
+    assert!(
+        takeover < Duration::from_secs(20),
+        "takeover took {takeover:?}"
+    );
+    eprintln!("standby took over {takeover:?} after kill -9");
+}

@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use guard::engine::{Engine, EngineOptions};
-use guard::live::{kafka, LiveConfig, LiveGuard, SledStore, StatusHandle};
+use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
 use guard::message::{Action, Decision, Fill, GuardCommand, Input, OpsCommand, Scope, Side};
 use guard::time::Timestamp;
 
@@ -188,13 +188,17 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
     let guard_config = config.clone();
     let guard_stop = stop.clone();
     let guard_status = status.clone();
-    let guard_thread = std::thread::spawn(move || -> Result<Engine, String> {
+    // The same path as `guard run`: lease, changelog, restore, the pipeline.
+    let guard_thread = std::thread::spawn(move || -> Result<(), String> {
         let store = SledStore::open(&guard_config.state_dir).map_err(|e| e.to_string())?;
-        let mut guard =
-            LiveGuard::start(guard_config, store, guard_status).map_err(|e| e.to_string())?;
-        guard.run(&guard_stop).map_err(|e| e.to_string())?;
-        Ok(guard.engine().clone())
+        guard::live::standby::run(guard_config, store, guard_status, &guard_stop)
+            .map_err(|e| e.to_string())
     });
+    // Wait until the guard has taken the active role and assigned its inputs.
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while !status.lock().ready && Instant::now() < ready_by && !guard_thread.is_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // The listener and the Do layer use the guard's own latency settings.
     let listener: BaseConsumer = kafka::consumer(&config)
@@ -287,7 +291,7 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     let metrics = guard::live::status::prometheus(&status.lock());
     stop.store(true, Ordering::Relaxed);
-    let live_engine = guard_thread
+    guard_thread
         .join()
         .map_err(|_| Failure::run("the guard thread panicked"))?
         .map_err(|e| Failure::run(format!("guard: {e}")))?;
@@ -356,7 +360,6 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
             "live commands differ from replay: live {got:?}, replay {expected:?}"
         )));
     }
-    let _ = live_engine;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use guard::engine::ClockMode;
 use guard::live::http::{self, HttpState};
-use guard::live::{kafka, LiveConfig, LiveGuard, SledStore, StatusHandle};
+use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
 use guard::time::Span;
 
 use super::{load_policy, Failure};
@@ -345,7 +345,5 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     start_shell(&config, status.clone(), stop.clone())?;
     let store = SledStore::open(&config.state_dir)
         .map_err(|e| Failure::run(format!("{e} (state dir {})", config.state_dir.display())))?;
-    let mut guard =
-        LiveGuard::start(config, store, status).map_err(|e| Failure::run(e.to_string()))?;
-    guard.run(&stop).map_err(|e| Failure::run(e.to_string()))
+    guard::live::standby::run(config, store, status, &stop).map_err(|e| Failure::run(e.to_string()))
 }

@@ -83,7 +83,11 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 
 async fn state_doc(State(s): State<HttpState>) -> Response {
     let status = s.status.lock();
-    let mut doc = status.state.clone();
+    let mut doc = if status.state.is_object() {
+        status.state.clone()
+    } else {
+        json!({})
+    };
     if let Some(map) = doc.as_object_mut() {
         map.insert("role".into(), json!(status.role));
         map.insert("ready".into(), json!(status.ready));

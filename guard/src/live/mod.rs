@@ -7,11 +7,13 @@
 //! - [`status`]: metrics and the readable state for the HTTP server.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
 
+pub mod changelog;
 pub mod config;
 pub mod http;
 pub mod kafka;
 pub mod ops;
 pub mod pipeline;
+pub mod standby;
 pub mod status;
 pub mod store;
 

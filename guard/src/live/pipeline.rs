@@ -34,6 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
+use super::changelog::Published;
 use super::config::LiveConfig;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::status::{state_view, StatusHandle};
@@ -98,45 +99,90 @@ impl<S: Store> LiveGuard<S> {
     /// # Errors
     /// [`LiveError`] when the store, the snapshot or the broker fails.
     pub fn start(config: LiveConfig, store: S, status: StatusHandle) -> Result<Self, LiveError> {
+        Self::start_from(config, store, status, None)
+    }
+
+    /// [`LiveGuard::start`], restoring from the changelog's snapshot instead of the
+    /// local store when the changelog's reaches further into the inputs (a standby
+    /// taking over, or a guard on a new machine). The restored state is written to
+    /// the local store at once, seen ids included.
+    ///
+    /// # Errors
+    /// [`LiveError`] when the store, the snapshot or the broker fails.
+    pub fn start_from(
+        config: LiveConfig,
+        mut store: S,
+        status: StatusHandle,
+        changelog: Option<&Published>,
+    ) -> Result<Self, LiveError> {
         let options = EngineOptions {
             source: config.source.clone(),
             clock: config.clock,
         };
-        let (mut engine, offsets, outbox, seq) = match store.load()? {
-            Some(restored) => {
-                let (mut engine, version) =
-                    Engine::restore(config.policy.clone(), options, &restored.checkpoint.engine)?;
-                engine.restore_seen(restored.seen);
-                if version != engine.policy_version() {
-                    warn!(stored = %version, now = %engine.policy_version(), "policy changed since the last checkpoint");
+        let local = store.load()?;
+        let local_progress = local
+            .as_ref()
+            .map_or(-1, |r| r.checkpoint.offsets.values().sum::<i64>());
+        let from_changelog = changelog.filter(|p| p.progress() > local_progress);
+        let (mut engine, offsets, outbox, seq) = if let Some(published) = from_changelog {
+            let (engine, _) = Engine::restore(config.policy.clone(), options, &published.engine)?;
+            info!(from = %published.instance, progress = published.progress(), local = local_progress, "state restored from the changelog");
+            let seq = local.as_ref().map_or(0, |r| r.checkpoint.seq) + 1;
+            let mut engine = engine;
+            let checkpoint = Checkpoint {
+                seq,
+                engine: engine.snapshot_without_seen(),
+                offsets: published.offsets.clone(),
+                outbox: published.outbox.clone(),
+            };
+            let seen: Vec<u128> = engine.state().seen.keys().collect();
+            store.save(&checkpoint, &seen)?;
+            let outbox = published
+                .outbox
+                .iter()
+                .map(|m| (m.id.clone(), m.clone()))
+                .collect();
+            (engine, published.offsets.clone(), outbox, seq)
+        } else {
+            match local {
+                Some(restored) => {
+                    let (mut engine, version) = Engine::restore(
+                        config.policy.clone(),
+                        options,
+                        &restored.checkpoint.engine,
+                    )?;
+                    engine.restore_seen(restored.seen);
+                    if version != engine.policy_version() {
+                        warn!(stored = %version, now = %engine.policy_version(), "policy changed since the last checkpoint");
+                    }
+                    info!(
+                        seq = restored.checkpoint.seq,
+                        partitions = restored.checkpoint.offsets.len(),
+                        outbox = restored.checkpoint.outbox.len(),
+                        "state restored from the local store"
+                    );
+                    let outbox = restored
+                        .checkpoint
+                        .outbox
+                        .into_iter()
+                        .map(|m| (m.id.clone(), m))
+                        .collect();
+                    (
+                        engine,
+                        restored.checkpoint.offsets,
+                        outbox,
+                        restored.checkpoint.seq,
+                    )
                 }
-                info!(
-                    seq = restored.checkpoint.seq,
-                    partitions = restored.checkpoint.offsets.len(),
-                    outbox = restored.checkpoint.outbox.len(),
-                    "state restored from the local store"
-                );
-                let outbox = restored
-                    .checkpoint
-                    .outbox
-                    .into_iter()
-                    .map(|m| (m.id.clone(), m))
-                    .collect();
-                (
-                    engine,
-                    restored.checkpoint.offsets,
-                    outbox,
-                    restored.checkpoint.seq,
-                )
-            }
-            None => {
-                info!("no local state: starting from the beginning of the input topics");
-                (
-                    Engine::new(config.policy.clone(), options),
-                    BTreeMap::new(),
-                    BTreeMap::new(),
-                    0,
-                )
+                None => {
+                    info!("no local state: starting from the beginning of the input topics");
+                    (
+                        Engine::new(config.policy.clone(), options),
+                        BTreeMap::new(),
+                        BTreeMap::new(),
+                        0,
+                    )
+                }
             }
         };
         engine.enable_seen_journal();
@@ -623,6 +669,27 @@ impl<S: Store> LiveGuard<S> {
     /// The engine, read-only (tests compare it with a replay's).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The last checkpoint's number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The last checkpoint in the changelog's form (full snapshot, offsets, outbox).
+    pub fn published(&self) -> Published {
+        Published {
+            instance: self.config.instance.clone(),
+            engine: self.engine.snapshot(),
+            offsets: self.offsets.clone(),
+            outbox: self.outbox.values().cloned().collect(),
+        }
+    }
+
+    /// Stops reading the inputs and hands the store back (stepping down to standby).
+    pub fn into_store(self) -> S {
+        let _ = self.consumer.unassign();
+        self.store
     }
 
     /// The next offset the guard will read from `topic`/`partition`.

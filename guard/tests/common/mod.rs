@@ -169,7 +169,21 @@ pub struct GuardProcess {
 }
 
 impl GuardProcess {
+    /// Starts a guard and waits until it is ready (active).
     pub fn start(
+        brokers: &str,
+        state_dir: &Path,
+        topics_prefix: &str,
+        extra_env: &[(&str, &str)],
+        log: &Path,
+    ) -> GuardProcess {
+        let guard = Self::spawn(brokers, state_dir, topics_prefix, extra_env, log);
+        guard.wait_ready(Duration::from_secs(60));
+        guard
+    }
+
+    /// Starts a guard without waiting for readiness (a standby is not ready).
+    pub fn spawn(
         brokers: &str,
         state_dir: &Path,
         topics_prefix: &str,
@@ -220,7 +234,11 @@ impl GuardProcess {
             child,
             http: format!("127.0.0.1:{port}"),
         };
-        guard.wait_ready(Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(&guard.http, "GET", "/healthz", &[], "").is_err() {
+            assert!(Instant::now() < deadline, "guard HTTP did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         guard
     }
 

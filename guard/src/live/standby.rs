@@ -1,0 +1,73 @@
+//! One active guard, any number of hot standbys (CONTRACT §5 layer 2).
+//!
+//! Every instance tails the changelog. An instance becomes active when no other
+//! instance has renewed its lease for [`LEASE_TIMEOUT`]; it then restores the newest
+//! of its local checkpoint and the changelog's snapshot and seeks the inputs to the
+//! offsets stored with it. An active instance that sees a live lease of an instance
+//! with a smaller name steps down (checkpoint, release the inputs, back to standby).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::changelog::Changelog;
+use super::config::LiveConfig;
+use super::pipeline::{LiveError, LiveGuard};
+use super::status::StatusHandle;
+use super::store::Store;
+
+/// How long an active instance may stay silent before a standby takes over.
+pub const LEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs the guard as active or standby until `stop` is set.
+///
+/// # Errors
+/// [`LiveError`] when the broker or the store fails beyond recovery.
+pub fn run<S: Store>(
+    config: LiveConfig,
+    mut store: S,
+    status: StatusHandle,
+    stop: &AtomicBool,
+) -> Result<(), LiveError> {
+    let mut changelog = Changelog::open(&config)?;
+    changelog.catch_up(Duration::from_millis(700));
+    loop {
+        if let Some(lease) = changelog.other_active(LEASE_TIMEOUT) {
+            info!(active = %lease.instance, "standby: another instance is active; tailing the changelog");
+            let mut s = status.lock();
+            s.role = "standby";
+            s.ready = false;
+        }
+        while changelog.other_active(LEASE_TIMEOUT).is_some() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            changelog.poll(Duration::from_millis(100));
+        }
+        info!(instance = %config.instance, "taking the active role");
+        let mut guard =
+            LiveGuard::start_from(config.clone(), store, status.clone(), changelog.latest())?;
+        let stepped_down = loop {
+            if stop.load(Ordering::Relaxed) {
+                break false;
+            }
+            guard.turn(Duration::from_millis(5));
+            changelog.poll(Duration::ZERO);
+            changelog.publish(guard.seq(), || guard.published());
+            if let Some(other) = changelog.other_active(LEASE_TIMEOUT) {
+                if other.instance < config.instance {
+                    warn!(other = %other.instance, "another instance is active too; stepping down");
+                    break true;
+                }
+            }
+        };
+        guard.shutdown();
+        changelog.publish(guard.seq(), || guard.published());
+        changelog.flush();
+        store = guard.into_store();
+        if !stepped_down {
+            return Ok(());
+        }
+    }
+}
