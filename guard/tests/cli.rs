@@ -219,3 +219,73 @@ fn help_teaches_replay_with_examples() {
         assert!(help.contains(needle), "{needle:?} missing from help");
     }
 }
+
+#[test]
+fn run_refuses_secrets_in_flags_and_names_the_variable() {
+    let out = guard(&[
+        "run",
+        "--brokers",
+        "127.0.0.1:1",
+        "--kafka",
+        "sasl.password=hunter2",
+        "--http-listen",
+        "off",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("GUARD_KAFKA_SASL_PASSWORD") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_without_brokers_says_how_to_give_them() {
+    let out = Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args(["run"])
+        .env_remove("GUARD_BROKERS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--brokers"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn run_config_file_unknown_keys_are_errors() {
+    let dir = temp("config");
+    let file = dir.join("guard.toml");
+    std::fs::write(&file, "brokers = \"127.0.0.1:1\"\nstate_dri = \"/tmp/x\"\n").unwrap();
+    let out = guard(&["run", "--config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("state_dri"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn run_help_lists_every_setting_with_its_variable() {
+    let help = text(&guard(&["run", "--help"]).stdout);
+    for needle in [
+        "--brokers",
+        "GUARD_BROKERS",
+        "--state-dir",
+        "--group-id",
+        "--http-listen",
+        "--topic-exec-result",
+        "--topic-dlq",
+        "--kafka",
+        "--log-format",
+        "--config",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from guard run --help"
+        );
+    }
+}

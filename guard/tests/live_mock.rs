@@ -381,3 +381,57 @@ fn a_pause_decided_while_the_broker_is_down_goes_out_when_it_is_back() {
         "the failed delivery is raised as a risk event"
     );
 }
+
+fn breach(id: &str, secs: u32) -> Vec<u8> {
+    format!(r#"{{"fill_id":"{id}","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100.1,"ts":"2025-08-11T00:00:{secs:02}Z"}}"#).into_bytes()
+}
+
+#[test]
+fn produce_errors_delay_the_pause_but_do_not_lose_it() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mut rig = Rig::new("produce-errors");
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f1", 0));
+    rig.feed(&mut guard, "exec_result", &breach("f2", 1));
+    rig.settle(&mut guard);
+    // The next produce requests fail with retriable and fatal-for-the-batch errors.
+    rig.cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ],
+    );
+    rig.feed(&mut guard, "exec_result", &breach("f3", 2));
+    rig.settle(&mut guard);
+    let commands = rig.commands();
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].trigger, "f3");
+    assert_eq!(guard.outbox_len(), 0);
+}
+
+#[test]
+fn added_round_trip_time_slows_but_does_not_break_the_guard() {
+    let mut rig = Rig::new("rtt");
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.cluster
+        .broker_round_trip_time(1, Duration::from_millis(200))
+        .unwrap();
+    for (i, id) in ["f1", "f2", "f3"].iter().enumerate() {
+        rig.feed(&mut guard, "exec_result", &breach(id, i as u32));
+    }
+    rig.settle(&mut guard);
+    rig.cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .unwrap();
+    let commands = rig.commands();
+    assert_eq!(commands.len(), 1);
+    // Both decisions (command and risk event) were acknowledged and measured.
+    assert_eq!(status.lock().metrics.decision_latency.len(), 2);
+    assert_eq!(status.lock().metrics.delivery_failures, 0);
+}

@@ -452,3 +452,59 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
     );
     eprintln!("standby took over {takeover:?} after kill -9");
 }
+
+#[test]
+fn record_dumps_a_replayable_day() {
+    let dir = scratch("record");
+    let tansu = Tansu::start(&dir);
+    let names = [
+        "exec_result",
+        "risk_event",
+        "strategy_release",
+        "ops_command",
+    ];
+    tansu.create_topics(&names);
+    let file = root().join("tests/golden/runbook_day/input.jsonl");
+    let producer = tansu.producer();
+    let from = guard::time::Timestamp::now();
+    for (topic, payload) in messages(&file) {
+        tansu.send(&producer, &topic, &payload);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let to = guard::time::Timestamp::now();
+    let recorded = dir.join("recorded.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args([
+            "record",
+            "--brokers",
+            &tansu.brokers,
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--output",
+            recorded.to_str().unwrap(),
+            "--idle",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recorded 20 messages (13 exec_result, 3 risk_event, 1 strategy_release, 3 ops_command)"), "{}", String::from_utf8_lossy(&out.stderr));
+    let replay_file = |path: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_guard"))
+            .args(["replay", "--input", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&replay_file(&recorded)),
+        String::from_utf8_lossy(&replay_file(&file))
+    );
+}
