@@ -32,7 +32,7 @@ pub fn consumer(config: &LiveConfig) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "2")
+        .set("fetch.wait.max.ms", "1")
         .set("fetch.error.backoff.ms", "10")
         .set("fetch.queue.backoff.ms", "10")
         .set("enable.partition.eof", "false");
