@@ -44,8 +44,8 @@ pub struct Lease {
 pub struct Published {
     /// The instance that wrote it.
     pub instance: String,
-    /// Full engine snapshot (with the seen ids).
-    pub engine: Vec<u8>,
+    /// Full engine snapshot (with the seen ids), as the engine's JSON text.
+    pub engine: String,
     /// Input offsets it covers.
     #[serde(with = "crate::engine::pairs")]
     pub offsets: BTreeMap<Partition, i64>,
@@ -92,6 +92,8 @@ pub struct Changelog {
     published_seq: u64,
     last_lease_sent: Option<Instant>,
     last_snapshot_sent: Option<Instant>,
+    snapshot_every: Duration,
+    active: bool,
 }
 
 impl Changelog {
@@ -119,6 +121,8 @@ impl Changelog {
             published_seq: 0,
             last_lease_sent: None,
             last_snapshot_sent: None,
+            snapshot_every: Duration::from_secs(1),
+            active: false,
         })
     }
 
@@ -145,6 +149,9 @@ impl Changelog {
                 if let Ok(lease) = serde_json::from_slice::<Lease>(payload) {
                     self.last_lease = Some((lease, Instant::now()));
                 }
+            } else if self.active {
+                // The active instance wrote these itself; assembling them is waste.
+                continue;
             } else if let Some(index) = rest.strip_prefix("chunk/") {
                 let Some(split) = payload.iter().position(|b| *b == b'\n') else {
                     continue;
@@ -211,8 +218,17 @@ impl Changelog {
         (lease.instance != self.instance && fresh).then_some(lease)
     }
 
-    /// Publishes the lease (once a second) and, when `snapshot` yields one, the
-    /// snapshot (at most once a second).
+    /// Marks this instance active (it stops assembling snapshots it wrote itself).
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+        if active {
+            self.chunks.clear();
+        }
+    }
+
+    /// Publishes the lease (once a second) and the snapshot when the state moved: at
+    /// most once a second, and never more than ~5% of the time (a large state is
+    /// published less often).
     pub fn publish(&mut self, seq: u64, snapshot: impl FnOnce() -> Published) {
         if self
             .last_lease_sent
@@ -235,9 +251,10 @@ impl Changelog {
         if seq > self.published_seq
             && self
                 .last_snapshot_sent
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+                .is_none_or(|t| t.elapsed() >= self.snapshot_every)
         {
-            self.last_snapshot_sent = Some(Instant::now());
+            let started = Instant::now();
+            self.last_snapshot_sent = Some(started);
             self.published_seq = seq;
             let bytes = serde_json::to_vec(&snapshot()).unwrap_or_default();
             let sha256: String = Sha256::digest(&bytes)
@@ -261,6 +278,7 @@ impl Changelog {
             .unwrap_or_default();
             let key = format!("{}/manifest", self.group);
             self.send_waiting(&key, &manifest);
+            self.snapshot_every = (started.elapsed() * 20).max(Duration::from_secs(1));
         }
         self.producer.poll(Duration::ZERO);
     }

@@ -35,7 +35,9 @@ pub fn consumer(config: &LiveConfig) -> ClientConfig {
         .set("fetch.wait.max.ms", "1")
         .set("fetch.error.backoff.ms", "10")
         .set("fetch.queue.backoff.ms", "10")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Bound the prefetch queue: memory stays flat when the guard falls behind.
+        .set("queued.max.messages.kbytes", "16384");
     for (key, value) in &config.kafka {
         c.set(key, value);
     }

@@ -125,7 +125,8 @@ impl<S: Store> LiveGuard<S> {
             .map_or(-1, |r| r.checkpoint.offsets.values().sum::<i64>());
         let from_changelog = changelog.filter(|p| p.progress() > local_progress);
         let (mut engine, offsets, outbox, seq) = if let Some(published) = from_changelog {
-            let (engine, _) = Engine::restore(config.policy.clone(), options, &published.engine)?;
+            let (engine, _) =
+                Engine::restore(config.policy.clone(), options, published.engine.as_bytes())?;
             info!(from = %published.instance, progress = published.progress(), local = local_progress, "state restored from the changelog");
             let seq = local.as_ref().map_or(0, |r| r.checkpoint.seq) + 1;
             let mut engine = engine;
@@ -680,7 +681,7 @@ impl<S: Store> LiveGuard<S> {
     pub fn published(&self) -> Published {
         Published {
             instance: self.config.instance.clone(),
-            engine: self.engine.snapshot(),
+            engine: String::from_utf8(self.engine.snapshot()).expect("snapshots are JSON text"),
             offsets: self.offsets.clone(),
             outbox: self.outbox.values().cloned().collect(),
         }

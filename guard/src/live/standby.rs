@@ -66,6 +66,7 @@ pub fn run<S: Store>(
         changelog.publish(guard.seq(), || guard.published());
         changelog.flush();
         store = guard.into_store();
+        changelog.set_active(false);
         if !stepped_down {
             return Ok(());
         }

@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the boundary; [`SledStore`] keeps it in sled (one tree, one
 //! `sled::Batch` per checkpoint, then an fsync), [`MemStore`] in memory for tests and
-//! benchmarks. The set of seen ids is written incrementally (one key per id) so a
+//! benchmarks. The set of seen ids is written incrementally (one block per checkpoint) so a
 //! checkpoint costs what changed, not the whole history.
 
 use std::collections::BTreeMap;
@@ -106,9 +106,10 @@ const CHECKPOINT_KEY: &[u8] = b"c/checkpoint";
 const SEEN_PREFIX: u8 = b's';
 /// Bumped when the layout changes; a store of another version is refused at start.
 const LAYOUT_KEY: &[u8] = b"c/layout";
-const LAYOUT: &[u8] = b"noctria-guard/1";
+const LAYOUT: &[u8] = b"noctria-guard/2";
 
-/// The sled-backed store: one tree, keys `c/checkpoint` and `s<16 bytes>` per seen id.
+/// The sled-backed store: one tree, keys `c/checkpoint`, and `s<seq>` holding the
+/// ids first seen by checkpoint `seq` (16 bytes each).
 pub struct SledStore {
     db: sled::Db,
 }
@@ -119,7 +120,12 @@ impl SledStore {
     /// # Errors
     /// [`StoreError`] when sled cannot open the directory, or it holds another layout.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        // A small page cache: the store is written, and read only at start.
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .cache_capacity(8 << 20)
+            .open()?;
         match db.get(LAYOUT_KEY)? {
             Some(layout) if layout.as_ref() != LAYOUT => {
                 return Err(StoreError::Corrupt(format!(
@@ -147,11 +153,16 @@ impl Store for SledStore {
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut seen = Vec::new();
         for entry in self.db.scan_prefix([SEEN_PREFIX]) {
-            let (key, _) = entry?;
-            let raw: [u8; 16] = key[1..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("seen key of wrong length".into()))?;
-            seen.push(u128::from_be_bytes(raw));
+            let (_, ids) = entry?;
+            if ids.len() % 16 != 0 {
+                return Err(StoreError::Corrupt(
+                    "a block of seen ids has a partial id".into(),
+                ));
+            }
+            seen.extend(
+                ids.chunks_exact(16)
+                    .map(|raw| u128::from_be_bytes(raw.try_into().expect("16 bytes"))),
+            );
         }
         Ok(Some(Restored { checkpoint, seen }))
     }
@@ -161,11 +172,17 @@ impl Store for SledStore {
         let bytes =
             serde_json::to_vec(checkpoint).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(CHECKPOINT_KEY, bytes);
-        let mut key = [0u8; 17];
-        key[0] = SEEN_PREFIX;
-        for id in new_seen {
-            key[1..].copy_from_slice(&id.to_be_bytes());
-            batch.insert(&key[..], &[][..]);
+        if !new_seen.is_empty() {
+            // One value per checkpoint holding its new ids: far fewer tree entries
+            // (and far less sled memory) than a key per id.
+            let mut key = [0u8; 9];
+            key[0] = SEEN_PREFIX;
+            key[1..].copy_from_slice(&checkpoint.seq.to_be_bytes());
+            let mut ids = Vec::with_capacity(new_seen.len() * 16);
+            for id in new_seen {
+                ids.extend_from_slice(&id.to_be_bytes());
+            }
+            batch.insert(&key[..], ids);
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
