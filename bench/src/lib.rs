@@ -47,6 +47,8 @@ pub struct StreamShape {
     pub step_ms: u64,
     /// PRNG seed.
     pub seed: u64,
+    /// Only fills (no risk events, operator orders, adoptions or repeats).
+    pub fills_only: bool,
 }
 
 impl Default for StreamShape {
@@ -57,6 +59,7 @@ impl Default for StreamShape {
             breach_share: 0.02,
             step_ms: 50,
             seed: 42,
+            fills_only: false,
         }
     }
 }
@@ -79,7 +82,11 @@ pub fn mixed_stream(shape: &StreamShape, mut emit: impl FnMut(&str)) {
         now_ms += rng.below(shape.step_ms * 2 + 1) as i64;
         line.clear();
         let strategy = rng.below(shape.strategies);
-        let roll = rng.below(1000);
+        let roll = if shape.fills_only {
+            999
+        } else {
+            rng.below(1000)
+        };
         // Some fills arrive late, up to a minute.
         let ts_ms = if rng.below(20) == 0 {
             now_ms - rng.below(60_000) as i64

@@ -10,7 +10,9 @@ use bench::{mixed_stream, StreamShape};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        eprintln!("usage: gen-stream [MESSAGES] [STRATEGIES] [BREACH_SHARE] > stream.jsonl");
+        eprintln!(
+            "usage: gen-stream [MESSAGES] [STRATEGIES] [BREACH_SHARE] [fills] > stream.jsonl"
+        );
         return;
     }
     let parse = |i: usize, what: &str| -> Option<f64> {
@@ -31,6 +33,7 @@ fn main() {
     if let Some(v) = parse(2, "BREACH_SHARE") {
         shape.breach_share = v;
     }
+    shape.fills_only = args.get(3).is_some_and(|a| a == "fills");
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut failed = false;

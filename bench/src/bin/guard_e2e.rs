@@ -46,6 +46,8 @@ struct Args {
     as_guard: bool,
     state_dir: String,
     prefix: String,
+    /// IN_TOPIC:OUT_TOPIC of another implementation to measure instead of the guard.
+    external: Option<(String, String)>,
 }
 
 fn parse_args() -> Args {
@@ -59,6 +61,7 @@ fn parse_args() -> Args {
         as_guard: false,
         state_dir: String::new(),
         prefix: String::new(),
+        external: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +95,13 @@ fn parse_args() -> Args {
             "--as-guard" => a.as_guard = true,
             "--state-dir" => a.state_dir = value(),
             "--prefix" => a.prefix = value(),
+            "--external" => {
+                let v = value();
+                let (i, o) = v
+                    .split_once(':')
+                    .unwrap_or_else(|| die("--external takes IN_TOPIC:OUT_TOPIC"));
+                a.external = Some((i.to_owned(), o.to_owned()));
+            }
             "-h" | "--help" => {
                 println!("guard-e2e [--broker mock|HOST:PORT] [--rate N] [--duration 30s] [--burst-every 200] [--strategies 1000] [--max-throughput]");
                 std::process::exit(0);
@@ -216,19 +226,57 @@ fn load(
         .create()
         .expect("listener");
     let ping_topic = format!("{}.ping", config.topics.guard_command);
+    // From the beginning, filtering by run id (tansu's end offsets are not reliable),
+    // and one consumer per topic.
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&config.topics.guard_command, 0, Offset::End)
-        .unwrap();
-    tpl.add_partition_offset(&ping_topic, 0, Offset::End)
+    tpl.add_partition_offset(&config.topics.guard_command, 0, Offset::Beginning)
         .unwrap();
     listener.assign(&tpl).unwrap();
+    let t0 = Instant::now() + Duration::from_millis(400);
+    let hop = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap(),
+    ));
+    let ping_stop = Arc::new(AtomicBool::new(false));
+    let ping_reader = {
+        let consumer: BaseConsumer = kafka::consumer(config)
+            .set("group.id", "e2e-ping")
+            .create()
+            .expect("ping listener");
+        let mut ping_tpl = TopicPartitionList::new();
+        ping_tpl
+            .add_partition_offset(&ping_topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&ping_tpl).unwrap();
+        let (hop, stop, prefix) = (hop.clone(), ping_stop.clone(), format!("{run}:"));
+        let warmup = Duration::from_secs(2).min(duration / 4);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(Ok(message)) = consumer.poll(Duration::from_millis(5)) else {
+                    continue;
+                };
+                let arrived = Instant::now();
+                let nanos = message
+                    .payload()
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .and_then(|s| s.strip_prefix(&prefix))
+                    .and_then(|s| s.parse::<u64>().ok());
+                // Pings of the warm-up (first two seconds) are not counted, like trips.
+                if let Some(nanos) = nanos.filter(|n| *n >= warmup.as_nanos() as u64) {
+                    let due = t0 + Duration::from_nanos(nanos);
+                    let _ = hop
+                        .lock()
+                        .unwrap()
+                        .record(arrived.saturating_duration_since(due).as_micros().max(1) as u64);
+                }
+            }
+        })
+    };
     std::thread::sleep(Duration::from_millis(300));
 
     let scheduled: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let bursts = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now() + Duration::from_millis(100);
     let sender = {
         let (scheduled, done, sent, bursts) = (
             scheduled.clone(),
@@ -264,7 +312,11 @@ fn load(
                 } else {
                     (format!("{run}-f{i}"), format!("s{}", i % strategies), 1.0)
                 };
-                if in_burst == 2 && i >= burst_every {
+                // Trips in the first two seconds are warm-up (connections, producer ids).
+                if in_burst == 2
+                    && i >= burst_every
+                    && due >= t0 + Duration::from_secs(2).min(duration / 4)
+                {
                     scheduled.lock().unwrap().insert(id.clone(), due);
                     bursts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -277,7 +329,7 @@ fn load(
                 }
                 // A plain hop, scheduled on the same clock, every 10th fill.
                 if i % 10 == 0 {
-                    let ping = format!("{}", due.duration_since(t0).as_nanos());
+                    let ping = format!("{run}:{}", due.duration_since(t0).as_nanos());
                     let _ = producer.send(BaseRecord::to(&ping_topic).key("ping").payload(&ping));
                 }
                 producer.poll(Duration::ZERO);
@@ -289,7 +341,6 @@ fn load(
         })
     };
     let mut e2e = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
-    let mut hop = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
     let mut commands = 0u64;
     let mut matched = 0u64;
     let mut finished_at: Option<Instant> = None;
@@ -309,44 +360,45 @@ fn load(
             continue;
         };
         let arrived = Instant::now();
-        if message.topic() == ping_topic {
-            if let Some(nanos) = message
-                .payload()
-                .and_then(|p| std::str::from_utf8(p).ok())
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                let due = t0 + Duration::from_nanos(nanos);
-                let _ =
-                    hop.record(arrived.saturating_duration_since(due).as_micros().max(1) as u64);
-            }
-            continue;
-        }
-        let Ok(command) =
-            serde_json::from_slice::<GuardCommand>(message.payload().unwrap_or_default())
+        let Ok(value) =
+            serde_json::from_slice::<serde_json::Value>(message.payload().unwrap_or_default())
         else {
             continue;
         };
         commands += 1;
-        if let Some(due) = scheduled.lock().unwrap().remove(&command.trigger) {
+        let Some(trigger) = value
+            .get("trigger")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if let Some(due) = scheduled.lock().unwrap().remove(&trigger) {
             matched += 1;
             let _ = e2e.record(arrived.saturating_duration_since(due).as_micros().max(1) as u64);
-            // Resume at once, so the next burst finds a running scope.
-            let resume = guard::live::ops::command(
-                guard::message::Action::Resume,
-                command.scope.clone(),
-                "e2e",
-                None,
-            );
-            let payload = serde_json::to_vec(&resume).unwrap();
-            let _ = producer.send(
-                BaseRecord::to(&config.topics.ops_command)
-                    .key("k")
-                    .payload(&payload),
-            );
-            producer.poll(Duration::ZERO);
+            // The guard keeps the strategy paused: resume at once, so the guard keeps
+            // deciding. (Another implementation under --external keeps no pause state.)
+            if let Ok(command) = serde_json::from_value::<GuardCommand>(value) {
+                let resume = guard::live::ops::command(
+                    guard::message::Action::Resume,
+                    command.scope.clone(),
+                    "e2e",
+                    None,
+                );
+                let payload = serde_json::to_vec(&resume).unwrap();
+                let _ = producer.send(
+                    BaseRecord::to(&config.topics.ops_command)
+                        .key("k")
+                        .payload(&payload),
+                );
+                producer.poll(Duration::ZERO);
+            }
         }
     }
     let _ = sender.join();
+    ping_stop.store(true, Ordering::Relaxed);
+    let _ = ping_reader.join();
+    let hop = hop.lock().unwrap().clone();
     Outcome {
         sent: sent.load(Ordering::Relaxed),
         bursts: bursts.load(Ordering::Relaxed),
@@ -378,22 +430,38 @@ fn main() {
         .map_or_else(|| args.broker.clone(), |m| m.bootstrap_servers());
     let prefix = format!("e2e{}.", std::process::id());
     let state_dir = std::env::temp_dir().join(format!("guard-e2e-{}", std::process::id()));
-    let config = config_for(&brokers, state_dir.to_str().unwrap(), &prefix);
+    let mut config = config_for(&brokers, state_dir.to_str().unwrap(), &prefix);
+    if let Some((input, output)) = &args.external {
+        config.topics.exec_result = input.clone();
+        config.topics.guard_command = output.clone();
+    }
     let topics: Vec<String> = config
         .topics
         .all()
         .into_iter()
         .chain([format!("{}.ping", config.topics.guard_command)])
         .collect();
+    // Measuring another implementation: its topics exist; only the ping topic is ours.
+    let topics: Vec<String> = if args.external.is_some() {
+        topics
+            .into_iter()
+            .filter(|t| t.ends_with(".ping"))
+            .collect()
+    } else {
+        topics
+    };
     match &mock {
         Some(m) => topics
             .iter()
             .for_each(|t| m.create_topic(t, 1, 1).expect("create topic")),
         None => create_topics_with_admin(&brokers, &topics),
     }
-    let mut guard = spawn_guard(&brokers, &state_dir, &prefix);
+    let mut guard = args
+        .external
+        .is_none()
+        .then(|| spawn_guard(&brokers, &state_dir, &prefix));
     std::thread::sleep(Duration::from_secs(2));
-    let pid = guard.id();
+    let pid = guard.as_ref().map_or(0, Child::id);
     let runs: Vec<u64> = if args.max_throughput {
         vec![5_000, 10_000, 20_000, 50_000, 80_000, 120_000]
     } else {
@@ -413,7 +481,7 @@ fn main() {
             duration,
             args.burst_every.max(4),
             args.strategies,
-            &format!("r{k}"),
+            &format!("p{}r{k}", std::process::id()),
         );
         let p99 = ms(&outcome.e2e, 0.99);
         let lost = outcome.bursts.saturating_sub(outcome.matched);
@@ -432,8 +500,10 @@ fn main() {
     }
     let cpu = proc_cpu_seconds(pid);
     let rss = proc_peak_rss_mb(pid);
-    drop(guard.stdin.take());
-    let _ = guard.wait();
+    if let Some(mut guard) = guard.take() {
+        drop(guard.stdin.take());
+        let _ = guard.wait();
+    }
     let _ = std::fs::remove_dir_all(&state_dir);
     let Some((o, rate)) = last else { return };
     let (e2e_p99, hop_p99) = (ms(&o.e2e, 0.99), ms(&o.hop, 0.99));
