@@ -112,6 +112,50 @@ fn decode_apply(c: &mut Criterion) {
     group.finish();
 }
 
+/// The live pipeline's per-message work without the broker: decode the Kafka payload,
+/// decide, encode each decision as it goes to the producer.
+fn live_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("live_decode_decide_encode");
+    for (name, bps, strategies, policy) in [
+        ("fill_no_trip", 1.0, 1_000u64, Policy::default()),
+        (
+            "fill_trips",
+            9.0,
+            200_000,
+            Policy::from_toml("[slippage]\ntrip_at = 1\npause = \"group\"").unwrap(),
+        ),
+    ] {
+        let lines: Vec<String> = (0..200_000)
+            .map(|n| fill_line(n, n % strategies, bps))
+            .collect();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut engine = Engine::new(policy.clone(), EngineOptions::default());
+                let mut out = Vec::new();
+                let mut i = 0usize;
+                for _ in 0..iters {
+                    if i == lines.len() {
+                        engine = Engine::new(policy.clone(), EngineOptions::default());
+                        i = 0;
+                    }
+                    out.clear();
+                    let started = Instant::now();
+                    let input = decode(Stream::ExecResult, black_box(lines[i].as_bytes())).unwrap();
+                    engine.apply_into(&input, &mut out);
+                    for decision in &out {
+                        black_box(serde_json::to_vec(decision).unwrap());
+                    }
+                    total += started.elapsed();
+                    i += 1;
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 fn replay_throughput(c: &mut Criterion) {
     let shape = StreamShape {
         messages: 1_000_000,
@@ -148,5 +192,11 @@ fn replay_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine_apply, decode_apply, replay_throughput);
+criterion_group!(
+    benches,
+    engine_apply,
+    decode_apply,
+    live_path,
+    replay_throughput
+);
 criterion_main!(benches);

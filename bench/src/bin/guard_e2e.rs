@@ -145,16 +145,20 @@ fn run_guard(args: &Args) {
         let _ = std::io::stdin().read_to_end(&mut sink);
         flag.store(true, Ordering::Relaxed);
     });
+    // Tell the harness on stdout when the guard owns its inputs.
+    let status = StatusHandle::default();
+    let watch = status.clone();
+    std::thread::spawn(move || {
+        while !watch.lock().ready {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        println!("ready");
+    });
     let result = if std::env::var_os("E2E_MEMSTORE").is_some() {
-        guard::live::standby::run(
-            config,
-            guard::live::MemStore::default(),
-            StatusHandle::default(),
-            &stop,
-        )
+        guard::live::standby::run(config, guard::live::MemStore::default(), status, &stop)
     } else {
         let store = SledStore::open(&config.state_dir).unwrap_or_else(|e| die(&e.to_string()));
-        guard::live::standby::run(config, store, StatusHandle::default(), &stop)
+        guard::live::standby::run(config, store, status, &stop)
     };
     if let Err(e) = result {
         die(&format!("guard: {e}"));
@@ -460,7 +464,10 @@ fn main() {
         .external
         .is_none()
         .then(|| spawn_guard(&brokers, &state_dir, &prefix));
-    std::thread::sleep(Duration::from_secs(2));
+    if let Some(child) = guard.as_mut() {
+        wait_ready(child);
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let pid = guard.as_ref().map_or(0, Child::id);
     let runs: Vec<u64> = if args.max_throughput {
         vec![5_000, 10_000, 20_000, 50_000, 80_000, 120_000]
@@ -562,9 +569,26 @@ fn spawn_guard(brokers: &str, state_dir: &std::path::Path, prefix: &str) -> Chil
             prefix,
         ])
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("guard child starts")
+}
+
+/// Waits for the child's "ready" line (it owns its inputs), at most a minute.
+fn wait_ready(child: &mut Child) {
+    use std::io::BufRead;
+    let Some(stdout) = child.stdout.take() else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        die("the guard did not become ready within a minute");
+    }
 }
 
 fn create_topics_with_admin(brokers: &str, topics: &[String]) {

@@ -90,6 +90,9 @@ pub struct LiveGuard<S: Store> {
     last_lag: Instant,
     status: StatusHandle,
     decisions: Vec<Decision>,
+    buf_topic: String,
+    buf_key: String,
+    buf_payload: Vec<u8>,
 }
 
 impl<S: Store> LiveGuard<S> {
@@ -210,6 +213,9 @@ impl<S: Store> LiveGuard<S> {
             last_lag: Instant::now(),
             status,
             decisions: Vec::new(),
+            buf_topic: String::new(),
+            buf_key: String::new(),
+            buf_payload: Vec::new(),
         };
         let unacknowledged: Vec<String> = guard.outbox.keys().cloned().collect();
         if !unacknowledged.is_empty() {
@@ -291,20 +297,22 @@ impl<S: Store> LiveGuard<S> {
             match polled {
                 Ok(message) => {
                     let received = Instant::now();
-                    debug!(
-                        topic = message.topic(),
-                        offset = message.offset(),
-                        "received"
+                    // Reused buffers: no allocation per message on the hot path.
+                    let (mut topic, mut key, mut payload) = (
+                        std::mem::take(&mut self.buf_topic),
+                        std::mem::take(&mut self.buf_key),
+                        std::mem::take(&mut self.buf_payload),
                     );
-                    let topic = message.topic().to_owned();
+                    topic.clear();
+                    topic.push_str(message.topic());
+                    key.clear();
+                    key.push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
+                    payload.clear();
+                    payload.extend_from_slice(message.payload().unwrap_or_default());
                     let (partition, offset) = (message.partition(), message.offset());
-                    let key = message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned())
-                        .unwrap_or_default();
-                    let payload = message.payload().unwrap_or_default().to_vec();
                     drop(message);
                     self.on_message(&topic, partition, offset, &key, &payload, received);
+                    (self.buf_topic, self.buf_key, self.buf_payload) = (topic, key, payload);
                 }
                 Err(e) => warn!(error = %e, "consumer error"),
             }
@@ -345,8 +353,17 @@ impl<S: Store> LiveGuard<S> {
         payload: &[u8],
         received: Instant,
     ) {
-        self.offsets
-            .insert((topic.to_owned(), partition), offset + 1);
+        match self
+            .offsets
+            .iter_mut()
+            .find(|((t, p), _)| t == topic && *p == partition)
+        {
+            Some((_, next)) => *next = offset + 1,
+            None => {
+                self.offsets
+                    .insert((topic.to_owned(), partition), offset + 1);
+            }
+        }
         self.dirty = true;
         let Some(stream) = self.config.topics.stream_of(topic) else {
             return;
