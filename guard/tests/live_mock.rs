@@ -2,6 +2,8 @@
 //! commands equal replay's, restarts apply nothing twice, invalid input goes to the
 //! dead-letter topic, and a broker outage delays a pause but does not lose it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use guard::decode::decode_envelope;
 use guard::engine::{ClockMode, Engine, EngineOptions};
 use guard::live::{LiveConfig, LiveGuard, MemStore, SledStore, StatusHandle, Store};
-use guard::message::{Decision, GuardCommand, Input};
+use guard::message::{Decision, GuardCommand};
 use guard::policy::Policy;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -18,29 +20,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    common::root()
 }
 
-/// (topic, payload) of every line of a replay file, invalid lines included when their
-/// stream is known.
+/// (topic, payload) of every input line of a replay file (invalid events included).
 fn messages(file: &str) -> Vec<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(root().join(file)).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).ok()?;
-            let stream = value.get("stream")?.as_str()?.to_owned();
-            let event = value.get("event")?;
-            matches!(
-                stream.as_str(),
-                "exec_result" | "risk_event" | "strategy_release" | "ops_command"
-            )
-            .then(|| (stream, serde_json::to_vec(event).unwrap()))
-        })
-        .collect()
+    common::messages(&root().join(file))
 }
 
 fn replay_commands(file: &str) -> (Vec<GuardCommand>, Engine) {

@@ -65,13 +65,9 @@ pub fn run(args: OpsArgs, action: Action) -> Result<(), Failure> {
             .ok_or_else(|| Failure::usage(format!("--kafka takes KEY=VALUE, not {pair:?}")))?;
         config.kafka.push((k.to_owned(), v.to_owned()));
     }
-    for (var, value) in std::env::vars() {
-        if let Some(rest) = var.strip_prefix("GUARD_KAFKA_") {
-            config
-                .kafka
-                .push((rest.to_ascii_lowercase().replace('_', "."), value));
-        }
-    }
+    config
+        .kafka
+        .extend(guard::live::config::kafka_settings_from_env());
     let kafka_err =
         |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
     // Listen from the current end of guard_command before publishing, so the answer

@@ -68,13 +68,9 @@ pub fn run(args: RecordArgs) -> Result<(), Failure> {
     config.topics.risk_event = args.topic_risk_event.clone();
     config.topics.strategy_release = args.topic_strategy_release.clone();
     config.topics.ops_command = args.topic_ops_command.clone();
-    for (var, value) in std::env::vars() {
-        if let Some(rest) = var.strip_prefix("GUARD_KAFKA_") {
-            config
-                .kafka
-                .push((rest.to_ascii_lowercase().replace('_', "."), value));
-        }
-    }
+    config
+        .kafka
+        .extend(guard::live::config::kafka_settings_from_env());
     let kafka_err =
         |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
     let consumer: BaseConsumer = kafka::consumer(&config)

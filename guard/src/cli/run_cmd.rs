@@ -232,11 +232,7 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
             "{key} is a secret: set it in the environment as {var}, not in a flag or file"
         )));
     }
-    for (var, value) in std::env::vars() {
-        if let Some(rest) = var.strip_prefix("GUARD_KAFKA_") {
-            kafka.push((rest.to_ascii_lowercase().replace('_', "."), value));
-        }
-    }
+    kafka.extend(guard::live::config::kafka_settings_from_env());
     config.kafka = kafka;
     config.clock = match args.clock.or(file.clock).unwrap_or(ClockArg::Wall) {
         ClockArg::Wall => ClockMode::External,

@@ -127,6 +127,18 @@ impl LiveConfig {
     }
 }
 
+/// librdkafka settings from the environment: `GUARD_KAFKA_SASL_PASSWORD=…` is
+/// `sasl.password=…` (librdkafka keys have dots, never underscores). This is where
+/// secrets come from; flags and files may not carry them.
+pub fn kafka_settings_from_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter_map(|(var, value)| {
+            var.strip_prefix("GUARD_KAFKA_")
+                .map(|rest| (rest.to_ascii_lowercase().replace('_', "."), value))
+        })
+        .collect()
+}
+
 fn default_instance() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
