@@ -347,6 +347,7 @@ fn load(
     let mut e2e = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
     let mut commands = 0u64;
     let mut matched = 0u64;
+    let mut our_resumes: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut finished_at: Option<Instant> = None;
     loop {
         if done.load(Ordering::Relaxed) && finished_at.is_none() {
@@ -369,7 +370,6 @@ fn load(
         else {
             continue;
         };
-        commands += 1;
         let Some(trigger) = value
             .get("trigger")
             .and_then(|t| t.as_str())
@@ -377,8 +377,15 @@ fn load(
         else {
             continue;
         };
+        // Count only this run's commands: its pauses and the resumes it asked for (the
+        // listener reads the topic from the beginning).
+        if our_resumes.remove(&trigger) {
+            commands += 1;
+            continue;
+        }
         if let Some(due) = scheduled.lock().unwrap().remove(&trigger) {
             matched += 1;
+            commands += 1;
             let _ = e2e.record(arrived.saturating_duration_since(due).as_micros().max(1) as u64);
             // The guard keeps the strategy paused: resume at once, so the guard keeps
             // deciding. (Another implementation under --external keeps no pause state.)
@@ -389,6 +396,7 @@ fn load(
                     "e2e",
                     None,
                 );
+                our_resumes.insert(resume.command_id.clone());
                 let payload = serde_json::to_vec(&resume).unwrap();
                 let _ = producer.send(
                     BaseRecord::to(&config.topics.ops_command)
@@ -400,6 +408,10 @@ fn load(
         }
     }
     let _ = sender.join();
+    let unmatched: Vec<String> = scheduled.lock().unwrap().keys().cloned().collect();
+    if !unmatched.is_empty() {
+        eprintln!("guard-e2e: no command seen for trigger(s) {unmatched:?}");
+    }
     ping_stop.store(true, Ordering::Relaxed);
     let _ = ping_reader.join();
     let hop = hop.lock().unwrap().clone();
