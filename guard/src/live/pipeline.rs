@@ -552,10 +552,8 @@ impl<S: Store> LiveGuard<S> {
             status.metrics.delivery_failures += failed.len() as u64;
             if !failed.is_empty() {
                 status.publishing = false;
-            } else if self.resend.is_empty()
-                && !status.publishing
-                && self.outbox.values().all(|m| !m.topic.is_empty())
-            {
+            } else if self.resend.is_empty() {
+                // Every earlier failure has since been sent again and nothing failed now.
                 status.publishing = true;
             }
         }
