@@ -265,6 +265,22 @@ fn operator_cli_and_http_endpoints() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("already paused"), "{text}");
 
+    // `guard status` shows the pause and why.
+    let status = Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args(["status", "--http", &format!("http://{}", guard.http)])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        table.contains("PAUSED SCOPES") && table.contains("global") && table.contains("operator"),
+        "{table}"
+    );
+
     // HTTP: health, readiness, metrics, state.
     assert_eq!(
         http(&guard.http, "GET", "/healthz", &[], "").unwrap().0,
