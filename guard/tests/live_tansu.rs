@@ -9,121 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use guard::decode::decode_envelope;
-use guard::engine::{Engine, EngineOptions};
-use guard::message::{Decision, GuardCommand};
-use guard::policy::Policy;
-
-/// A deterministic mixed stream: bursts of slippage, losing streaks, late fills,
-/// duplicates, Noctus events, operator orders, an adoption, invalid payloads.
-fn stream(n: usize) -> Vec<String> {
-    let mut seed: u64 = 7;
-    let mut next = move |m: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % m
-    };
-    let base = 1_754_870_400_000i64 + 3_600_000; // Monday 01:00 UTC
-    let ts = |ms: i64| guard::time::Timestamp::from_millis(ms).to_string();
-    let mut lines = Vec::new();
-    let mut last_fill = String::new();
-    for i in 0..n {
-        let t = base + (i as i64) * 20_000 - (next(4) == 0) as i64 * next(300_000) as i64;
-        let strategy = ["alpha", "beta", "gamma"][next(3) as usize];
-        let line = match next(100) {
-            0..=2 if !last_fill.is_empty() => last_fill.clone(),
-            3..=4 => format!(
-                r#"{{"stream":"ops_command","event":{{"command_id":"ops-{i}","action":"resume","scope":{{"kind":"global"}},"operator":"oncall","ts":"{}"}}}}"#,
-                ts(t)
-            ),
-            5 => format!(
-                r#"{{"stream":"ops_command","event":{{"command_id":"ops-{i}","action":"pause","scope":{{"kind":"strategy","strategy_id":"{strategy}"}},"operator":"oncall","ts":"{}"}}}}"#,
-                ts(t)
-            ),
-            6..=7 => format!(
-                r#"{{"stream":"risk_event","event":{{"event_id":"n-{i}","source":"noctus","kind":"drawdown","severity":"{}","scope":{{"kind":"strategy","strategy_id":"{strategy}"}},"ts":"{}"}}}}"#,
-                ["warning", "critical"][next(2) as usize],
-                ts(t)
-            ),
-            8 => format!(
-                r#"{{"stream":"strategy_release","event":{{"strategy_id":"{strategy}","version":"v{i}","adopted_at":"{}"}}}}"#,
-                ts(t)
-            ),
-            9 => r#"{"stream":"exec_result","event":{"fill_id":"bad","qty":"1"}}"#.to_owned(),
-            _ => {
-                let bps = [1.0, 3.0, 6.0, 9.0][next(4) as usize];
-                let pnl =
-                    ["", r#","realized_pnl":-5.0"#, r#","realized_pnl":3.0"#][next(3) as usize];
-                let l = format!(
-                    r#"{{"stream":"exec_result","event":{{"fill_id":"f-{i}","strategy_id":"{strategy}","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"slippage_bps":{bps}{pnl},"ts":"{}"}}}}"#,
-                    ts(t)
-                );
-                last_fill = l.clone();
-                l
-            }
-        };
-        lines.push(line);
-    }
-    lines
-}
-
-fn replay(lines: &[String]) -> (Vec<GuardCommand>, Engine) {
-    let mut engine = Engine::new(Policy::default(), EngineOptions::default());
-    let mut commands = Vec::new();
-    for line in lines {
-        if let Ok(input) = decode_envelope(line.as_bytes()) {
-            for d in engine.apply(&input).decisions {
-                if let Decision::GuardCommand(c) = d {
-                    commands.push(c);
-                }
-            }
-        }
-    }
-    (commands, engine)
-}
-
-fn judged(c: &GuardCommand) -> String {
-    format!(
-        "{} {} {} {} {} [{}] {}",
-        c.command_id,
-        c.action.as_str(),
-        c.scope,
-        c.rule.as_str(),
-        c.trigger,
-        c.evidence.join(","),
-        c.event_ts
-    )
-}
-
-/// The published commands in first-seen order, each once; a repeated id must repeat
-/// the same decision exactly.
-fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
-    let mut first_seen = Vec::new();
-    let mut by_id: BTreeMap<String, String> = BTreeMap::new();
-    for c in published {
-        let j = judged(c);
-        match by_id.insert(c.command_id.clone(), j.clone()) {
-            Some(previous) => assert_eq!(
-                previous, j,
-                "two different decisions share id {}",
-                c.command_id
-            ),
-            None => first_seen.push(j),
-        }
-    }
-    first_seen
-}
-
-const TOPICS: [&str; 7] = [
-    "exec_result",
-    "risk_event",
-    "strategy_release",
-    "ops_command",
-    "guard_command",
-    "guard_dlq",
-    "guard_state",
-];
+use guard::message::GuardCommand;
 
 #[test]
 fn published_commands_equal_replay_across_kill_9_restarts() {
@@ -132,7 +18,7 @@ fn published_commands_equal_replay_across_kill_9_restarts() {
     let prefix = "k9.";
     let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
     tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
-    let lines = stream(240);
+    let lines = stream(240, 100);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
     let (expected, replay_engine) = replay(&lines);
@@ -144,7 +30,7 @@ fn published_commands_equal_replay_across_kill_9_restarts() {
 
     let state_dir = dir.join("state");
     let log = dir.join("guard.log");
-    let producer = tansu.producer();
+    let (producer, delivered) = offset_producer(&tansu.brokers);
     let mut guard = GuardProcess::start(&tansu.brokers, &state_dir, prefix, &[], &log);
     let mut sent: BTreeMap<String, i64> = BTreeMap::new();
     // Kill points: some right after the guard applied a message (state not yet
@@ -154,15 +40,14 @@ fn published_commands_equal_replay_across_kill_9_restarts() {
     let mut kills = 0;
     for (i, (stream_name, payload)) in messages(&file).into_iter().enumerate() {
         let topic = format!("{prefix}{stream_name}");
-        tansu.send(&producer, &topic, &payload);
-        let next = sent.entry(topic.clone()).or_insert(0);
-        *next += 1;
+        let next = send_for_offset(&producer, &delivered, &topic, &payload);
+        sent.insert(topic.clone(), next);
         if kill_after_send.contains(&i) {
             guard.kill9();
             kills += 1;
             guard = GuardProcess::start(&tansu.brokers, &state_dir, prefix, &[], &log);
         }
-        guard.wait_offset(&topic, *next, Duration::from_secs(60));
+        guard.wait_offset(&topic, next, Duration::from_secs(60));
         if kill_after_applied.contains(&i) {
             guard.kill9();
             kills += 1;
@@ -393,7 +278,7 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
     let prefix = "sb.";
     let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
     tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
-    let lines = stream(120);
+    let lines = stream(120, 100);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
     let (expected, _) = replay(&lines);
@@ -425,16 +310,15 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let producer = tansu.producer();
+    let (producer, delivered) = offset_producer(&tansu.brokers);
     let mut sent: BTreeMap<String, i64> = BTreeMap::new();
     let all = messages(&file);
     let (first, second) = all.split_at(all.len() / 2);
     for (stream_name, payload) in first {
         let topic = format!("{prefix}{stream_name}");
-        tansu.send(&producer, &topic, payload);
-        let next = sent.entry(topic.clone()).or_insert(0);
-        *next += 1;
-        active.wait_offset(&topic, *next, Duration::from_secs(60));
+        let next = send_for_offset(&producer, &delivered, &topic, payload);
+        sent.insert(topic.clone(), next);
+        active.wait_offset(&topic, next, Duration::from_secs(60));
     }
     // Let the changelog carry a snapshot, then kill the active instance.
     std::thread::sleep(Duration::from_millis(1500));
@@ -444,10 +328,9 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
     let takeover = killed.elapsed();
     for (stream_name, payload) in second {
         let topic = format!("{prefix}{stream_name}");
-        tansu.send(&producer, &topic, payload);
-        let next = sent.entry(topic.clone()).or_insert(0);
-        *next += 1;
-        standby.wait_offset(&topic, *next, Duration::from_secs(60));
+        let next = send_for_offset(&producer, &delivered, &topic, payload);
+        sent.insert(topic.clone(), next);
+        standby.wait_offset(&topic, next, Duration::from_secs(60));
     }
     std::thread::sleep(Duration::from_millis(500));
     let published: Vec<GuardCommand> = tansu

@@ -3,11 +3,17 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use guard::decode::decode_envelope;
+use guard::engine::{Engine, EngineOptions};
+use guard::message::{Decision, GuardCommand};
+use guard::policy::Policy;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -357,4 +363,178 @@ pub fn messages(file: &Path) -> Vec<(String, Vec<u8>)> {
             .then(|| (stream, serde_json::to_vec(event).unwrap()))
         })
         .collect()
+}
+
+/// A deterministic mixed stream: bursts of slippage, losing streaks, late fills,
+/// duplicates, Noctus events, operator orders, adoptions, invalid payloads. One
+/// message in `per / 10` is not a fill (so `per = 1000` gives long runs of fills).
+pub fn stream(n: usize, per: u64) -> Vec<String> {
+    let mut seed: u64 = 7;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let base = 1_754_870_400_000i64 + 3_600_000; // Monday 01:00 UTC
+    let ts = |ms: i64| guard::time::Timestamp::from_millis(ms).to_string();
+    let mut lines = Vec::new();
+    let mut last_fill = String::new();
+    for i in 0..n {
+        let t = base + (i as i64) * 20_000 - (next(4) == 0) as i64 * next(300_000) as i64;
+        let strategy = ["alpha", "beta", "gamma"][next(3) as usize];
+        let line = match next(per) {
+            0..=2 if !last_fill.is_empty() => last_fill.clone(),
+            3..=4 => format!(
+                r#"{{"stream":"ops_command","event":{{"command_id":"ops-{i}","action":"resume","scope":{{"kind":"global"}},"operator":"oncall","ts":"{}"}}}}"#,
+                ts(t)
+            ),
+            5 => format!(
+                r#"{{"stream":"ops_command","event":{{"command_id":"ops-{i}","action":"pause","scope":{{"kind":"strategy","strategy_id":"{strategy}"}},"operator":"oncall","ts":"{}"}}}}"#,
+                ts(t)
+            ),
+            6..=7 => format!(
+                r#"{{"stream":"risk_event","event":{{"event_id":"n-{i}","source":"noctus","kind":"drawdown","severity":"{}","scope":{{"kind":"strategy","strategy_id":"{strategy}"}},"ts":"{}"}}}}"#,
+                ["warning", "critical"][next(2) as usize],
+                ts(t)
+            ),
+            8 => format!(
+                r#"{{"stream":"strategy_release","event":{{"strategy_id":"{strategy}","version":"v{i}","adopted_at":"{}"}}}}"#,
+                ts(t)
+            ),
+            9 => r#"{"stream":"exec_result","event":{"fill_id":"bad","qty":"1"}}"#.to_owned(),
+            _ => {
+                // Long streams (per >= 1000) trip less often: a partition of thousands of
+                // single-message risk events slows tansu down.
+                let calm = if per >= 1000 { 10 } else { 1 };
+                let bps = [1.0, 3.0, 6.0, 9.0]
+                    .get(next(4 * calm) as usize)
+                    .copied()
+                    .unwrap_or(1.0);
+                let pnl = ["", r#","realized_pnl":-5.0"#, r#","realized_pnl":3.0"#]
+                    .get(next(3 * calm) as usize)
+                    .copied()
+                    .unwrap_or("");
+                let l = format!(
+                    r#"{{"stream":"exec_result","event":{{"fill_id":"f-{i}","strategy_id":"{strategy}","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"slippage_bps":{bps}{pnl},"ts":"{}"}}}}"#,
+                    ts(t)
+                );
+                last_fill = l.clone();
+                l
+            }
+        };
+        lines.push(line);
+    }
+    lines
+}
+
+pub fn replay(lines: &[String]) -> (Vec<GuardCommand>, Engine) {
+    let mut engine = Engine::new(Policy::default(), EngineOptions::default());
+    let mut commands = Vec::new();
+    for line in lines {
+        if let Ok(input) = decode_envelope(line.as_bytes()) {
+            for d in engine.apply(&input).decisions {
+                if let Decision::GuardCommand(c) = d {
+                    commands.push(c);
+                }
+            }
+        }
+    }
+    (commands, engine)
+}
+
+pub fn judged(c: &GuardCommand) -> String {
+    format!(
+        "{} {} {} {} {} [{}] {}",
+        c.command_id,
+        c.action.as_str(),
+        c.scope,
+        c.rule.as_str(),
+        c.trigger,
+        c.evidence.join(","),
+        c.event_ts
+    )
+}
+
+/// The published commands in first-seen order, each once; a repeated id must repeat
+/// the same decision exactly.
+pub fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
+    let mut first_seen = Vec::new();
+    let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+    for c in published {
+        let j = judged(c);
+        match by_id.insert(c.command_id.clone(), j.clone()) {
+            Some(previous) => assert_eq!(
+                previous, j,
+                "two different decisions share id {}",
+                c.command_id
+            ),
+            None => first_seen.push(j),
+        }
+    }
+    first_seen
+}
+
+pub const TOPICS: [&str; 7] = [
+    "exec_result",
+    "risk_event",
+    "strategy_release",
+    "ops_command",
+    "guard_command",
+    "guard_dlq",
+    "guard_state",
+];
+
+/// Records the offset the broker gave each delivered message, per topic.
+#[derive(Clone, Default)]
+pub struct OffsetContext(pub std::sync::Arc<std::sync::Mutex<BTreeMap<String, i64>>>);
+
+impl rdkafka::ClientContext for OffsetContext {}
+
+impl rdkafka::producer::ProducerContext for OffsetContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Ok(m) = result {
+            let mut map = self.0.lock().unwrap();
+            let e = map.entry(m.topic().to_owned()).or_insert(-1);
+            *e = (*e).max(m.offset());
+        }
+    }
+}
+
+/// A producer whose context knows the last offset written to each topic, so a test
+/// can wait for exactly its own message (the guard writes to `risk_event` too).
+pub fn offset_producer(
+    brokers: &str,
+) -> (
+    rdkafka::producer::BaseProducer<OffsetContext>,
+    OffsetContext,
+) {
+    let context = OffsetContext::default();
+    let producer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create_with_context(context.clone())
+        .unwrap();
+    (producer, context)
+}
+
+/// Sends one message, waits for its delivery, and returns the offset after it.
+pub fn send_for_offset(
+    producer: &rdkafka::producer::BaseProducer<OffsetContext>,
+    context: &OffsetContext,
+    topic: &str,
+    payload: &[u8],
+) -> i64 {
+    use rdkafka::producer::Producer;
+    producer
+        .send(
+            rdkafka::producer::BaseRecord::to(topic)
+                .key("k")
+                .payload(payload),
+        )
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    context.0.lock().unwrap()[topic] + 1
 }
