@@ -420,3 +420,51 @@ fn added_round_trip_time_slows_but_does_not_break_the_guard() {
     assert_eq!(status.lock().metrics.decision_latency.len(), 2);
     assert_eq!(status.lock().metrics.delivery_failures, 0);
 }
+
+#[test]
+fn fetch_and_offset_commit_errors_and_a_leader_change_do_not_stop_the_guard() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = MockCluster::new(2).unwrap();
+    let dir = std::env::temp_dir().join(format!("guard-live-faults-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = LiveConfig::new(cluster.bootstrap_servers(), dir);
+    config.http_listen = None;
+    config.clock = ClockMode::EventTime;
+    config.checkpoint_interval = Duration::from_millis(20);
+    for topic in config.topics.all() {
+        cluster.create_topic(&topic, 1, 2).unwrap();
+    }
+    let producer: BaseProducer = guard::live::kafka::producer(&config).create().unwrap();
+    let mut rig = Rig {
+        cluster,
+        config,
+        producer,
+        sent: BTreeMap::new(),
+    };
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f1", 0));
+    // Fetches fail for a while, offset commits fail, the partition leader moves.
+    rig.cluster.request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 5],
+    );
+    rig.cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 5],
+    );
+    rig.feed(&mut guard, "exec_result", &breach("f2", 1));
+    rig.cluster
+        .partition_leader("exec_result", 0, Some(2))
+        .unwrap();
+    rig.cluster
+        .partition_leader("guard_command", 0, Some(2))
+        .unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f3", 2));
+    rig.settle(&mut guard);
+    let commands = rig.commands();
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(commands[0].trigger, "f3");
+    assert!(status.lock().metrics.checkpoints > 0);
+}

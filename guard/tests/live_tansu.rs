@@ -405,3 +405,81 @@ fn record_dumps_a_replayable_day() {
         String::from_utf8_lossy(&replay_file(&file))
     );
 }
+
+#[test]
+fn a_damaged_store_is_refused_and_rebuild_recovers_the_same_decisions() {
+    let dir = scratch("rebuild");
+    let tansu = Tansu::start(&dir);
+    let prefix = "rb.";
+    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines = stream(80, 100);
+    let file = dir.join("input.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (expected, _) = replay(&lines);
+    let state_dir = dir.join("state");
+    let log = dir.join("guard.log");
+    let (producer, delivered) = offset_producer(&tansu.brokers);
+    let all = messages(&file);
+    let (first, second) = all.split_at(all.len() / 2);
+    let guard = GuardProcess::start(&tansu.brokers, &state_dir, prefix, &[], &log);
+    for (stream_name, payload) in first {
+        let topic = format!("{prefix}{stream_name}");
+        let next = send_for_offset(&producer, &delivered, &topic, payload);
+        guard.wait_offset(&topic, next, Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    guard.kill9();
+    // The disk lies: sled's data file is overwritten.
+    std::fs::write(state_dir.join("db"), vec![0u8; 4096]).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args([
+            "run",
+            "--brokers",
+            &tansu.brokers,
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--http-listen",
+            "off",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("--rebuild"), "{err}");
+    // With --rebuild the store is moved aside and the state comes back from the changelog.
+    let mut guard = GuardProcess::spawn_with(
+        &tansu.brokers,
+        &state_dir,
+        prefix,
+        &[],
+        &log,
+        &["--rebuild"],
+    );
+    guard.wait_ready(Duration::from_secs(60));
+    for (stream_name, payload) in second {
+        let topic = format!("{prefix}{stream_name}");
+        let next = send_for_offset(&producer, &delivered, &topic, payload);
+        guard.wait_offset(&topic, next, Duration::from_secs(60));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let published: Vec<GuardCommand> = tansu
+        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(2))
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect();
+    assert_eq!(
+        distinct_decisions(&published),
+        expected.iter().map(judged).collect::<Vec<_>>()
+    );
+    let aside = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.damaged-")
+        });
+    assert!(aside, "the damaged store is kept aside for inspection");
+    guard.child.kill().ok();
+}

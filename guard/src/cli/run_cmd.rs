@@ -96,6 +96,15 @@ pub struct RunArgs {
     /// Bound on the delivery of one command (librdkafka message.timeout.ms). [default: 10s]
     #[arg(long, env = "GUARD_MESSAGE_TIMEOUT")]
     pub message_timeout: Option<String>,
+    /// The state store is damaged or from another version: move it aside
+    /// (STATE_DIR.damaged-<time>) and rebuild the state — from the newest changelog
+    /// snapshot when there is one, else by replaying the input topics.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// With --rebuild and no changelog snapshot: replay the inputs from this time
+    /// (RFC 3339) instead of from the start of their retention.
+    #[arg(long, value_name = "TIME", requires = "rebuild")]
+    pub rebuild_from: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -244,6 +253,12 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
     if let Some(text) = args.message_timeout.or(file.message_timeout) {
         config.message_timeout = span(&text, "message_timeout")?;
     }
+    if let Some(text) = &args.rebuild_from {
+        config.rebuild_from = Some(
+            guard::time::Timestamp::parse(text)
+                .map_err(|e| Failure::usage(format!("--rebuild-from: {e}")))?,
+        );
+    }
     Ok((
         config,
         args.log_format
@@ -333,13 +348,44 @@ pub fn start_shell(
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let rebuild = args.rebuild;
     let (config, log_format) = resolve(args)?;
     init_logs(log_format);
     tracing::info!(brokers = %config.brokers, state_dir = %config.state_dir.display(), policy = %config.policy.version(), instance = %config.instance, "guard starting");
     let status = StatusHandle::default();
     let stop = Arc::new(AtomicBool::new(false));
     start_shell(&config, status.clone(), stop.clone())?;
-    let store = SledStore::open(&config.state_dir)
-        .map_err(|e| Failure::run(format!("{e} (state dir {})", config.state_dir.display())))?;
+    let store = match SledStore::open(&config.state_dir) {
+        Ok(store) if !rebuild => store,
+        Ok(store) => {
+            drop(store);
+            move_aside(&config.state_dir)?
+        }
+        Err(e) if rebuild => {
+            tracing::warn!(error = %e, "state store unusable; rebuilding");
+            move_aside(&config.state_dir)?
+        }
+        Err(e) => {
+            return Err(Failure::run(format!(
+                "{e} (state dir {}). The guard will not start on a store it cannot trust: run with --rebuild to move it aside and rebuild the state from the changelog or the input topics",
+                config.state_dir.display()
+            )))
+        }
+    };
     guard::live::standby::run(config, store, status, &stop).map_err(|e| Failure::run(e.to_string()))
+}
+
+/// Moves a damaged state directory aside and opens a fresh store in its place.
+fn move_aside(dir: &Path) -> Result<SledStore, Failure> {
+    if dir.exists() {
+        let aside = PathBuf::from(format!(
+            "{}.damaged-{}",
+            dir.display(),
+            guard::time::Timestamp::now().as_micros() / 1_000_000
+        ));
+        std::fs::rename(dir, &aside)
+            .map_err(|e| Failure::run(format!("cannot move {} aside: {e}", dir.display())))?;
+        tracing::warn!(moved_to = %aside.display(), "damaged state store moved aside");
+    }
+    SledStore::open(dir).map_err(|e| Failure::run(format!("{e} (new state dir {})", dir.display())))
 }

@@ -104,6 +104,9 @@ pub struct LiveConfig {
     pub max_message_bytes: usize,
     /// Instance name, for logs and the changelog key.
     pub instance: String,
+    /// With no stored state, replay the inputs from this time instead of from the
+    /// start of their retention (`--rebuild-from`).
+    pub rebuild_from: Option<crate::time::Timestamp>,
 }
 
 impl LiveConfig {
@@ -123,6 +126,7 @@ impl LiveConfig {
             message_timeout: Duration::from_secs(10),
             max_message_bytes: 1 << 20,
             instance: default_instance(),
+            rebuild_from: None,
         }
     }
 }

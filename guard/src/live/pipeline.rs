@@ -258,9 +258,33 @@ impl<S: Store> LiveGuard<S> {
             for partition in partitions {
                 let offset = match self.offsets.get(&(topic.clone(), partition)) {
                     Some(next) => Offset::Offset(*next),
-                    None => Offset::Beginning,
+                    // No state for this partition: replay the topic, from the rebuild
+                    // time when one was given, else from the start of its retention.
+                    None => match self.config.rebuild_from {
+                        Some(from) => Offset::Offset(from.as_micros().div_euclid(1_000)),
+                        None => Offset::Beginning,
+                    },
                 };
                 tpl.add_partition_offset(&topic, partition, offset)?;
+            }
+        }
+        if self.config.rebuild_from.is_some() && self.offsets.is_empty() {
+            // Offsets above are timestamps (ms): resolve them to offsets.
+            tpl = self.consumer.offsets_for_times(tpl, METADATA_TIMEOUT)?;
+            for e in tpl.elements() {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(e.topic(), e.partition(), METADATA_TIMEOUT)
+                    .unwrap_or((0, 0));
+                let start = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(high);
+                info!(
+                    topic = e.topic(),
+                    partition = e.partition(),
+                    from_offset = start,
+                    messages_back = high - start,
+                    retained_from = low,
+                    "rebuilding the state by replaying the input"
+                );
             }
         }
         info!(

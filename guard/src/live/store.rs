@@ -112,7 +112,14 @@ const LAYOUT: &[u8] = b"noctria-guard/2";
 /// ids first seen by checkpoint `seq` (16 bytes each).
 pub struct SledStore {
     db: sled::Db,
+    marker: std::path::PathBuf,
+    marked: bool,
 }
+
+/// A file beside sled's own saying a checkpoint was written here: sled 0.34 opens a
+/// directory of damaged files as an empty store without complaint, and an empty store
+/// must then not pass for a fresh one.
+const MARKER: &str = "guard-store.json";
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
@@ -140,7 +147,21 @@ impl SledStore {
                 db.flush()?;
             }
         }
-        Ok(SledStore { db })
+        let marker = dir.join(MARKER);
+        let marked = match std::fs::read_to_string(&marker) {
+            Ok(text) => {
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", marker.display())))?;
+                value["checkpointed"] == true
+            }
+            Err(_) => false,
+        };
+        if marked && db.get(CHECKPOINT_KEY)?.is_none() {
+            return Err(StoreError::Corrupt(
+                "the store says a checkpoint was written, but none can be read".into(),
+            ));
+        }
+        Ok(SledStore { db, marker, marked })
     }
 }
 
@@ -186,6 +207,16 @@ impl Store for SledStore {
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
+        if !self.marked {
+            std::fs::write(
+                &self.marker,
+                br#"{"layout":"noctria-guard/2","checkpointed":true}"#,
+            )
+            .map_err(|e| {
+                StoreError::Corrupt(format!("cannot write {}: {e}", self.marker.display()))
+            })?;
+            self.marked = true;
+        }
         Ok(())
     }
 }
@@ -221,6 +252,15 @@ mod tests {
         }
         let store = SledStore::open(&dir).unwrap();
         let restored = store.load().unwrap().unwrap();
+        drop(store);
+        // A store whose checkpoint vanished is refused, not taken for a fresh one.
+        std::fs::remove_dir_all(dir.join("db")).ok();
+        std::fs::write(dir.join("db"), vec![0u8; 64]).unwrap();
+        assert!(matches!(
+            SledStore::open(&dir),
+            Err(StoreError::Corrupt(_)) | Err(StoreError::Sled(_))
+        ));
+        let store = SledStore::open(&dir.join("x")).unwrap();
         assert_eq!(restored.checkpoint, checkpoint(2));
         let mut seen = restored.seen;
         seen.sort_unstable();

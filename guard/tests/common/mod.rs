@@ -196,6 +196,36 @@ impl GuardProcess {
         extra_env: &[(&str, &str)],
         log: &Path,
     ) -> GuardProcess {
+        Self::spawn_with(brokers, state_dir, topics_prefix, extra_env, log, &[])
+    }
+
+    /// [`GuardProcess::spawn`] with extra `guard run` flags.
+    pub fn spawn_with(
+        brokers: &str,
+        state_dir: &Path,
+        topics_prefix: &str,
+        extra_env: &[(&str, &str)],
+        log: &Path,
+        extra_args: &[&str],
+    ) -> GuardProcess {
+        Self::spawn_inner(
+            brokers,
+            state_dir,
+            topics_prefix,
+            extra_env,
+            log,
+            extra_args,
+        )
+    }
+
+    fn spawn_inner(
+        brokers: &str,
+        state_dir: &Path,
+        topics_prefix: &str,
+        extra_env: &[(&str, &str)],
+        log: &Path,
+        extra_args: &[&str],
+    ) -> GuardProcess {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_guard"));
         cmd.args([
@@ -224,6 +254,7 @@ impl GuardProcess {
         ] {
             cmd.args([flag, &format!("{topics_prefix}{stream}")]);
         }
+        cmd.args(extra_args);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
