@@ -468,3 +468,76 @@ fn fetch_and_offset_commit_errors_and_a_leader_change_do_not_stop_the_guard() {
     assert_eq!(commands[0].trigger, "f3");
     assert!(status.lock().metrics.checkpoints > 0);
 }
+
+/// A store whose disk fills up when told to.
+#[derive(Clone, Default)]
+struct FillingStore {
+    inner: MemStore,
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Store for FillingStore {
+    fn load(&self) -> Result<Option<guard::live::store::Restored>, guard::live::store::StoreError> {
+        self.inner.load()
+    }
+    fn save(
+        &mut self,
+        checkpoint: &guard::live::store::Checkpoint,
+        new_seen: &[u128],
+    ) -> Result<(), guard::live::store::StoreError> {
+        if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(guard::live::store::StoreError::Corrupt(
+                "No space left on device".into(),
+            ));
+        }
+        self.inner.save(checkpoint, new_seen)
+    }
+}
+
+#[test]
+fn a_guard_that_cannot_persist_fails_closed_with_a_global_pause() {
+    let mut rig = Rig::new("fail-closed");
+    rig.config.fail_closed_after = Duration::from_millis(300);
+    let store = FillingStore::default();
+    let full = store.full.clone();
+    let status = StatusHandle::default();
+    let mut guard = LiveGuard::start(rig.config.clone(), store, status.clone()).unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f1", 0));
+    rig.settle(&mut guard);
+    full.store(true, std::sync::atomic::Ordering::Relaxed);
+    rig.feed(&mut guard, "exec_result", &breach("f2", 1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.commands().is_empty() && Instant::now() < deadline {
+        guard.turn(Duration::from_millis(20));
+        guard.checkpoint();
+    }
+    let commands = rig.commands();
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    assert_eq!(
+        (commands[0].action, &commands[0].scope),
+        (
+            guard::message::Action::Pause,
+            &guard::message::Scope::Global
+        )
+    );
+    assert!(
+        commands[0].trigger.starts_with("guard-degraded-"),
+        "{}",
+        commands[0].trigger
+    );
+    assert!(
+        commands[0].reason.contains("guard_degraded"),
+        "{}",
+        commands[0].reason
+    );
+    assert!(status.lock().degraded);
+    // The disk recovers: readiness comes back, the pause stays until an operator resumes.
+    full.store(false, std::sync::atomic::Ordering::Relaxed);
+    guard.checkpoint();
+    assert!(!status.lock().degraded);
+    assert!(guard
+        .engine()
+        .state()
+        .scopes
+        .is_paused(&guard::message::Scope::Global));
+}

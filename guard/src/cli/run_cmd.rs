@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Bound on the delivery of one command (librdkafka message.timeout.ms). [default: 10s]
     #[arg(long, env = "GUARD_MESSAGE_TIMEOUT")]
     pub message_timeout: Option<String>,
+    /// Fail closed: when no checkpoint could be written for this long, request a global
+    /// pause (an ops_command from the guard itself). [default: 10s]
+    #[arg(long, env = "GUARD_FAIL_CLOSED_AFTER")]
+    pub fail_closed_after: Option<String>,
     /// The state store is damaged or from another version: move it aside
     /// (STATE_DIR.damaged-<time>) and rebuild the state — from the newest changelog
     /// snapshot when there is one, else by replaying the input topics.
@@ -252,6 +256,9 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
     }
     if let Some(text) = args.message_timeout.or(file.message_timeout) {
         config.message_timeout = span(&text, "message_timeout")?;
+    }
+    if let Some(text) = &args.fail_closed_after {
+        config.fail_closed_after = span(text, "fail_closed_after")?;
     }
     if let Some(text) = &args.rebuild_from {
         config.rebuild_from = Some(

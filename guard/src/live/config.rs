@@ -107,6 +107,9 @@ pub struct LiveConfig {
     /// With no stored state, replay the inputs from this time instead of from the
     /// start of their retention (`--rebuild-from`).
     pub rebuild_from: Option<crate::time::Timestamp>,
+    /// Fail closed: when no checkpoint could be written for this long, the guard asks
+    /// for a global pause (an `ops_command` of operator = its source name).
+    pub fail_closed_after: Duration,
 }
 
 impl LiveConfig {
@@ -127,6 +130,7 @@ impl LiveConfig {
             max_message_bytes: 1 << 20,
             instance: default_instance(),
             rebuild_from: None,
+            fail_closed_after: Duration::from_secs(10),
         }
     }
 }

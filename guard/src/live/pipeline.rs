@@ -93,6 +93,8 @@ pub struct LiveGuard<S: Store> {
     buf_topic: String,
     buf_key: String,
     buf_payload: Vec<u8>,
+    last_persisted: Instant,
+    failed_closed: bool,
 }
 
 impl<S: Store> LiveGuard<S> {
@@ -216,6 +218,8 @@ impl<S: Store> LiveGuard<S> {
             buf_topic: String::new(),
             buf_key: String::new(),
             buf_payload: Vec::new(),
+            last_persisted: Instant::now(),
+            failed_closed: false,
         };
         let unacknowledged: Vec<String> = guard.outbox.keys().cloned().collect();
         if !unacknowledged.is_empty() {
@@ -634,6 +638,12 @@ impl<S: Store> LiveGuard<S> {
         self.last_checkpoint = Instant::now();
         match self.store.save(&checkpoint, &self.pending_seen) {
             Ok(()) => {
+                self.last_persisted = Instant::now();
+                if self.failed_closed {
+                    self.failed_closed = false;
+                    self.status.lock().degraded = false;
+                    warn!("the state is persisted again; the global pause stays until an operator resumes");
+                }
                 self.seq = checkpoint.seq;
                 self.pending_seen.clear();
                 self.dirty = false;
@@ -648,8 +658,53 @@ impl<S: Store> LiveGuard<S> {
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
                 self.status.lock().metrics.checkpoint_failures += 1;
+                if !self.failed_closed
+                    && self.last_persisted.elapsed() >= self.config.fail_closed_after
+                {
+                    self.fail_closed(&format!(
+                        "cannot persist the guard's state for {:.0} s: {e}",
+                        self.last_persisted.elapsed().as_secs_f64()
+                    ));
+                }
             }
         }
+    }
+
+    /// Fails closed: a guard that cannot keep its state must not let trading go on
+    /// unguarded. It asks for a global pause the way an operator would — an
+    /// `ops_command` on the input topic — so the pause goes through the engine, is
+    /// recorded in the input history, is replayable, and is lifted only by an
+    /// operator's resume.
+    fn fail_closed(&mut self, why: &str) {
+        error!(reason = why, "failing closed: requesting a global pause");
+        self.failed_closed = true;
+        self.status.lock().degraded = true;
+        let now = Timestamp::now();
+        let command = crate::message::OpsCommand {
+            command_id: format!(
+                "guard-degraded-{}-{}",
+                self.config.instance,
+                now.as_micros()
+            ),
+            action: crate::message::Action::Pause,
+            scope: Scope::Global,
+            operator: self.config.source.clone(),
+            reason: Some(format!("guard_degraded: {why}")),
+            ts: now,
+        };
+        let payload = serde_json::to_vec(&command).expect("ops commands serialise");
+        let id = command.command_id.clone();
+        self.outbox.insert(
+            id.clone(),
+            OutMsg {
+                id: id.clone(),
+                topic: self.config.topics.ops_command.clone(),
+                key: "global".into(),
+                payload,
+                headers: Vec::new(),
+            },
+        );
+        self.send(&id);
     }
 
     fn commit_offsets(&self) {

@@ -61,6 +61,9 @@ pub struct Status {
     pub ready: bool,
     /// The guard can currently publish (no delivery failures outstanding).
     pub publishing: bool,
+    /// The guard could not persist its state for longer than its bound and asked for a
+    /// global pause; cleared when a checkpoint succeeds again.
+    pub degraded: bool,
     /// Active (owns the inputs) or standby.
     pub role: &'static str,
     /// Counters.
