@@ -13,4 +13,6 @@ echo "== broker: $("$TANSU_BIN" --version)"
 cargo test --workspace --locked
 # The benchmarks must keep compiling even though CI does not time them.
 cargo build --workspace --benches --locked --quiet
+# Hostile input: the decoders and the policy reader under libFuzzer, a minute each.
+bash scripts/fuzz.sh
 echo "== all tests passed"

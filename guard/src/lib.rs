@@ -19,6 +19,7 @@
 
 pub mod decode;
 pub mod engine;
+#[cfg(feature = "live")]
 pub mod live;
 pub mod message;
 pub mod policy;
