@@ -289,3 +289,87 @@ fn run_help_lists_every_setting_with_its_variable() {
         );
     }
 }
+
+#[test]
+fn snapshot_export_and_import_round_trip_and_refuse_damage() {
+    use guard::live::store::{Checkpoint, OutMsg};
+    use guard::live::{SledStore, Store};
+    let dir = temp("snapshot");
+    let (src, dst, file) = (dir.join("src"), dir.join("dst"), dir.join("backup.json"));
+    let _ = std::fs::remove_dir_all(&src);
+    let _ = std::fs::remove_dir_all(&dst);
+    let checkpoint = Checkpoint {
+        seq: 7,
+        engine: guard::engine::Engine::new(guard::policy::Policy::default(), Default::default())
+            .snapshot(),
+        offsets: [(("exec_result".to_owned(), 0), 1234)]
+            .into_iter()
+            .collect(),
+        outbox: vec![OutMsg {
+            id: "cmd-1".into(),
+            topic: "guard_command".into(),
+            key: "global".into(),
+            payload: b"{}".to_vec(),
+            headers: vec![],
+        }],
+    };
+    {
+        let mut store = SledStore::open(&src).unwrap();
+        store.save(&checkpoint, &[1, 2, 3]).unwrap();
+    }
+    let out = guard(&[
+        "snapshot",
+        "export",
+        "--state-dir",
+        src.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("exported checkpoint 7 (1 input partitions, 3 seen ids, 1 outbox)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = guard(&[
+        "snapshot",
+        "import",
+        "--state-dir",
+        dst.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let restored = SledStore::open(&dst).unwrap().load().unwrap().unwrap();
+    assert_eq!(restored.checkpoint, checkpoint);
+    let mut seen = restored.seen;
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 2, 3]);
+    // Importing over existing state needs --force; a damaged file is refused.
+    let again = guard(&[
+        "snapshot",
+        "import",
+        "--state-dir",
+        dst.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("--force"));
+    let damaged = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("1234", "1235");
+    std::fs::write(&file, damaged).unwrap();
+    let bad = guard(&[
+        "snapshot",
+        "import",
+        "--force",
+        "--state-dir",
+        dst.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("checksum"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

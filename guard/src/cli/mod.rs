@@ -7,6 +7,7 @@ mod policy_cmd;
 mod record_cmd;
 mod replay_cmd;
 mod run_cmd;
+mod snapshot_cmd;
 mod status_cmd;
 
 use std::path::Path;
@@ -82,6 +83,13 @@ enum Command {
     ///   guard record --brokers 127.0.0.1:9092 --from 2025-08-11T00:00:00Z --to 2025-08-12T00:00:00Z --output day.jsonl
     #[command(verbatim_doc_comment)]
     Record(record_cmd::RecordArgs),
+    /// Back up or restore the state of a stopped guard (a versioned, checksummed file).
+    ///
+    /// Examples:
+    ///   guard snapshot export --state-dir /var/lib/noctria-guard backup.json
+    ///   guard snapshot import --state-dir /var/lib/noctria-guard backup.json
+    #[command(verbatim_doc_comment)]
+    Snapshot(snapshot_cmd::SnapshotArgs),
 }
 
 /// Why a command failed: the one line to print and the exit code.
@@ -125,6 +133,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Resume(args) => ops_cmd::run(args, guard::message::Action::Resume),
         Command::Status(args) => status_cmd::run(args),
         Command::Record(args) => record_cmd::run(args),
+        Command::Snapshot(args) => snapshot_cmd::run(args),
     }
 }
 
