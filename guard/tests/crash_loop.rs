@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use guard::message::GuardCommand;
 use rdkafka::producer::Producer;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -41,8 +40,7 @@ fn crash_loop_loses_nothing_and_applies_nothing_twice() {
     let dir = scratch("crashloop");
     let tansu = Tansu::start(&dir);
     let prefix = "cl.";
-    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    tansu.create_guard_topics(prefix);
     let lines = stream(n, 1000);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -117,11 +115,7 @@ fn crash_loop_loses_nothing_and_applies_nothing_twice() {
         }
     }
     std::thread::sleep(Duration::from_millis(800));
-    let published: Vec<GuardCommand> = tansu
-        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(3))
-        .iter()
-        .map(|p| serde_json::from_slice(p).expect("commands are JSON"))
-        .collect();
+    let published = tansu.published_commands(prefix);
     let distinct = distinct_decisions(&published);
     assert_eq!(distinct.len(), expected.len(), "{kills} kills");
     assert_eq!(
@@ -129,21 +123,7 @@ fn crash_loop_loses_nothing_and_applies_nothing_twice() {
         expected.iter().map(judged).collect::<Vec<_>>(),
         "after {kills} kill -9s"
     );
-    let (_, body) = http(&guard.http, "GET", "/state", &[], "").unwrap();
-    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let want = guard::live::status::state_view(&replay_engine);
-    for key in [
-        "paused",
-        "slippage_windows",
-        "losing_streaks",
-        "clock",
-        "seen_ids",
-    ] {
-        assert_eq!(
-            live[key], want[key],
-            "state field {key} differs from replay after {kills} kills"
-        );
-    }
+    assert_state_equals_replay(&guard, &replay_engine, &format!("after {kills} kills"));
     assert_eq!(kills, kills_wanted);
     eprintln!(
         "crash loop: {} messages ({} runs), {kills} kill -9s, {} commands expected, {} published (duplicates {}), {:.0} s",

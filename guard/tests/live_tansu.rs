@@ -9,15 +9,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use guard::message::GuardCommand;
 
 #[test]
 fn published_commands_equal_replay_across_kill_9_restarts() {
     let dir = scratch("kill9");
     let tansu = Tansu::start(&dir);
     let prefix = "k9.";
-    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    tansu.create_guard_topics(prefix);
     let lines = stream(240, 100);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -58,11 +56,7 @@ fn published_commands_equal_replay_across_kill_9_restarts() {
         guard.wait_offset(topic, *next, Duration::from_secs(60));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let published: Vec<GuardCommand> = tansu
-        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(2))
-        .iter()
-        .map(|p| serde_json::from_slice(p).expect("commands are JSON"))
-        .collect();
+    let published = tansu.published_commands(prefix);
     // Duplicates are allowed only as exact repeats of the same decision.
     let first_seen = distinct_decisions(&published);
     assert_eq!(
@@ -72,21 +66,7 @@ fn published_commands_equal_replay_across_kill_9_restarts() {
         log.display()
     );
     // The final state is the replay's.
-    let (_, body) = http(&guard.http, "GET", "/state", &[], "").unwrap();
-    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let want = guard::live::status::state_view(&replay_engine);
-    for key in [
-        "paused",
-        "slippage_windows",
-        "losing_streaks",
-        "clock",
-        "seen_ids",
-    ] {
-        assert_eq!(
-            live[key], want[key],
-            "state field {key} differs from replay"
-        );
-    }
+    assert_state_equals_replay(&guard, &replay_engine, &format!("after {kills} kills"));
     eprintln!(
         "kill -9 test: {} messages, {kills} kills, {} commands expected, {} published",
         lines.len(),
@@ -100,8 +80,7 @@ fn operator_cli_and_http_endpoints() {
     let dir = scratch("ops");
     let tansu = Tansu::start(&dir);
     let prefix = "ops.";
-    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    tansu.create_guard_topics(prefix);
     let guard = GuardProcess::start(
         &tansu.brokers,
         &dir.join("state"),
@@ -247,8 +226,7 @@ fn ops_endpoints_are_refused_without_a_configured_token() {
     let dir = scratch("notoken");
     let tansu = Tansu::start(&dir);
     let prefix = "nt.";
-    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    tansu.create_guard_topics(prefix);
     let guard = GuardProcess::start(
         &tansu.brokers,
         &dir.join("state"),
@@ -276,8 +254,7 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
     let dir = scratch("standby");
     let tansu = Tansu::start(&dir);
     let prefix = "sb.";
-    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    tansu.create_guard_topics(prefix);
     let lines = stream(120, 100);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -333,11 +310,7 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
         standby.wait_offset(&topic, next, Duration::from_secs(60));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let published: Vec<GuardCommand> = tansu
-        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(2))
-        .iter()
-        .map(|p| serde_json::from_slice(p).unwrap())
-        .collect();
+    let published = tansu.published_commands(prefix);
     assert_eq!(
         distinct_decisions(&published),
         expected.iter().map(judged).collect::<Vec<_>>()
@@ -411,8 +384,7 @@ fn a_damaged_store_is_refused_and_rebuild_recovers_the_same_decisions() {
     let dir = scratch("rebuild");
     let tansu = Tansu::start(&dir);
     let prefix = "rb.";
-    let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    tansu.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    tansu.create_guard_topics(prefix);
     let lines = stream(80, 100);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -463,11 +435,7 @@ fn a_damaged_store_is_refused_and_rebuild_recovers_the_same_decisions() {
         guard.wait_offset(&topic, next, Duration::from_secs(60));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let published: Vec<GuardCommand> = tansu
-        .read_all(&format!("{prefix}guard_command"), Duration::from_secs(2))
-        .iter()
-        .map(|p| serde_json::from_slice(p).unwrap())
-        .collect();
+    let published = tansu.published_commands(prefix);
     assert_eq!(
         distinct_decisions(&published),
         expected.iter().map(judged).collect::<Vec<_>>()

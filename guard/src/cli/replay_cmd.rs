@@ -115,26 +115,14 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
         Engine::new(policy, options),
         JsonlSink::new(open_output(args.output.as_ref())?),
     );
-    let mut progress = Progress::new();
-    let mut lines = 0u64;
-    for mut source in sources {
-        while let Some(line) = source
-            .next_line()
-            .map_err(|e| Failure::usage(e.to_string()))?
-        {
-            lines += 1;
-            match replay.feed(&line) {
-                Ok(()) => {}
-                Err(ReplayError::Invalid(invalid)) if args.strict => {
-                    return Err(Failure::run(format!("{invalid} (--strict)")));
-                }
-                Err(ReplayError::Invalid(_)) => {}
-                Err(e @ ReplayError::Sink(_)) => return Err(Failure::run(e.to_string())),
-            }
-            progress.tick(lines, &source, started);
+    for_each_line(sources, started, |line| match replay.feed(line) {
+        Ok(()) => Ok(()),
+        Err(ReplayError::Invalid(invalid)) if args.strict => {
+            Err(Failure::run(format!("{invalid} (--strict)")))
         }
-    }
-    progress.clear();
+        Err(ReplayError::Invalid(_)) => Ok(()),
+        Err(e @ ReplayError::Sink(_)) => Err(Failure::run(e.to_string())),
+    })?;
     let (engine, _, mut summary, tally) =
         replay.finish().map_err(|e| Failure::run(e.to_string()))?;
     summary.elapsed = started.elapsed();
@@ -151,6 +139,29 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Feeds every line of every source, in order, to `step`, with the progress line;
+/// stops at the first error `step` returns.
+fn for_each_line(
+    sources: Vec<JsonlSource>,
+    started: Instant,
+    mut step: impl FnMut(&guard::replay::Line<'_>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut progress = Progress::new();
+    let mut lines = 0u64;
+    for mut source in sources {
+        while let Some(line) = source
+            .next_line()
+            .map_err(|e| Failure::usage(e.to_string()))?
+        {
+            lines += 1;
+            step(&line)?;
+            progress.tick(lines, &source, started);
+        }
+    }
+    progress.clear();
+    Ok(())
+}
+
 fn run_sweep(
     args: &ReplayArgs,
     policy_text: &str,
@@ -162,35 +173,26 @@ fn run_sweep(
         .map_err(|e| Failure::usage(format!("--sweep: {e}")))?;
     // The summary counts as the first variant saw things; every variant sees the same input.
     let mut summary = Summary::default();
-    let mut progress = Progress::new();
-    let mut lines = 0u64;
-    for mut source in sources {
-        while let Some(line) = source
-            .next_line()
-            .map_err(|e| Failure::usage(e.to_string()))?
-        {
-            lines += 1;
-            match decode_envelope(line.bytes) {
-                Ok(input) => {
-                    let disposition = sweep.apply(&input);
-                    summary.record(input.stream(), disposition);
-                }
-                Err(reason) => {
-                    let invalid = guard::replay::InvalidLine {
-                        file: line.file.to_owned(),
-                        line: line.number,
-                        reason: reason.to_string(),
-                    };
-                    if args.strict {
-                        return Err(Failure::run(format!("{invalid} (--strict)")));
-                    }
-                    summary.record_invalid(invalid);
-                }
+    for_each_line(sources, started, |line| {
+        match decode_envelope(line.bytes) {
+            Ok(input) => {
+                let disposition = sweep.apply(&input);
+                summary.record(input.stream(), disposition);
             }
-            progress.tick(lines, &source, started);
+            Err(reason) => {
+                let invalid = guard::replay::InvalidLine {
+                    file: line.file.to_owned(),
+                    line: line.number,
+                    reason: reason.to_string(),
+                };
+                if args.strict {
+                    return Err(Failure::run(format!("{invalid} (--strict)")));
+                }
+                summary.record_invalid(invalid);
+            }
         }
-    }
-    progress.clear();
+        Ok(())
+    })?;
     sweep.finish();
     summary.elapsed = started.elapsed();
     summary.peak_rss = super::peak_rss();

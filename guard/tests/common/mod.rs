@@ -121,6 +121,20 @@ impl Tansu {
         }
     }
 
+    /// Creates the guard's seven topics (CONTRACT §1) under `prefix`.
+    pub fn create_guard_topics(&self, prefix: &str) {
+        let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+        self.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Every `guard_command` published under `prefix`, in topic order.
+    pub fn published_commands(&self, prefix: &str) -> Vec<GuardCommand> {
+        self.read_all(&format!("{prefix}guard_command"), Duration::from_secs(3))
+            .iter()
+            .map(|p| serde_json::from_slice(p).expect("commands are JSON"))
+            .collect()
+    }
+
     pub fn producer(&self) -> BaseProducer {
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
@@ -201,24 +215,6 @@ impl GuardProcess {
 
     /// [`GuardProcess::spawn`] with extra `guard run` flags.
     pub fn spawn_with(
-        brokers: &str,
-        state_dir: &Path,
-        topics_prefix: &str,
-        extra_env: &[(&str, &str)],
-        log: &Path,
-        extra_args: &[&str],
-    ) -> GuardProcess {
-        Self::spawn_inner(
-            brokers,
-            state_dir,
-            topics_prefix,
-            extra_env,
-            log,
-            extra_args,
-        )
-    }
-
-    fn spawn_inner(
         brokers: &str,
         state_dir: &Path,
         topics_prefix: &str,
@@ -568,4 +564,24 @@ pub fn send_for_offset(
         .unwrap();
     producer.flush(Duration::from_secs(10)).unwrap();
     context.0.lock().unwrap()[topic] + 1
+}
+
+/// The running guard's `/state` holds exactly the replay engine's windows, streaks,
+/// paused scopes, clock and number of distinct messages applied.
+pub fn assert_state_equals_replay(guard: &GuardProcess, replay_engine: &Engine, context: &str) {
+    let (_, body) = http(&guard.http, "GET", "/state", &[], "").unwrap();
+    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let want = guard::live::status::state_view(replay_engine);
+    for key in [
+        "paused",
+        "slippage_windows",
+        "losing_streaks",
+        "clock",
+        "seen_ids",
+    ] {
+        assert_eq!(
+            live[key], want[key],
+            "state field {key} differs from replay ({context})"
+        );
+    }
 }
