@@ -13,6 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::value::RawValue;
 
+use guard::live::merge::{Merge, MergeKey};
 use guard::live::{kafka, LiveConfig};
 use guard::message::Stream;
 use guard::time::Timestamp;
@@ -97,7 +98,7 @@ pub fn run(args: RecordArgs) -> Result<(), Failure> {
         .offsets_for_times(wanted, kafka::METADATA_TIMEOUT)
         .map_err(kafka_err)?;
     consumer.assign(&start).map_err(kafka_err)?;
-    let mut entries: Vec<(i64, usize, i32, i64, String)> = Vec::new();
+    let mut entries: Merge<String> = Merge::default();
     let mut done: BTreeMap<(String, i32), bool> = BTreeMap::new();
     let mut last_message = Instant::now();
     let partitions = start.count();
@@ -126,32 +127,34 @@ pub fn run(args: RecordArgs) -> Result<(), Failure> {
             Some(raw) => raw.get().to_owned(),
             None => serde_json::to_string(&String::from_utf8_lossy(payload)).unwrap_or_default(),
         };
-        let order = Stream::ALL.iter().position(|s| *s == stream).unwrap_or(0);
-        entries.push((
-            ts,
-            order,
-            message.partition(),
-            message.offset(),
+        let key = MergeKey {
+            timestamp_ms: ts,
+            rank: stream.rank(),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        entries.push(
+            &topic,
+            key,
             format!(r#"{{"stream":"{}","event":{event}}}"#, stream.as_str()),
-        ));
+        );
     }
-    // Kafka timestamps order the streams against each other; within a partition the
-    // offsets keep the exact order.
-    entries.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
+    // The live guard's merge: Kafka timestamps order the partitions against each
+    // other, and each partition keeps its own order, so the file replays in the order
+    // a guard applies the same messages.
+    let recorded = entries.len();
     let file = File::create(&args.output)
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", args.output.display())))?;
     let mut out = BufWriter::new(file);
-    for entry in &entries {
-        writeln!(out, "{}", entry.4).map_err(|e| Failure::run(e.to_string()))?;
+    let mut per_stream = [0usize; 4];
+    while let Some((_, key, line)) = entries.pop_first() {
+        per_stream[key.rank] += 1;
+        writeln!(out, "{line}").map_err(|e| Failure::run(e.to_string()))?;
     }
     out.flush().map_err(|e| Failure::run(e.to_string()))?;
-    let mut per_stream = [0usize; 4];
-    for e in &entries {
-        per_stream[e.1] += 1;
-    }
     eprintln!(
         "recorded {} messages ({} exec_result, {} risk_event, {} strategy_release, {} ops_command) from {from} to {to} into {}",
-        entries.len(),
+        recorded,
         per_stream[0],
         per_stream[1],
         per_stream[2],

@@ -100,6 +100,12 @@ pub struct RunArgs {
     /// pause (an ops_command from the guard itself). [default: 10s]
     #[arg(long, env = "GUARD_FAIL_CLOSED_AFTER")]
     pub fail_closed_after: Option<String>,
+    /// Input order: a fetched message waits up to this long for another input
+    /// partition that has more on the broker, so messages of all streams are applied
+    /// in Kafka-timestamp order and a restart re-reads them in the same order; 0
+    /// applies them in fetch order. [default: 50ms]
+    #[arg(long, env = "GUARD_MAX_ORDER_WAIT")]
+    pub max_order_wait: Option<String>,
     /// The state store is damaged or from another version: move it aside
     /// (STATE_DIR.damaged-<time>) and rebuild the state — from the newest changelog
     /// snapshot when there is one, else by replaying the input topics.
@@ -131,6 +137,8 @@ struct FileSettings {
     clock: Option<ClockArg>,
     checkpoint_interval: Option<String>,
     message_timeout: Option<String>,
+    fail_closed_after: Option<String>,
+    max_order_wait: Option<String>,
 }
 
 fn is_secret(key: &str) -> bool {
@@ -257,8 +265,15 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
     if let Some(text) = args.message_timeout.or(file.message_timeout) {
         config.message_timeout = span(&text, "message_timeout")?;
     }
-    if let Some(text) = &args.fail_closed_after {
-        config.fail_closed_after = span(text, "fail_closed_after")?;
+    if let Some(text) = args.fail_closed_after.or(file.fail_closed_after) {
+        config.fail_closed_after = span(&text, "fail_closed_after")?;
+    }
+    if let Some(text) = args.max_order_wait.or(file.max_order_wait) {
+        config.max_order_wait = if text.trim() == "0" {
+            Duration::ZERO
+        } else {
+            span(&text, "max_order_wait")?
+        };
     }
     if let Some(text) = &args.rebuild_from {
         config.rebuild_from = Some(

@@ -110,6 +110,10 @@ pub struct LiveConfig {
     /// Fail closed: when no checkpoint could be written for this long, the guard asks
     /// for a global pause (an `ops_command` of operator = its source name).
     pub fail_closed_after: Duration,
+    /// How long a fetched message may wait for another input partition that has more
+    /// on the broker, so that messages are applied in Kafka-timestamp order (zero:
+    /// apply in fetch order).
+    pub max_order_wait: Duration,
 }
 
 impl LiveConfig {
@@ -131,6 +135,7 @@ impl LiveConfig {
             instance: default_instance(),
             rebuild_from: None,
             fail_closed_after: Duration::from_secs(10),
+            max_order_wait: Duration::from_millis(50),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! - [`config`]: settings and topic names.
 //! - [`kafka`]: rdkafka clients tuned for latency.
 //! - [`store`]: the durable checkpoint (sled) behind a small trait.
+//! - [`merge`]: the order of messages across input partitions.
 //! - [`pipeline`]: the loop — decide, publish, persist, commit.
 //! - [`status`]: metrics and the readable state for the HTTP server.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
@@ -11,6 +12,7 @@ pub mod changelog;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod merge;
 pub mod ops;
 pub mod pipeline;
 pub mod standby;

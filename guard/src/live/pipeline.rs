@@ -20,6 +20,11 @@
 //!   back (the store's offsets win).
 //! - A persist that fails leaves the previous checkpoint in force and nothing is
 //!   committed past it.
+//!
+//! The re-read after a crash decides the same only if it applies the messages in the
+//! same order; across topics that order is the merge by Kafka timestamp of
+//! [`super::merge`], which holds fetched messages until every input partition with
+//! more on the broker has shown its next one (bounded by `max_order_wait`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
@@ -37,6 +42,7 @@ use tracing::{debug, error, info, warn};
 use super::changelog::Published;
 use super::config::LiveConfig;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
+use super::merge::{Merge, MergeKey};
 use super::status::{state_view, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, Store, StoreError};
 use crate::decode::{decode, DecodeError};
@@ -61,8 +67,9 @@ pub enum LiveError {
     MissingTopic(String),
 }
 
-/// How many messages one loop turn takes before it looks at deliveries and the clock.
-const BATCH: usize = 512;
+/// How many messages one loop turn fetches at most before it looks at deliveries and
+/// the clock (enough to take a whole fetch response, so the merge sees every stream).
+const BATCH: usize = 4_096;
 /// How often the wall clock is ticked into the engine (maintenance windows).
 const TICK_EVERY: Duration = Duration::from_millis(100);
 /// How often consumer lag is read from the client's cached watermarks.
@@ -90,11 +97,29 @@ pub struct LiveGuard<S: Store> {
     last_lag: Instant,
     status: StatusHandle,
     decisions: Vec<Decision>,
-    buf_topic: String,
-    buf_key: String,
-    buf_payload: Vec<u8>,
     last_persisted: Instant,
     failed_closed: bool,
+    merge: Merge<Held>,
+    spare: Vec<Held>,
+    inputs: Vec<InputPartition>,
+    blocked_since: Option<Instant>,
+}
+
+/// A fetched message waiting for its turn in the merge.
+struct Held {
+    key: String,
+    payload: Vec<u8>,
+    received: Instant,
+}
+
+/// An assigned input partition and how far the guard has fetched it.
+struct InputPartition {
+    topic: String,
+    name: CString,
+    partition: i32,
+    /// Next offset to fetch; `None` until the first message when the partition was
+    /// assigned at the beginning of the topic.
+    fetched_next: Option<i64>,
 }
 
 impl<S: Store> LiveGuard<S> {
@@ -215,11 +240,12 @@ impl<S: Store> LiveGuard<S> {
             last_lag: Instant::now(),
             status,
             decisions: Vec::new(),
-            buf_topic: String::new(),
-            buf_key: String::new(),
-            buf_payload: Vec::new(),
             last_persisted: Instant::now(),
             failed_closed: false,
+            merge: Merge::default(),
+            spare: Vec::new(),
+            inputs: Vec::new(),
+            blocked_since: None,
         };
         let unacknowledged: Vec<String> = guard.outbox.keys().cloned().collect();
         if !unacknowledged.is_empty() {
@@ -296,6 +322,18 @@ impl<S: Store> LiveGuard<S> {
             "assigned input partitions at the stored offsets"
         );
         self.consumer.assign(&tpl)?;
+        self.merge.clear();
+        self.blocked_since = None;
+        self.inputs = tpl
+            .elements()
+            .iter()
+            .map(|e| InputPartition {
+                topic: e.topic().to_owned(),
+                name: CString::new(e.topic()).unwrap_or_default(),
+                partition: e.partition(),
+                fetched_next: e.offset().to_raw().filter(|o| *o >= 0),
+            })
+            .collect();
         Ok(())
     }
 
@@ -315,7 +353,12 @@ impl<S: Store> LiveGuard<S> {
     /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
     pub fn turn(&mut self, wait: Duration) {
         let mut taken = 0;
-        let mut timeout = wait;
+        // While messages wait in the merge, look again soon.
+        let mut timeout = if self.merge.is_empty() {
+            wait
+        } else {
+            wait.min(Duration::from_millis(1))
+        };
         while taken < BATCH {
             let Some(polled) = self.consumer.poll(timeout) else {
                 break;
@@ -325,26 +368,42 @@ impl<S: Store> LiveGuard<S> {
             match polled {
                 Ok(message) => {
                     let received = Instant::now();
-                    // Reused buffers: no allocation per message on the hot path.
-                    let (mut topic, mut key, mut payload) = (
-                        std::mem::take(&mut self.buf_topic),
-                        std::mem::take(&mut self.buf_key),
-                        std::mem::take(&mut self.buf_payload),
-                    );
-                    topic.clear();
-                    topic.push_str(message.topic());
-                    key.clear();
-                    key.push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
-                    payload.clear();
-                    payload.extend_from_slice(message.payload().unwrap_or_default());
-                    let (partition, offset) = (message.partition(), message.offset());
-                    drop(message);
-                    self.on_message(&topic, partition, offset, &key, &payload, received);
-                    (self.buf_topic, self.buf_key, self.buf_payload) = (topic, key, payload);
+                    let topic = message.topic();
+                    let Some(stream) = self.config.topics.stream_of(topic) else {
+                        continue;
+                    };
+                    // Recycled buffers: no allocation per message on the hot path.
+                    let mut held = self.spare.pop().unwrap_or_else(|| Held {
+                        key: String::new(),
+                        payload: Vec::new(),
+                        received,
+                    });
+                    held.received = received;
+                    held.key.clear();
+                    held.key
+                        .push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
+                    held.payload.clear();
+                    held.payload
+                        .extend_from_slice(message.payload().unwrap_or_default());
+                    let key = MergeKey {
+                        timestamp_ms: message.timestamp().to_millis().unwrap_or(i64::MIN),
+                        rank: stream.rank(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    };
+                    if let Some(input) = self
+                        .inputs
+                        .iter_mut()
+                        .find(|i| i.partition == key.partition && i.topic == topic)
+                    {
+                        input.fetched_next = Some(key.offset + 1);
+                    }
+                    self.merge.push(topic, key, held);
                 }
                 Err(e) => warn!(error = %e, "consumer error"),
             }
         }
+        self.apply_held();
         if self.config.clock == ClockMode::External && self.last_tick.elapsed() >= TICK_EVERY {
             self.last_tick = Instant::now();
             let decisions = self.engine.tick(Timestamp::now());
@@ -370,6 +429,78 @@ impl<S: Store> LiveGuard<S> {
             self.last_lag = Instant::now();
             self.update_lag();
         }
+    }
+
+    /// Applies the held messages in merge order. A message waits while another input
+    /// partition has nothing held but more on the broker (by the high watermark of
+    /// its last fetch), at most `max_order_wait`, so that a restart that re-reads the
+    /// same messages applies them in the same order.
+    fn apply_held(&mut self) {
+        if self.merge.is_empty() {
+            return;
+        }
+        // Partitions with more on the broker than fetched; fetching is done for
+        // this turn, so this cannot change while the held messages are applied.
+        let behind: Vec<usize> = if self.config.max_order_wait.is_zero() {
+            Vec::new()
+        } else {
+            (0..self.inputs.len())
+                .filter(|i| self.fetch_behind(&self.inputs[*i]))
+                .collect()
+        };
+        while let Some((topic, partition)) = self.merge.first() {
+            let waiting_for = behind.iter().map(|i| &self.inputs[*i]).find(|input| {
+                !(input.partition == *partition && input.topic == *topic)
+                    && !self.merge.holds(&input.topic, input.partition)
+            });
+            if let Some(input) = waiting_for {
+                let since = *self.blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < self.config.max_order_wait {
+                    return;
+                }
+                debug!(topic = %input.topic, partition = input.partition, "stopped waiting for a partition's next message");
+                self.status.lock().metrics.order_waits_expired += 1;
+            }
+            self.blocked_since = None;
+            let Some(((topic, partition), key, held)) = self.merge.pop_first() else {
+                break;
+            };
+            self.on_message(
+                &topic,
+                partition,
+                key.offset,
+                &held.key,
+                &held.payload,
+                held.received,
+            );
+            self.spare.push(held);
+        }
+    }
+
+    /// Whether the broker holds messages of `input` that the guard has not fetched
+    /// (the high watermark cached from the last fetch; no request is made).
+    fn fetch_behind(&self, input: &InputPartition) -> bool {
+        match self.cached_watermarks(&input.name, input.partition) {
+            Some((low, high)) => high > input.fetched_next.unwrap_or(low),
+            // No fetch answered yet: assume there is more.
+            None => true,
+        }
+    }
+
+    fn cached_watermarks(&self, topic: &CString, partition: i32) -> Option<(i64, i64)> {
+        let (mut low, mut high) = (0i64, 0i64);
+        // The cached watermark from the last fetch: no request, no blocking.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+            .then_some((low, high))
     }
 
     fn on_message(
@@ -725,26 +856,12 @@ impl<S: Store> LiveGuard<S> {
     }
 
     fn update_lag(&self) {
-        let client = self.consumer.client();
         let mut lag = BTreeMap::new();
         for ((topic, partition), next) in &self.offsets {
             let Ok(name) = CString::new(topic.as_str()) else {
                 continue;
             };
-            let (mut low, mut high) = (0i64, 0i64);
-            // The cached watermark from the last fetch: no request, no blocking.
-            let err = unsafe {
-                rdkafka::bindings::rd_kafka_get_watermark_offsets(
-                    client.native_ptr(),
-                    name.as_ptr(),
-                    *partition,
-                    &mut low,
-                    &mut high,
-                )
-            };
-            if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-                && high >= 0
-            {
+            if let Some((_, high)) = self.cached_watermarks(&name, *partition) {
                 lag.insert(format!("{topic}/{partition}"), (high - next).max(0));
             }
         }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub checkpoints: u64,
     /// Failed checkpoint writes.
     pub checkpoint_failures: u64,
+    /// Times the merge stopped waiting for a partition's next message.
+    pub order_waits_expired: u64,
     /// Consumer lag per partition (high watermark − next offset).
     pub lag: BTreeMap<String, i64>,
     /// Fill received → command acknowledged by the broker, in microseconds.
@@ -47,6 +49,7 @@ impl Default for Metrics {
             delivery_failures: 0,
             checkpoints: 0,
             checkpoint_failures: 0,
+            order_waits_expired: 0,
             lag: BTreeMap::new(),
             decision_latency: Histogram::new_with_bounds(1, 60_000_000, 3)
                 .expect("valid histogram bounds"),
@@ -176,6 +179,11 @@ pub fn prometheus(status: &Status) -> String {
     line(format!(
         "guard_checkpoint_failures_total {}",
         m.checkpoint_failures
+    ));
+    line("# TYPE guard_order_waits_expired_total counter".into());
+    line(format!(
+        "guard_order_waits_expired_total {}",
+        m.order_waits_expired
     ));
     let paused = status
         .state

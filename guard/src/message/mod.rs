@@ -366,6 +366,12 @@ impl Stream {
         }
     }
 
+    /// The stream's place in [`Stream::ALL`]: how messages of equal timestamps on
+    /// different streams are ordered.
+    pub fn rank(self) -> usize {
+        self as usize
+    }
+
     /// The stream with this wire name.
     pub fn from_name(name: &str) -> Option<Stream> {
         Stream::ALL.into_iter().find(|s| s.as_str() == name)

@@ -1,0 +1,163 @@
+//! The order in which the live guard applies messages of several input partitions.
+//!
+//! Four input topics (and, scaled out, several partitions each) have no order between
+//! them: a consumer returns whatever the broker's fetch responses hold, so a restart
+//! that re-reads the same messages could see them interleaved differently and decide
+//! differently. Like Kafka Streams, the guard merges its partitions by the messages'
+//! Kafka timestamps: it holds what it has fetched, one queue per partition, and
+//! applies the head that comes first by (timestamp, stream, partition, offset). A
+//! partition's own order is never changed.
+//!
+//! The merge is exact only when every partition either has a message held or has
+//! nothing more on the broker; the pipeline waits (a bounded time) for a partition
+//! whose cached high watermark says more is there. `guard record` uses the same merge,
+//! so a recorded file replays in the order a guard applies it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// A partition: topic and partition number.
+pub type Partition = (String, i32);
+
+/// Where a message sorts among the heads of every partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MergeKey {
+    /// Kafka message timestamp, milliseconds (`i64::MIN` when the broker gave none).
+    pub timestamp_ms: i64,
+    /// The stream's rank in [`crate::message::Stream::ALL`]: the tie-break.
+    pub rank: usize,
+    /// Partition number.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// Messages held per partition, merged by [`MergeKey`].
+#[derive(Debug)]
+pub struct Merge<T> {
+    queues: BTreeMap<Partition, VecDeque<(MergeKey, T)>>,
+    held: usize,
+}
+
+impl<T> Default for Merge<T> {
+    fn default() -> Self {
+        Merge {
+            queues: BTreeMap::new(),
+            held: 0,
+        }
+    }
+}
+
+impl<T> Merge<T> {
+    /// Holds a message; messages of one partition must come in offset order.
+    pub fn push(&mut self, topic: &str, key: MergeKey, item: T) {
+        match self
+            .queues
+            .iter_mut()
+            .find(|((t, p), _)| t == topic && *p == key.partition)
+        {
+            Some((_, queue)) => queue.push_back((key, item)),
+            None => {
+                self.queues.insert(
+                    (topic.to_owned(), key.partition),
+                    VecDeque::from([(key, item)]),
+                );
+            }
+        }
+        self.held += 1;
+    }
+
+    /// The partition whose head comes first, if any message is held.
+    pub fn first(&self) -> Option<&Partition> {
+        self.queues
+            .iter()
+            .filter_map(|(p, q)| q.front().map(|(k, _)| (k, p)))
+            .min_by_key(|(k, _)| **k)
+            .map(|(_, p)| p)
+    }
+
+    /// Takes the head that comes first.
+    pub fn pop_first(&mut self) -> Option<(Partition, MergeKey, T)> {
+        let partition = self.first()?.clone();
+        let (key, item) = self.queues.get_mut(&partition)?.pop_front()?;
+        self.held -= 1;
+        Some((partition, key, item))
+    }
+
+    /// Whether `partition` has a message held.
+    pub fn holds(&self, topic: &str, partition: i32) -> bool {
+        self.queues
+            .iter()
+            .any(|((t, p), q)| t == topic && *p == partition && !q.is_empty())
+    }
+
+    /// How many messages are held.
+    pub fn len(&self) -> usize {
+        self.held
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.held == 0
+    }
+
+    /// Drops everything held (the inputs were released).
+    pub fn clear(&mut self) {
+        self.queues.clear();
+        self.held = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(timestamp_ms: i64, rank: usize, offset: i64) -> MergeKey {
+        MergeKey {
+            timestamp_ms,
+            rank,
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn drain(merge: &mut Merge<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| merge.pop_first().map(|(_, _, item)| item)).collect()
+    }
+
+    #[test]
+    fn heads_are_merged_by_timestamp_then_stream() {
+        let mut merge = Merge::default();
+        merge.push("exec_result", key(10, 0, 0), "fill@10");
+        merge.push("exec_result", key(30, 0, 1), "fill@30");
+        merge.push("ops_command", key(20, 3, 0), "ops@20");
+        merge.push("risk_event", key(30, 1, 0), "risk@30");
+        assert_eq!(merge.len(), 4);
+        assert_eq!(
+            drain(&mut merge),
+            ["fill@10", "ops@20", "fill@30", "risk@30"]
+        );
+        assert!(merge.is_empty());
+    }
+
+    #[test]
+    fn a_partition_keeps_its_own_order_even_against_its_timestamps() {
+        let mut merge = Merge::default();
+        merge.push("exec_result", key(50, 0, 0), "fill@50");
+        merge.push("exec_result", key(10, 0, 1), "fill@10");
+        merge.push("ops_command", key(20, 3, 0), "ops@20");
+        assert_eq!(drain(&mut merge), ["ops@20", "fill@50", "fill@10"]);
+    }
+
+    #[test]
+    fn holds_tells_which_partitions_have_a_head() {
+        let mut merge = Merge::default();
+        merge.push("exec_result", key(1, 0, 0), "a");
+        assert!(merge.holds("exec_result", 0));
+        assert!(!merge.holds("ops_command", 0));
+        merge.pop_first();
+        assert!(!merge.holds("exec_result", 0));
+        merge.push("ops_command", key(1, 3, 0), "b");
+        merge.clear();
+        assert!(merge.is_empty() && merge.first().is_none());
+    }
+}
