@@ -54,17 +54,32 @@ struct Rig {
 
 impl Rig {
     fn new(name: &str) -> Rig {
-        let cluster = MockCluster::new(1).unwrap();
+        Rig::on(MockCluster::new(1).unwrap(), name, 1, |_, config| {
+            config.message_timeout = Duration::from_secs(3);
+        })
+    }
+
+    /// A rig on `cluster`, its topics created with `replication`; `arrange` then
+    /// adjusts the cluster and the guard's settings.
+    fn on(
+        cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        name: &str,
+        replication: i32,
+        arrange: impl FnOnce(
+            &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+            &mut LiveConfig,
+        ),
+    ) -> Rig {
         let dir = std::env::temp_dir().join(format!("guard-live-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = LiveConfig::new(cluster.bootstrap_servers(), dir);
         config.http_listen = None;
         config.clock = ClockMode::EventTime;
         config.checkpoint_interval = Duration::from_millis(20);
-        config.message_timeout = Duration::from_secs(3);
         for topic in config.topics.all() {
-            cluster.create_topic(&topic, 1, 1).unwrap();
+            cluster.create_topic(&topic, 1, replication).unwrap();
         }
+        arrange(&cluster, &mut config);
         let producer = guard::live::kafka::producer(&config).create().unwrap();
         Rig {
             cluster,
@@ -481,24 +496,7 @@ fn added_round_trip_time_slows_but_does_not_break_the_guard() {
 #[test]
 fn fetch_and_offset_commit_errors_and_a_leader_change_do_not_stop_the_guard() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let cluster = MockCluster::new(2).unwrap();
-    let dir = std::env::temp_dir().join(format!("guard-live-faults-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = LiveConfig::new(cluster.bootstrap_servers(), dir);
-    config.http_listen = None;
-    config.clock = ClockMode::EventTime;
-    config.checkpoint_interval = Duration::from_millis(20);
-    for topic in config.topics.all() {
-        cluster.create_topic(&topic, 1, 2).unwrap();
-    }
-    let producer: BaseProducer = guard::live::kafka::producer(&config).create().unwrap();
-    let mut rig = Rig {
-        cluster,
-        config,
-        producer,
-        sent: BTreeMap::new(),
-        last_topic: String::new(),
-    };
+    let mut rig = Rig::on(MockCluster::new(2).unwrap(), "faults", 2, |_, _| {});
     let status = StatusHandle::default();
     let mut guard =
         LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
@@ -565,11 +563,21 @@ fn a_guard_that_cannot_persist_fails_closed_with_a_global_pause() {
     full.store(true, std::sync::atomic::Ordering::Relaxed);
     rig.feed(&mut guard, "exec_result", &breach("f2", 1));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while rig.commands().is_empty() && Instant::now() < deadline {
+    while (rig.commands().is_empty()
+        || !guard
+            .engine()
+            .state()
+            .scopes
+            .is_paused(&guard::message::Scope::Global))
+        && Instant::now() < deadline
+    {
         guard.turn(Duration::from_millis(20));
         guard.checkpoint();
     }
-    let commands = rig.commands();
+    let mut commands = rig.commands();
+    // Published at once, and again by the engine when it reads the order back: the
+    // same id, a harmless duplicate.
+    commands.dedup_by(|a, b| a.command_id == b.command_id);
     assert_eq!(commands.len(), 1, "{commands:?}");
     assert_eq!(
         (commands[0].action, &commands[0].scope),
@@ -598,4 +606,93 @@ fn a_guard_that_cannot_persist_fails_closed_with_a_global_pause() {
         .state()
         .scopes
         .is_paused(&guard::message::Scope::Global));
+}
+
+#[test]
+fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
+    // Two brokers: the inputs' leader (1) goes down, the command topic's (2) stays up.
+    let mut rig = Rig::on(
+        MockCluster::new(2).unwrap(),
+        "inputs",
+        1,
+        |cluster, config| {
+            config.fail_closed_after = Duration::from_secs(2);
+            for topic in config.topics.all() {
+                let leader = if config.topics.inputs().contains(&topic) {
+                    1
+                } else {
+                    2
+                };
+                cluster.partition_leader(&topic, 0, Some(leader)).unwrap();
+            }
+            for group in [config.group_id.clone(), "reader".to_owned()] {
+                cluster
+                    .coordinator(rdkafka::mocking::MockCoordinator::Group(group), 2)
+                    .unwrap();
+            }
+        },
+    );
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f1", 0));
+    rig.settle(&mut guard);
+    // Quiet inputs are not unreadable ones: nothing happens while the leader answers.
+    let quiet_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < quiet_until {
+        guard.turn(Duration::from_millis(20));
+    }
+    assert!(rig.commands().is_empty());
+    assert!(!status.lock().degraded);
+
+    rig.cluster.broker_down(1).unwrap();
+    let t0 = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig.commands().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no global pause while the inputs were unreadable"
+        );
+        guard.turn(Duration::from_millis(50));
+    }
+    let commands = rig.commands();
+    assert_eq!(
+        (commands[0].action, &commands[0].scope),
+        (
+            guard::message::Action::Pause,
+            &guard::message::Scope::Global
+        )
+    );
+    assert!(
+        commands[0].reason.contains("guard_degraded"),
+        "{}",
+        commands[0].reason
+    );
+    assert!(status.lock().degraded, "/readyz reports the guard degraded");
+
+    // The leader is back: the guard reads its own order back and its state agrees
+    // with the pause it published; the pause stays until an operator resumes.
+    eprintln!("failed closed after {:?}", t0.elapsed());
+    rig.cluster.broker_up(1).unwrap();
+    let t0 = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !guard
+        .engine()
+        .state()
+        .scopes
+        .is_paused(&guard::message::Scope::Global)
+        || status.lock().degraded
+    {
+        assert!(Instant::now() < deadline, "the guard did not recover");
+        guard.turn(Duration::from_millis(20));
+    }
+    eprintln!("recovered after {:?}", t0.elapsed());
+    rig.settle(&mut guard);
+    let mut ids: Vec<String> = rig.commands().into_iter().map(|c| c.command_id).collect();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one pause, published again only with the same id: {ids:?}"
+    );
 }

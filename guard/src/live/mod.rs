@@ -11,6 +11,7 @@
 pub mod changelog;
 pub mod config;
 pub mod http;
+pub mod input_watch;
 pub mod kafka;
 pub mod merge;
 pub mod ops;

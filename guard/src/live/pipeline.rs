@@ -41,6 +41,7 @@ use tracing::{debug, error, info, warn};
 
 use super::changelog::Published;
 use super::config::LiveConfig;
+use super::input_watch::InputWatch;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::merge::{Merge, MergeKey};
 use super::status::{state_view, StatusHandle};
@@ -99,6 +100,9 @@ pub struct LiveGuard<S: Store> {
     decisions: Vec<Decision>,
     last_persisted: Instant,
     failed_closed: bool,
+    inputs_lost: bool,
+    input_watch: InputWatch,
+    last_fetched: Instant,
     merge: Merge<Held>,
     spare: Vec<Held>,
     inputs: Vec<InputPartition>,
@@ -120,6 +124,8 @@ struct InputPartition {
     /// Next offset to fetch; `None` until the first message when the partition was
     /// assigned at the beginning of the topic.
     fetched_next: Option<i64>,
+    /// `fetched_next` when a wait for this partition last expired.
+    waived: Option<Option<i64>>,
 }
 
 impl<S: Store> LiveGuard<S> {
@@ -221,6 +227,7 @@ impl<S: Store> LiveGuard<S> {
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
         let consumer: BaseConsumer = kafka::consumer(&config).create()?;
+        let input_watch = InputWatch::start(&config);
         let mut guard = LiveGuard {
             config,
             engine,
@@ -242,6 +249,9 @@ impl<S: Store> LiveGuard<S> {
             decisions: Vec::new(),
             last_persisted: Instant::now(),
             failed_closed: false,
+            inputs_lost: false,
+            input_watch,
+            last_fetched: Instant::now(),
             merge: Merge::default(),
             spare: Vec::new(),
             inputs: Vec::new(),
@@ -332,8 +342,15 @@ impl<S: Store> LiveGuard<S> {
                 name: CString::new(e.topic()).unwrap_or_default(),
                 partition: e.partition(),
                 fetched_next: e.offset().to_raw().filter(|o| *o >= 0),
+                waived: None,
             })
             .collect();
+        self.input_watch.watch(
+            self.inputs
+                .iter()
+                .map(|i| (i.topic.clone(), i.partition))
+                .collect(),
+        );
         Ok(())
     }
 
@@ -368,6 +385,7 @@ impl<S: Store> LiveGuard<S> {
             match polled {
                 Ok(message) => {
                     let received = Instant::now();
+                    self.last_fetched = received;
                     let topic = message.topic();
                     let Some(stream) = self.config.topics.stream_of(topic) else {
                         continue;
@@ -404,6 +422,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         self.apply_held();
+        self.watch_inputs();
         if self.config.clock == ClockMode::External && self.last_tick.elapsed() >= TICK_EVERY {
             self.last_tick = Instant::now();
             let decisions = self.engine.tick(Timestamp::now());
@@ -441,24 +460,34 @@ impl<S: Store> LiveGuard<S> {
         }
         // Partitions with more on the broker than fetched; fetching is done for
         // this turn, so this cannot change while the held messages are applied.
-        let behind: Vec<usize> = if self.config.max_order_wait.is_zero() {
+        let mut behind: Vec<usize> = if self.config.max_order_wait.is_zero() {
             Vec::new()
         } else {
             (0..self.inputs.len())
                 .filter(|i| self.fetch_behind(&self.inputs[*i]))
                 .collect()
         };
-        while let Some((topic, partition)) = self.merge.first() {
-            let waiting_for = behind.iter().map(|i| &self.inputs[*i]).find(|input| {
-                !(input.partition == *partition && input.topic == *topic)
-                    && !self.merge.holds(&input.topic, input.partition)
-            });
-            if let Some(input) = waiting_for {
+        while !self.merge.is_empty() {
+            // The first partition holds a message, so it is never waited for.
+            let waiting_for: Vec<usize> = behind
+                .iter()
+                .copied()
+                .filter(|i| {
+                    let input = &self.inputs[*i];
+                    !self.merge.holds(&input.topic, input.partition)
+                })
+                .collect();
+            if !waiting_for.is_empty() {
                 let since = *self.blocked_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < self.config.max_order_wait {
                     return;
                 }
-                debug!(topic = %input.topic, partition = input.partition, "stopped waiting for a partition's next message");
+                for i in &waiting_for {
+                    let input = &mut self.inputs[*i];
+                    debug!(topic = %input.topic, partition = input.partition, "stopped waiting for a partition's next message");
+                    input.waived = Some(input.fetched_next);
+                }
+                behind.retain(|i| !waiting_for.contains(i));
                 self.status.lock().metrics.order_waits_expired += 1;
             }
             self.blocked_since = None;
@@ -477,10 +506,34 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
+    /// Fails closed when the inputs have not been readable for `fail_closed_after`
+    /// (no message fetched and no answer from their leaders), and says when they are
+    /// back.
+    fn watch_inputs(&mut self) {
+        let unreadable = self
+            .input_watch
+            .unreadable_for()
+            .min(self.last_fetched.elapsed());
+        if !self.inputs_lost && unreadable >= self.config.fail_closed_after {
+            self.inputs_lost = true;
+            self.fail_closed(&format!(
+                "cannot read the input topics for {:.0} s",
+                unreadable.as_secs_f64()
+            ));
+        } else if self.inputs_lost && unreadable < self.config.fail_closed_after {
+            self.inputs_lost = false;
+            self.status.lock().degraded = self.failed_closed;
+            warn!("the input topics are readable again; the global pause stays until an operator resumes");
+        }
+    }
+
     /// Whether the broker holds messages of `input` that the guard has not fetched
-    /// (the high watermark cached from the last fetch; no request is made).
+    /// (the high watermark cached from the last fetch; no request is made). A
+    /// partition already waited for in vain is not waited for again until it brings
+    /// a message: a watermark that lies costs one wait, not one per message.
     fn fetch_behind(&self, input: &InputPartition) -> bool {
         match self.cached_watermarks(&input.name, input.partition) {
+            _ if input.waived == Some(input.fetched_next) => false,
             Some((low, high)) => high > input.fetched_next.unwrap_or(low),
             // No fetch answered yet: assume there is more.
             None => true,
@@ -717,7 +770,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         for id in &failed {
-            self.raise_degraded(id);
+            self.raise_degraded(id, &format!("delivery of {id} failed; retrying"));
         }
         let now = Instant::now();
         self.resend
@@ -734,7 +787,7 @@ impl<S: Store> LiveGuard<S> {
     /// A failed delivery is itself an incident: say so on the risk stream (it goes out
     /// once the broker is back). The id is derived from the failed message, so repeated
     /// failures of one command raise one event.
-    fn raise_degraded(&mut self, failed_id: &str) {
+    fn raise_degraded(&mut self, failed_id: &str, reason: &str) {
         if failed_id.starts_with("evt-degraded-") || failed_id.starts_with("dlq:") {
             return;
         }
@@ -747,7 +800,7 @@ impl<S: Store> LiveGuard<S> {
             severity: Severity::Warning,
             scope: Scope::Global,
             action: Some(RiskAction::None),
-            reason: Some(format!("delivery of {failed_id} failed; retrying")),
+            reason: Some(reason.to_owned()),
             evidence: Some(vec![failed_id.to_owned()]),
             ts: Timestamp::now(),
         };
@@ -772,7 +825,7 @@ impl<S: Store> LiveGuard<S> {
                 self.last_persisted = Instant::now();
                 if self.failed_closed {
                     self.failed_closed = false;
-                    self.status.lock().degraded = false;
+                    self.status.lock().degraded = self.inputs_lost;
                     warn!("the state is persisted again; the global pause stays until an operator resumes");
                 }
                 self.seq = checkpoint.seq;
@@ -792,6 +845,7 @@ impl<S: Store> LiveGuard<S> {
                 if !self.failed_closed
                     && self.last_persisted.elapsed() >= self.config.fail_closed_after
                 {
+                    self.failed_closed = true;
                     self.fail_closed(&format!(
                         "cannot persist the guard's state for {:.0} s: {e}",
                         self.last_persisted.elapsed().as_secs_f64()
@@ -808,7 +862,6 @@ impl<S: Store> LiveGuard<S> {
     /// operator's resume.
     fn fail_closed(&mut self, why: &str) {
         error!(reason = why, "failing closed: requesting a global pause");
-        self.failed_closed = true;
         self.status.lock().degraded = true;
         let now = Timestamp::now();
         let command = crate::message::OpsCommand {
@@ -836,6 +889,20 @@ impl<S: Store> LiveGuard<S> {
             },
         );
         self.send(&id);
+        // The guard may not read that order back soon (or at all, when its inputs are
+        // what failed), so it also publishes the guard command the order will decide
+        // when applied: a copy of the engine decides it now, with the same
+        // deterministic id, so the later decision is a harmless duplicate.
+        let mut ahead = self.engine.clone();
+        let commands: Vec<Decision> = ahead
+            .apply(&Input::Ops(command))
+            .decisions
+            .into_iter()
+            .filter(|d| matches!(d, Decision::GuardCommand(_)))
+            .collect();
+        drop(ahead);
+        self.publish_all(commands, Instant::now());
+        self.raise_degraded(&id, &format!("failing closed: {why}"));
     }
 
     fn commit_offsets(&self) {
