@@ -696,3 +696,175 @@ fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
         "one pause, published again only with the same id: {ids:?}"
     );
 }
+
+/// A tmpfs of `size` mounted on `dir` for the life of the value (needs root).
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(Tmpfs {
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// Fills the filesystem of `dir` until the kernel says it is full.
+fn fill_up(dir: &std::path::Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 << 10];
+    loop {
+        match file.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC, got {e}");
+                break;
+            }
+        }
+    }
+    let _ = file.sync_all();
+    path
+}
+
+fn committed_offset(rig: &Rig, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", rig.cluster.bootstrap_servers())
+        .set("group.id", &rig.config.group_id)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .unwrap();
+    committed
+        .find_partition(topic, 0)
+        .and_then(|e| e.offset().to_raw())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root {
+        eprintln!("SKIPPED: mounting a size-limited tmpfs needs root");
+        return;
+    }
+    let mut rig = Rig::new("full-disk");
+    rig.config.fail_closed_after = Duration::from_millis(500);
+    let mount = rig.config.state_dir.with_extension("tmpfs");
+    let _tmpfs = Tmpfs::mount(&mount, "16m").expect("mount a 16 MiB tmpfs");
+    rig.config.state_dir = mount.join("state");
+    let file = "tests/golden/runbook_day/input.jsonl";
+    let all = messages(file);
+    let half = all.len() / 2;
+    let status = StatusHandle::default();
+    let persisted_before;
+    {
+        let store = SledStore::open(&rig.config.state_dir).unwrap();
+        let mut guard = LiveGuard::start(rig.config.clone(), store, status.clone()).unwrap();
+        for (topic, payload) in &all[..half] {
+            rig.feed(&mut guard, topic, payload);
+        }
+        rig.settle(&mut guard);
+        persisted_before = guard.next_offset("exec_result", 0).unwrap();
+        let failures_before = status.lock().metrics.checkpoint_failures;
+
+        // The disk fills up; the rest of the day arrives.
+        let filler = fill_up(&mount);
+        for (topic, payload) in &all[half..] {
+            rig.feed(&mut guard, topic, payload);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !status.lock().degraded {
+            assert!(Instant::now() < deadline, "the guard did not fail closed");
+            guard.turn(Duration::from_millis(20));
+            guard.checkpoint();
+        }
+        assert!(status.lock().metrics.checkpoint_failures > failures_before);
+        let applied = guard.next_offset("exec_result", 0).unwrap();
+        assert!(applied > persisted_before);
+        // Input offsets are never committed past the state that could not be saved.
+        let committed = committed_offset(&rig, "exec_result");
+        assert!(
+            committed <= persisted_before,
+            "committed {committed} past the persisted {persisted_before}"
+        );
+        let pause = rig
+            .commands()
+            .into_iter()
+            .find(|c| c.trigger.starts_with("guard-degraded-"))
+            .expect("a global pause for the full disk");
+        assert_eq!(pause.scope, guard::message::Scope::Global);
+
+        // Space comes back: the next checkpoint succeeds and commits catch up.
+        std::fs::remove_file(filler).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while status.lock().degraded {
+            assert!(Instant::now() < deadline, "the guard did not recover");
+            guard.turn(Duration::from_millis(20));
+            guard.checkpoint();
+        }
+        rig.settle(&mut guard);
+        // Dropped without a clean stop, as if killed.
+    }
+    // A restart from the disk that was full has every message, once.
+    let store = SledStore::open(&rig.config.state_dir).unwrap();
+    let mut guard = LiveGuard::start(rig.config.clone(), store, StatusHandle::default()).unwrap();
+    for _ in 0..50 {
+        guard.turn(Duration::from_millis(10));
+    }
+    let (_, replay_engine) = replay_commands(file);
+    // The replay has no full disk: apply the guard's own pause order to it as well.
+    let own_order = rig
+        .read_topic(&rig.config.topics.ops_command)
+        .into_iter()
+        .filter_map(|(_, p, _)| decode_envelope(format!(r#"{{"stream":"ops_command","event":{}}}"#, String::from_utf8_lossy(&p)).as_bytes()).ok())
+        .filter(|input| matches!(input, guard::message::Input::Ops(c) if c.command_id.starts_with("guard-degraded-")))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        own_order.len(),
+        1,
+        "one pause order, however often the disk failed"
+    );
+    for (topic, next) in &rig.sent {
+        // ops_command also holds the guard's own order.
+        assert!(
+            guard.next_offset(topic, 0) >= Some(*next),
+            "{topic} read to the end"
+        );
+    }
+    assert!(guard
+        .engine()
+        .state()
+        .scopes
+        .is_paused(&guard::message::Scope::Global));
+    assert_eq!(
+        guard.engine().state().seen.len(),
+        replay_engine.state().seen.len() + 1,
+        "every message applied once, and the guard's own pause order"
+    );
+}

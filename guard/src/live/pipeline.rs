@@ -101,6 +101,8 @@ pub struct LiveGuard<S: Store> {
     last_persisted: Instant,
     failed_closed: bool,
     inputs_lost: bool,
+    /// The guard's own pause order, until the engine has applied it.
+    own_pause: Option<String>,
     input_watch: InputWatch,
     last_fetched: Instant,
     merge: Merge<Held>,
@@ -250,6 +252,7 @@ impl<S: Store> LiveGuard<S> {
             last_persisted: Instant::now(),
             failed_closed: false,
             inputs_lost: false,
+            own_pause: None,
             input_watch,
             last_fetched: Instant::now(),
             merge: Merge::default(),
@@ -606,6 +609,9 @@ impl<S: Store> LiveGuard<S> {
             }
             status.metrics.record_decisions(&decisions);
             if let Input::Ops(command) = &input {
+                if self.own_pause.as_deref() == Some(command.command_id.as_str()) {
+                    self.own_pause = None;
+                }
                 if disposition == crate::engine::Disposition::Applied {
                     status
                         .ops_applied
@@ -861,8 +867,28 @@ impl<S: Store> LiveGuard<S> {
     /// recorded in the input history, is replayable, and is lifted only by an
     /// operator's resume.
     fn fail_closed(&mut self, why: &str) {
-        error!(reason = why, "failing closed: requesting a global pause");
         self.status.lock().degraded = true;
+        let held = self.engine.state().scopes.paused().any(|(scope, paused)| {
+            *scope == Scope::Global && paused.reasons.contains(&crate::message::Rule::Operator)
+        });
+        if held || self.own_pause.is_some() {
+            // An operator's (or the guard's own earlier) global pause is in force or on
+            // its way, and only an operator lifts it: no second order.
+            error!(
+                reason = why,
+                "failing closed: the global pause is already held"
+            );
+            let held_by = self
+                .own_pause
+                .clone()
+                .unwrap_or_else(|| format!("fail-closed-{}", Timestamp::now().as_micros()));
+            self.raise_degraded(
+                &held_by,
+                &format!("failing closed: {why}; the global pause is already held"),
+            );
+            return;
+        }
+        error!(reason = why, "failing closed: requesting a global pause");
         let now = Timestamp::now();
         let command = crate::message::OpsCommand {
             command_id: format!(
@@ -878,6 +904,7 @@ impl<S: Store> LiveGuard<S> {
         };
         let payload = serde_json::to_vec(&command).expect("ops commands serialise");
         let id = command.command_id.clone();
+        self.own_pause = Some(id.clone());
         self.outbox.insert(
             id.clone(),
             OutMsg {

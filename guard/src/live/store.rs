@@ -112,8 +112,12 @@ const LAYOUT: &[u8] = b"noctria-guard/2";
 /// ids first seen by checkpoint `seq` (16 bytes each).
 pub struct SledStore {
     db: sled::Db,
+    dir: std::path::PathBuf,
     marker: std::path::PathBuf,
     marked: bool,
+    /// A write failed: sled keeps its I/O error for good, so the next save reopens
+    /// the store (dropping what the failed write left in memory) before it writes.
+    failed: bool,
 }
 
 /// A file beside sled's own saying a checkpoint was written here: sled 0.34 opens a
@@ -127,12 +131,7 @@ impl SledStore {
     /// # Errors
     /// [`StoreError`] when sled cannot open the directory, or it holds another layout.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        // A small page cache: the store is written, and read only at start.
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .cache_capacity(8 << 20)
-            .open()?;
+        let db = Self::open_db(dir)?;
         match db.get(LAYOUT_KEY)? {
             Some(layout) if layout.as_ref() != LAYOUT => {
                 return Err(StoreError::Corrupt(format!(
@@ -161,7 +160,57 @@ impl SledStore {
                 "the store says a checkpoint was written, but none can be read".into(),
             ));
         }
-        Ok(SledStore { db, marker, marked })
+        Ok(SledStore {
+            db,
+            dir: dir.to_owned(),
+            marker,
+            marked,
+            failed: false,
+        })
+    }
+
+    fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+        // A small page cache: the store is written, and read only at start.
+        Ok(sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .cache_capacity(8 << 20)
+            .open()?)
+    }
+
+    /// Drops the open database (and its file lock) and opens the directory again:
+    /// what is read back is what reached the disk.
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        let placeholder = sled::Config::new().temporary(true).open()?;
+        drop(std::mem::replace(&mut self.db, placeholder));
+        self.db = Self::open_db(&self.dir)?;
+        Ok(())
+    }
+
+    fn write(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
+        if self.failed {
+            self.reopen()?;
+            self.failed = false;
+        }
+        let mut batch = sled::Batch::default();
+        let bytes =
+            serde_json::to_vec(checkpoint).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        batch.insert(CHECKPOINT_KEY, bytes);
+        if !new_seen.is_empty() {
+            // One value per checkpoint holding its new ids: far fewer tree entries
+            // (and far less sled memory) than a key per id.
+            let mut key = [0u8; 9];
+            key[0] = SEEN_PREFIX;
+            key[1..].copy_from_slice(&checkpoint.seq.to_be_bytes());
+            let mut ids = Vec::with_capacity(new_seen.len() * 16);
+            for id in new_seen {
+                ids.extend_from_slice(&id.to_be_bytes());
+            }
+            batch.insert(&key[..], ids);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
     }
 }
 
@@ -189,24 +238,10 @@ impl Store for SledStore {
     }
 
     fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        let bytes =
-            serde_json::to_vec(checkpoint).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        batch.insert(CHECKPOINT_KEY, bytes);
-        if !new_seen.is_empty() {
-            // One value per checkpoint holding its new ids: far fewer tree entries
-            // (and far less sled memory) than a key per id.
-            let mut key = [0u8; 9];
-            key[0] = SEEN_PREFIX;
-            key[1..].copy_from_slice(&checkpoint.seq.to_be_bytes());
-            let mut ids = Vec::with_capacity(new_seen.len() * 16);
-            for id in new_seen {
-                ids.extend_from_slice(&id.to_be_bytes());
-            }
-            batch.insert(&key[..], ids);
+        if let Err(e) = self.write(checkpoint, new_seen) {
+            self.failed = true;
+            return Err(e);
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
         if !self.marked {
             std::fs::write(
                 &self.marker,
