@@ -112,6 +112,27 @@ pub struct Policy {
     pub enhanced: EnhancedPolicy,
     /// Weekly maintenance windows.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// How far back the guard remembers. Left out of the version while it is the
+    /// default, so the contract's policy keeps its name.
+    #[serde(skip_serializing_if = "StatePolicy::is_default")]
+    pub state: StatePolicy,
+}
+
+/// How much history the guard keeps (not in CONTRACT §3: the guard's own key).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatePolicy {
+    /// Ids, streaks, breaches and adoptions older than this behind the newest event
+    /// time are forgotten: memory is bounded by the message rate times this span.
+    pub horizon: Span,
+}
+
+impl StatePolicy {
+    /// The default horizon: a day, as long as the enhanced-monitoring lookback.
+    pub const DEFAULT_HORIZON: Span = Span::from_secs(86_400);
+
+    fn is_default(&self) -> bool {
+        self.horizon == Self::DEFAULT_HORIZON
+    }
 }
 
 /// Every problem found in a policy, one line each with the key's path.
@@ -142,6 +163,9 @@ impl Default for Policy {
                 factor: 0.5,
             },
             maintenance: vec![default_window()],
+            state: StatePolicy {
+                horizon: StatePolicy::DEFAULT_HORIZON,
+            },
         }
     }
 }
@@ -179,7 +203,13 @@ impl Policy {
         r.keys(
             table,
             "",
-            &["slippage", "losing_streak", "enhanced", "maintenance"],
+            &[
+                "slippage",
+                "losing_streak",
+                "enhanced",
+                "maintenance",
+                "state",
+            ],
         );
         if let Some(t) = r.section(table, "slippage") {
             let p = &mut policy.slippage;
@@ -232,6 +262,16 @@ impl Policy {
                 |v| v > 0.0 && v <= 1.0,
                 "a number in (0, 1]",
             );
+        }
+        if let Some(t) = r.section(table, "state") {
+            r.keys(t, "state.", &["horizon"]);
+            r.span(t, "state.horizon", &mut policy.state.horizon);
+            if policy.state.horizon < Span::from_secs(60) {
+                r.problems.push(format!(
+                    "state.horizon: {} is too short (at least 1m: late and duplicate messages must still be recognised)",
+                    crate::time::human_span(policy.state.horizon)
+                ));
+            }
         }
         if let Some(value) = table.get("maintenance") {
             policy.maintenance = r.windows(value);

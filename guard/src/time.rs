@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An instant in UTC, in microseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
 /// A span of time in microseconds (never negative in a valid policy).
@@ -77,6 +77,11 @@ impl Timestamp {
     /// This instant plus a span, saturating at the representable range.
     pub fn plus(self, span: Span) -> Self {
         Timestamp(self.0.saturating_add(span.0))
+    }
+
+    /// This instant minus a span, saturating at the representable range.
+    pub fn minus(self, span: Span) -> Self {
+        Timestamp(self.0.saturating_sub(span.0))
     }
 
     /// The span from `earlier` to `self` (negative when `earlier` is later).

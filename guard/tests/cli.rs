@@ -312,10 +312,13 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
             payload: b"{}".to_vec(),
             headers: vec![],
         }],
+        seen_from: None,
     };
     {
         let mut store = SledStore::open(&src).unwrap();
-        store.save(&checkpoint, &[1, 2, 3]).unwrap();
+        store
+            .save(&checkpoint, &[(1, 10), (2, 20), (3, 30)])
+            .unwrap();
     }
     let out = guard(&[
         "snapshot",
@@ -343,7 +346,7 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
     assert_eq!(restored.checkpoint, checkpoint);
     let mut seen = restored.seen;
     seen.sort_unstable();
-    assert_eq!(seen, vec![1, 2, 3]);
+    assert_eq!(seen, vec![(1, 10), (2, 20), (3, 30)]);
     // Importing over existing state needs --force; a damaged file is refused.
     let again = guard(&[
         "snapshot",

@@ -370,9 +370,11 @@ fn invalid_messages_go_to_the_dead_letter_topic_with_their_position() {
     );
     let big = vec![b' '; rig.config.max_message_bytes + 1];
     rig.feed(&mut guard, "risk_event", &big);
+    // Valid, but stamped decades ahead: it would age every streak out at once.
+    rig.feed(&mut guard, "exec_result", br#"{"fill_id":"f-future","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"ts":"2099-01-01T00:00:00Z"}"#);
     rig.settle(&mut guard);
     let dead = rig.read_topic("guard_dlq");
-    assert_eq!(dead.len(), 3);
+    assert_eq!(dead.len(), 4);
     assert_eq!(dead[0].1, b"{not json");
     assert_eq!(
         dead[0].2.get("source_topic").map(String::as_str),
@@ -392,7 +394,13 @@ fn invalid_messages_go_to_the_dead_letter_topic_with_their_position() {
         "{:?}",
         dead[2].2
     );
-    assert_eq!(status.lock().metrics.invalid, 3);
+    assert!(
+        dead[3].2["reason"].contains("ahead of the guard's clock"),
+        "{:?}",
+        dead[3].2
+    );
+    assert_eq!(guard.engine().state().newest, None);
+    assert_eq!(status.lock().metrics.invalid, 4);
     // The guard goes on: a valid pause still works.
     rig.feed(&mut guard, "ops_command", br#"{"command_id":"o1","action":"pause","scope":{"kind":"global"},"operator":"a","ts":"2025-08-11T00:00:00Z"}"#);
     rig.settle(&mut guard);
@@ -539,7 +547,7 @@ impl Store for FillingStore {
     fn save(
         &mut self,
         checkpoint: &guard::live::store::Checkpoint,
-        new_seen: &[u128],
+        new_seen: &[guard::live::store::SeenEntry],
     ) -> Result<(), guard::live::store::StoreError> {
         if self.full.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(guard::live::store::StoreError::Corrupt(

@@ -106,6 +106,11 @@ pub struct RunArgs {
     /// applies them in fetch order. [default: 50ms]
     #[arg(long, env = "GUARD_MAX_ORDER_WAIT")]
     pub max_order_wait: Option<String>,
+    /// Messages stamped further than this ahead of the wall clock are invalid (to the
+    /// dead-letter topic): a producer's clock gone wrong must not move the state
+    /// horizon and age every streak out. [default: 5m]
+    #[arg(long, env = "GUARD_MAX_FUTURE")]
+    pub max_future: Option<String>,
     /// The state store is damaged or from another version: move it aside
     /// (STATE_DIR.damaged-<time>) and rebuild the state — from the newest changelog
     /// snapshot when there is one, else by replaying the input topics.
@@ -139,6 +144,7 @@ struct FileSettings {
     message_timeout: Option<String>,
     fail_closed_after: Option<String>,
     max_order_wait: Option<String>,
+    max_future: Option<String>,
 }
 
 fn is_secret(key: &str) -> bool {
@@ -267,6 +273,9 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
     }
     if let Some(text) = args.fail_closed_after.or(file.fail_closed_after) {
         config.fail_closed_after = span(&text, "fail_closed_after")?;
+    }
+    if let Some(text) = args.max_future.or(file.max_future) {
+        config.max_future = span(&text, "max_future")?;
     }
     if let Some(text) = args.max_order_wait.or(file.max_order_wait) {
         config.max_order_wait = if text.trim() == "0" {

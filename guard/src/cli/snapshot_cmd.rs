@@ -14,7 +14,7 @@ use guard::live::{SledStore, Store};
 
 use super::Failure;
 
-const FORMAT: &str = "noctria-guard-snapshot/1";
+const FORMAT: &str = "noctria-guard-snapshot/2";
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
@@ -83,7 +83,11 @@ pub fn run(args: SnapshotArgs) -> Result<(), Failure> {
                 })?;
             let body = Body {
                 checkpoint: restored.checkpoint,
-                seen: restored.seen.iter().map(|k| format!("{k:032x}")).collect(),
+                seen: restored
+                    .seen
+                    .iter()
+                    .map(|(k, second)| format!("{k:032x}:{second}"))
+                    .collect(),
             };
             let body = serde_json::to_string(&body).map_err(|e| Failure::run(e.to_string()))?;
             // A struct, not json!(): a RawValue must be written verbatim for the checksum.
@@ -135,12 +139,20 @@ pub fn run(args: SnapshotArgs) -> Result<(), Failure> {
             }
             let body: Body = serde_json::from_str(parsed.body.get())
                 .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-            let seen: Vec<u128> = body
+            let seen: Vec<(u128, i64)> = body
                 .seen
                 .iter()
-                .map(|h| u128::from_str_radix(h, 16))
-                .collect::<Result<_, _>>()
-                .map_err(|e| Failure::usage(format!("{}: bad seen id: {e}", file.display())))?;
+                .map(|entry| {
+                    let (hex, second) = entry.split_once(':')?;
+                    Some((u128::from_str_radix(hex, 16).ok()?, second.parse().ok()?))
+                })
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "{}: a seen entry is not key:second",
+                        file.display()
+                    ))
+                })?;
             let mut store = SledStore::open(&state_dir)
                 .map_err(|e| Failure::run(format!("{e} (state dir {})", state_dir.display())))?;
             if store

@@ -36,7 +36,7 @@ use crate::message::{
     Severity, StrategyRelease, Stream,
 };
 use crate::policy::{GroupBy, PauseTarget, Policy};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// Where the engine's clock comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -104,8 +104,14 @@ pub struct EngineState {
     pub adoptions: BTreeMap<String, Vec<Timestamp>>,
     /// Maintenance windows the clock is in, with the occurrence entered.
     pub maintenance: BTreeMap<String, Occurrence>,
-    /// Ids applied so far.
+    /// Ids applied within the state horizon.
     pub seen: Seen,
+    /// The newest event time applied (the state horizon counts back from it).
+    #[serde(default)]
+    pub newest: Option<Timestamp>,
+    /// Everything older than this was forgotten (the last sweep's cutoff).
+    #[serde(default)]
+    pub forgotten_before: Option<Timestamp>,
 }
 
 /// A serialised engine state with the policy it was taken under.
@@ -120,7 +126,7 @@ pub struct Snapshot {
 }
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -217,13 +223,27 @@ impl Engine {
     }
 
     /// The dedup keys added since the last call (empty unless journaling).
-    pub fn drain_seen_journal(&mut self) -> Vec<u128> {
+    pub fn drain_seen_journal(&mut self) -> Vec<(u128, i64)> {
         self.state.seen.drain_journal()
     }
 
-    /// Adds dedup keys back after [`Engine::restore`] of a snapshot taken without them.
-    pub fn restore_seen(&mut self, keys: impl IntoIterator<Item = u128>) {
-        self.state.seen.extend_keys(keys);
+    /// Adds dedup entries back after [`Engine::restore`] of a snapshot taken without
+    /// them; entries older than the state's horizon are left out.
+    pub fn restore_seen(&mut self, entries: impl IntoIterator<Item = (u128, i64)>) {
+        let from = self
+            .state
+            .forgotten_before
+            .map_or(i64::MIN, |t| t.as_micros().div_euclid(1_000_000));
+        self.state
+            .seen
+            .extend_entries(entries.into_iter().filter(|(_, second)| *second >= from));
+    }
+
+    /// Seconds (event time) before which seen ids are forgotten, once a sweep ran.
+    pub fn seen_forgotten_before(&self) -> Option<i64> {
+        self.state
+            .forgotten_before
+            .map(|t| t.as_micros().div_euclid(1_000_000))
     }
 
     /// An engine continuing from a snapshot taken by [`Engine::snapshot`]; the
@@ -267,10 +287,21 @@ impl Engine {
                 return Disposition::OwnEvent;
             }
         }
+        let event_time = input.event_time();
+        let second = event_time.as_micros().div_euclid(1_000_000);
         let fresh = match input {
-            Input::Fill(m) => self.state.seen.insert(Stream::ExecResult, &m.fill_id),
-            Input::RiskEvent(m) => self.state.seen.insert(Stream::RiskEvent, &m.event_id),
-            Input::Ops(m) => self.state.seen.insert(Stream::OpsCommand, &m.command_id),
+            Input::Fill(m) => self
+                .state
+                .seen
+                .insert(Stream::ExecResult, &m.fill_id, second),
+            Input::RiskEvent(m) => self
+                .state
+                .seen
+                .insert(Stream::RiskEvent, &m.event_id, second),
+            Input::Ops(m) => self
+                .state
+                .seen
+                .insert(Stream::OpsCommand, &m.command_id, second),
             Input::Release(m) => !self
                 .state
                 .adoptions
@@ -289,7 +320,45 @@ impl Engine {
             Input::Release(release) => self.on_release(release),
             Input::Ops(command) => self.on_ops(command, out),
         }
+        if self.state.newest.is_none_or(|n| event_time > n) {
+            self.state.newest = Some(event_time);
+            self.forget_old();
+        }
         Disposition::Applied
+    }
+
+    /// Forgets what lies beyond the state horizon behind the newest event time, once
+    /// the cutoff has moved by an eighth of the horizon since the last sweep (so a
+    /// sweep's cost is spread over many messages). Deterministic: it depends on event
+    /// times only.
+    fn forget_old(&mut self) {
+        let Some(newest) = self.state.newest else {
+            return;
+        };
+        let horizon = self.policy.state.horizon;
+        let cutoff = newest.minus(horizon);
+        let every = Span::from_micros((horizon.as_micros() / 8).max(1_000_000));
+        if self
+            .state
+            .forgotten_before
+            .is_some_and(|before| cutoff < before.plus(every))
+        {
+            return;
+        }
+        self.state
+            .seen
+            .forget_before(cutoff.as_micros().div_euclid(1_000_000));
+        self.state.streaks.forget_before(cutoff);
+        // A breach can still join a run with a breach up to one window later.
+        self.state
+            .slippage
+            .forget_before(cutoff.minus(self.policy.slippage.window));
+        let lookback = self.policy.enhanced.lookback;
+        self.state.adoptions.retain(|_, times| {
+            times.retain(|adopted| adopted.plus(lookback) >= cutoff);
+            !times.is_empty()
+        });
+        self.state.forgotten_before = Some(cutoff);
     }
 
     /// Moves the clock to `now` (if later) and enters or leaves maintenance windows.
@@ -367,6 +436,7 @@ impl Engine {
         let Some(losing) = self.state.streaks.observe(
             &fill.strategy_id,
             &fill.fill_id,
+            fill.ts,
             fill.realized_pnl,
             trip_at,
         ) else {

@@ -72,6 +72,21 @@ impl SlippageWindows {
         self.groups.retain(|_, b| !b.is_empty());
     }
 
+    /// Forgets the breaches older than `cutoff`.
+    pub fn forget_before(&mut self, cutoff: Timestamp) {
+        for breaches in self.groups.values_mut() {
+            // Sorted by event time: the old ones are a prefix.
+            let old = breaches.partition_point(|b| b.ts < cutoff);
+            breaches.drain(..old);
+        }
+        self.groups.retain(|_, b| !b.is_empty());
+    }
+
+    /// How many breaches are held, in every group.
+    pub fn breaches(&self) -> usize {
+        self.groups.values().map(Vec::len).sum()
+    }
+
     /// The open windows: group and its breaches in event-time order.
     pub fn groups(&self) -> impl Iterator<Item = (Option<&str>, &[Breach])> {
         self.groups

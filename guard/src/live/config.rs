@@ -114,6 +114,9 @@ pub struct LiveConfig {
     /// on the broker, so that messages are applied in Kafka-timestamp order (zero:
     /// apply in fetch order).
     pub max_order_wait: Duration,
+    /// Messages whose event time is further than this ahead of the wall clock go to
+    /// the dead-letter topic (a clock gone wrong must not age the whole state out).
+    pub max_future: Duration,
 }
 
 impl LiveConfig {
@@ -136,6 +139,7 @@ impl LiveConfig {
             rebuild_from: None,
             fail_closed_after: Duration::from_secs(10),
             max_order_wait: Duration::from_millis(50),
+            max_future: Duration::from_secs(300),
         }
     }
 }

@@ -45,7 +45,7 @@ use super::input_watch::InputWatch;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::merge::{Merge, MergeKey};
 use super::status::{state_view, StatusHandle};
-use super::store::{Checkpoint, OutMsg, Partition, Store, StoreError};
+use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
 use crate::decode::{decode, DecodeError};
 use crate::engine::{ClockMode, Engine, EngineOptions};
 use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity};
@@ -90,7 +90,7 @@ pub struct LiveGuard<S: Store> {
     received: HashMap<String, Instant>,
     resend: Vec<(Instant, String)>,
     offsets: BTreeMap<Partition, i64>,
-    pending_seen: Vec<u128>,
+    pending_seen: Vec<SeenEntry>,
     seq: u64,
     dirty: bool,
     last_checkpoint: Instant,
@@ -173,8 +173,9 @@ impl<S: Store> LiveGuard<S> {
                 engine: engine.snapshot_without_seen(),
                 offsets: published.offsets.clone(),
                 outbox: published.outbox.clone(),
+                seen_from: engine.seen_forgotten_before(),
             };
-            let seen: Vec<u128> = engine.state().seen.keys().collect();
+            let seen: Vec<SeenEntry> = engine.state().seen.entries().collect();
             store.save(&checkpoint, &seen)?;
             let outbox = published
                 .outbox
@@ -598,6 +599,21 @@ impl<S: Store> LiveGuard<S> {
                 return;
             }
         };
+        let ahead = input.event_time().since(Timestamp::now());
+        if ahead.as_micros() > self.config.max_future.as_micros() as i64 {
+            // A time far in the future would move the guard's event-time horizon and
+            // make it forget every streak and id at once.
+            let reason = format!(
+                "event time {} is {} ahead of the guard's clock (limit {})",
+                input.event_time(),
+                crate::time::human_span(ahead),
+                crate::time::human_span(crate::time::Span::from_micros(
+                    self.config.max_future.as_micros() as i64
+                ))
+            );
+            self.dead_letter(topic, partition, offset, key, payload, &reason);
+            return;
+        }
         self.decisions.clear();
         let disposition = self.engine.apply_into(&input, &mut self.decisions);
         let decisions = std::mem::take(&mut self.decisions);
@@ -824,7 +840,12 @@ impl<S: Store> LiveGuard<S> {
             engine: self.engine.snapshot_without_seen(),
             offsets: self.offsets.clone(),
             outbox: self.outbox.values().cloned().collect(),
+            seen_from: self.engine.seen_forgotten_before(),
         };
+        if let Some(from) = checkpoint.seen_from {
+            // Entries journaled but already beyond the horizon need not be written.
+            self.pending_seen.retain(|(_, second)| *second >= from);
+        }
         self.last_checkpoint = Instant::now();
         match self.store.save(&checkpoint, &self.pending_seen) {
             Ok(()) => {
@@ -889,12 +910,18 @@ impl<S: Store> LiveGuard<S> {
             return;
         }
         error!(reason = why, "failing closed: requesting a global pause");
-        let now = Timestamp::now();
+        let wall = Timestamp::now();
+        // The order's event time is the guard's own clock: the wall clock live, the
+        // newest event time when the guard runs on event time (as replay does).
+        let now = match self.config.clock {
+            ClockMode::EventTime => self.engine.state().newest.unwrap_or(wall),
+            _ => wall,
+        };
         let command = crate::message::OpsCommand {
             command_id: format!(
                 "guard-degraded-{}-{}",
                 self.config.instance,
-                now.as_micros()
+                wall.as_micros()
             ),
             action: crate::message::Action::Pause,
             scope: Scope::Global,

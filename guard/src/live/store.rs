@@ -42,15 +42,22 @@ pub struct Checkpoint {
     pub offsets: BTreeMap<Partition, i64>,
     /// Messages decided but not yet acknowledged.
     pub outbox: Vec<OutMsg>,
+    /// Seen ids of an event time (seconds) before this are forgotten: a store drops
+    /// them, and never loads them back.
+    #[serde(default)]
+    pub seen_from: Option<i64>,
 }
+
+/// A seen-id entry: the dedup key and the event time (seconds) of its message.
+pub type SeenEntry = (u128, i64);
 
 /// A checkpoint as loaded, with every seen id.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Restored {
     /// The checkpoint.
     pub checkpoint: Checkpoint,
-    /// Every dedup key persisted so far.
-    pub seen: Vec<u128>,
+    /// Every dedup entry persisted within the horizon.
+    pub seen: Vec<SeenEntry>,
 }
 
 /// Why the store failed.
@@ -77,14 +84,14 @@ pub trait Store {
     /// # Errors
     /// [`StoreError`] when the write or the flush fails; nothing of it is then
     /// considered saved.
-    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError>;
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError>;
 }
 
 /// A store in memory.
 #[derive(Default, Debug, Clone)]
 pub struct MemStore {
     checkpoint: Option<Checkpoint>,
-    seen: Vec<u128>,
+    seen: Vec<SeenEntry>,
 }
 
 impl Store for MemStore {
@@ -95,9 +102,12 @@ impl Store for MemStore {
         }))
     }
 
-    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError> {
         self.checkpoint = Some(checkpoint.clone());
         self.seen.extend_from_slice(new_seen);
+        if let Some(from) = checkpoint.seen_from {
+            self.seen.retain(|(_, second)| *second >= from);
+        }
         Ok(())
     }
 }
@@ -106,10 +116,12 @@ const CHECKPOINT_KEY: &[u8] = b"c/checkpoint";
 const SEEN_PREFIX: u8 = b's';
 /// Bumped when the layout changes; a store of another version is refused at start.
 const LAYOUT_KEY: &[u8] = b"c/layout";
-const LAYOUT: &[u8] = b"noctria-guard/2";
+const LAYOUT: &[u8] = b"noctria-guard/3";
 
-/// The sled-backed store: one tree, keys `c/checkpoint`, and `s<seq>` holding the
-/// ids first seen by checkpoint `seq` (16 bytes each).
+/// The sled-backed store: one tree, keys `c/checkpoint`, and `s<newest><seq>` holding
+/// the entries first seen by checkpoint `seq` (24 bytes each: key, event second),
+/// `newest` being the block's newest event second, so that blocks wholly beyond the
+/// state horizon are a key range to delete.
 pub struct SledStore {
     db: sled::Db,
     dir: std::path::PathBuf,
@@ -124,6 +136,16 @@ pub struct SledStore {
 /// directory of damaged files as an empty store without complaint, and an empty store
 /// must then not pass for a fresh one.
 const MARKER: &str = "guard-store.json";
+
+/// `s`, the block's newest event second (sign bit flipped, so keys sort as numbers),
+/// the checkpoint number.
+fn seen_block_key(newest: i64, seq: u64) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = SEEN_PREFIX;
+    key[1..9].copy_from_slice(&((newest as u64) ^ (1 << 63)).to_be_bytes());
+    key[9..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
@@ -187,7 +209,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn write(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
+    fn write(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError> {
         if self.failed {
             self.reopen()?;
             self.failed = false;
@@ -199,14 +221,21 @@ impl SledStore {
         if !new_seen.is_empty() {
             // One value per checkpoint holding its new ids: far fewer tree entries
             // (and far less sled memory) than a key per id.
-            let mut key = [0u8; 9];
-            key[0] = SEEN_PREFIX;
-            key[1..].copy_from_slice(&checkpoint.seq.to_be_bytes());
-            let mut ids = Vec::with_capacity(new_seen.len() * 16);
-            for id in new_seen {
+            let newest = new_seen.iter().map(|(_, s)| *s).max().unwrap_or(i64::MIN);
+            let mut ids = Vec::with_capacity(new_seen.len() * 24);
+            for (id, second) in new_seen {
                 ids.extend_from_slice(&id.to_be_bytes());
+                ids.extend_from_slice(&second.to_be_bytes());
             }
-            batch.insert(&key[..], ids);
+            batch.insert(&seen_block_key(newest, checkpoint.seq)[..], ids);
+        }
+        if let Some(from) = checkpoint.seen_from {
+            // Blocks whose newest entry is beyond the horizon.
+            let end = seen_block_key(from, 0);
+            for entry in self.db.range(&[SEEN_PREFIX][..]..&end[..]) {
+                let (key, _) = entry?;
+                batch.remove(key);
+            }
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
@@ -222,22 +251,29 @@ impl Store for SledStore {
         let checkpoint: Checkpoint =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut seen = Vec::new();
+        let from = checkpoint.seen_from.unwrap_or(i64::MIN);
         for entry in self.db.scan_prefix([SEEN_PREFIX]) {
             let (_, ids) = entry?;
-            if ids.len() % 16 != 0 {
+            if ids.len() % 24 != 0 {
                 return Err(StoreError::Corrupt(
-                    "a block of seen ids has a partial id".into(),
+                    "a block of seen ids has a partial entry".into(),
                 ));
             }
             seen.extend(
-                ids.chunks_exact(16)
-                    .map(|raw| u128::from_be_bytes(raw.try_into().expect("16 bytes"))),
+                ids.chunks_exact(24)
+                    .map(|raw| {
+                        (
+                            u128::from_be_bytes(raw[..16].try_into().expect("16 bytes")),
+                            i64::from_be_bytes(raw[16..].try_into().expect("8 bytes")),
+                        )
+                    })
+                    .filter(|(_, second)| *second >= from),
             );
         }
         Ok(Some(Restored { checkpoint, seen }))
     }
 
-    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[u128]) -> Result<(), StoreError> {
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError> {
         if let Err(e) = self.write(checkpoint, new_seen) {
             self.failed = true;
             return Err(e);
@@ -272,6 +308,7 @@ mod tests {
                 payload: b"{}".to_vec(),
                 headers: vec![],
             }],
+            seen_from: None,
         }
     }
 
@@ -282,8 +319,8 @@ mod tests {
         {
             let mut store = SledStore::open(&dir).unwrap();
             assert!(store.load().unwrap().is_none());
-            store.save(&checkpoint(1), &[1, 2]).unwrap();
-            store.save(&checkpoint(2), &[u128::MAX]).unwrap();
+            store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
+            store.save(&checkpoint(2), &[(u128::MAX, 30)]).unwrap();
         }
         let store = SledStore::open(&dir).unwrap();
         let restored = store.load().unwrap().unwrap();
@@ -299,7 +336,31 @@ mod tests {
         assert_eq!(restored.checkpoint, checkpoint(2));
         let mut seen = restored.seen;
         seen.sort_unstable();
-        assert_eq!(seen, vec![1, 2, u128::MAX]);
+        assert_eq!(seen, vec![(1, 10), (2, 20), (u128::MAX, 30)]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
+        let dir = std::env::temp_dir().join(format!("guard-store-horizon-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let mut store = SledStore::open(&dir).unwrap();
+            store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
+            store.save(&checkpoint(2), &[(3, 25)]).unwrap();
+            store.save(&checkpoint(3), &[(4, 40)]).unwrap();
+            // The horizon moves past the first two blocks' newest entries but one.
+            let mut moved = checkpoint(4);
+            moved.seen_from = Some(22);
+            store.save(&moved, &[]).unwrap();
+            let blocks = store.db.scan_prefix([SEEN_PREFIX]).count();
+            assert_eq!(blocks, 2, "the block whose newest entry is 20 is deleted");
+        }
+        let store = SledStore::open(&dir).unwrap();
+        let mut seen = store.load().unwrap().unwrap().seen;
+        seen.sort_unstable();
+        assert_eq!(seen, vec![(3, 25), (4, 40)]);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
