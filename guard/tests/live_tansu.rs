@@ -451,3 +451,83 @@ fn a_damaged_store_is_refused_and_rebuild_recovers_the_same_decisions() {
     assert!(aside, "the damaged store is kept aside for inspection");
     guard.child.kill().ok();
 }
+
+#[test]
+fn no_secret_reaches_the_logs() {
+    // Every secret the guard is given — the ops token, SASL and TLS passwords — and a
+    // wrong token an attacker tries: none may appear in the logs, at debug level,
+    // with librdkafka's configuration dump and security debugging switched on.
+    let dir = scratch("secrets");
+    let tansu = Tansu::start(&dir);
+    let prefix = "sec.";
+    tansu.create_guard_topics(prefix);
+    let secrets = [
+        "tok-Zq81S3CRET",
+        "sasl-Zq81S3CRET",
+        "key-Zq81S3CRET",
+        "wrong-Zq81S3CRET",
+    ];
+    let log = dir.join("guard.log");
+    let env = [
+        ("RUST_LOG", "debug"),
+        ("GUARD_OPS_TOKEN", secrets[0]),
+        ("GUARD_KAFKA_SASL_USERNAME", "guard"),
+        ("GUARD_KAFKA_SASL_PASSWORD", secrets[1]),
+        ("GUARD_KAFKA_SSL_KEY_PASSWORD", secrets[2]),
+        ("GUARD_KAFKA_DEBUG", "conf,security,broker"),
+    ];
+    let guard = GuardProcess::start(&tansu.brokers, &dir.join("state"), prefix, &env, &log);
+    let body = r#"{"scope":"global","operator":"sato","reason":"drill"}"#;
+    for (token, want) in [(secrets[3], 401), (secrets[0], 202)] {
+        let auth = format!("Bearer {token}");
+        let (code, answer) = http(
+            &guard.http,
+            "POST",
+            "/ops/pause",
+            &[("Authorization", auth.as_str())],
+            body,
+        )
+        .unwrap();
+        assert_eq!(code, want, "{answer}");
+    }
+    drop(guard);
+    // A second guard whose SASL handshake fails: the authentication errors are
+    // logged, the password is not.
+    let failing_log = dir.join("guard-sasl.log");
+    let mut failing_env = env.to_vec();
+    failing_env.push(("GUARD_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"));
+    failing_env.push(("GUARD_KAFKA_SASL_MECHANISM", "PLAIN"));
+    let failing = GuardProcess::spawn(
+        &tansu.brokers,
+        &dir.join("state-sasl"),
+        prefix,
+        &failing_env,
+        &failing_log,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    drop(failing);
+    let mut checked = 0;
+    for path in [&log, &failing_log] {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.lines().count() > 5,
+            "{} is nearly empty",
+            path.display()
+        );
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} appears in {}",
+                path.display()
+            );
+        }
+        checked += text.len();
+    }
+    // The log did record the attempts (without their tokens).
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("wrong bearer token") || text.contains("401"),
+        "no audit line"
+    );
+    eprintln!("no secret in {checked} bytes of debug logs");
+}
