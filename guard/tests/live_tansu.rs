@@ -531,3 +531,128 @@ fn no_secret_reaches_the_logs() {
     );
     eprintln!("no secret in {checked} bytes of debug logs");
 }
+
+fn guard_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
+    let dir = scratch("topics");
+    let tansu = Tansu::start(&dir);
+    let prefix = "tp.";
+    let brokers = tansu.brokers.as_str();
+    // `guard topics` creates the seven topics, then finds them on a second run.
+    let args = [
+        "topics",
+        "--brokers",
+        brokers,
+        "--prefix",
+        prefix,
+        "--partitions",
+        "3",
+        "--retention",
+        "1d",
+    ];
+    let first = guard_cli(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let listing = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(listing.matches("created").count(), 7, "{listing}");
+    let again = guard_cli(&args);
+    assert!(again.status.success());
+    let listing = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(
+        listing.matches("exists (3 partitions)").count(),
+        5,
+        "{listing}"
+    );
+    assert_eq!(
+        listing.matches("exists (1 partitions)").count(),
+        2,
+        "{listing}"
+    );
+
+    // `guard publish` puts a day on the partitioned inputs, keyed by strategy/scope.
+    let file = root().join("tests/golden/runbook_day/input.jsonl");
+    let published = guard_cli(&[
+        "publish",
+        "--brokers",
+        brokers,
+        "--prefix",
+        prefix,
+        "--input",
+        file.to_str().unwrap(),
+        "--rate",
+        "200",
+    ]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let valid = lines
+        .iter()
+        .filter(|l| guard::decode::decode_envelope(l.as_bytes()).is_ok())
+        .count();
+    assert!(String::from_utf8_lossy(&published.stderr)
+        .contains(&format!("round 0: {valid} messages published")));
+
+    // A guard on those topics merges the partitions by timestamp and decides what the
+    // replay of the file decides.
+    let guard = GuardProcess::start(
+        brokers,
+        &dir.join("state"),
+        prefix,
+        &[],
+        &dir.join("guard.log"),
+    );
+    let (expected, _) = replay(&lines);
+    let wanted: Vec<String> = expected.iter().map(judged).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let mut published = Vec::new();
+        for p in 0..3 {
+            published.extend(tansu.read_partition(&format!("{prefix}guard_command"), p));
+        }
+        let got: Vec<String> = {
+            let mut d = distinct_decisions(&published);
+            d.sort();
+            d
+        };
+        if got.len() >= wanted.len() || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut wanted_sorted = wanted.clone();
+    wanted_sorted.sort();
+    assert_eq!(got, wanted_sorted);
+
+    // The container health check.
+    let url = format!("http://{}", guard.http);
+    for extra in [None, Some("--ready")] {
+        let mut args = vec!["healthcheck", "--http", url.as_str()];
+        args.extend(extra);
+        let out = guard_cli(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    drop(guard);
+    let out = guard_cli(&["healthcheck", "--http", &url]);
+    assert_eq!(out.status.code(), Some(1), "a stopped guard is unhealthy");
+}

@@ -4,11 +4,13 @@ mod demo_cmd;
 mod http_client;
 mod ops_cmd;
 mod policy_cmd;
+mod publish_cmd;
 mod record_cmd;
 mod replay_cmd;
 mod run_cmd;
 mod snapshot_cmd;
 mod status_cmd;
+mod topics_cmd;
 
 use std::path::Path;
 
@@ -90,6 +92,23 @@ enum Command {
     ///   guard snapshot import --state-dir /var/lib/noctria-guard backup.json
     #[command(verbatim_doc_comment)]
     Snapshot(snapshot_cmd::SnapshotArgs),
+    /// Create the guard's topics (CONTRACT §1) with their partitions, retention and
+    /// compaction; topics that exist are checked, not changed. Safe to run again.
+    ///
+    /// Example:
+    ///   guard topics --brokers 127.0.0.1:9092 --partitions 6 --retention 7d
+    #[command(verbatim_doc_comment)]
+    Topics(topics_cmd::TopicsArgs),
+    /// Publish the messages of a replay file onto the input topics (the inverse of
+    /// record), keyed by strategy or scope, at a given rate — for drills and demos.
+    ///
+    /// Example:
+    ///   guard publish --brokers 127.0.0.1:9092 --input examples/day.jsonl --rate 20
+    #[command(verbatim_doc_comment)]
+    Publish(publish_cmd::PublishArgs),
+    /// Exit 0 when the running guard answers /healthz (or /readyz with --ready) with
+    /// 200, else 1: for container health checks.
+    Healthcheck(status_cmd::HealthcheckArgs),
 }
 
 /// Why a command failed: the one line to print and the exit code.
@@ -134,6 +153,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => status_cmd::run(args),
         Command::Record(args) => record_cmd::run(args),
         Command::Snapshot(args) => snapshot_cmd::run(args),
+        Command::Topics(args) => topics_cmd::run(args),
+        Command::Publish(args) => publish_cmd::run(args),
+        Command::Healthcheck(args) => status_cmd::healthcheck(args),
     }
 }
 
@@ -151,6 +173,25 @@ pub fn load_policy(path: Option<&Path>) -> Result<(String, Policy), Failure> {
     let policy =
         Policy::from_toml(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     Ok((text, policy))
+}
+
+/// Client settings for a tool that talks to the brokers: `--kafka KEY=VALUE` pairs,
+/// then `GUARD_KAFKA_*` variables (where secrets come from).
+///
+/// # Errors
+/// A usage [`Failure`] for a pair without `=`.
+pub fn client_config(brokers: &str, kafka: &[String]) -> Result<guard::live::LiveConfig, Failure> {
+    let mut config = guard::live::LiveConfig::new(brokers, ".");
+    for pair in kafka {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| Failure::usage(format!("--kafka takes KEY=VALUE, not {pair:?}")))?;
+        config.kafka.push((k.to_owned(), v.to_owned()));
+    }
+    config
+        .kafka
+        .extend(guard::live::config::kafka_settings_from_env());
+    Ok(config)
 }
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if readable.

@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use guard::live::{kafka, LiveConfig};
+use guard::live::kafka;
 use guard::message::{Action, GuardCommand, Scope};
 use guard::time::Span;
 
@@ -58,16 +58,7 @@ pub fn run(args: OpsArgs, action: Action) -> Result<(), Failure> {
     if args.operator.trim().is_empty() {
         return Err(Failure::usage("--operator must not be empty"));
     }
-    let mut config = LiveConfig::new(&args.brokers, ".");
-    for pair in &args.kafka {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Failure::usage(format!("--kafka takes KEY=VALUE, not {pair:?}")))?;
-        config.kafka.push((k.to_owned(), v.to_owned()));
-    }
-    config
-        .kafka
-        .extend(guard::live::config::kafka_settings_from_env());
+    let config = super::client_config(&args.brokers, &args.kafka)?;
     let kafka_err =
         |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
     // Listen from the current end of guard_command before publishing, so the answer

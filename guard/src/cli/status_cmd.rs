@@ -118,3 +118,31 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// The guard's HTTP address.
+    #[arg(long, env = "GUARD_HTTP", default_value = "http://127.0.0.1:8686")]
+    http: String,
+    /// Check readiness (/readyz: state restored, inputs assigned, broker reachable,
+    /// publishing) instead of liveness (/healthz).
+    #[arg(long)]
+    ready: bool,
+}
+
+/// `guard healthcheck`: exit 0 when the guard answers 200, else 1 — for container
+/// health checks and probes, with no curl in the image.
+pub fn healthcheck(args: HealthcheckArgs) -> Result<(), Failure> {
+    let path = if args.ready { "/readyz" } else { "/healthz" };
+    let (code, body) =
+        http_client::get(&args.http, path, Duration::from_secs(3)).map_err(Failure::run)?;
+    if code == 200 {
+        println!("{path}: {}", body.trim());
+        Ok(())
+    } else {
+        Err(Failure::run(format!(
+            "{path} answered {code}: {}",
+            body.trim()
+        )))
+    }
+}

@@ -152,7 +152,19 @@ impl Tansu {
     }
 
     /// Every message of a one-partition topic, read until `idle` passes with nothing new.
+    /// Every guard command on one partition of `topic`.
+    pub fn read_partition(&self, topic: &str, partition: i32) -> Vec<GuardCommand> {
+        self.read_from(topic, partition, Duration::from_secs(1))
+            .iter()
+            .map(|p| serde_json::from_slice(p).expect("commands are JSON"))
+            .collect()
+    }
+
     pub fn read_all(&self, topic: &str, idle: Duration) -> Vec<Vec<u8>> {
+        self.read_from(topic, 0, idle)
+    }
+
+    fn read_from(&self, topic: &str, partition: i32, idle: Duration) -> Vec<Vec<u8>> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", "test-reader")
@@ -160,7 +172,7 @@ impl Tansu {
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
             .unwrap();
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();

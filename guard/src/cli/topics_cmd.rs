@@ -1,0 +1,165 @@
+//! `guard topics`: creates the topics of CONTRACT §1 with the settings the guard
+//! expects, and checks the ones that already exist (safe to run again).
+
+use std::time::Duration;
+
+use clap::Args;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use guard::live::{kafka, Topics};
+use guard::time::Span;
+
+use super::Failure;
+
+#[derive(Args, Debug)]
+pub struct TopicsArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "GUARD_BROKERS")]
+    brokers: String,
+    /// Partitions of each input topic and of guard_command. Producers key fills,
+    /// releases and strategy-scoped events by strategy id; more partitions do not
+    /// change the guard's decisions (it merges them by timestamp).
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Replication factor of every topic (3 on a production cluster).
+    #[arg(long, default_value_t = 1)]
+    replication: i32,
+    /// Retention of the input topics: must cover the longest rule window plus the
+    /// longest outage the guard may have to catch up on (CONTRACT §5).
+    #[arg(long, default_value = "7d")]
+    retention: String,
+    /// Prefix of every topic name (e.g. `stg.` for a shared staging cluster).
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// librdkafka setting KEY=VALUE (secrets: GUARD_KAFKA_<KEY> in the environment).
+    #[arg(long = "kafka", value_name = "KEY=VALUE")]
+    kafka: Vec<String>,
+}
+
+/// One topic to create: name, partitions, configs, what it is for.
+struct Plan {
+    name: String,
+    partitions: i32,
+    configs: Vec<(&'static str, String)>,
+    purpose: &'static str,
+}
+
+fn plans(args: &TopicsArgs, retention_ms: i64) -> Vec<Plan> {
+    let t = Topics::default();
+    let delete = |ms: i64| {
+        vec![
+            ("cleanup.policy", "delete".to_owned()),
+            ("retention.ms", ms.to_string()),
+        ]
+    };
+    let day_ms = 86_400_000i64;
+    let named = |n: &str| format!("{}{n}", args.prefix);
+    let input = |name: &str, purpose| Plan {
+        name: named(name),
+        partitions: args.partitions,
+        configs: delete(retention_ms),
+        purpose,
+    };
+    vec![
+        input(&t.exec_result, "fills (input)"),
+        input(&t.risk_event, "risk events (input, and the guard's own)"),
+        input(&t.strategy_release, "adoptions (input)"),
+        input(&t.ops_command, "operators' orders (input)"),
+        Plan {
+            name: named(&t.guard_command),
+            partitions: args.partitions,
+            configs: delete(retention_ms.max(30 * day_ms)),
+            purpose: "pause/resume commands (output, keyed by scope)",
+        },
+        Plan {
+            name: named(&t.dlq),
+            partitions: 1,
+            configs: delete(30 * day_ms),
+            purpose: "invalid messages with their reason (output)",
+        },
+        Plan {
+            name: named(&t.state),
+            partitions: 1,
+            configs: vec![
+                ("cleanup.policy", "compact".to_owned()),
+                ("min.compaction.lag.ms", "60000".to_owned()),
+                ("max.message.bytes", "1048576".to_owned()),
+            ],
+            purpose: "state changelog (compacted)",
+        },
+    ]
+}
+
+pub fn run(args: TopicsArgs) -> Result<(), Failure> {
+    if args.partitions < 1 || args.replication < 1 {
+        return Err(Failure::usage(
+            "--partitions and --replication must be at least 1",
+        ));
+    }
+    let retention =
+        Span::parse(&args.retention).map_err(|e| Failure::usage(format!("--retention: {e}")))?;
+    let retention_ms = retention.as_micros() / 1_000;
+    let config = super::client_config(&args.brokers, &args.kafka)?;
+    let kafka_err =
+        |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
+    let admin: AdminClient<DefaultClientContext> =
+        kafka::base(&config).create().map_err(kafka_err)?;
+    let plans = plans(&args, retention_ms);
+    let new: Vec<NewTopic> = plans
+        .iter()
+        .map(|p| {
+            p.configs.iter().fold(
+                NewTopic::new(
+                    &p.name,
+                    p.partitions,
+                    TopicReplication::Fixed(args.replication),
+                ),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::run(e.to_string()))?;
+    let results = runtime
+        .block_on(admin.create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .map_err(kafka_err)?;
+    let reader: BaseConsumer = kafka::base(&config).create().map_err(kafka_err)?;
+    let mut failed = Vec::new();
+    for (plan, result) in plans.iter().zip(results) {
+        let verdict = match result {
+            Ok(_) => format!("created ({} partitions)", plan.partitions),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                let metadata = reader
+                    .fetch_metadata(Some(&plan.name), kafka::METADATA_TIMEOUT)
+                    .map_err(kafka_err)?;
+                let partitions = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == plan.name)
+                    .map_or(0, |t| t.partitions().len());
+                format!("exists ({partitions} partitions)")
+            }
+            Err((_, code)) => {
+                failed.push(format!("{}: {code}", plan.name));
+                format!("FAILED: {code}")
+            }
+        };
+        println!("{:<28} {:<26} {}", plan.name, verdict, plan.purpose);
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::run(format!(
+            "could not create {}",
+            failed.join(", ")
+        )))
+    }
+}
