@@ -56,6 +56,8 @@ pub struct EngineOptions {
     pub source: String,
     /// Where time comes from.
     pub clock: ClockMode,
+    /// The whole guard, or one side of a scaled-out guard.
+    pub role: Role,
 }
 
 impl Default for EngineOptions {
@@ -63,8 +65,35 @@ impl Default for EngineOptions {
         EngineOptions {
             source: "guard".into(),
             clock: ClockMode::EventTime,
+            role: Role::Whole,
         }
     }
+}
+
+/// Which part of the rules an engine runs (docs/SCALING.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Every rule and every scope: the single guard, and replay.
+    #[default]
+    Whole,
+    /// The per-strategy rules of the strategies of some input partitions: fills and
+    /// adoptions in, operators' orders for their resets; out come only the trips (the
+    /// rules' risk events), which an aggregator turns into commands. No scope, no
+    /// maintenance window, no command.
+    Worker,
+    /// The scopes: operators' orders, risk events from other sources, maintenance
+    /// windows, and the trips of every worker ([`Engine::apply_trip`]).
+    Aggregator,
+}
+
+/// A trip decided by a [`Role::Worker`] engine, forwarded to the aggregator: the
+/// rule's risk event and the message that tripped it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TripFact {
+    /// The fill that tripped the rule.
+    pub trigger: String,
+    /// The rule's risk event (its kind names the rule, its scope the scope to pause).
+    pub event: RiskEvent,
 }
 
 /// What happened to one message.
@@ -361,6 +390,42 @@ impl Engine {
         self.state.forgotten_before = Some(cutoff);
     }
 
+    /// Applies a worker's trip ([`Role::Aggregator`]): moves the clock to its event time
+    /// (event-time mode), pauses the scope — a command on a transition — and raises
+    /// the risk event, exactly as the whole engine does when the fill trips. A trip
+    /// forwarded twice (a worker re-reading after a crash) is a duplicate by its
+    /// deterministic event id.
+    pub fn apply_trip(&mut self, fact: &TripFact, out: &mut Vec<Decision>) -> Disposition {
+        let event = &fact.event;
+        let second = event.ts.as_micros().div_euclid(1_000_000);
+        if !self
+            .state
+            .seen
+            .insert(Stream::RiskEvent, &event.event_id, second)
+        {
+            return Disposition::Duplicate;
+        }
+        if self.options.clock == ClockMode::EventTime {
+            self.advance_clock(event.ts, out);
+        }
+        let rule = match event.kind.as_str() {
+            "slippage_window" => Rule::SlippageWindow,
+            _ => Rule::LosingStreak,
+        };
+        let trigger = Trigger {
+            id: &fact.trigger,
+            event_ts: event.ts,
+            evidence: event.evidence.clone().unwrap_or_default(),
+            reason: event.reason.clone().unwrap_or_default(),
+        };
+        self.trip(event.scope.clone(), rule, trigger, out);
+        if self.state.newest.is_none_or(|n| event.ts > n) {
+            self.state.newest = Some(event.ts);
+            self.forget_old();
+        }
+        Disposition::Applied
+    }
+
     /// Moves the clock to `now` (if later) and enters or leaves maintenance windows.
     /// Live, the shell calls this with the wall clock; replay never needs to.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Decision> {
@@ -468,7 +533,9 @@ impl Engine {
     /// A rule tripped: pause its scope (a command only on a transition), then raise
     /// the risk event that records the incident.
     fn trip(&mut self, scope: Scope, rule: Rule, trigger: Trigger<'_>, out: &mut Vec<Decision>) {
-        self.pause(&scope, rule, &trigger, out);
+        if self.options.role != Role::Worker {
+            self.pause(&scope, rule, &trigger, out);
+        }
         let kind = rule.as_str();
         out.push(Decision::RiskEvent(RiskEvent {
             event_id: ids::event_id(kind, &scope, trigger.id),
@@ -484,7 +551,7 @@ impl Engine {
     }
 
     fn on_risk_event(&mut self, event: &RiskEvent, out: &mut Vec<Decision>) {
-        if event.effective_action() != RiskAction::Pause {
+        if self.options.role == Role::Worker || event.effective_action() != RiskAction::Pause {
             return;
         }
         let reason = format!(
@@ -517,21 +584,20 @@ impl Engine {
             detail(command.reason.as_deref())
         );
         let trigger = Trigger::message(&command.command_id, command.ts, reason);
+        if self.options.role == Role::Worker {
+            // A worker keeps no scope: an order matters to it only for the rule state
+            // a resume resets.
+            if command.action == Action::Resume {
+                self.reset_rules(&command.scope);
+            }
+            return;
+        }
         match command.action {
             Action::Pause => self.pause(&command.scope, Rule::Operator, &trigger, out),
             Action::Resume => {
                 // A resume also forgets the rule state that feeds the scope, so the
                 // breaches that caused a pause cannot trip it again at once.
-                match &command.scope {
-                    Scope::Global => {
-                        self.state.slippage.clear();
-                        self.state.streaks.clear();
-                    }
-                    Scope::Strategy { strategy_id } => {
-                        self.state.slippage.clear_strategy(strategy_id);
-                        self.state.streaks.clear_strategy(strategy_id);
-                    }
-                }
+                self.reset_rules(&command.scope);
                 if self.state.scopes.clear(&command.scope) {
                     out.push(self.command(
                         Action::Resume,
@@ -540,6 +606,19 @@ impl Engine {
                         &trigger,
                     ));
                 }
+            }
+        }
+    }
+
+    fn reset_rules(&mut self, scope: &Scope) {
+        match scope {
+            Scope::Global => {
+                self.state.slippage.clear();
+                self.state.streaks.clear();
+            }
+            Scope::Strategy { strategy_id } => {
+                self.state.slippage.clear_strategy(strategy_id);
+                self.state.streaks.clear_strategy(strategy_id);
             }
         }
     }
@@ -592,7 +671,7 @@ impl Engine {
     }
 
     fn advance_clock(&mut self, now: Timestamp, out: &mut Vec<Decision>) {
-        if self.state.clock.is_some_and(|clock| now <= clock) {
+        if self.options.role == Role::Worker || self.state.clock.is_some_and(|clock| now <= clock) {
             return;
         }
         self.state.clock = Some(now);

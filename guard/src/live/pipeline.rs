@@ -156,6 +156,7 @@ impl<S: Store> LiveGuard<S> {
         let options = EngineOptions {
             source: config.source.clone(),
             clock: config.clock,
+            ..EngineOptions::default()
         };
         let local = store.load()?;
         let local_progress = local
