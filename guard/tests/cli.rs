@@ -311,6 +311,7 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
             key: "global".into(),
             payload: b"{}".to_vec(),
             headers: vec![],
+            timestamp_ms: None,
         }],
         seen_from: None,
     };

@@ -532,13 +532,6 @@ fn no_secret_reaches_the_logs() {
     eprintln!("no secret in {checked} bytes of debug logs");
 }
 
-fn guard_cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_guard"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
     let dir = scratch("topics");
@@ -564,7 +557,7 @@ fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
         String::from_utf8_lossy(&first.stderr)
     );
     let listing = String::from_utf8_lossy(&first.stdout);
-    assert_eq!(listing.matches("created").count(), 7, "{listing}");
+    assert_eq!(listing.matches("created").count(), 8, "{listing}");
     let again = guard_cli(&args);
     assert!(again.status.success());
     let listing = String::from_utf8_lossy(&again.stdout);
@@ -575,7 +568,7 @@ fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
     );
     assert_eq!(
         listing.matches("exists (1 partitions)").count(),
-        2,
+        3,
         "{listing}"
     );
 

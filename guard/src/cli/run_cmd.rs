@@ -79,6 +79,16 @@ pub struct RunArgs {
     /// State changelog topic (compacted). [default: guard_state]
     #[arg(long, env = "GUARD_TOPIC_STATE")]
     pub topic_state: Option<String>,
+    /// Trips from scale-out workers to the aggregator (one partition). [default:
+    /// guard_facts]
+    #[arg(long, env = "GUARD_TOPIC_FACTS")]
+    pub topic_facts: Option<String>,
+    /// Scale out (docs/SCALING.md): run as one of several instances sharing the input
+    /// partitions through the consumer groups GROUP-workers and GROUP-aggregator,
+    /// instead of one active guard with hot standbys. Needs every input topic with the
+    /// same partition count, keyed by strategy, and the guard_facts topic.
+    #[arg(long, env = "GUARD_SCALE_OUT")]
+    pub scale_out: bool,
     /// librdkafka setting KEY=VALUE, repeatable (e.g. security.protocol=SASL_SSL).
     /// Secrets (passwords, keys) are refused here: set them as GUARD_KAFKA_<KEY> in
     /// the environment, e.g. GUARD_KAFKA_SASL_PASSWORD for sasl.password.
@@ -137,6 +147,7 @@ struct FileSettings {
     topic_guard_command: Option<String>,
     topic_dlq: Option<String>,
     topic_state: Option<String>,
+    topic_facts: Option<String>,
     kafka: Option<toml::Table>,
     log_format: Option<LogFormat>,
     clock: Option<ClockArg>,
@@ -234,6 +245,7 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
         ),
         (args.topic_dlq, file.topic_dlq, &mut t.dlq),
         (args.topic_state, file.topic_state, &mut t.state),
+        (args.topic_facts, file.topic_facts, &mut t.facts),
     ] {
         if let Some(name) = flag.or(from_file) {
             *slot = name;
@@ -380,12 +392,22 @@ pub fn start_shell(
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
     let rebuild = args.rebuild;
+    let scale_out = args.scale_out;
     let (config, log_format) = resolve(args)?;
+    if scale_out && config.policy.slippage.group_by == guard::policy::GroupBy::Global {
+        return Err(Failure::usage(
+            "--scale-out shards the rules by strategy: a slippage window with group_by = \"global\" needs one guard (docs/SCALING.md)",
+        ));
+    }
     init_logs(log_format);
-    tracing::info!(brokers = %config.brokers, state_dir = %config.state_dir.display(), policy = %config.policy.version(), instance = %config.instance, "guard starting");
+    tracing::info!(brokers = %config.brokers, state_dir = %config.state_dir.display(), policy = %config.policy.version(), instance = %config.instance, scale_out, "guard starting");
     let status = StatusHandle::default();
     let stop = Arc::new(AtomicBool::new(false));
     start_shell(&config, status.clone(), stop.clone())?;
+    if scale_out {
+        return guard::live::scaled::run(config, status, &stop)
+            .map_err(|e| Failure::run(e.to_string()));
+    }
     let store = match SledStore::open(&config.state_dir) {
         Ok(store) if !rebuild => store,
         Ok(store) => {

@@ -90,6 +90,12 @@ fn plans(args: &TopicsArgs, retention_ms: i64) -> Vec<Plan> {
             ],
             purpose: "state changelog (compacted)",
         },
+        Plan {
+            name: named(&t.facts),
+            partitions: 1,
+            configs: delete(retention_ms),
+            purpose: "trips, workers to aggregator (--scale-out)",
+        },
     ]
 }
 

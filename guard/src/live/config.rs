@@ -26,6 +26,8 @@ pub struct Topics {
     pub dlq: String,
     /// State changelog (compacted).
     pub state: String,
+    /// Trips from scale-out workers to the aggregator (one partition).
+    pub facts: String,
 }
 
 impl Default for Topics {
@@ -38,6 +40,7 @@ impl Default for Topics {
             guard_command: "guard_command".into(),
             dlq: "guard_dlq".into(),
             state: "guard_state".into(),
+            facts: "guard_facts".into(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl Topics {
             self.guard_command.clone(),
             self.dlq.clone(),
             self.state.clone(),
+            self.facts.clone(),
         ]);
         all
     }
@@ -117,6 +121,10 @@ pub struct LiveConfig {
     /// Messages whose event time is further than this ahead of the wall clock go to
     /// the dead-letter topic (a clock gone wrong must not age the whole state out).
     pub max_future: Duration,
+    /// The whole guard, or one side of a scaled-out guard (docs/SCALING.md).
+    pub role: crate::engine::Role,
+    /// A worker's partitions of `exec_result` and `strategy_release`.
+    pub owned: Vec<i32>,
 }
 
 impl LiveConfig {
@@ -140,6 +148,8 @@ impl LiveConfig {
             fail_closed_after: Duration::from_secs(10),
             max_order_wait: Duration::from_millis(50),
             max_future: Duration::from_secs(300),
+            role: crate::engine::Role::Whole,
+            owned: Vec::new(),
         }
     }
 }

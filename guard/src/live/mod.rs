@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod merge;
 pub mod ops;
 pub mod pipeline;
+pub mod scaled;
 pub mod standby;
 pub mod status;
 pub mod store;

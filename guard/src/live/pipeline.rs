@@ -47,8 +47,8 @@ use super::merge::{Merge, MergeKey};
 use super::status::{state_view, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
 use crate::decode::{decode, DecodeError};
-use crate::engine::{ClockMode, Engine, EngineOptions};
-use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity};
+use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};
+use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, Stream};
 use crate::time::Timestamp;
 
 /// Why the live guard could not start or had to stop.
@@ -156,7 +156,7 @@ impl<S: Store> LiveGuard<S> {
         let options = EngineOptions {
             source: config.source.clone(),
             clock: config.clock,
-            ..EngineOptions::default()
+            role: config.role,
         };
         let local = store.load()?;
         let local_progress = local
@@ -285,9 +285,36 @@ impl<S: Store> LiveGuard<S> {
         Ok(guard)
     }
 
+    /// The topics this guard reads, with the partitions it owns of each (`None`: all).
+    fn reads(&self) -> Vec<(String, Option<Vec<i32>>)> {
+        let t = &self.config.topics;
+        match self.config.role {
+            Role::Whole => t.inputs().into_iter().map(|topic| (topic, None)).collect(),
+            Role::Worker => vec![
+                (t.exec_result.clone(), Some(self.config.owned.clone())),
+                (t.strategy_release.clone(), Some(self.config.owned.clone())),
+                (t.ops_command.clone(), None),
+            ],
+            Role::Aggregator => vec![
+                (t.facts.clone(), None),
+                (t.ops_command.clone(), None),
+                (t.risk_event.clone(), None),
+            ],
+        }
+    }
+
+    /// Where a message of `topic` sorts among streams of equal timestamp (facts stand
+    /// for the fills that tripped); `None` for a topic the guard does not read.
+    fn rank_of(&self, topic: &str) -> Option<usize> {
+        if topic == self.config.topics.facts {
+            return Some(Stream::ExecResult.rank());
+        }
+        self.config.topics.stream_of(topic).map(Stream::rank)
+    }
+
     fn assign(&mut self) -> Result<(), LiveError> {
         let mut tpl = TopicPartitionList::new();
-        for topic in self.config.topics.inputs() {
+        for (topic, owned) in self.reads() {
             let metadata = self
                 .consumer
                 .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
@@ -296,6 +323,7 @@ impl<S: Store> LiveGuard<S> {
                 .iter()
                 .filter(|t| t.name() == topic && t.error().is_none())
                 .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .filter(|p| owned.as_ref().is_none_or(|o| o.contains(p)))
                 .collect();
             if partitions.is_empty() {
                 return Err(LiveError::MissingTopic(topic));
@@ -392,7 +420,7 @@ impl<S: Store> LiveGuard<S> {
                     let received = Instant::now();
                     self.last_fetched = received;
                     let topic = message.topic();
-                    let Some(stream) = self.config.topics.stream_of(topic) else {
+                    let Some(rank) = self.rank_of(topic) else {
                         continue;
                     };
                     // Recycled buffers: no allocation per message on the hot path.
@@ -410,7 +438,7 @@ impl<S: Store> LiveGuard<S> {
                         .extend_from_slice(message.payload().unwrap_or_default());
                     let key = MergeKey {
                         timestamp_ms: message.timestamp().to_millis().unwrap_or(i64::MIN),
-                        rank: stream.rank(),
+                        rank,
                         partition: message.partition(),
                         offset: message.offset(),
                     };
@@ -501,8 +529,7 @@ impl<S: Store> LiveGuard<S> {
             };
             self.on_message(
                 &topic,
-                partition,
-                key.offset,
+                (partition, key.offset, key.timestamp_ms),
                 &held.key,
                 &held.payload,
                 held.received,
@@ -564,8 +591,7 @@ impl<S: Store> LiveGuard<S> {
     fn on_message(
         &mut self,
         topic: &str,
-        partition: i32,
-        offset: i64,
+        (partition, offset, timestamp_ms): (i32, i64, i64),
         key: &str,
         payload: &[u8],
         received: Instant,
@@ -582,6 +608,10 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         self.dirty = true;
+        if topic == self.config.topics.facts {
+            self.on_fact(topic, (partition, offset), key, payload, received);
+            return;
+        }
         let Some(stream) = self.config.topics.stream_of(topic) else {
             return;
         };
@@ -645,6 +675,74 @@ impl<S: Store> LiveGuard<S> {
         for decision in &decisions {
             debug!(id = decision.id(), "decided");
         }
+        match (&input, self.config.role) {
+            (Input::Fill(fill), Role::Worker) => {
+                self.forward_trips(&fill.fill_id, timestamp_ms, decisions);
+            }
+            _ => self.publish_all(decisions, received),
+        }
+    }
+
+    /// A worker's trips go to the aggregator, stamped with the tripping fill's Kafka
+    /// timestamp so the aggregator orders them among orders and risk events as the
+    /// fill was ordered.
+    fn forward_trips(&mut self, trigger: &str, timestamp_ms: i64, decisions: Vec<Decision>) {
+        for decision in decisions {
+            let Decision::RiskEvent(event) = decision else {
+                continue;
+            };
+            let id = format!("fact:{}", event.event_id);
+            let fact = TripFact {
+                trigger: trigger.to_owned(),
+                event,
+            };
+            info!(kind = %fact.event.kind, scope = %fact.event.scope, trigger, "trip forwarded to the aggregator");
+            let payload = serde_json::to_vec(&fact).expect("facts serialise");
+            self.outbox.insert(
+                id.clone(),
+                OutMsg {
+                    id: id.clone(),
+                    topic: self.config.topics.facts.clone(),
+                    key: "facts".into(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp_ms: (timestamp_ms > 0).then_some(timestamp_ms),
+                },
+            );
+            self.send(&id);
+        }
+    }
+
+    /// The aggregator applies a worker's trip.
+    fn on_fact(
+        &mut self,
+        topic: &str,
+        (partition, offset): (i32, i64),
+        key: &str,
+        payload: &[u8],
+        received: Instant,
+    ) {
+        let fact: TripFact = match serde_json::from_slice(payload) {
+            Ok(fact) => fact,
+            Err(e) => {
+                let reason = format!("not a trip fact: {e}");
+                self.dead_letter(topic, partition, offset, key, payload, &reason);
+                return;
+            }
+        };
+        self.decisions.clear();
+        let disposition = self.engine.apply_trip(&fact, &mut self.decisions);
+        let decisions = std::mem::take(&mut self.decisions);
+        {
+            let mut status = self.status.lock();
+            if disposition == crate::engine::Disposition::Duplicate {
+                status.metrics.duplicates += 1;
+            }
+            status.metrics.record_decisions(&decisions);
+            if !decisions.is_empty() {
+                status.state = state_view(&self.engine);
+            }
+        }
         self.publish_all(decisions, received);
     }
 
@@ -682,6 +780,7 @@ impl<S: Store> LiveGuard<S> {
                     key: scope.to_string(),
                     payload,
                     headers: Vec::new(),
+                    timestamp_ms: None,
                 },
             );
             self.send(&id);
@@ -717,6 +816,7 @@ impl<S: Store> LiveGuard<S> {
                 key: key.to_owned(),
                 payload: payload.to_vec(),
                 headers,
+                timestamp_ms: None,
             },
         );
         self.send(&id);
@@ -740,10 +840,13 @@ impl<S: Store> LiveGuard<S> {
                 id: id.to_owned(),
                 sent: Instant::now(),
             });
-            let record = BaseRecord::with_opaque_to(&message.topic, pending)
+            let mut record = BaseRecord::with_opaque_to(&message.topic, pending)
                 .key(&message.key)
                 .payload(&message.payload)
                 .headers(headers.clone());
+            if let Some(ts) = message.timestamp_ms {
+                record = record.timestamp(ts);
+            }
             match self.producer.send(record) {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
@@ -941,6 +1044,7 @@ impl<S: Store> LiveGuard<S> {
                 key: "global".into(),
                 payload,
                 headers: Vec::new(),
+                timestamp_ms: None,
             },
         );
         self.send(&id);

@@ -25,6 +25,9 @@ pub struct OutMsg {
     /// Headers (DLQ entries carry the reason and the source position).
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+    /// Kafka timestamp to give the message (ms); the producer's clock when `None`.
+    #[serde(default)]
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Input position: topic and partition.
@@ -307,6 +310,7 @@ mod tests {
                 key: "global".into(),
                 payload: b"{}".to_vec(),
                 headers: vec![],
+                timestamp_ms: None,
             }],
             seen_from: None,
         }

@@ -259,6 +259,7 @@ impl GuardProcess {
             ("--topic-guard-command", "guard_command"),
             ("--topic-dlq", "guard_dlq"),
             ("--topic-state", "guard_state"),
+            ("--topic-facts", "guard_facts"),
         ] {
             cmd.args([flag, &format!("{topics_prefix}{stream}")]);
         }
@@ -514,7 +515,7 @@ pub fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
     first_seen
 }
 
-pub const TOPICS: [&str; 7] = [
+pub const TOPICS: [&str; 8] = [
     "exec_result",
     "risk_event",
     "strategy_release",
@@ -522,6 +523,7 @@ pub const TOPICS: [&str; 7] = [
     "guard_command",
     "guard_dlq",
     "guard_state",
+    "guard_facts",
 ];
 
 /// Records the offset the broker gave each delivered message, per topic.
@@ -596,4 +598,12 @@ pub fn assert_state_equals_replay(guard: &GuardProcess, replay_engine: &Engine, 
             "state field {key} differs from replay ({context})"
         );
     }
+}
+
+/// Runs the `guard` binary with `args` to completion.
+pub fn guard_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_guard"))
+        .args(args)
+        .output()
+        .unwrap()
 }

@@ -1,0 +1,203 @@
+//! A scaled-out guard (docs/SCALING.md): instances in consumer groups share the work.
+//!
+//! Each instance is a member of two groups. In `GROUP-workers`, subscribed to
+//! `exec_result` with the range assignor, it is given whole partitions; for each it
+//! runs a worker guard ([`Role::Worker`]) over that partition of `exec_result` and
+//! `strategy_release` plus every operator's order, with its own sled store, and
+//! forwards trips to `guard_facts`. In `GROUP-aggregator`, subscribed to the single
+//! partition of `guard_facts`, Kafka elects one member: it runs the aggregator guard
+//! ([`Role::Aggregator`]) over the facts, the orders and the risk events, and publishes
+//! the commands. The group members only learn their assignment (their partitions are
+//! paused); the guards read with their own assigned consumers, at their stored
+//! offsets.
+//!
+//! Handover: a revoked partition is checkpointed and released; a newly assigned one
+//! resumes from this instance's store for it, or — never owned here before — is
+//! rebuilt by replaying the partition from the start of its retention. What a new
+//! owner re-decides reaches the aggregator as duplicate trips (same event ids), and
+//! what a new aggregator re-decides goes out with the same command ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::config::LiveConfig;
+use super::kafka;
+use super::pipeline::{LiveError, LiveGuard};
+use super::status::StatusHandle;
+use super::store::SledStore;
+use crate::engine::Role;
+
+/// Records the partitions the group gave this member.
+#[derive(Clone, Default)]
+struct Membership(Arc<Mutex<BTreeSet<i32>>>);
+
+impl ClientContext for Membership {}
+
+impl ConsumerContext for Membership {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                *owned = tpl.elements().iter().map(|e| e.partition()).collect();
+            }
+            Rebalance::Revoke(_) => owned.clear(),
+            Rebalance::Error(e) => warn!(error = %e, "group rebalance failed"),
+        }
+    }
+}
+
+/// A member of `group` on `topic`, used only for its assignment.
+struct Member {
+    consumer: BaseConsumer<Membership>,
+    owned: Membership,
+    paused: BTreeSet<i32>,
+    topic: String,
+}
+
+impl Member {
+    fn join(config: &LiveConfig, group: &str, topic: &str) -> Result<Member, LiveError> {
+        let owned = Membership::default();
+        let consumer: BaseConsumer<Membership> = kafka::base(config)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("partition.assignment.strategy", "range")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create_with_context(owned.clone())?;
+        consumer.subscribe(&[topic])?;
+        Ok(Member {
+            consumer,
+            owned,
+            paused: BTreeSet::new(),
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Serves the group protocol and returns the partitions owned now.
+    fn poll(&mut self) -> BTreeSet<i32> {
+        // Messages are not read here (the guards read with their own consumers).
+        while let Some(message) = self.consumer.poll(Duration::ZERO) {
+            if let Err(e) = message {
+                warn!(error = %e, topic = %self.topic, "group member error");
+            }
+        }
+        let owned = self
+            .owned
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let unpaused: Vec<i32> = owned.difference(&self.paused).copied().collect();
+        if !unpaused.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for p in &unpaused {
+                tpl.add_partition(&self.topic, *p);
+            }
+            if self.consumer.pause(&tpl).is_ok() {
+                self.paused.extend(unpaused);
+            }
+        }
+        self.paused.retain(|p| owned.contains(p));
+        owned
+    }
+}
+
+/// Runs a scaled-out instance until `stop` is set.
+///
+/// # Errors
+/// [`LiveError`] when a client cannot be created or a guard cannot start.
+pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Result<(), LiveError> {
+    let mut workers_group = Member::join(
+        &config,
+        &format!("{}-workers", config.group_id),
+        &config.topics.exec_result,
+    )?;
+    let mut aggregator_group = Member::join(
+        &config,
+        &format!("{}-aggregator", config.group_id),
+        &config.topics.facts,
+    )?;
+    let mut workers: BTreeMap<i32, LiveGuard<SledStore>> = BTreeMap::new();
+    let mut aggregator: Option<LiveGuard<SledStore>> = None;
+    {
+        let mut s = status.lock();
+        s.role = "scaled";
+        s.ready = true;
+        s.publishing = true;
+    }
+    info!(instance = %config.instance, "scaled-out guard: joining the worker and aggregator groups");
+    while !stop.load(Ordering::Relaxed) {
+        let owned = workers_group.poll();
+        let revoked: Vec<i32> = workers
+            .keys()
+            .filter(|p| !owned.contains(p))
+            .copied()
+            .collect();
+        for p in revoked {
+            if let Some(mut worker) = workers.remove(&p) {
+                info!(
+                    partition = p,
+                    "partition revoked: checkpointing and releasing it"
+                );
+                worker.shutdown();
+            }
+        }
+        for p in owned {
+            if workers.contains_key(&p) {
+                continue;
+            }
+            let mut c = config.clone();
+            c.role = Role::Worker;
+            c.owned = vec![p];
+            c.state_dir = config.state_dir.join(format!("worker-p{p}"));
+            c.http_listen = None;
+            c.instance = format!("{}-p{p}", config.instance);
+            info!(partition = p, "partition assigned: restoring its worker");
+            let store = SledStore::open(&c.state_dir)?;
+            workers.insert(p, LiveGuard::start(c, store, StatusHandle::default())?);
+        }
+        let lead = !aggregator_group.poll().is_empty();
+        match (&mut aggregator, lead) {
+            (None, true) => {
+                let mut c = config.clone();
+                c.role = Role::Aggregator;
+                c.state_dir = config.state_dir.join("aggregator");
+                c.http_listen = None;
+                c.instance = format!("{}-aggregator", config.instance);
+                info!("this instance now aggregates: restoring the scopes");
+                let store = SledStore::open(&c.state_dir)?;
+                aggregator = Some(LiveGuard::start(c, store, status.clone())?);
+                status.lock().role = "aggregator";
+            }
+            (Some(a), false) => {
+                info!("aggregation moved to another instance: checkpointing and releasing it");
+                a.shutdown();
+                aggregator = None;
+                let mut s = status.lock();
+                s.role = "scaled";
+                s.ready = true;
+            }
+            _ => {}
+        }
+        for worker in workers.values_mut() {
+            worker.turn(Duration::ZERO);
+        }
+        match &mut aggregator {
+            Some(a) => a.turn(Duration::from_millis(1)),
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    for worker in workers.values_mut() {
+        worker.shutdown();
+    }
+    if let Some(a) = &mut aggregator {
+        a.shutdown();
+    }
+    Ok(())
+}
