@@ -132,6 +132,12 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
     ] {
         *t = format!("{prefix}{t}");
     }
+    if let Some(ms) = std::env::var("E2E_MAX_ORDER_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.max_order_wait = Duration::from_millis(ms);
+    }
     config
 }
 
@@ -154,12 +160,20 @@ fn run_guard(args: &Args) {
         }
         println!("ready");
     });
+    let report = status.clone();
     let result = if std::env::var_os("E2E_MEMSTORE").is_some() {
         guard::live::standby::run(config, guard::live::MemStore::default(), status, &stop)
     } else {
         let store = SledStore::open(&config.state_dir).unwrap_or_else(|e| die(&e.to_string()));
         guard::live::standby::run(config, store, status, &stop)
     };
+    if std::env::var_os("E2E_GUARD_METRICS").is_some() {
+        let s = report.lock();
+        eprintln!(
+            "guard metrics: messages {:?}, order waits expired {}, checkpoints {}",
+            s.metrics.messages, s.metrics.order_waits_expired, s.metrics.checkpoints
+        );
+    }
     if let Err(e) = result {
         die(&format!("guard: {e}"));
     }
