@@ -75,6 +75,14 @@ impl<T> Merge<T> {
             .map(|(_, p)| p)
     }
 
+    /// The key of the head that comes first.
+    pub fn first_key(&self) -> Option<MergeKey> {
+        self.queues
+            .values()
+            .filter_map(|q| q.front().map(|(k, _)| *k))
+            .min()
+    }
+
     /// Takes the head that comes first.
     pub fn pop_first(&mut self) -> Option<(Partition, MergeKey, T)> {
         let partition = self.first()?.clone();

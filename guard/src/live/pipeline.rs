@@ -77,6 +77,22 @@ const TICK_EVERY: Duration = Duration::from_millis(100);
 const LAG_EVERY: Duration = Duration::from_secs(2);
 /// Back-off before a failed delivery is sent again.
 const RESEND_AFTER: Duration = Duration::from_millis(500);
+/// How long the aggregator holds an operator's order for the workers' progress.
+const PROGRESS_WAIT: Duration = Duration::from_millis(500);
+
+/// A scale-out worker's progress on `guard_facts`, sent when it applies an operator's
+/// order: every trip of the fills of `exec_result` partition `partition` stamped
+/// before `ts_ms` (the order's Kafka timestamp) has been sent before it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    partition: i32,
+    ts_ms: i64,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ProgressFact {
+    progress: Progress,
+}
 
 /// The live guard.
 pub struct LiveGuard<S: Store> {
@@ -107,6 +123,10 @@ pub struct LiveGuard<S: Store> {
     last_fetched: Instant,
     merge: Merge<Held>,
     spare: Vec<Held>,
+    /// Aggregator: each worker partition's reported progress.
+    progress: BTreeMap<i32, i64>,
+    /// Aggregator: the partitions of `exec_result` (one worker each).
+    worker_partitions: Vec<i32>,
     inputs: Vec<InputPartition>,
     blocked_since: Option<Instant>,
 }
@@ -259,6 +279,8 @@ impl<S: Store> LiveGuard<S> {
             last_fetched: Instant::now(),
             merge: Merge::default(),
             spare: Vec::new(),
+            progress: BTreeMap::new(),
+            worker_partitions: Vec::new(),
             inputs: Vec::new(),
             blocked_since: None,
         };
@@ -365,6 +387,18 @@ impl<S: Store> LiveGuard<S> {
             "assigned input partitions at the stored offsets"
         );
         self.consumer.assign(&tpl)?;
+        if self.config.role == Role::Aggregator {
+            let topic = self.config.topics.exec_result.clone();
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+            self.worker_partitions = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic)
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+        }
         self.merge.clear();
         self.blocked_since = None;
         self.inputs = tpl
@@ -449,6 +483,21 @@ impl<S: Store> LiveGuard<S> {
                     {
                         input.fetched_next = Some(key.offset + 1);
                     }
+                    if topic == self.config.topics.facts
+                        && held.payload.starts_with(br#"{"progress""#)
+                    {
+                        // Progress is read at once, not merged: the orders and risk
+                        // events held in the merge wait for it.
+                        if let Ok(fact) = serde_json::from_slice::<ProgressFact>(&held.payload) {
+                            let seen = self
+                                .progress
+                                .entry(fact.progress.partition)
+                                .or_insert(i64::MIN);
+                            *seen = (*seen).max(fact.progress.ts_ms);
+                        }
+                        self.spare.push(held);
+                        continue;
+                    }
                     self.merge.push(topic, key, held);
                 }
                 Err(e) => warn!(error = %e, "consumer error"),
@@ -523,6 +572,14 @@ impl<S: Store> LiveGuard<S> {
                 behind.retain(|i| !waiting_for.contains(i));
                 self.status.lock().metrics.order_waits_expired += 1;
             }
+            if self.awaits_progress() {
+                let since = *self.blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < PROGRESS_WAIT {
+                    return;
+                }
+                warn!("applying an order or a risk event without every worker's progress (a worker is down or slow)");
+                self.status.lock().metrics.order_waits_expired += 1;
+            }
             self.blocked_since = None;
             let Some(((topic, partition), key, held)) = self.merge.pop_first() else {
                 break;
@@ -535,6 +592,50 @@ impl<S: Store> LiveGuard<S> {
                 held.received,
             );
             self.spare.push(held);
+        }
+    }
+
+    /// Aggregator: whether the next message is an operator's order stamped later than
+    /// some worker's progress — a trip of that worker stamped earlier may still be on
+    /// its way. (Risk events are not held: whichever of a risk event and a racing trip
+    /// comes first pauses the scope, and the scope is paused either way.)
+    fn awaits_progress(&self) -> bool {
+        if self.config.role != Role::Aggregator {
+            return false;
+        }
+        let Some((topic, _)) = self.merge.first() else {
+            return false;
+        };
+        if *topic != self.config.topics.ops_command {
+            return false;
+        }
+        let Some(ts) = self.merge.first_key().map(|k| k.timestamp_ms) else {
+            return false;
+        };
+        self.worker_partitions
+            .iter()
+            .any(|p| self.progress.get(p).is_none_or(|done| *done < ts))
+    }
+
+    /// Worker: tells the aggregator, through `guard_facts`, that its partitions are
+    /// applied up to the order it just applied (stamped `ts_ms`): the merge applied
+    /// every fill stamped earlier first, and their trips were sent before this.
+    fn report_progress(&mut self, ts_ms: i64) {
+        for partition in self.config.owned.clone() {
+            let payload = serde_json::to_vec(&ProgressFact {
+                progress: Progress { partition, ts_ms },
+            })
+            .expect("progress serialises");
+            let pending = Box::new(Pending {
+                id: "progress".into(),
+                sent: Instant::now(),
+            });
+            let record = BaseRecord::with_opaque_to(&self.config.topics.facts, pending)
+                .key("facts")
+                .payload(&payload);
+            if let Err((e, _)) = self.producer.send(record) {
+                warn!(error = %e, "cannot send the worker's progress; the aggregator will wait for it");
+            }
         }
     }
 
@@ -679,6 +780,7 @@ impl<S: Store> LiveGuard<S> {
             (Input::Fill(fill), Role::Worker) => {
                 self.forward_trips(&fill.fill_id, timestamp_ms, decisions);
             }
+            (Input::Ops(_), Role::Worker) => self.report_progress(timestamp_ms),
             _ => self.publish_all(decisions, received),
         }
     }
@@ -914,7 +1016,10 @@ impl<S: Store> LiveGuard<S> {
     /// once the broker is back). The id is derived from the failed message, so repeated
     /// failures of one command raise one event.
     fn raise_degraded(&mut self, failed_id: &str, reason: &str) {
-        if failed_id.starts_with("evt-degraded-") || failed_id.starts_with("dlq:") {
+        if failed_id.starts_with("evt-degraded-")
+            || failed_id.starts_with("dlq:")
+            || failed_id == "progress"
+        {
             return;
         }
         let digest = Sha256::digest(format!("guard_degraded\x1f{failed_id}").as_bytes());

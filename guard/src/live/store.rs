@@ -284,7 +284,10 @@ impl Store for SledStore {
         if !self.marked {
             std::fs::write(
                 &self.marker,
-                br#"{"layout":"noctria-guard/2","checkpointed":true}"#,
+                format!(
+                    r#"{{"layout":"{}","checkpointed":true}}"#,
+                    String::from_utf8_lossy(LAYOUT)
+                ),
             )
             .map_err(|e| {
                 StoreError::Corrupt(format!("cannot write {}: {e}", self.marker.display()))
