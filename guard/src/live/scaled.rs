@@ -33,9 +33,10 @@ use super::status::StatusHandle;
 use super::store::SledStore;
 use crate::engine::Role;
 
-/// Records the partitions the group gave this member.
+/// Records the partitions the group gave this member, and counts the assignments
+/// (partitions of a new assignment start unpaused).
 #[derive(Clone, Default)]
-struct Membership(Arc<Mutex<BTreeSet<i32>>>);
+struct Membership(Arc<Mutex<(BTreeSet<i32>, u64)>>);
 
 impl ClientContext for Membership {}
 
@@ -44,9 +45,10 @@ impl ConsumerContext for Membership {
         let mut owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match rebalance {
             Rebalance::Assign(tpl) => {
-                *owned = tpl.elements().iter().map(|e| e.partition()).collect();
+                owned.0 = tpl.elements().iter().map(|e| e.partition()).collect();
+                owned.1 += 1;
             }
-            Rebalance::Revoke(_) => owned.clear(),
+            Rebalance::Revoke(_) => owned.0.clear(),
             Rebalance::Error(e) => warn!(error = %e, "group rebalance failed"),
         }
     }
@@ -57,6 +59,7 @@ struct Member {
     consumer: BaseConsumer<Membership>,
     owned: Membership,
     paused: BTreeSet<i32>,
+    generation: u64,
     topic: String,
 }
 
@@ -75,6 +78,7 @@ impl Member {
             consumer,
             owned,
             paused: BTreeSet::new(),
+            generation: 0,
             topic: topic.to_owned(),
         })
     }
@@ -87,12 +91,16 @@ impl Member {
                 warn!(error = %e, topic = %self.topic, "group member error");
             }
         }
-        let owned = self
+        let (owned, generation) = self
             .owned
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        if generation != self.generation {
+            self.generation = generation;
+            self.paused.clear();
+        }
         let unpaused: Vec<i32> = owned.difference(&self.paused).copied().collect();
         if !unpaused.is_empty() {
             let mut tpl = TopicPartitionList::new();
