@@ -359,6 +359,7 @@ fn a_crash_before_the_checkpoint_re_decides_with_the_same_ids() {
 fn invalid_messages_go_to_the_dead_letter_topic_with_their_position() {
     let mut rig = Rig::new("dlq");
     rig.config.max_message_bytes = 4_096;
+    rig.config.clock = ClockMode::External;
     let status = StatusHandle::default();
     let mut guard =
         LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
@@ -370,7 +371,8 @@ fn invalid_messages_go_to_the_dead_letter_topic_with_their_position() {
     );
     let big = vec![b' '; rig.config.max_message_bytes + 1];
     rig.feed(&mut guard, "risk_event", &big);
-    // Valid, but stamped decades ahead: it would age every streak out at once.
+    // Valid, but stamped decades ahead of the wall clock the guard runs on: it would
+    // age every streak out at once.
     rig.feed(&mut guard, "exec_result", br#"{"fill_id":"f-future","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"ts":"2099-01-01T00:00:00Z"}"#);
     rig.settle(&mut guard);
     let dead = rig.read_topic("guard_dlq");
@@ -405,6 +407,24 @@ fn invalid_messages_go_to_the_dead_letter_topic_with_their_position() {
     rig.feed(&mut guard, "ops_command", br#"{"command_id":"o1","action":"pause","scope":{"kind":"global"},"operator":"a","ts":"2025-08-11T00:00:00Z"}"#);
     rig.settle(&mut guard);
     assert_eq!(rig.commands().len(), 1);
+}
+
+#[test]
+fn on_event_time_a_future_stamped_message_is_applied_as_replay_applies_it() {
+    let mut rig = Rig::new("future");
+    let mut guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    rig.feed(&mut guard, "exec_result", br#"{"fill_id":"f-future","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"ts":"2099-01-01T00:00:00Z"}"#);
+    rig.settle(&mut guard);
+    assert!(rig.read_topic("guard_dlq").is_empty());
+    assert_eq!(
+        guard.engine().state().newest,
+        Some(guard::time::Timestamp::parse("2099-01-01T00:00:00Z").unwrap())
+    );
 }
 
 #[test]

@@ -116,9 +116,10 @@ pub struct RunArgs {
     /// applies them in fetch order. [default: 50ms]
     #[arg(long, env = "GUARD_MAX_ORDER_WAIT")]
     pub max_order_wait: Option<String>,
-    /// Messages stamped further than this ahead of the wall clock are invalid (to the
-    /// dead-letter topic): a producer's clock gone wrong must not move the state
-    /// horizon and age every streak out. [default: 5m]
+    /// With --clock wall: messages stamped further than this ahead of the wall clock
+    /// are invalid (to the dead-letter topic): a producer's clock gone wrong must not
+    /// move the state horizon and age every streak out. With --clock event-time there
+    /// is no such limit (the guard decides as replay does). [default: 5m]
     #[arg(long, env = "GUARD_MAX_FUTURE")]
     pub max_future: Option<String>,
     /// The state store is damaged or from another version: move it aside

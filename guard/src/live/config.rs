@@ -118,8 +118,9 @@ pub struct LiveConfig {
     /// on the broker, so that messages are applied in Kafka-timestamp order (zero:
     /// apply in fetch order).
     pub max_order_wait: Duration,
-    /// Messages whose event time is further than this ahead of the wall clock go to
-    /// the dead-letter topic (a clock gone wrong must not age the whole state out).
+    /// On the wall clock, messages whose event time is further than this ahead of it go
+    /// to the dead-letter topic (a clock gone wrong must not age the whole state out).
+    /// On event time, as replay, there is no such limit.
     pub max_future: Duration,
     /// The whole guard, or one side of a scaled-out guard (docs/SCALING.md).
     pub role: crate::engine::Role,

@@ -732,9 +732,12 @@ impl<S: Store> LiveGuard<S> {
             }
         };
         let ahead = input.event_time().since(Timestamp::now());
-        if ahead.as_micros() > self.config.max_future.as_micros() as i64 {
+        if self.config.clock == ClockMode::External
+            && ahead.as_micros() > self.config.max_future.as_micros() as i64
+        {
             // A time far in the future would move the guard's event-time horizon and
-            // make it forget every streak and id at once.
+            // make it forget every streak and id at once. (On event time, as replay,
+            // the wall clock is no reference: the guard decides as replay does.)
             let reason = format!(
                 "event time {} is {} ahead of the guard's clock (limit {})",
                 input.event_time(),
