@@ -79,6 +79,11 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(span.0))
     }
 
+    /// Whole seconds since the Unix epoch (rounded down).
+    pub fn whole_seconds(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
     /// This instant minus a span, saturating at the representable range.
     pub fn minus(self, span: Span) -> Self {
         Timestamp(self.0.saturating_sub(span.0))

@@ -13,8 +13,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::value::RawValue;
 
+use guard::live::kafka;
 use guard::live::merge::{Merge, MergeKey};
-use guard::live::{kafka, LiveConfig};
 use guard::message::Stream;
 use guard::time::Timestamp;
 
@@ -64,14 +64,11 @@ pub fn run(args: RecordArgs) -> Result<(), Failure> {
     let idle =
         guard::time::Span::parse(&args.idle).map_err(|e| Failure::usage(format!("--idle: {e}")))?;
     let idle = Duration::from_micros(idle.as_micros().max(1) as u64);
-    let mut config = LiveConfig::new(&args.brokers, ".");
+    let mut config = super::client_config(&args.brokers, &[])?;
     config.topics.exec_result = args.topic_exec_result.clone();
     config.topics.risk_event = args.topic_risk_event.clone();
     config.topics.strategy_release = args.topic_strategy_release.clone();
     config.topics.ops_command = args.topic_ops_command.clone();
-    config
-        .kafka
-        .extend(guard::live::config::kafka_settings_from_env());
     let kafka_err =
         |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
     let consumer: BaseConsumer = kafka::consumer(&config)

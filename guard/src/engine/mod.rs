@@ -259,10 +259,7 @@ impl Engine {
     /// Adds dedup entries back after [`Engine::restore`] of a snapshot taken without
     /// them; entries older than the state's horizon are left out.
     pub fn restore_seen(&mut self, entries: impl IntoIterator<Item = (u128, i64)>) {
-        let from = self
-            .state
-            .forgotten_before
-            .map_or(i64::MIN, |t| t.as_micros().div_euclid(1_000_000));
+        let from = self.seen_forgotten_before().unwrap_or(i64::MIN);
         self.state
             .seen
             .extend_entries(entries.into_iter().filter(|(_, second)| *second >= from));
@@ -270,9 +267,7 @@ impl Engine {
 
     /// Seconds (event time) before which seen ids are forgotten, once a sweep ran.
     pub fn seen_forgotten_before(&self) -> Option<i64> {
-        self.state
-            .forgotten_before
-            .map(|t| t.as_micros().div_euclid(1_000_000))
+        self.state.forgotten_before.map(Timestamp::whole_seconds)
     }
 
     /// An engine continuing from a snapshot taken by [`Engine::snapshot`]; the
@@ -317,7 +312,7 @@ impl Engine {
             }
         }
         let event_time = input.event_time();
-        let second = event_time.as_micros().div_euclid(1_000_000);
+        let second = event_time.whole_seconds();
         let fresh = match input {
             Input::Fill(m) => self
                 .state
@@ -349,11 +344,16 @@ impl Engine {
             Input::Release(release) => self.on_release(release),
             Input::Ops(command) => self.on_ops(command, out),
         }
-        if self.state.newest.is_none_or(|n| event_time > n) {
-            self.state.newest = Some(event_time);
+        self.observe_event_time(event_time);
+        Disposition::Applied
+    }
+
+    /// Moves the newest event time forward and forgets what fell beyond the horizon.
+    fn observe_event_time(&mut self, ts: Timestamp) {
+        if self.state.newest.is_none_or(|n| ts > n) {
+            self.state.newest = Some(ts);
             self.forget_old();
         }
-        Disposition::Applied
     }
 
     /// Forgets what lies beyond the state horizon behind the newest event time, once
@@ -374,9 +374,7 @@ impl Engine {
         {
             return;
         }
-        self.state
-            .seen
-            .forget_before(cutoff.as_micros().div_euclid(1_000_000));
+        self.state.seen.forget_before(cutoff.whole_seconds());
         self.state.streaks.forget_before(cutoff);
         // A breach can still join a run with a breach up to one window later.
         self.state
@@ -397,7 +395,7 @@ impl Engine {
     /// deterministic event id.
     pub fn apply_trip(&mut self, fact: &TripFact, out: &mut Vec<Decision>) -> Disposition {
         let event = &fact.event;
-        let second = event.ts.as_micros().div_euclid(1_000_000);
+        let second = event.ts.whole_seconds();
         if !self
             .state
             .seen
@@ -419,10 +417,7 @@ impl Engine {
             reason: event.reason.clone().unwrap_or_default(),
         };
         self.trip(event.scope.clone(), rule, trigger, out);
-        if self.state.newest.is_none_or(|n| event.ts > n) {
-            self.state.newest = Some(event.ts);
-            self.forget_old();
-        }
+        self.observe_event_time(event.ts);
         Disposition::Applied
     }
 

@@ -68,14 +68,6 @@ impl InputWatch {
         *self.last_ok.lock().expect("input watch lock") = Instant::now();
     }
 
-    /// Records that the inputs were read just now (a message was fetched).
-    pub fn read_ok(&self, at: Instant) {
-        let mut last = self.last_ok.lock().expect("input watch lock");
-        if at > *last {
-            *last = at;
-        }
-    }
-
     /// How long ago the inputs were last known to be readable.
     pub fn unreadable_for(&self) -> Duration {
         self.last_ok.lock().expect("input watch lock").elapsed()

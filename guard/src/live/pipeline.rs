@@ -731,9 +731,9 @@ impl<S: Store> LiveGuard<S> {
                 return;
             }
         };
-        let ahead = input.event_time().since(Timestamp::now());
+        let ahead = || input.event_time().since(Timestamp::now());
         if self.config.clock == ClockMode::External
-            && ahead.as_micros() > self.config.max_future.as_micros() as i64
+            && ahead().as_micros() > self.config.max_future.as_micros() as i64
         {
             // A time far in the future would move the guard's event-time horizon and
             // make it forget every streak and id at once. (On event time, as replay,
@@ -741,7 +741,7 @@ impl<S: Store> LiveGuard<S> {
             let reason = format!(
                 "event time {} is {} ahead of the guard's clock (limit {})",
                 input.event_time(),
-                crate::time::human_span(ahead),
+                crate::time::human_span(ahead()),
                 crate::time::human_span(crate::time::Span::from_micros(
                     self.config.max_future.as_micros() as i64
                 ))
