@@ -436,7 +436,11 @@ fn a_pause_decided_while_the_broker_is_down_goes_out_when_it_is_back() {
     rig.feed(&mut guard, "exec_result", br#"{"fill_id":"f1","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100.1,"ts":"2025-08-11T00:00:00Z"}"#);
     rig.feed(&mut guard, "exec_result", br#"{"fill_id":"f2","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100.1,"ts":"2025-08-11T00:00:01Z"}"#);
     rig.settle(&mut guard);
-    // The third breach arrives, then the broker goes down before the command is out.
+    // The third breach arrives, then the broker goes down before the command is out
+    // (a slow broker keeps the pause and its order record in flight meanwhile).
+    rig.cluster
+        .broker_round_trip_time(1, Duration::from_millis(300))
+        .unwrap();
     rig.producer.send(BaseRecord::to("exec_result").key("k").payload(&br#"{"fill_id":"f3","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100.1,"ts":"2025-08-11T00:00:02Z"}"#[..])).unwrap();
     rig.producer.flush(Duration::from_secs(5)).unwrap();
     while guard.next_offset("exec_result", 0).unwrap_or(0) < 3 {
@@ -448,6 +452,9 @@ fn a_pause_decided_while_the_broker_is_down_goes_out_when_it_is_back() {
         guard.turn(Duration::from_millis(10));
     }
     rig.cluster.broker_up(1).unwrap();
+    rig.cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .unwrap();
     rig.settle(&mut guard);
     let commands = rig.commands();
     assert_eq!(commands.len(), 1, "{commands:?}");
@@ -627,7 +634,12 @@ fn a_guard_that_cannot_persist_fails_closed_with_a_global_pause() {
     assert!(status.lock().degraded);
     // The disk recovers: readiness comes back, the pause stays until an operator resumes.
     full.store(false, std::sync::atomic::Ordering::Relaxed);
-    guard.checkpoint();
+    // The checkpoint is written once its order record is on the broker.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status.lock().degraded && Instant::now() < deadline {
+        guard.checkpoint();
+        guard.turn(Duration::from_millis(5));
+    }
     assert!(!status.lock().degraded);
     assert!(guard
         .engine()

@@ -66,8 +66,10 @@ pub fn producer(config: &LiveConfig) -> ClientConfig {
 /// outcome.
 #[derive(Debug)]
 pub struct Delivery {
-    /// The outbox id.
+    /// The outbox id (`order` for an order-journal record).
     pub id: String,
+    /// The outbox sequence number, or the order record's number.
+    pub seq: u64,
     /// When it was sent.
     pub sent: Instant,
     /// `Ok` once the broker acknowledged it.
@@ -76,8 +78,10 @@ pub struct Delivery {
 
 /// What the producer hands back with each message.
 pub struct Pending {
-    /// Outbox id.
+    /// Outbox id (`order` for an order-journal record).
     pub id: String,
+    /// The outbox sequence number, or the order record's number.
+    pub seq: u64,
     /// Send time.
     pub sent: Instant,
 }
@@ -110,6 +114,7 @@ impl ProducerContext for DeliveryContext {
             .unwrap_or_else(|e| e.into_inner())
             .push(Delivery {
                 id: pending.id,
+                seq: pending.seq,
                 sent: pending.sent,
                 result,
             });

@@ -91,6 +91,27 @@ impl<T> Merge<T> {
         Some((partition, key, item))
     }
 
+    /// The key of `partition`'s head, if it holds a message.
+    pub fn head(&self, topic: &str, partition: i32) -> Option<MergeKey> {
+        self.queues
+            .iter()
+            .find(|((t, p), _)| t == topic && *p == partition)
+            .and_then(|(_, q)| q.front().map(|(k, _)| *k))
+    }
+
+    /// Takes `partition`'s head, whatever the other heads are (a recorded order is
+    /// being replayed).
+    pub fn pop_from(&mut self, topic: &str, partition: i32) -> Option<(MergeKey, T)> {
+        let queue = self
+            .queues
+            .iter_mut()
+            .find(|((t, p), _)| t == topic && *p == partition)
+            .map(|(_, q)| q)?;
+        let head = queue.pop_front()?;
+        self.held -= 1;
+        Some(head)
+    }
+
     /// Whether `partition` has a message held.
     pub fn holds(&self, topic: &str, partition: i32) -> bool {
         self.queues

@@ -4,6 +4,8 @@
 //! - [`kafka`]: rdkafka clients tuned for latency.
 //! - [`store`]: the durable checkpoint (sled) behind a small trait.
 //! - [`merge`]: the order of messages across input partitions.
+//! - [`order_log`]: that order made durable before a decision goes out.
+//! - [`outbox`]: outgoing messages in decision order until the broker has them.
 //! - [`pipeline`]: the loop — decide, publish, persist, commit.
 //! - [`status`]: metrics and the readable state for the HTTP server.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
@@ -15,6 +17,8 @@ pub mod input_watch;
 pub mod kafka;
 pub mod merge;
 pub mod ops;
+pub mod order_log;
+pub mod outbox;
 pub mod pipeline;
 pub mod scaled;
 pub mod standby;

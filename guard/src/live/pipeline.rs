@@ -26,7 +26,7 @@
 //! [`super::merge`], which holds fetched messages until every input partition with
 //! more on the broker has shown its next one (bounded by `max_order_wait`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -44,6 +44,8 @@ use super::config::LiveConfig;
 use super::input_watch::InputWatch;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::merge::{Merge, MergeKey};
+use super::order_log::{self, Journal, Step};
+use super::outbox::{Outbox, RESEND_AFTER};
 use super::status::{state_view, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
 use crate::decode::{decode, DecodeError};
@@ -66,6 +68,9 @@ pub enum LiveError {
     /// An input topic does not exist.
     #[error("input topic {0:?} does not exist (create it, or set --topic-*)")]
     MissingTopic(String),
+    /// The order journal on the state topic cannot be read.
+    #[error(transparent)]
+    OrderLog(#[from] order_log::OrderLogError),
 }
 
 /// How many messages one loop turn fetches at most before it looks at deliveries and
@@ -75,8 +80,9 @@ const BATCH: usize = 4_096;
 const TICK_EVERY: Duration = Duration::from_millis(100);
 /// How often consumer lag is read from the client's cached watermarks.
 const LAG_EVERY: Duration = Duration::from_secs(2);
-/// Back-off before a failed delivery is sent again.
-const RESEND_AFTER: Duration = Duration::from_millis(500);
+/// How long a restored order may wait for one of its messages before the guard
+/// gives up replaying it (the message left the topic's retention) and says so.
+const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
 /// How long the aggregator holds an operator's order for the workers' progress.
 const PROGRESS_WAIT: Duration = Duration::from_millis(500);
 
@@ -102,9 +108,15 @@ pub struct LiveGuard<S: Store> {
     consumer: BaseConsumer,
     producer: BaseProducer<DeliveryContext>,
     deliveries: DeliveryContext,
-    outbox: BTreeMap<String, OutMsg>,
-    received: HashMap<String, Instant>,
-    resend: Vec<(Instant, String)>,
+    outbox: Outbox,
+    journal: Journal,
+    /// The restored order still to replay before anything new is merged.
+    script: VecDeque<Step>,
+    script_blocked_since: Option<Instant>,
+    /// Order records to send again after a failed delivery.
+    record_resend: Vec<(Instant, u64)>,
+    /// A checkpoint waiting for the order record that ends at it, with its seen ids.
+    prepared: Option<(Checkpoint, Vec<SeenEntry>, u64)>,
     offsets: BTreeMap<Partition, i64>,
     pending_seen: Vec<SeenEntry>,
     seq: u64,
@@ -198,12 +210,12 @@ impl<S: Store> LiveGuard<S> {
             };
             let seen: Vec<SeenEntry> = engine.state().seen.entries().collect();
             store.save(&checkpoint, &seen)?;
-            let outbox = published
-                .outbox
-                .iter()
-                .map(|m| (m.id.clone(), m.clone()))
-                .collect();
-            (engine, published.offsets.clone(), outbox, seq)
+            (
+                engine,
+                published.offsets.clone(),
+                published.outbox.clone(),
+                seq,
+            )
         } else {
             match local {
                 Some(restored) => {
@@ -222,16 +234,10 @@ impl<S: Store> LiveGuard<S> {
                         outbox = restored.checkpoint.outbox.len(),
                         "state restored from the local store"
                     );
-                    let outbox = restored
-                        .checkpoint
-                        .outbox
-                        .into_iter()
-                        .map(|m| (m.id.clone(), m))
-                        .collect();
                     (
                         engine,
                         restored.checkpoint.offsets,
-                        outbox,
+                        restored.checkpoint.outbox,
                         restored.checkpoint.seq,
                     )
                 }
@@ -240,13 +246,14 @@ impl<S: Store> LiveGuard<S> {
                     (
                         Engine::new(config.policy.clone(), options),
                         BTreeMap::new(),
-                        BTreeMap::new(),
+                        Vec::new(),
                         0,
                     )
                 }
             }
         };
         engine.enable_seen_journal();
+        let (journal, script) = Self::recover_order(&config, &offsets)?;
         let deliveries = DeliveryContext::default();
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
@@ -259,9 +266,12 @@ impl<S: Store> LiveGuard<S> {
             consumer,
             producer,
             deliveries,
-            outbox,
-            received: HashMap::new(),
-            resend: Vec::new(),
+            outbox: Outbox::restore(outbox),
+            journal,
+            script,
+            script_blocked_since: None,
+            record_resend: Vec::new(),
+            prepared: None,
             offsets,
             pending_seen: Vec::new(),
             seq,
@@ -284,13 +294,13 @@ impl<S: Store> LiveGuard<S> {
             inputs: Vec::new(),
             blocked_since: None,
         };
-        let unacknowledged: Vec<String> = guard.outbox.keys().cloned().collect();
-        if !unacknowledged.is_empty() {
-            info!(count = unacknowledged.len(), "re-publishing the outbox");
+        if !guard.outbox.is_empty() {
+            info!(
+                count = guard.outbox.len(),
+                "re-publishing the outbox in decision order"
+            );
         }
-        for id in unacknowledged {
-            guard.send(&id);
-        }
+        guard.release();
         guard.assign()?;
         {
             let mut status = guard.status.lock();
@@ -305,6 +315,31 @@ impl<S: Store> LiveGuard<S> {
                 .collect();
         }
         Ok(guard)
+    }
+
+    /// Reads the order journal of this guard's lineage and returns the journal to go
+    /// on with and the recorded order to replay first from `offsets` (empty when
+    /// nothing was decided after the restored snapshot, or on a rebuild from a time).
+    fn recover_order(
+        config: &LiveConfig,
+        offsets: &BTreeMap<Partition, i64>,
+    ) -> Result<(Journal, VecDeque<Step>), LiveError> {
+        let lineage = order_log::lineage(config);
+        let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
+        let mut journal = Journal::new(&lineage, &life, offsets.clone());
+        let script: VecDeque<Step> = if config.rebuild_from.is_some() && offsets.is_empty() {
+            VecDeque::new()
+        } else {
+            order_log::script(&order_log::recover(config, &lineage)?, offsets).into()
+        };
+        if !script.is_empty() {
+            info!(
+                steps = script.len(),
+                "replaying the recorded input order before merging anything new"
+            );
+            journal.pause_recording();
+        }
+        Ok((journal, script))
     }
 
     /// The topics this guard reads, with the partitions it owns of each (`None`: all).
@@ -438,7 +473,10 @@ impl<S: Store> LiveGuard<S> {
     pub fn turn(&mut self, wait: Duration) {
         let mut taken = 0;
         // While messages wait in the merge, look again soon.
-        let mut timeout = if self.merge.is_empty() {
+        let mut timeout = if self.outbox.holds_unreleased() {
+            // Decisions wait for their order record: look at deliveries again soon.
+            Duration::ZERO
+        } else if self.merge.is_empty() {
             wait
         } else {
             wait.min(Duration::from_millis(1))
@@ -505,15 +543,21 @@ impl<S: Store> LiveGuard<S> {
         }
         self.apply_held();
         self.watch_inputs();
-        if self.config.clock == ClockMode::External && self.last_tick.elapsed() >= TICK_EVERY {
+        // While a recorded order is replayed, its own ticks move the clock.
+        if self.config.clock == ClockMode::External
+            && self.script.is_empty()
+            && self.last_tick.elapsed() >= TICK_EVERY
+        {
             self.last_tick = Instant::now();
-            let decisions = self.engine.tick(Timestamp::now());
-            if !decisions.is_empty() {
-                self.dirty = true;
-                self.publish_all(decisions, Instant::now());
-            }
+            self.tick(Timestamp::now());
         }
-        self.producer.poll(Duration::ZERO);
+        self.release();
+        let wait_for_records = if self.outbox.holds_unreleased() {
+            Duration::from_millis(1)
+        } else {
+            Duration::ZERO
+        };
+        self.producer.poll(wait_for_records);
         self.handle_deliveries();
         if taken > 0 {
             let offsets = self
@@ -537,6 +581,9 @@ impl<S: Store> LiveGuard<S> {
     /// its last fetch), at most `max_order_wait`, so that a restart that re-reads the
     /// same messages applies them in the same order.
     fn apply_held(&mut self) {
+        if !self.script.is_empty() && !self.apply_script() {
+            return;
+        }
         if self.merge.is_empty() {
             return;
         }
@@ -595,6 +642,77 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
+    /// Applies the recorded order restored at start, as its messages arrive; `true`
+    /// once it is done (then new input is merged and recorded again).
+    fn apply_script(&mut self) -> bool {
+        while let Some(step) = self.script.front().cloned() {
+            let Step::Run {
+                topic,
+                partition,
+                end,
+            } = step
+            else {
+                if let Step::Tick { at_micros } = step {
+                    self.script.pop_front();
+                    self.tick(Timestamp::from_micros(at_micros));
+                }
+                continue;
+            };
+            let done = self
+                .offsets
+                .get(&(topic.clone(), partition))
+                .is_some_and(|next| *next >= end)
+                || self
+                    .merge
+                    .head(&topic, partition)
+                    .is_some_and(|k| k.offset >= end);
+            if done {
+                self.script.pop_front();
+                continue;
+            }
+            let Some((key, held)) = self.merge.pop_from(&topic, partition) else {
+                let since = *self.script_blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < SCRIPT_PATIENCE {
+                    return false;
+                }
+                error!(
+                    topic,
+                    partition,
+                    end,
+                    steps_left = self.script.len(),
+                    "a message of the recorded input order did not arrive (gone from the topic?); merging the rest anew, so decisions may differ from those already published"
+                );
+                self.status.lock().metrics.order_script_abandoned += 1;
+                self.script.clear();
+                break;
+            };
+            self.script_blocked_since = None;
+            self.on_message(
+                &topic,
+                (partition, key.offset, key.timestamp_ms),
+                &held.key,
+                &held.payload,
+                held.received,
+            );
+            self.spare.push(held);
+        }
+        info!("the recorded input order is replayed; merging new input");
+        self.journal.resume_recording(self.offsets.clone());
+        true
+    }
+
+    /// Ticks the wall clock into the engine; a tick that changed the state is recorded
+    /// in the order journal.
+    fn tick(&mut self, now: Timestamp) {
+        let before = self.engine.state().maintenance.clone();
+        let decisions = self.engine.tick(now);
+        if !decisions.is_empty() || self.engine.state().maintenance != before {
+            self.journal.ticked(now.as_micros());
+            self.dirty = true;
+        }
+        self.publish_all(decisions, Instant::now());
+    }
+
     /// Aggregator: whether the next message is an operator's order stamped later than
     /// some worker's progress — a trip of that worker stamped earlier may still be on
     /// its way. (Risk events are not held: whichever of a risk event and a racing trip
@@ -621,21 +739,23 @@ impl<S: Store> LiveGuard<S> {
     /// applied up to the order it just applied (stamped `ts_ms`): the merge applied
     /// every fill stamped earlier first, and their trips were sent before this.
     fn report_progress(&mut self, ts_ms: i64) {
+        // Through the outbox: progress must never overtake a trip decided before it.
         for partition in self.config.owned.clone() {
             let payload = serde_json::to_vec(&ProgressFact {
                 progress: Progress { partition, ts_ms },
             })
             .expect("progress serialises");
-            let pending = Box::new(Pending {
-                id: "progress".into(),
-                sent: Instant::now(),
-            });
-            let record = BaseRecord::with_opaque_to(&self.config.topics.facts, pending)
-                .key("facts")
-                .payload(&payload);
-            if let Err((e, _)) = self.producer.send(record) {
-                warn!(error = %e, "cannot send the worker's progress; the aggregator will wait for it");
-            }
+            self.enqueue(
+                OutMsg {
+                    id: format!("progress:{partition}:{ts_ms}"),
+                    topic: self.config.topics.facts.clone(),
+                    key: "facts".into(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                },
+                None,
+            );
         }
     }
 
@@ -708,6 +828,7 @@ impl<S: Store> LiveGuard<S> {
                     .insert((topic.to_owned(), partition), offset + 1);
             }
         }
+        self.journal.applied(topic, partition, offset);
         self.dirty = true;
         if topic == self.config.topics.facts {
             self.on_fact(topic, (partition, offset), key, payload, received);
@@ -803,18 +924,17 @@ impl<S: Store> LiveGuard<S> {
             };
             info!(kind = %fact.event.kind, scope = %fact.event.scope, trigger, "trip forwarded to the aggregator");
             let payload = serde_json::to_vec(&fact).expect("facts serialise");
-            self.outbox.insert(
-                id.clone(),
+            self.enqueue(
                 OutMsg {
-                    id: id.clone(),
+                    id,
                     topic: self.config.topics.facts.clone(),
                     key: "facts".into(),
                     payload,
                     headers: Vec::new(),
                     timestamp_ms: (timestamp_ms > 0).then_some(timestamp_ms),
                 },
+                None,
             );
-            self.send(&id);
         }
     }
 
@@ -876,19 +996,17 @@ impl<S: Store> LiveGuard<S> {
                 }
             };
             let (payload, scope) = payload;
-            self.received.insert(id.clone(), received);
-            self.outbox.insert(
-                id.clone(),
+            self.enqueue(
                 OutMsg {
-                    id: id.clone(),
+                    id,
                     topic,
                     key: scope.to_string(),
                     payload,
                     headers: Vec::new(),
                     timestamp_ms: None,
                 },
+                Some(received),
             );
-            self.send(&id);
         }
     }
 
@@ -913,106 +1031,113 @@ impl<S: Store> LiveGuard<S> {
             ("source_partition".to_owned(), partition.to_string()),
             ("source_offset".to_owned(), offset.to_string()),
         ];
-        self.outbox.insert(
-            id.clone(),
+        self.enqueue(
             OutMsg {
-                id: id.clone(),
+                id,
                 topic: self.config.topics.dlq.clone(),
                 key: key.to_owned(),
                 payload: payload.to_vec(),
                 headers,
                 timestamp_ms: None,
             },
+            None,
         );
-        self.send(&id);
     }
 
-    /// Hands an outbox message to the producer; a full queue is waited out.
-    fn send(&mut self, id: &str) {
-        let Some(message) = self.outbox.get(id) else {
-            return;
-        };
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-        for (k, v) in &message.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        let mut attempts = 0;
-        loop {
-            let pending = Box::new(Pending {
-                id: id.to_owned(),
-                sent: Instant::now(),
-            });
-            let mut record = BaseRecord::with_opaque_to(&message.topic, pending)
-                .key(&message.key)
-                .payload(&message.payload)
-                .headers(headers.clone());
-            if let Some(ts) = message.timestamp_ms {
-                record = record.timestamp(ts);
-            }
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                    if attempts < 1_000 =>
-                {
-                    attempts += 1;
-                    self.producer.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => {
-                    error!(id, error = %e, "cannot hand a message to the producer; will retry");
-                    self.resend
-                        .push((Instant::now() + RESEND_AFTER, id.to_owned()));
-                    return;
-                }
+    /// Adds a decided message to the outbox; it goes out, in decision order, once the
+    /// order record of the inputs applied before it is on the broker.
+    fn enqueue(&mut self, msg: OutMsg, received: Option<Instant>) {
+        let gate = self.journal.gate();
+        self.outbox.push(msg, gate, received);
+    }
+
+    /// Writes the steps applied since the last order record as a new record.
+    fn cut_journal(&mut self) {
+        if let Some((n, key, payload)) = self.journal.cut() {
+            self.status.lock().metrics.order_records += 1;
+            if !send_record(&self.producer, &self.config.topics.state, n, &key, &payload) {
+                self.record_resend.push((Instant::now() + RESEND_AFTER, n));
             }
         }
+    }
+
+    /// Cuts the order journal when a decided message waits for it, then hands every
+    /// message that may go out to the producer, in decision order.
+    fn release(&mut self) {
+        if self
+            .outbox
+            .last_gate()
+            .is_some_and(|gate| gate > self.journal.written())
+        {
+            self.cut_journal();
+        }
+        let (journal, producer) = (&self.journal, &self.producer);
+        self.outbox.release(
+            |gate| journal.is_acked(gate),
+            |seq, msg| send_out(producer, seq, msg),
+        );
     }
 
     fn handle_deliveries(&mut self) {
         let reports = self.deliveries.drain();
-        let mut failed = Vec::new();
+        let now = Instant::now();
+        let mut failures = 0u64;
+        let mut failed_ids = Vec::new();
         for report in reports {
-            match report.result {
-                Ok(()) => {
-                    if self.outbox.remove(&report.id).is_some() {
-                        self.dirty = true;
-                    }
-                    if let Some(received) = self.received.remove(&report.id) {
+            match (report.result, report.id == ORDER_RECORD) {
+                (Ok(()), true) => self.journal.acked(report.seq),
+                (Ok(()), false) => {
+                    self.dirty = true;
+                    if let Some(received) = self.outbox.acked(report.seq) {
                         let micros = received.elapsed().as_micros().clamp(1, 60_000_000) as u64;
                         let _ = self.status.lock().metrics.decision_latency.record(micros);
                     }
                 }
-                Err(e) => {
-                    error!(id = %report.id, error = %e, "delivery failed; the message stays in the outbox and is sent again");
-                    failed.push(report.id);
+                (Err(e), true) => {
+                    error!(record = report.seq, error = %e, "delivery of an order record failed; decisions wait for it, sending it again");
+                    failures += 1;
+                    self.record_resend.push((now + RESEND_AFTER, report.seq));
+                    if let Some((key, _)) = self.journal.unacked(report.seq) {
+                        failed_ids.push(key.to_owned());
+                    }
+                }
+                (Err(e), false) => {
+                    error!(id = %report.id, error = %e, "delivery failed; it and everything decided after it are sent again");
+                    failures += 1;
+                    self.outbox.failed(report.seq, now);
+                    failed_ids.push(report.id);
                 }
             }
         }
         {
             let mut status = self.status.lock();
-            status.metrics.delivery_failures += failed.len() as u64;
-            if !failed.is_empty() {
+            status.metrics.delivery_failures += failures;
+            if failures > 0 {
                 status.publishing = false;
-            } else if self.resend.is_empty() {
+            } else if !self.outbox.resending() && self.record_resend.is_empty() {
                 // Every earlier failure has since been sent again and nothing failed now.
                 status.publishing = true;
             }
         }
-        for id in &failed {
+        for id in &failed_ids {
             self.raise_degraded(id, &format!("delivery of {id} failed; retrying"));
         }
-        let now = Instant::now();
-        self.resend
-            .extend(failed.into_iter().map(|id| (now + RESEND_AFTER, id)));
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.resend)
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.record_resend)
             .into_iter()
             .partition(|(at, _)| *at <= now);
-        self.resend = later;
-        for (_, id) in due {
-            self.send(&id);
+        self.record_resend = later;
+        for (_, n) in due {
+            if let Some((key, payload)) = self.journal.unacked(n) {
+                if !send_record(&self.producer, &self.config.topics.state, n, key, payload) {
+                    self.record_resend.push((now + RESEND_AFTER, n));
+                }
+            }
         }
+        let producer = &self.producer;
+        self.outbox
+            .resend_due(now, |seq, msg| send_out(producer, seq, msg));
+        self.try_save();
+        self.release();
     }
 
     /// A failed delivery is itself an incident: say so on the risk stream (it goes out
@@ -1021,7 +1146,7 @@ impl<S: Store> LiveGuard<S> {
     fn raise_degraded(&mut self, failed_id: &str, reason: &str) {
         if failed_id.starts_with("evt-degraded-")
             || failed_id.starts_with("dlq:")
-            || failed_id == "progress"
+            || failed_id.starts_with("progress:")
         {
             return;
         }
@@ -1038,28 +1163,56 @@ impl<S: Store> LiveGuard<S> {
             evidence: Some(vec![failed_id.to_owned()]),
             ts: Timestamp::now(),
         };
-        if self.outbox.contains_key(&event.event_id) {
+        if self.outbox.contains(&event.event_id) {
             return;
         }
         self.publish_all(vec![Decision::RiskEvent(event)], Instant::now());
     }
 
-    /// Writes the checkpoint; on success commits the covered offsets to Kafka.
+    /// Takes a checkpoint at a boundary of the order journal and writes it once the
+    /// record that ends there is on the broker (at once when nothing new was applied);
+    /// on success commits the covered offsets to Kafka. A local checkpoint so never
+    /// holds an input order that a guard elsewhere could not find in the journal.
     pub fn checkpoint(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if self.prepared.is_some() {
+            self.try_save();
+            if self.prepared.is_some() {
+                self.fail_closed_if_unpersisted("its order record is not on the broker");
+            }
+            return;
+        }
         self.pending_seen.extend(self.engine.drain_seen_journal());
         let checkpoint = Checkpoint {
             seq: self.seq + 1,
             engine: self.engine.snapshot_without_seen(),
             offsets: self.offsets.clone(),
-            outbox: self.outbox.values().cloned().collect(),
+            outbox: self.outbox.messages(),
             seen_from: self.engine.seen_forgotten_before(),
         };
         if let Some(from) = checkpoint.seen_from {
             // Entries journaled but already beyond the horizon need not be written.
             self.pending_seen.retain(|(_, second)| *second >= from);
         }
-        self.last_checkpoint = Instant::now();
-        match self.store.save(&checkpoint, &self.pending_seen) {
+        let seen = std::mem::take(&mut self.pending_seen);
+        self.cut_journal();
+        self.prepared = Some((checkpoint, seen, self.journal.written()));
+        self.dirty = false;
+        self.try_save();
+    }
+
+    /// Writes the prepared checkpoint when its order record is on the broker.
+    fn try_save(&mut self) {
+        let Some((_, _, record)) = &self.prepared else {
+            return;
+        };
+        if !self.journal.is_acked(*record) {
+            return;
+        }
+        let Some((checkpoint, seen, _)) = self.prepared.take() else {
+            return;
+        };
+        match self.store.save(&checkpoint, &seen) {
             Ok(()) => {
                 self.last_persisted = Instant::now();
                 if self.failed_closed {
@@ -1068,29 +1221,32 @@ impl<S: Store> LiveGuard<S> {
                     warn!("the state is persisted again; the global pause stays until an operator resumes");
                 }
                 self.seq = checkpoint.seq;
-                self.pending_seen.clear();
-                self.dirty = false;
                 let view = state_view(&self.engine);
                 let mut status = self.status.lock();
                 status.metrics.checkpoints += 1;
                 // /state follows every checkpoint (and every decision, at once).
                 status.state = view;
                 drop(status);
-                self.commit_offsets();
+                self.commit_offsets(&checkpoint.offsets);
             }
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
                 self.status.lock().metrics.checkpoint_failures += 1;
-                if !self.failed_closed
-                    && self.last_persisted.elapsed() >= self.config.fail_closed_after
-                {
-                    self.failed_closed = true;
-                    self.fail_closed(&format!(
-                        "cannot persist the guard's state for {:.0} s: {e}",
-                        self.last_persisted.elapsed().as_secs_f64()
-                    ));
-                }
+                // Its seen ids go into the next checkpoint.
+                self.pending_seen.splice(0..0, seen);
+                self.dirty = true;
+                self.fail_closed_if_unpersisted(&e.to_string());
             }
+        }
+    }
+
+    fn fail_closed_if_unpersisted(&mut self, why: &str) {
+        if !self.failed_closed && self.last_persisted.elapsed() >= self.config.fail_closed_after {
+            self.failed_closed = true;
+            self.fail_closed(&format!(
+                "cannot persist the guard's state for {:.0} s: {why}",
+                self.last_persisted.elapsed().as_secs_f64()
+            ));
         }
     }
 
@@ -1144,8 +1300,7 @@ impl<S: Store> LiveGuard<S> {
         let payload = serde_json::to_vec(&command).expect("ops commands serialise");
         let id = command.command_id.clone();
         self.own_pause = Some(id.clone());
-        self.outbox.insert(
-            id.clone(),
+        self.enqueue(
             OutMsg {
                 id: id.clone(),
                 topic: self.config.topics.ops_command.clone(),
@@ -1154,8 +1309,8 @@ impl<S: Store> LiveGuard<S> {
                 headers: Vec::new(),
                 timestamp_ms: None,
             },
+            None,
         );
-        self.send(&id);
         // The guard may not read that order back soon (or at all, when its inputs are
         // what failed), so it also publishes the guard command the order will decide
         // when applied: a copy of the engine decides it now, with the same
@@ -1172,9 +1327,9 @@ impl<S: Store> LiveGuard<S> {
         self.raise_degraded(&id, &format!("failing closed: {why}"));
     }
 
-    fn commit_offsets(&self) {
+    fn commit_offsets(&self, offsets: &BTreeMap<Partition, i64>) {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &self.offsets {
+        for ((topic, partition), next) in offsets {
             if tpl
                 .add_partition_offset(topic, *partition, Offset::Offset(*next))
                 .is_err()
@@ -1205,10 +1360,20 @@ impl<S: Store> LiveGuard<S> {
     /// Final checkpoint and flush on a clean stop.
     pub fn shutdown(&mut self) {
         info!("stopping: flushing the producer and writing a last checkpoint");
-        let _ = self.producer.flush(Duration::from_secs(5));
-        self.handle_deliveries();
-        self.dirty = true;
-        self.checkpoint();
+        // Twice: order records acknowledged in the first round release decisions.
+        for _ in 0..2 {
+            self.release();
+            let _ = self.producer.flush(Duration::from_secs(5));
+            self.handle_deliveries();
+        }
+        if self.prepared.is_none() {
+            self.checkpoint();
+            let _ = self.producer.flush(Duration::from_secs(5));
+            self.handle_deliveries();
+        }
+        if self.prepared.is_some() {
+            warn!("the last checkpoint is not written: its order record is not on the broker; a restart resumes from the one before");
+        }
         self.status.lock().ready = false;
     }
 
@@ -1222,13 +1387,15 @@ impl<S: Store> LiveGuard<S> {
         self.seq
     }
 
-    /// The last checkpoint in the changelog's form (full snapshot, offsets, outbox).
-    pub fn published(&self) -> Published {
+    /// The state now in the changelog's form (full snapshot, offsets, outbox), taken at
+    /// a boundary of the order journal: the next record starts at its offsets.
+    pub fn published(&mut self) -> Published {
+        self.cut_journal();
         Published {
             instance: self.config.instance.clone(),
             engine: String::from_utf8(self.engine.snapshot()).expect("snapshots are JSON text"),
             offsets: self.offsets.clone(),
-            outbox: self.outbox.values().cloned().collect(),
+            outbox: self.outbox.messages(),
         }
     }
 
@@ -1247,4 +1414,77 @@ impl<S: Store> LiveGuard<S> {
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
     }
+}
+
+/// The delivery id of an order-journal record (its number is the report's `seq`).
+const ORDER_RECORD: &str = "order";
+
+/// Hands outbox message `seq` to the producer, waiting out a full queue; `false` when
+/// the producer refuses it (it is offered again later).
+fn send_out(producer: &BaseProducer<DeliveryContext>, seq: u64, message: &OutMsg) -> bool {
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+    for (k, v) in &message.headers {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    for _ in 0..1_000 {
+        let pending = Box::new(Pending {
+            id: message.id.clone(),
+            seq,
+            sent: Instant::now(),
+        });
+        let mut record = BaseRecord::with_opaque_to(&message.topic, pending)
+            .key(&message.key)
+            .payload(&message.payload)
+            .headers(headers.clone());
+        if let Some(ts) = message.timestamp_ms {
+            record = record.timestamp(ts);
+        }
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                error!(id = %message.id, error = %e, "cannot hand a message to the producer; will retry");
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// Sends order record `n` to partition 0 of the state topic; `false` when the producer
+/// refuses it.
+fn send_record(
+    producer: &BaseProducer<DeliveryContext>,
+    topic: &str,
+    n: u64,
+    key: &str,
+    payload: &[u8],
+) -> bool {
+    for _ in 0..1_000 {
+        let pending = Box::new(Pending {
+            id: ORDER_RECORD.into(),
+            seq: n,
+            sent: Instant::now(),
+        });
+        let record = BaseRecord::with_opaque_to(topic, pending)
+            .partition(0)
+            .key(key)
+            .payload(payload);
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                error!(record = n, error = %e, "cannot hand an order record to the producer; will retry");
+                return false;
+            }
+        }
+    }
+    false
 }

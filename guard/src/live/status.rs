@@ -32,6 +32,10 @@ pub struct Metrics {
     pub checkpoint_failures: u64,
     /// Times the merge stopped waiting for a partition's next message.
     pub order_waits_expired: u64,
+    /// Order-journal records written.
+    pub order_records: u64,
+    /// Restored input orders given up because a message never arrived.
+    pub order_script_abandoned: u64,
     /// Consumer lag per partition (high watermark − next offset).
     pub lag: BTreeMap<String, i64>,
     /// Fill received → command acknowledged by the broker, in microseconds.
@@ -50,6 +54,8 @@ impl Default for Metrics {
             checkpoints: 0,
             checkpoint_failures: 0,
             order_waits_expired: 0,
+            order_records: 0,
+            order_script_abandoned: 0,
             lag: BTreeMap::new(),
             decision_latency: Histogram::new_with_bounds(1, 60_000_000, 3)
                 .expect("valid histogram bounds"),
@@ -184,6 +190,14 @@ pub fn prometheus(status: &Status) -> String {
     line(format!(
         "guard_order_waits_expired_total {}",
         m.order_waits_expired
+    ));
+    line("# TYPE guard_order_records_total counter".into());
+    line(format!("guard_order_records_total {}", m.order_records));
+    line("# HELP guard_order_replay_abandoned_total Restored input orders given up (a message never came back): decisions may then differ from those published.".into());
+    line("# TYPE guard_order_replay_abandoned_total counter".into());
+    line(format!(
+        "guard_order_replay_abandoned_total {}",
+        m.order_script_abandoned
     ));
     let paused = status
         .state
