@@ -272,6 +272,9 @@ pub enum OrderLogError {
     /// A client failed.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The state topic does not exist.
+    #[error("state topic {0:?} does not exist: it holds the order journal (create it with `guard topics`, or set --topic-state)")]
+    MissingTopic(String),
     /// The barrier never came back.
     #[error("cannot read the order journal on {topic:?}: no answer within {waited:?} (the guard does not publish until it has read it)")]
     Unreadable {
@@ -296,6 +299,14 @@ pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderL
     let consumer: BaseConsumer = kafka::consumer(config)
         .set("group.id", format!("{}.order", config.group_id))
         .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), kafka::METADATA_TIMEOUT)?;
+    if !metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+    {
+        return Err(OrderLogError::MissingTopic(topic.clone()));
+    }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
     consumer.assign(&tpl)?;

@@ -1,30 +1,33 @@
 //! The live guard: Kafka in, the one engine, commands out, state in the store.
 //!
 //! # Ordering, and why a crash at any instant is safe
-//! For each input message the loop **decides** (engine), **publishes** (hands the
-//! decisions to the producer at once — a pause never waits on an fsync), and records
-//! them in the outbox. Every `checkpoint_interval` it **persists** one atomic batch:
-//! the engine snapshot, the next offset of every input partition *that the snapshot
-//! covers*, the outbox of decisions not yet acknowledged, and the new dedup ids. Only
-//! then does it **commit** the offsets to Kafka (for lag monitoring; the store, not
-//! the group, is the source of truth). An acknowledged message leaves the outbox at
-//! the next checkpoint.
+//! For each input message the loop **decides** (engine) and notes the message's
+//! position in the order journal ([`super::order_log`]). Decisions wait in the outbox
+//! ([`super::outbox`], keyed by decision sequence) until the journal record of the
+//! inputs applied before them is on the broker — one record per loop turn, released
+//! by its delivery report, so the loop never waits — and are then **published** in
+//! decision order. Every `checkpoint_interval` it **persists** one atomic batch at a
+//! journal boundary, once that boundary's record is acknowledged: the engine snapshot,
+//! the next offset of every input partition *that the snapshot covers*, the outbox and
+//! the new dedup ids. Only then does it **commit** the offsets to Kafka (for lag
+//! monitoring; the store, not the group, is the source of truth).
 //!
 //! - Crash after publish, before persist: the restart restores the previous
-//!   checkpoint and re-reads the same inputs from its offsets; the pure engine makes
-//!   the same decisions with the same deterministic ids, so re-published commands are
-//!   harmless duplicates, and no input is applied twice to the state.
-//! - Crash after persist, before the acknowledgement: the outbox holds the message and
-//!   it is re-published at start, with its id.
+//!   checkpoint, reads the journal and re-applies the inputs after it in the recorded
+//!   order; the pure engine makes the same decisions with the same deterministic ids,
+//!   so re-published commands are harmless duplicates, and no input is applied twice
+//!   to the state.
+//! - Crash after persist, before the acknowledgement: the outbox is re-published at
+//!   start, in decision order, with its ids.
 //! - Crash before the Kafka commit: the committed group offset lags; it is not read
 //!   back (the store's offsets win).
 //! - A persist that fails leaves the previous checkpoint in force and nothing is
 //!   committed past it.
 //!
-//! The re-read after a crash decides the same only if it applies the messages in the
-//! same order; across topics that order is the merge by Kafka timestamp of
-//! [`super::merge`], which holds fetched messages until every input partition with
-//! more on the broker has shown its next one (bounded by `max_order_wait`).
+//! New input is merged across topics by Kafka timestamp ([`super::merge`]), holding
+//! fetched messages until every input partition with more on the broker has shown its
+//! next one (bounded by `max_order_wait`); the journal makes whatever order that gave
+//! final once a decision rests on it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
