@@ -164,6 +164,34 @@ impl Tansu {
         self.read_from(topic, 0, idle)
     }
 
+    /// Every record of partition 0 of `topic` as (offset, Kafka timestamp in ms,
+    /// payload), read until `idle` passes with nothing new.
+    pub fn read_records(&self, topic: &str, idle: Duration) -> Vec<(i64, Option<i64>, Vec<u8>)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "test-reader")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let mut last = Instant::now();
+        while last.elapsed() < idle {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                out.push((
+                    m.offset(),
+                    m.timestamp().to_millis(),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
+                last = Instant::now();
+            }
+        }
+        out
+    }
+
     fn read_from(&self, topic: &str, partition: i32, idle: Duration) -> Vec<Vec<u8>> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
@@ -322,6 +350,22 @@ impl GuardProcess {
         }
     }
 
+    /// The next offset of `topic` partition 0 the running guard's state covers; `None`
+    /// while it is starting, on standby, or not answering.
+    pub fn applied(&self, topic: &str) -> Option<i64> {
+        let (code, body) = http(&self.http, "GET", "/state", &[], "").ok()?;
+        if code != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["offsets"][format!("{topic}/0")].as_i64()
+    }
+
+    /// Whether the guard answers `/readyz` with 200 (it is the active instance).
+    pub fn is_ready(&self) -> bool {
+        matches!(http(&self.http, "GET", "/readyz", &[], ""), Ok((200, _)))
+    }
+
     /// SIGKILL: no flush, no checkpoint.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -469,18 +513,28 @@ pub fn stream(n: usize, per: u64) -> Vec<String> {
 }
 
 pub fn replay(lines: &[String]) -> (Vec<GuardCommand>, Engine) {
-    let mut engine = Engine::new(Policy::default(), EngineOptions::default());
-    let mut commands = Vec::new();
+    let (decisions, engine) = replay_with(Policy::default(), lines);
+    let commands = decisions
+        .into_iter()
+        .filter_map(|d| match d {
+            Decision::GuardCommand(c) => Some(c),
+            Decision::RiskEvent(_) => None,
+        })
+        .collect();
+    (commands, engine)
+}
+
+/// `guard replay`'s engine under `policy` over `lines` (invalid lines skipped): every
+/// decision (commands and the guard's risk events) in the order it was made.
+pub fn replay_with(policy: Policy, lines: &[String]) -> (Vec<Decision>, Engine) {
+    let mut engine = Engine::new(policy, EngineOptions::default());
+    let mut decisions = Vec::new();
     for line in lines {
         if let Ok(input) = decode_envelope(line.as_bytes()) {
-            for d in engine.apply(&input).decisions {
-                if let Decision::GuardCommand(c) = d {
-                    commands.push(c);
-                }
-            }
+            decisions.extend(engine.apply(&input).decisions);
         }
     }
-    (commands, engine)
+    (decisions, engine)
 }
 
 pub fn judged(c: &GuardCommand) -> String {
@@ -561,6 +615,29 @@ pub fn offset_producer(
     (producer, context)
 }
 
+/// Waits until every message `producer` was given is delivered (or failed), sending
+/// lingering batches at once. `Producer::flush` of rdkafka 0.39 polls in steps of
+/// 100 ms (its `poll` runs to the deadline), so a flush of a fresh message costs 100 ms
+/// there; this one returns about one broker round trip after the last delivery.
+pub fn flush_now<C: rdkafka::producer::ProducerContext>(
+    producer: &rdkafka::producer::BaseProducer<C>,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    while producer.in_flight_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} messages not delivered within {limit:?}",
+            producer.in_flight_count()
+        );
+        // rd_kafka_flush wakes the broker threads and sends regardless of linger.ms
+        // while it waits; the delivery reports are served by `poll`.
+        // SAFETY: a valid producer handle; rd_kafka_flush is thread-safe.
+        unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), 1) };
+        producer.poll(Duration::ZERO);
+    }
+}
+
 /// Sends one message, waits for its delivery, and returns the offset after it.
 pub fn send_for_offset(
     producer: &rdkafka::producer::BaseProducer<OffsetContext>,
@@ -586,18 +663,41 @@ pub fn assert_state_equals_replay(guard: &GuardProcess, replay_engine: &Engine, 
     let (_, body) = http(&guard.http, "GET", "/state", &[], "").unwrap();
     let live: serde_json::Value = serde_json::from_str(&body).unwrap();
     let want = guard::live::status::state_view(replay_engine);
-    for key in [
-        "paused",
-        "slippage_windows",
-        "losing_streaks",
-        "clock",
-        "seen_ids",
-    ] {
+    for key in STATE_FIELDS {
         assert_eq!(
             live[key], want[key],
             "state field {key} differs from replay ({context})"
         );
     }
+}
+
+/// The `/state` fields [`assert_state_equals_replay`] compares.
+pub const STATE_FIELDS: [&str; 5] = [
+    "paused",
+    "slippage_windows",
+    "losing_streaks",
+    "clock",
+    "seen_ids",
+];
+
+/// [`assert_state_equals_replay`] without the panic: one line per differing field,
+/// with both values (empty when the state equals the replay's).
+pub fn state_differences(guard: &GuardProcess, replay_engine: &Engine) -> Vec<String> {
+    let live: serde_json::Value = match http(&guard.http, "GET", "/state", &[], "") {
+        Ok((200, body)) => serde_json::from_str(&body).unwrap_or_default(),
+        other => return vec![format!("GET /state failed: {other:?}")],
+    };
+    let want = guard::live::status::state_view(replay_engine);
+    STATE_FIELDS
+        .iter()
+        .filter(|key| live[**key] != want[**key])
+        .map(|key| {
+            format!(
+                "state field {key}:\n    replay: {}\n    guard:  {}",
+                want[*key], live[*key]
+            )
+        })
+        .collect()
 }
 
 /// Runs the `guard` binary with `args` to completion.
