@@ -570,7 +570,11 @@ impl<S: Store> LiveGuard<S> {
                 .collect();
             self.status.lock().offsets = offsets;
         }
-        if self.dirty && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+        // Not while a decision waits for its order record: it goes out first.
+        if self.dirty
+            && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval
+            && (!self.outbox.holds_unreleased() || self.checkpoint_overdue())
+        {
             self.checkpoint();
         }
         if self.last_lag.elapsed() >= LAG_EVERY {
@@ -1139,8 +1143,18 @@ impl<S: Store> LiveGuard<S> {
         let producer = &self.producer;
         self.outbox
             .resend_due(now, |seq, msg| send_out(producer, seq, msg));
-        self.try_save();
+        // Decisions first: the checkpoint's fsync must not stand between a released
+        // decision and the producer.
         self.release();
+        if !self.outbox.holds_unreleased() || self.checkpoint_overdue() {
+            self.try_save();
+        }
+    }
+
+    /// Checkpoints give way to decisions waiting for their order record, but not for
+    /// long: a stream of trips must not starve them.
+    fn checkpoint_overdue(&self) -> bool {
+        self.last_checkpoint.elapsed() >= self.config.checkpoint_interval * 4
     }
 
     /// A failed delivery is itself an incident: say so on the risk stream (it goes out
@@ -1369,10 +1383,12 @@ impl<S: Store> LiveGuard<S> {
             let _ = self.producer.flush(Duration::from_secs(5));
             self.handle_deliveries();
         }
+        self.try_save();
         if self.prepared.is_none() {
             self.checkpoint();
             let _ = self.producer.flush(Duration::from_secs(5));
             self.handle_deliveries();
+            self.try_save();
         }
         if self.prepared.is_some() {
             warn!("the last checkpoint is not written: its order record is not on the broker; a restart resumes from the one before");
