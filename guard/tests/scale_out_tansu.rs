@@ -342,3 +342,476 @@ fn three_instances_share_the_partitions_and_survive_a_kill() {
         started.elapsed().as_secs_f64()
     );
 }
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A seeded xorshift, so a failing run can be repeated with its seed.
+struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`, each seed its own sequence (splitmix64 of the seed).
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn below(&mut self, m: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % m.max(1)
+    }
+}
+
+/// Fills only, over `strategies` strategies (`s00`, `s01`, …): losing streaks and
+/// slippage breaches now and then (rare, so a strategy's first trip may come anywhere
+/// in the run), one fill in twenty up to two minutes late, one message in
+/// twenty-five a repeat of a recent fill (a duplicate delivery: same id and body).
+/// One second of event time per message.
+fn flowing_fills(n: usize, strategies: usize, seed: u64) -> Vec<String> {
+    let mut rng = Rng::new(seed);
+    let base = 1_754_870_400_000i64 + 3_600_000; // Monday 01:00 UTC, far from maintenance
+    let ts = |ms: i64| guard::time::Timestamp::from_millis(ms).to_string();
+    let mut lines: Vec<String> = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 10 && rng.below(25) == 0 {
+            let back = 1 + rng.below(200.min(i as u64)) as usize;
+            let repeat = lines[i - back].clone();
+            lines.push(repeat);
+            continue;
+        }
+        let s = rng.below(strategies as u64);
+        let bps = match rng.below(100) {
+            0..=1 => 9.0,
+            2..=30 => 4.0,
+            _ => 1.0,
+        };
+        let pnl = match rng.below(10) {
+            0..=2 => r#","realized_pnl":-3.0"#,
+            3..=5 => r#","realized_pnl":2.0"#,
+            _ => "",
+        };
+        let late = if rng.below(20) == 0 {
+            rng.below(120_000) as i64
+        } else {
+            0
+        };
+        lines.push(format!(
+            r#"{{"stream":"exec_result","event":{{"fill_id":"f{i:06}","strategy_id":"s{s:02}","symbol":"7203.T","side":"buy","qty":100,"expected_price":100.0,"fill_price":100.0,"slippage_bps":{bps}{pnl},"ts":"{}"}}}}"#,
+            ts(base + i as i64 * 1_000 - late)
+        ));
+    }
+    lines
+}
+
+/// A guard risk event as the failure messages show it.
+fn event_line(e: &serde_json::Value) -> String {
+    let evidence: Vec<&str> = e["evidence"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    format!(
+        "{} {} {} [{}]",
+        e["event_id"].as_str().unwrap_or("?"),
+        e["kind"].as_str().unwrap_or("?"),
+        e["ts"].as_str().unwrap_or("?"),
+        evidence.join(",")
+    )
+}
+
+/// Everything the guards published on `guard_command` and `risk_event` (every
+/// partition, from the beginning), per scope in the order of its partition.
+struct Outputs {
+    consumer: BaseConsumer,
+    command_topic: String,
+    commands: BTreeMap<String, Vec<GuardCommand>>,
+    /// The guard's own risk events (source "guard"), as [`event_line`]s.
+    events: BTreeMap<String, Vec<String>>,
+    event_ids: BTreeSet<String>,
+}
+
+impl Outputs {
+    fn new(brokers: &str, prefix: &str, partitions: i32) -> Outputs {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "flowing-watcher")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for topic in ["guard_command", "risk_event"] {
+            for p in 0..partitions {
+                tpl.add_partition_offset(&format!("{prefix}{topic}"), p, Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        consumer.assign(&tpl).unwrap();
+        Outputs {
+            consumer,
+            command_topic: format!("{prefix}guard_command"),
+            commands: BTreeMap::new(),
+            events: BTreeMap::new(),
+            event_ids: BTreeSet::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        while let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(10)) {
+            let payload = m.payload().unwrap_or_default();
+            if m.topic() == self.command_topic {
+                let c: GuardCommand = serde_json::from_slice(payload).unwrap();
+                self.commands
+                    .entry(c.scope.to_string())
+                    .or_default()
+                    .push(c);
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+            if v["source"] == "guard" {
+                let scope: Scope = serde_json::from_value(v["scope"].clone()).unwrap();
+                self.events
+                    .entry(scope.to_string())
+                    .or_default()
+                    .push(event_line(&v));
+                self.event_ids
+                    .insert(v["event_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+
+    fn has_all(&self, commands: &BTreeSet<String>, events: &BTreeSet<String>) -> bool {
+        let published: BTreeSet<&String> = self
+            .commands
+            .values()
+            .flatten()
+            .map(|c| &c.command_id)
+            .collect();
+        commands.iter().all(|id| published.contains(id)) && events.is_subset(&self.event_ids)
+    }
+}
+
+/// Every record of the one partition of `topic`: offset, Kafka timestamp, payload.
+fn dump_topic(brokers: &str, topic: &str) -> String {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "flowing-dump")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = String::new();
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_secs(2) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            last = Instant::now();
+            out.push_str(&format!(
+                "{} {} {}\n",
+                m.offset(),
+                m.timestamp().to_millis().unwrap_or(0),
+                String::from_utf8_lossy(m.payload().unwrap_or_default())
+            ));
+        }
+    }
+    out
+}
+
+/// Issue 9, item 3: fills flow while instances die. Three `--scale-out` instances on
+/// three-partition inputs; fills only (late ones, repeats) produced at a steady rate
+/// while they run; `kill -9`s of random instances at seeded random instants, each
+/// restarted at once (its old group member lingers until the session timeout, so a
+/// partition may wait for it). Once the outputs are complete (or a bound passes) they
+/// must be replay's, on the same input and policy (CONTRACT §1.6): the same distinct
+/// commands, per scope first occurrences in replay's order and the last record of each
+/// scope replay's last command for it; every risk event replay raises, none other, per
+/// scope first occurrences in replay's order.
+///
+/// The fills start as the instances start, as a Do layer does not wait for the guard:
+/// workers that join, take over or come back later catch up in bursts, several trips
+/// at once, and a `kill -9` then often finds trips still unacknowledged in a worker's
+/// outbox. On the code of issue 9 the default seed failed in two runs of three (a later
+/// trip re-published first by a restarted worker pauses the scope instead of the
+/// first one); seeds 7 and 10 failed too (risk events out of order).
+///
+/// Knobs (environment): GUARD_FLOW_FILLS (8000), GUARD_FLOW_RATE (fills a second, 250),
+/// GUARD_FLOW_KILLS (6), GUARD_FLOW_SEED (fills and kills, 6), GUARD_FLOW_STRATEGIES (9),
+/// GUARD_FLOW_SETTLE (seconds the outputs may take to complete after the last fill,
+/// 60), GUARD_FLOW_WAIT_GROUPS (0; 1: produce only once every instance owns a
+/// partition and one aggregates). About 45 s when it passes, 95 s when it fails.
+#[test]
+fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
+    let n = env_or("GUARD_FLOW_FILLS", 8_000).max(100) as usize;
+    let rate = env_or("GUARD_FLOW_RATE", 250).max(1) as f64;
+    let kills = env_or("GUARD_FLOW_KILLS", 6) as usize;
+    let seed = env_or("GUARD_FLOW_SEED", 6);
+    let strategies = env_or("GUARD_FLOW_STRATEGIES", 9).clamp(1, 100) as usize;
+    let settle = Duration::from_secs(env_or("GUARD_FLOW_SETTLE", 60));
+    let wait_groups = env_or("GUARD_FLOW_WAIT_GROUPS", 0) == 1;
+    let started = Instant::now();
+
+    let dir = scratch("flowing-scale-out");
+    let tansu = Tansu::start(&dir);
+    let prefix = "fso.";
+    let out = guard_cli(&[
+        "topics",
+        "--brokers",
+        &tansu.brokers,
+        "--prefix",
+        prefix,
+        "--partitions",
+        "3",
+        "--retention",
+        "1d",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Trips pause their strategy, so every strategy is a scope of its own.
+    let policy_text = "[slippage]\npause = \"group\"\n\n[losing_streak]\npause = \"group\"\n";
+    let policy_file = dir.join("policy.toml");
+    std::fs::write(&policy_file, policy_text).unwrap();
+    let policy = Policy::from_toml(policy_text).unwrap();
+
+    let lines = flowing_fills(n, strategies, seed);
+    std::fs::write(dir.join("input.jsonl"), lines.join("\n")).unwrap();
+    let mut engine = Engine::new(policy, EngineOptions::default());
+    let mut want: BTreeMap<String, Vec<GuardCommand>> = BTreeMap::new();
+    let mut want_events: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in &lines {
+        let input = decode_envelope(line.as_bytes()).unwrap();
+        for d in engine.apply(&input).decisions {
+            match d {
+                Decision::GuardCommand(c) => want.entry(c.scope.to_string()).or_default().push(c),
+                Decision::RiskEvent(e) => want_events
+                    .entry(e.scope.to_string())
+                    .or_default()
+                    .push(event_line(&serde_json::to_value(&e).unwrap())),
+            }
+        }
+    }
+    let want_ids: BTreeSet<String> = want
+        .values()
+        .flatten()
+        .map(|c| c.command_id.clone())
+        .collect();
+    let id_of = |line: &String| line.split(' ').next().unwrap_or_default().to_owned();
+    let want_event_ids: BTreeSet<String> = want_events.values().flatten().map(id_of).collect();
+
+    let spawn = |i: usize| {
+        GuardProcess::spawn_with(
+            &tansu.brokers,
+            &dir.join(format!("state-{i}")),
+            prefix,
+            &[],
+            &dir.join(format!("guard-{i}.log")),
+            &[
+                "--scale-out",
+                "--log-format",
+                "json",
+                "--policy",
+                policy_file.to_str().unwrap(),
+            ],
+        )
+    };
+    let logs: Vec<_> = (0..3).map(|i| dir.join(format!("guard-{i}.log"))).collect();
+    let mut instances: Vec<GuardProcess> = (0..3).map(spawn).collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let settled = || {
+        logs.iter().all(|l| !assigned(l, 0).is_empty())
+            && logs
+                .iter()
+                .any(|l| lines_of(l).iter().any(|l| l.contains("now aggregates")))
+    };
+    while wait_groups && !settled() {
+        assert!(Instant::now() < deadline, "the groups did not settle");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut outputs = Outputs::new(&tansu.brokers, prefix, 3);
+
+    // Kill instants (as fill indexes) at random over the run, victims at random.
+    let mut rng = Rng::new(!seed);
+    let mut plan: Vec<(usize, usize)> = (0..kills)
+        .map(|_| {
+            (
+                n / 50 + rng.below((n - n / 50) as u64) as usize,
+                rng.below(3) as usize,
+            )
+        })
+        .collect();
+    plan.sort_unstable();
+    // Batched, as a Do layer sends at this rate: tansu stops serving a tailing
+    // consumer once a partition holds thousands of one-message batches.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &tansu.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "40")
+        .create()
+        .unwrap();
+    let mut done_kills = Vec::new();
+    let flow_started = Instant::now();
+    let mut next_kill = plan.iter().peekable();
+    for (i, line) in lines.iter().enumerate() {
+        let due = flow_started + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            producer.poll(Duration::ZERO);
+            std::thread::sleep(wait);
+        }
+        while let Some((_, victim)) = next_kill.next_if(|(at, _)| *at <= i) {
+            let at = flow_started.elapsed();
+            instances.remove(*victim).kill9();
+            instances.insert(*victim, spawn(*victim));
+            done_kills.push(format!(
+                "instance {victim} at fill {i} ({:.1} s)",
+                at.as_secs_f64()
+            ));
+        }
+        let envelope: serde_json::Value = serde_json::from_str(line).unwrap();
+        let payload = envelope["event"].to_string();
+        let key = envelope["event"]["strategy_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        producer
+            .send(
+                BaseRecord::to(&format!("{prefix}exec_result"))
+                    .key(&key)
+                    .payload(&payload),
+            )
+            .unwrap();
+        if i % 64 == 0 {
+            outputs.poll();
+        }
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let flow_time = flow_started.elapsed();
+    let deadline = Instant::now() + settle;
+    while !outputs.has_all(&want_ids, &want_event_ids) && Instant::now() < deadline {
+        outputs.poll();
+    }
+    // Repeats from a takeover may still come: look a little longer.
+    let grace = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < grace {
+        outputs.poll();
+    }
+
+    let mut failures: Vec<String> = instances
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            g.child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| format!("instance {i} exited: {s}"))
+        })
+        .collect();
+    let show = |lines: &[String]| -> String {
+        lines
+            .iter()
+            .map(|l| format!("\n      {l}"))
+            .collect::<String>()
+    };
+    let first_occurrences = |lines: &[String], id: &dyn Fn(&String) -> String| {
+        let mut seen = BTreeSet::new();
+        lines
+            .iter()
+            .filter(|l| seen.insert(id(l)))
+            .cloned()
+            .collect::<Vec<String>>()
+    };
+    // Commands: per scope, first occurrences in replay's order, a repeated id the same
+    // decision, the last record replay's last command.
+    let scopes: BTreeSet<&String> = want.keys().chain(outputs.commands.keys()).collect();
+    for scope in scopes {
+        let wanted: Vec<String> = want.get(scope).into_iter().flatten().map(judged).collect();
+        let published: Vec<String> = outputs
+            .commands
+            .get(scope)
+            .into_iter()
+            .flatten()
+            .map(judged)
+            .collect();
+        let first = first_occurrences(&published, &id_of);
+        let distinct: BTreeSet<&String> = published.iter().collect();
+        if distinct.len() != first.len() {
+            failures.push(format!(
+                "scope {scope}: two different commands share an id:{}",
+                show(&published)
+            ));
+        }
+        if first != wanted {
+            failures.push(format!(
+                "scope {scope}: commands differ from replay's\n    replay:{}\n    published (first occurrences):{}",
+                show(&wanted),
+                show(&first)
+            ));
+        } else if published.last() != wanted.last() {
+            failures.push(format!(
+                "scope {scope}: the last record is not replay's last command\n    replay's last:{}\n    published (every record):{}",
+                show(&wanted[wanted.len().saturating_sub(1)..]),
+                show(&published)
+            ));
+        }
+    }
+    // Risk events: every one of replay's, no other, per scope in replay's order.
+    let missing: Vec<&String> = want_event_ids.difference(&outputs.event_ids).collect();
+    let extra: Vec<&String> = outputs.event_ids.difference(&want_event_ids).collect();
+    if !missing.is_empty() {
+        failures.push(format!(
+            "{} of replay's {} risk events not published: {missing:?}",
+            missing.len(),
+            want_event_ids.len()
+        ));
+    }
+    if !extra.is_empty() {
+        failures.push(format!(
+            "{} risk events published that replay does not raise: {extra:?}",
+            extra.len()
+        ));
+    }
+    let scopes: BTreeSet<&String> = want_events.keys().chain(outputs.events.keys()).collect();
+    for scope in scopes {
+        let wanted = want_events.get(scope).cloned().unwrap_or_default();
+        let published = outputs.events.get(scope).cloned().unwrap_or_default();
+        let first = first_occurrences(&published, &id_of);
+        if first != wanted {
+            failures.push(format!(
+                "scope {scope}: risk events out of replay's order\n    replay:{}\n    published (first occurrences):{}",
+                show(&wanted),
+                show(&first)
+            ));
+        }
+    }
+    let summary = format!(
+        "{n} fills over {strategies} strategies at {rate} /s (seed {seed}), {} kill -9s: {:?}; {} commands and {} risk events expected; fills sent in {:.0} s, run {:.0} s; logs in {}",
+        done_kills.len(),
+        done_kills,
+        want_ids.len(),
+        want_event_ids.len(),
+        flow_time.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    if !failures.is_empty() {
+        // The trips as the aggregator read them, for the post-mortem.
+        let facts = dump_topic(&tansu.brokers, &format!("{prefix}guard_facts"));
+        std::fs::write(dir.join("guard_facts.txt"), facts).unwrap();
+    }
+    assert!(
+        failures.is_empty(),
+        "the scaled-out guards differ from replay\n{}\n{summary} (guard_facts.txt there)",
+        failures.join("\n")
+    );
+    eprintln!("flowing scale-out: equal to replay; {summary}");
+}
