@@ -15,13 +15,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rdkafka::producer::Producer;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Next offset of `topic` the running guard's state covers; `None` while it is
 /// starting or on standby.
 fn applied(guard: &GuardProcess, topic: &str) -> Option<i64> {
@@ -35,8 +28,8 @@ fn applied(guard: &GuardProcess, topic: &str) -> Option<i64> {
 
 #[test]
 fn crash_loop_loses_nothing_and_applies_nothing_twice() {
-    let n = env_or("GUARD_CRASH_MESSAGES", 50_000);
-    let kills_wanted = env_or("GUARD_CRASH_KILLS", 20);
+    let n = env_or::<usize>("GUARD_CRASH_MESSAGES", 50_000);
+    let kills_wanted = env_or::<usize>("GUARD_CRASH_KILLS", 20);
     let dir = scratch("crashloop");
     let tansu = Tansu::start(&dir);
     let prefix = "cl.";

@@ -183,11 +183,8 @@ fn assigned(log: &std::path::Path, skip: usize) -> BTreeSet<i64> {
         .collect()
 }
 
-#[test]
-fn three_instances_share_the_partitions_and_survive_a_kill() {
-    let dir = scratch("scaleout");
-    let tansu = Tansu::start(&dir);
-    let prefix = "so.";
+/// The guard's topics under `prefix`, three partitions each (`guard topics`).
+fn create_scaled_topics(tansu: &Tansu, prefix: &str) {
     let out = guard_cli(&[
         "topics",
         "--brokers",
@@ -204,6 +201,14 @@ fn three_instances_share_the_partitions_and_survive_a_kill() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn three_instances_share_the_partitions_and_survive_a_kill() {
+    let dir = scratch("scaleout");
+    let tansu = Tansu::start(&dir);
+    let prefix = "so.";
+    create_scaled_topics(&tansu, prefix);
 
     let logs: Vec<_> = (0..3).map(|i| dir.join(format!("guard-{i}.log"))).collect();
     let mut instances: Vec<Option<GuardProcess>> = (0..3)
@@ -343,31 +348,12 @@ fn three_instances_share_the_partitions_and_survive_a_kill() {
     );
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A seeded xorshift, so a failing run can be repeated with its seed.
-struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`, each seed its own sequence (splitmix64 of the seed).
-    fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn below(&mut self, m: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % m.max(1)
-    }
+/// The generator for `seed`, each seed its own sequence (splitmix64 of the seed).
+fn rng(seed: u64) -> Rng {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    Rng((z ^ (z >> 31)) | 1)
 }
 
 /// Fills only, over `strategies` strategies (`s00`, `s01`, …): losing streaks and
@@ -376,7 +362,7 @@ impl Rng {
 /// twenty-five a repeat of a recent fill (a duplicate delivery: same id and body).
 /// One second of event time per message.
 fn flowing_fills(n: usize, strategies: usize, seed: u64) -> Vec<String> {
-    let mut rng = Rng::new(seed);
+    let mut rng = rng(seed);
     let base = 1_754_870_400_000i64 + 3_600_000; // Monday 01:00 UTC, far from maintenance
     let ts = |ms: i64| guard::time::Timestamp::from_millis(ms).to_string();
     let mut lines: Vec<String> = Vec::with_capacity(n);
@@ -499,30 +485,16 @@ impl Outputs {
 
 /// Every record of the one partition of `topic`: offset, Kafka timestamp, payload.
 fn dump_topic(brokers: &str, topic: &str) -> String {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "flowing-dump")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = String::new();
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_secs(2) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            last = Instant::now();
-            out.push_str(&format!(
-                "{} {} {}\n",
-                m.offset(),
-                m.timestamp().to_millis().unwrap_or(0),
-                String::from_utf8_lossy(m.payload().unwrap_or_default())
-            ));
-        }
-    }
-    out
+    read_records(brokers, topic, 0, Duration::from_secs(2))
+        .into_iter()
+        .map(|(offset, ts, payload)| {
+            format!(
+                "{offset} {} {}\n",
+                ts.unwrap_or(0),
+                String::from_utf8_lossy(&payload)
+            )
+        })
+        .collect()
 }
 
 /// Issue 9, item 3: fills flow while instances die. Three `--scale-out` instances on
@@ -549,34 +521,19 @@ fn dump_topic(brokers: &str, topic: &str) -> String {
 /// partition and one aggregates). About 45 s when it passes, 95 s when it fails.
 #[test]
 fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
-    let n = env_or("GUARD_FLOW_FILLS", 8_000).max(100) as usize;
-    let rate = env_or("GUARD_FLOW_RATE", 250).max(1) as f64;
-    let kills = env_or("GUARD_FLOW_KILLS", 6) as usize;
-    let seed = env_or("GUARD_FLOW_SEED", 6);
-    let strategies = env_or("GUARD_FLOW_STRATEGIES", 9).clamp(1, 100) as usize;
-    let settle = Duration::from_secs(env_or("GUARD_FLOW_SETTLE", 60));
-    let wait_groups = env_or("GUARD_FLOW_WAIT_GROUPS", 0) == 1;
+    let n = env_or::<u64>("GUARD_FLOW_FILLS", 8_000).max(100) as usize;
+    let rate = env_or::<u64>("GUARD_FLOW_RATE", 250).max(1) as f64;
+    let kills = env_or::<u64>("GUARD_FLOW_KILLS", 6) as usize;
+    let seed = env_or::<u64>("GUARD_FLOW_SEED", 6);
+    let strategies = env_or::<u64>("GUARD_FLOW_STRATEGIES", 9).clamp(1, 100) as usize;
+    let settle = Duration::from_secs(env_or::<u64>("GUARD_FLOW_SETTLE", 60));
+    let wait_groups = env_or::<u64>("GUARD_FLOW_WAIT_GROUPS", 0) == 1;
     let started = Instant::now();
 
     let dir = scratch("flowing-scale-out");
     let tansu = Tansu::start(&dir);
     let prefix = "fso.";
-    let out = guard_cli(&[
-        "topics",
-        "--brokers",
-        &tansu.brokers,
-        "--prefix",
-        prefix,
-        "--partitions",
-        "3",
-        "--retention",
-        "1d",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    create_scaled_topics(&tansu, prefix);
     // Trips pause their strategy, so every strategy is a scope of its own.
     let policy_text = "[slippage]\npause = \"group\"\n\n[losing_streak]\npause = \"group\"\n";
     let policy_file = dir.join("policy.toml");
@@ -640,7 +597,7 @@ fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
     let mut outputs = Outputs::new(&tansu.brokers, prefix, 3);
 
     // Kill instants (as fill indexes) at random over the run, victims at random.
-    let mut rng = Rng::new(!seed);
+    let mut rng = rng(!seed);
     let mut plan: Vec<(usize, usize)> = (0..kills)
         .map(|_| {
             (

@@ -638,15 +638,20 @@ impl<S: Store> LiveGuard<S> {
             let Some(((topic, partition), key, held)) = self.merge.pop_first() else {
                 break;
             };
-            self.on_message(
-                &topic,
-                (partition, key.offset, key.timestamp_ms),
-                &held.key,
-                &held.payload,
-                held.received,
-            );
-            self.spare.push(held);
+            self.apply_one(&topic, partition, key, held);
         }
+    }
+
+    /// Applies one message taken from the merge and recycles its buffers.
+    fn apply_one(&mut self, topic: &str, partition: i32, key: MergeKey, held: Held) {
+        self.on_message(
+            topic,
+            (partition, key.offset, key.timestamp_ms),
+            &held.key,
+            &held.payload,
+            held.received,
+        );
+        self.spare.push(held);
     }
 
     /// Applies the recorded order restored at start, as its messages arrive; `true`
@@ -694,14 +699,7 @@ impl<S: Store> LiveGuard<S> {
                 break;
             };
             self.script_blocked_since = None;
-            self.on_message(
-                &topic,
-                (partition, key.offset, key.timestamp_ms),
-                &held.key,
-                &held.payload,
-                held.received,
-            );
-            self.spare.push(held);
+            self.apply_one(&topic, partition, key, held);
         }
         info!("the recorded input order is replayed; merging new input");
         self.journal.resume_recording(self.offsets.clone());

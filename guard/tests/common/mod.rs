@@ -167,51 +167,14 @@ impl Tansu {
     /// Every record of partition 0 of `topic` as (offset, Kafka timestamp in ms,
     /// payload), read until `idle` passes with nothing new.
     pub fn read_records(&self, topic: &str, idle: Duration) -> Vec<(i64, Option<i64>, Vec<u8>)> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", "test-reader")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
-        let mut out = Vec::new();
-        let mut last = Instant::now();
-        while last.elapsed() < idle {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                out.push((
-                    m.offset(),
-                    m.timestamp().to_millis(),
-                    m.payload().unwrap_or_default().to_vec(),
-                ));
-                last = Instant::now();
-            }
-        }
-        out
+        read_records(&self.brokers, topic, 0, idle)
     }
 
     fn read_from(&self, topic: &str, partition: i32, idle: Duration) -> Vec<Vec<u8>> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", "test-reader")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
-        let mut out = Vec::new();
-        let mut last = Instant::now();
-        while last.elapsed() < idle {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                out.push(m.payload().unwrap_or_default().to_vec());
-                last = Instant::now();
-            }
-        }
-        out
+        read_records(&self.brokers, topic, partition, idle)
+            .into_iter()
+            .map(|(_, _, payload)| payload)
+            .collect()
     }
 }
 
@@ -706,4 +669,63 @@ pub fn guard_cli(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Every record of `topic`/`partition` on `brokers` as (offset, Kafka timestamp in ms,
+/// payload), read from the beginning until `idle` passes with nothing new.
+pub fn read_records(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+    idle: Duration,
+) -> Vec<(i64, Option<i64>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < idle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            out.push((
+                m.offset(),
+                m.timestamp().to_millis(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+/// A test knob: the environment variable `name` parsed, else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64: a seeded source of randomness, so a failing run can be repeated.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `0..m`.
+    pub fn below(&mut self, m: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % m.max(1)
+    }
+
+    /// A number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        self.below(1 << 30) as f64 / (1u64 << 30) as f64
+    }
 }
