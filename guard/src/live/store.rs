@@ -115,6 +115,9 @@ impl Store for MemStore {
     }
 }
 
+/// How long opening waits for a lock its own process is just letting go of.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 const CHECKPOINT_KEY: &[u8] = b"c/checkpoint";
 const SEEN_PREFIX: u8 = b's';
 /// Bumped when the layout changes; a store of another version is refused at start.
@@ -195,12 +198,28 @@ impl SledStore {
     }
 
     fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-        // A small page cache: the store is written, and read only at start.
-        Ok(sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .cache_capacity(8 << 20)
-            .open()?)
+        // sled 0.34 lets go of its file lock a moment after the last handle is
+        // dropped (its background threads hold it): a reopen right after a close
+        // waits for that, briefly, instead of failing.
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            // A small page cache: the store is written, and read only at start.
+            match sled::Config::new()
+                .path(dir)
+                .flush_every_ms(None)
+                .cache_capacity(8 << 20)
+                .open()
+            {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && waited < LOCK_PATIENCE =>
+                {
+                    std::thread::sleep(LOCK_RETRY);
+                    waited += LOCK_RETRY;
+                }
+                result => return Ok(result?),
+            }
+        }
     }
 
     /// Drops the open database (and its file lock) and opens the directory again:
