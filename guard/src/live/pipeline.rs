@@ -83,6 +83,8 @@ const BATCH: usize = 4_096;
 const TICK_EVERY: Duration = Duration::from_millis(100);
 /// How often consumer lag is read from the client's cached watermarks.
 const LAG_EVERY: Duration = Duration::from_secs(2);
+/// How long a turn that waits for an order record's acknowledgement sleeps.
+const RECORD_NAP: Duration = Duration::from_micros(100);
 /// How long a restored order may wait for one of its messages before the guard
 /// gives up replaying it (the message left the topic's retention) and says so.
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
@@ -555,13 +557,14 @@ impl<S: Store> LiveGuard<S> {
             self.tick(Timestamp::now());
         }
         self.release();
-        let wait_for_records = if self.outbox.holds_unreleased() {
-            Duration::from_millis(1)
-        } else {
-            Duration::ZERO
-        };
-        self.producer.poll(wait_for_records);
+        // rdkafka 0.39's timed `poll` spins until its deadline (sub-millisecond
+        // timeouts round to zero), so the producer is polled without waiting, and a
+        // turn that waits for an order record naps briefly instead.
+        self.producer.poll(Duration::ZERO);
         self.handle_deliveries();
+        if taken == 0 && self.outbox.holds_unreleased() {
+            std::thread::sleep(RECORD_NAP);
+        }
         if taken > 0 {
             let offsets = self
                 .offsets
