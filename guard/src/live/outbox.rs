@@ -72,10 +72,10 @@ impl Outbox {
         is_acked: impl Fn(u64) -> bool,
         mut send: impl FnMut(u64, &OutMsg) -> bool,
     ) {
-        for entry in &self.entries {
-            if entry.seq <= self.released_through {
-                continue;
-            }
+        let first = self
+            .index(self.released_through + 1)
+            .unwrap_or(self.entries.len());
+        for entry in self.entries.range(first..) {
             if !is_acked(entry.gate) || !send(entry.seq, &entry.msg) {
                 return;
             }
@@ -86,7 +86,8 @@ impl Outbox {
     /// The broker has message `seq`: it leaves once everything before it has too.
     /// Returns when its trigger arrived, the first time.
     pub fn acked(&mut self, seq: u64) -> Option<Instant> {
-        let entry = self.entries.iter_mut().find(|e| e.seq == seq)?;
+        let at = self.index(seq)?;
+        let entry = &mut self.entries[at];
         entry.acked = true;
         let received = entry.received.take();
         while self.entries.front().is_some_and(|e| e.acked) {
@@ -118,15 +119,21 @@ impl Outbox {
             return;
         }
         self.resend = None;
-        for entry in &self.entries {
-            if entry.seq < from || entry.seq > self.released_through {
-                continue;
-            }
+        let first = self.index(from).unwrap_or(0);
+        let end = self.index(self.released_through).map_or(0, |last| last + 1);
+        for entry in self.entries.range(first..end.max(first)) {
             if !send(entry.seq, &entry.msg) {
                 self.resend = Some((entry.seq, now + RESEND_AFTER));
                 return;
             }
         }
+    }
+
+    /// Where message `seq` stands: sequence numbers are consecutive from the front.
+    fn index(&self, seq: u64) -> Option<usize> {
+        let front = self.entries.front()?.seq;
+        let at = usize::try_from(seq.checked_sub(front)?).ok()?;
+        (at < self.entries.len()).then_some(at)
     }
 
     /// Every message kept, in decision order (what a checkpoint stores).

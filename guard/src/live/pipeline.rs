@@ -1439,8 +1439,8 @@ impl<S: Store> LiveGuard<S> {
 /// The delivery id of an order-journal record (its number is the report's `seq`).
 const ORDER_RECORD: &str = "order";
 
-/// Hands outbox message `seq` to the producer, waiting out a full queue; `false` when
-/// the producer refuses it (it is offered again later).
+/// Hands outbox message `seq` to the producer; `false` when the producer refuses it
+/// (it is offered again later).
 fn send_out(producer: &BaseProducer<DeliveryContext>, seq: u64, message: &OutMsg) -> bool {
     let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
     for (k, v) in &message.headers {
@@ -1449,31 +1449,21 @@ fn send_out(producer: &BaseProducer<DeliveryContext>, seq: u64, message: &OutMsg
             value: Some(v.as_bytes()),
         });
     }
-    for _ in 0..1_000 {
+    hand_over(producer, &message.id, || {
         let pending = Box::new(Pending {
             id: message.id.clone(),
             seq,
             sent: Instant::now(),
         });
-        let mut record = BaseRecord::with_opaque_to(&message.topic, pending)
-            .key(&message.key)
-            .payload(&message.payload)
+        let record = BaseRecord::with_opaque_to(&message.topic, pending)
+            .key(message.key.as_str())
+            .payload(message.payload.as_slice())
             .headers(headers.clone());
-        if let Some(ts) = message.timestamp_ms {
-            record = record.timestamp(ts);
+        match message.timestamp_ms {
+            Some(ts) => record.timestamp(ts),
+            None => record,
         }
-        match producer.send(record) {
-            Ok(()) => return true,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                producer.poll(Duration::from_millis(5));
-            }
-            Err((e, _)) => {
-                error!(id = %message.id, error = %e, "cannot hand a message to the producer; will retry");
-                return false;
-            }
-        }
-    }
-    false
+    })
 }
 
 /// Sends order record `n` to partition 0 of the state topic; `false` when the producer
@@ -1485,23 +1475,34 @@ fn send_record(
     key: &str,
     payload: &[u8],
 ) -> bool {
-    for _ in 0..1_000 {
+    hand_over(producer, key, || {
         let pending = Box::new(Pending {
             id: ORDER_RECORD.into(),
             seq: n,
             sent: Instant::now(),
         });
-        let record = BaseRecord::with_opaque_to(topic, pending)
+        BaseRecord::with_opaque_to(topic, pending)
             .partition(0)
             .key(key)
-            .payload(payload);
-        match producer.send(record) {
+            .payload(payload)
+    })
+}
+
+/// Hands the record `make` builds to the producer, waiting out a full queue; `false`
+/// (logged, naming `what`) when the producer refuses it.
+fn hand_over<'a>(
+    producer: &BaseProducer<DeliveryContext>,
+    what: &str,
+    mut make: impl FnMut() -> BaseRecord<'a, str, [u8], Box<Pending>>,
+) -> bool {
+    for _ in 0..1_000 {
+        match producer.send(make()) {
             Ok(()) => return true,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 producer.poll(Duration::from_millis(5));
             }
             Err((e, _)) => {
-                error!(record = n, error = %e, "cannot hand an order record to the producer; will retry");
+                error!(what, error = %e, "cannot hand a message to the producer; will retry");
                 return false;
             }
         }
