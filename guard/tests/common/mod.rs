@@ -189,6 +189,8 @@ impl Drop for Tansu {
 pub struct GuardProcess {
     pub child: Child,
     pub http: String,
+    /// The file the guard's stdout and stderr go to (shared across restarts).
+    pub log: PathBuf,
 }
 
 impl GuardProcess {
@@ -258,6 +260,7 @@ impl GuardProcess {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        let log_path = log.to_path_buf();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -270,10 +273,15 @@ impl GuardProcess {
         let guard = GuardProcess {
             child,
             http: format!("127.0.0.1:{port}"),
+            log: log_path,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while http(&guard.http, "GET", "/healthz", &[], "").is_err() {
-            assert!(Instant::now() < deadline, "guard HTTP did not come up");
+            assert!(
+                Instant::now() < deadline,
+                "guard HTTP did not come up; the end of its log:\n{}",
+                log_tail(&guard.log, 60)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         guard
@@ -287,8 +295,9 @@ impl GuardProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "guard at {} not ready",
-                self.http
+                "guard at {} not ready; the end of its log:\n{}",
+                self.http,
+                log_tail(&self.log, 60)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -307,7 +316,8 @@ impl GuardProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "guard did not reach {key} = {next}"
+                "guard did not reach {key} = {next}; the end of its log:\n{}",
+                log_tail(&self.log, 60)
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -334,6 +344,13 @@ impl GuardProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The last `lines` lines of a log file, for failure messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Drop for GuardProcess {
