@@ -506,6 +506,39 @@ fn produce_errors_delay_the_pause_but_do_not_lose_it() {
 }
 
 #[test]
+fn state_shows_an_input_applied_after_a_wait_in_a_turn_that_fetched_nothing() {
+    // An aggregator holds an operator's order for the workers' progress (none comes
+    // here), then applies it in a later turn that fetches nothing: `/state` must show
+    // the order's offset all the same (operators and the tests wait on it).
+    let mut rig = Rig::new("late-apply");
+    rig.config.role = guard::engine::Role::Aggregator;
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.producer
+        .send(BaseRecord::to("ops_command").key("k").payload(
+            br#"{"command_id":"o1","action":"pause","scope":{"kind":"global"},"operator":"a","ts":"2025-08-11T00:00:00Z"}"#,
+        ))
+        .unwrap();
+    rig.producer.flush(Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while guard.next_offset("ops_command", 0).unwrap_or(0) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the aggregator did not apply the order"
+        );
+        guard.turn(Duration::from_millis(5));
+    }
+    // One more idle turn, as the live loop would run.
+    guard.turn(Duration::from_millis(5));
+    assert_eq!(
+        status.lock().offsets.get("ops_command/0").copied(),
+        Some(1),
+        "the status shows the applied order's offset"
+    );
+}
+
+#[test]
 fn added_round_trip_time_slows_but_does_not_break_the_guard() {
     let mut rig = Rig::new("rtt");
     let status = StatusHandle::default();

@@ -126,6 +126,8 @@ pub struct LiveGuard<S: Store> {
     pending_seen: Vec<SeenEntry>,
     seq: u64,
     dirty: bool,
+    /// Inputs were applied since the status last showed the offsets.
+    offsets_moved: bool,
     last_checkpoint: Instant,
     last_tick: Instant,
     last_lag: Instant,
@@ -281,6 +283,7 @@ impl<S: Store> LiveGuard<S> {
             pending_seen: Vec::new(),
             seq,
             dirty: false,
+            offsets_moved: false,
             last_checkpoint: Instant::now(),
             last_tick: Instant::now() - TICK_EVERY,
             last_lag: Instant::now(),
@@ -565,7 +568,9 @@ impl<S: Store> LiveGuard<S> {
         if taken == 0 && self.outbox.holds_unreleased() {
             std::thread::sleep(RECORD_NAP);
         }
-        if taken > 0 {
+        // Whenever inputs were applied, not only when this turn fetched: a message
+        // held in the merge (or for a recorded order) is applied in a later turn.
+        if std::mem::take(&mut self.offsets_moved) {
             let offsets = self
                 .offsets
                 .iter()
@@ -838,6 +843,7 @@ impl<S: Store> LiveGuard<S> {
         }
         self.journal.applied(topic, partition, offset);
         self.dirty = true;
+        self.offsets_moved = true;
         if topic == self.config.topics.facts {
             self.on_fact(topic, (partition, offset), key, payload, received);
             return;
