@@ -1,0 +1,270 @@
+//! Applying one input: decode, check, decide; trips, progress, decisions and dead letters out.
+
+use super::*;
+
+impl<S: Store> LiveGuard<S> {
+    pub(super) fn on_message(
+        &mut self,
+        topic: &str,
+        (partition, offset, timestamp_ms): (i32, i64, i64),
+        key: &str,
+        payload: &[u8],
+        received: Instant,
+    ) {
+        match self
+            .offsets
+            .iter_mut()
+            .find(|((t, p), _)| t == topic && *p == partition)
+        {
+            Some((_, next)) => *next = offset + 1,
+            None => {
+                self.offsets
+                    .insert((topic.to_owned(), partition), offset + 1);
+            }
+        }
+        self.journal.applied(topic, partition, offset);
+        self.dirty = true;
+        self.offsets_moved = true;
+        if topic == self.config.topics.facts {
+            self.on_fact(topic, (partition, offset), key, payload, received);
+            return;
+        }
+        let Some(stream) = self.config.topics.stream_of(topic) else {
+            return;
+        };
+        let decoded = if payload.len() > self.config.max_message_bytes {
+            Err(DecodeError::TooLarge {
+                size: payload.len(),
+                limit: self.config.max_message_bytes,
+            })
+        } else {
+            decode(stream, payload)
+        };
+        let input = match decoded {
+            Ok(input) => input,
+            Err(reason) => {
+                self.dead_letter(topic, partition, offset, key, payload, &reason.to_string());
+                return;
+            }
+        };
+        let ahead = || input.event_time().since(Timestamp::now());
+        if self.config.clock == ClockMode::External
+            && ahead().as_micros() > self.config.max_future.as_micros() as i64
+        {
+            // A time far in the future would move the guard's event-time horizon and
+            // make it forget every streak and id at once. (On event time, as replay,
+            // the wall clock is no reference: the guard decides as replay does.)
+            let reason = format!(
+                "event time {} is {} ahead of the guard's clock (limit {})",
+                input.event_time(),
+                crate::time::human_span(ahead()),
+                crate::time::human_span(crate::time::Span::from_micros(
+                    self.config.max_future.as_micros() as i64
+                ))
+            );
+            self.dead_letter(topic, partition, offset, key, payload, &reason);
+            return;
+        }
+        self.decisions.clear();
+        let disposition = self.engine.apply_into(&input, &mut self.decisions);
+        let decisions = std::mem::take(&mut self.decisions);
+        {
+            let mut status = self.status.lock();
+            *status.metrics.messages.entry(stream.as_str()).or_default() += 1;
+            if disposition == crate::engine::Disposition::Duplicate {
+                status.metrics.duplicates += 1;
+            }
+            status.metrics.record_decisions(&decisions);
+            if let Input::Ops(command) = &input {
+                if self.own_pause.as_deref() == Some(command.command_id.as_str()) {
+                    self.own_pause = None;
+                }
+                if disposition == crate::engine::Disposition::Applied {
+                    status
+                        .ops_applied
+                        .insert(command.command_id.clone(), !decisions.is_empty());
+                    if status.ops_applied.len() > 10_000 {
+                        status.ops_applied.pop_first();
+                    }
+                }
+            }
+            if !decisions.is_empty() || matches!(input, Input::Ops(_)) {
+                status.state = state_view(&self.engine);
+            }
+        }
+        for decision in &decisions {
+            debug!(id = decision.id(), "decided");
+        }
+        match (&input, self.config.role) {
+            (Input::Fill(fill), Role::Worker) => {
+                self.forward_trips(&fill.fill_id, timestamp_ms, decisions);
+            }
+            (Input::Ops(_), Role::Worker) => self.report_progress(timestamp_ms),
+            _ => self.publish_all(decisions, received),
+        }
+    }
+
+    /// A worker's trips go to the aggregator, stamped with the tripping fill's Kafka
+    /// timestamp so the aggregator orders them among orders and risk events as the
+    /// fill was ordered.
+    pub(super) fn forward_trips(
+        &mut self,
+        trigger: &str,
+        timestamp_ms: i64,
+        decisions: Vec<Decision>,
+    ) {
+        for decision in decisions {
+            let Decision::RiskEvent(event) = decision else {
+                continue;
+            };
+            let id = format!("fact:{}", event.event_id);
+            let fact = TripFact {
+                trigger: trigger.to_owned(),
+                event,
+            };
+            info!(kind = %fact.event.kind, scope = %fact.event.scope, trigger, "trip forwarded to the aggregator");
+            let payload = serde_json::to_vec(&fact).expect("facts serialise");
+            self.enqueue(
+                OutMsg {
+                    id,
+                    topic: self.config.topics.facts.clone(),
+                    key: "facts".into(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp_ms: (timestamp_ms > 0).then_some(timestamp_ms),
+                },
+                None,
+            );
+        }
+    }
+
+    /// The aggregator applies a worker's trip.
+    pub(super) fn on_fact(
+        &mut self,
+        topic: &str,
+        (partition, offset): (i32, i64),
+        key: &str,
+        payload: &[u8],
+        received: Instant,
+    ) {
+        let fact: TripFact = match serde_json::from_slice(payload) {
+            Ok(fact) => fact,
+            Err(e) => {
+                let reason = format!("not a trip fact: {e}");
+                self.dead_letter(topic, partition, offset, key, payload, &reason);
+                return;
+            }
+        };
+        self.decisions.clear();
+        let disposition = self.engine.apply_trip(&fact, &mut self.decisions);
+        let decisions = std::mem::take(&mut self.decisions);
+        {
+            let mut status = self.status.lock();
+            if disposition == crate::engine::Disposition::Duplicate {
+                status.metrics.duplicates += 1;
+            }
+            status.metrics.record_decisions(&decisions);
+            if !decisions.is_empty() {
+                status.state = state_view(&self.engine);
+            }
+        }
+        self.publish_all(decisions, received);
+    }
+
+    /// Worker: tells the aggregator, through `guard_facts`, that its partitions are
+    /// applied up to the order it just applied (stamped `ts_ms`): the merge applied
+    /// every fill stamped earlier first, and their trips were sent before this.
+    pub(super) fn report_progress(&mut self, ts_ms: i64) {
+        // Through the outbox: progress must never overtake a trip decided before it.
+        for partition in self.config.owned.clone() {
+            let payload = serde_json::to_vec(&ProgressFact {
+                progress: Progress { partition, ts_ms },
+            })
+            .expect("progress serialises");
+            self.enqueue(
+                OutMsg {
+                    id: format!("progress:{partition}:{ts_ms}"),
+                    topic: self.config.topics.facts.clone(),
+                    key: "facts".into(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                },
+                None,
+            );
+        }
+    }
+
+    pub(super) fn publish_all(&mut self, decisions: Vec<Decision>, received: Instant) {
+        let now = Timestamp::now();
+        for decision in decisions {
+            let (topic, id, payload) = match decision {
+                Decision::GuardCommand(mut command) => {
+                    command.decided_at = now;
+                    info!(action = command.action.as_str(), scope = %command.scope, rule = command.rule.as_str(), trigger = %command.trigger, id = %command.command_id, reason = %command.reason, "guard command");
+                    let payload = serde_json::to_vec(&command).expect("commands serialise");
+                    (
+                        self.config.topics.guard_command.clone(),
+                        command.command_id,
+                        (payload, command.scope),
+                    )
+                }
+                Decision::RiskEvent(event) => {
+                    info!(kind = %event.kind, scope = %event.scope, id = %event.event_id, "risk event raised");
+                    let payload = serde_json::to_vec(&event).expect("risk events serialise");
+                    (
+                        self.config.topics.risk_event.clone(),
+                        event.event_id,
+                        (payload, event.scope),
+                    )
+                }
+            };
+            let (payload, scope) = payload;
+            self.enqueue(
+                OutMsg {
+                    id,
+                    topic,
+                    key: scope.to_string(),
+                    payload,
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                },
+                Some(received),
+            );
+        }
+    }
+
+    pub(super) fn dead_letter(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: &str,
+        payload: &[u8],
+        reason: &str,
+    ) {
+        warn!(
+            topic,
+            partition, offset, reason, "invalid message sent to the dead-letter topic"
+        );
+        self.status.lock().metrics.invalid += 1;
+        let id = format!("dlq:{topic}:{partition}:{offset}");
+        let headers = vec![
+            ("reason".to_owned(), reason.to_owned()),
+            ("source_topic".to_owned(), topic.to_owned()),
+            ("source_partition".to_owned(), partition.to_string()),
+            ("source_offset".to_owned(), offset.to_string()),
+        ];
+        self.enqueue(
+            OutMsg {
+                id,
+                topic: self.config.topics.dlq.clone(),
+                key: key.to_owned(),
+                payload: payload.to_vec(),
+                headers,
+                timestamp_ms: None,
+            },
+            None,
+        );
+    }
+}

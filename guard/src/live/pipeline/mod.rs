@@ -1,0 +1,250 @@
+//! The live guard: Kafka in, the one engine, commands out, state in the store.
+//!
+//! # Ordering, and why a crash at any instant is safe
+//! For each input message the loop **decides** (engine) and notes the message's
+//! position in the order journal ([`super::order_log`]). Decisions wait in the outbox
+//! ([`super::outbox`], keyed by decision sequence) until the journal record of the
+//! inputs applied before them is on the broker — one record per loop turn, released
+//! by its delivery report, so the loop never waits — and are then **published** in
+//! decision order. Every `checkpoint_interval` it **persists** one atomic batch at a
+//! journal boundary, once that boundary's record is acknowledged: the engine snapshot,
+//! the next offset of every input partition *that the snapshot covers*, the outbox and
+//! the new dedup ids. Only then does it **commit** the offsets to Kafka (for lag
+//! monitoring; the store, not the group, is the source of truth).
+//!
+//! - Crash after publish, before persist: the restart restores the previous
+//!   checkpoint, reads the journal and re-applies the inputs after it in the recorded
+//!   order; the pure engine makes the same decisions with the same deterministic ids,
+//!   so re-published commands are harmless duplicates, and no input is applied twice
+//!   to the state.
+//! - Crash after persist, before the acknowledgement: the outbox is re-published at
+//!   start, in decision order, with its ids.
+//! - Crash before the Kafka commit: the committed group offset lags; it is not read
+//!   back (the store's offsets win).
+//! - A persist that fails leaves the previous checkpoint in force and nothing is
+//!   committed past it.
+//!
+//! New input is merged across topics by Kafka timestamp ([`super::merge`]), holding
+//! fetched messages until every input partition with more on the broker has shown its
+//! next one (bounded by `max_order_wait`); the journal makes whatever order that gave
+//! final once a decision rests on it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
+use tracing::{debug, error, info, warn};
+
+use super::changelog::Published;
+use super::config::LiveConfig;
+use super::input_watch::InputWatch;
+use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
+use super::merge::{Merge, MergeKey};
+use super::order_log::{self, Journal, Step};
+use super::outbox::{Outbox, RESEND_AFTER};
+use super::status::{state_view, StatusHandle};
+use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
+use crate::decode::{decode, DecodeError};
+use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};
+use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, Stream};
+use crate::time::Timestamp;
+
+mod input;
+mod outbound;
+mod persist;
+mod start;
+mod turn;
+
+/// Why the live guard could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The broker or a client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored snapshot cannot be restored.
+    #[error("cannot restore the engine snapshot: {0}")]
+    Snapshot(#[from] crate::engine::SnapshotError),
+    /// An input topic does not exist.
+    #[error("input topic {0:?} does not exist (create it, or set --topic-*)")]
+    MissingTopic(String),
+    /// The order journal on the state topic cannot be read.
+    #[error(transparent)]
+    OrderLog(#[from] order_log::OrderLogError),
+}
+
+/// How many messages one loop turn fetches at most before it looks at deliveries and
+/// the clock (enough to take a whole fetch response, so the merge sees every stream).
+const BATCH: usize = 4_096;
+/// How often the wall clock is ticked into the engine (maintenance windows).
+const TICK_EVERY: Duration = Duration::from_millis(100);
+/// How often consumer lag is read from the client's cached watermarks.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+/// How long a turn that waits for an order record's acknowledgement sleeps.
+const RECORD_NAP: Duration = Duration::from_micros(100);
+/// How long a restored order may wait for one of its messages before the guard
+/// gives up replaying it (the message left the topic's retention) and says so.
+const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the aggregator holds an operator's order for the workers' progress.
+const PROGRESS_WAIT: Duration = Duration::from_millis(500);
+
+/// A scale-out worker's progress on `guard_facts`, sent when it applies an operator's
+/// order: every trip of the fills of `exec_result` partition `partition` stamped
+/// before `ts_ms` (the order's Kafka timestamp) has been sent before it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    partition: i32,
+    ts_ms: i64,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ProgressFact {
+    progress: Progress,
+}
+
+/// The live guard.
+pub struct LiveGuard<S: Store> {
+    config: LiveConfig,
+    engine: Engine,
+    store: S,
+    consumer: BaseConsumer,
+    producer: BaseProducer<DeliveryContext>,
+    deliveries: DeliveryContext,
+    outbox: Outbox,
+    journal: Journal,
+    /// The restored order still to replay before anything new is merged.
+    script: VecDeque<Step>,
+    script_blocked_since: Option<Instant>,
+    /// Order records to send again after a failed delivery.
+    record_resend: Vec<(Instant, u64)>,
+    /// A checkpoint waiting for the order record that ends at it, with its seen ids.
+    prepared: Option<(Checkpoint, Vec<SeenEntry>, u64)>,
+    offsets: BTreeMap<Partition, i64>,
+    pending_seen: Vec<SeenEntry>,
+    seq: u64,
+    dirty: bool,
+    /// Inputs were applied since the status last showed the offsets.
+    offsets_moved: bool,
+    last_checkpoint: Instant,
+    last_tick: Instant,
+    last_lag: Instant,
+    status: StatusHandle,
+    decisions: Vec<Decision>,
+    last_persisted: Instant,
+    failed_closed: bool,
+    inputs_lost: bool,
+    /// The guard's own pause order, until the engine has applied it.
+    own_pause: Option<String>,
+    input_watch: InputWatch,
+    last_fetched: Instant,
+    merge: Merge<Held>,
+    spare: Vec<Held>,
+    /// Aggregator: each worker partition's reported progress.
+    progress: BTreeMap<i32, i64>,
+    /// Aggregator: the partitions of `exec_result` (one worker each).
+    worker_partitions: Vec<i32>,
+    inputs: Vec<InputPartition>,
+    blocked_since: Option<Instant>,
+}
+
+/// A fetched message waiting for its turn in the merge.
+struct Held {
+    key: String,
+    payload: Vec<u8>,
+    received: Instant,
+}
+
+/// An assigned input partition and how far the guard has fetched it.
+struct InputPartition {
+    topic: String,
+    name: CString,
+    partition: i32,
+    /// Next offset to fetch; `None` until the first message when the partition was
+    /// assigned at the beginning of the topic.
+    fetched_next: Option<i64>,
+    /// `fetched_next` when a wait for this partition last expired.
+    waived: Option<Option<i64>>,
+}
+
+impl<S: Store> LiveGuard<S> {
+    /// Runs until `stop` is set, then checkpoints and flushes.
+    ///
+    /// # Errors
+    /// [`LiveError`] only for failures the guard cannot ride out.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), LiveError> {
+        while !stop.load(Ordering::Relaxed) {
+            self.turn(Duration::from_millis(5));
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Final checkpoint and flush on a clean stop.
+    pub fn shutdown(&mut self) {
+        info!("stopping: flushing the producer and writing a last checkpoint");
+        // Twice: order records acknowledged in the first round release decisions.
+        for _ in 0..2 {
+            self.release();
+            let _ = self.producer.flush(Duration::from_secs(5));
+            self.handle_deliveries();
+        }
+        self.try_save();
+        if self.prepared.is_none() {
+            self.checkpoint();
+            let _ = self.producer.flush(Duration::from_secs(5));
+            self.handle_deliveries();
+            self.try_save();
+        }
+        if self.prepared.is_some() {
+            warn!("the last checkpoint is not written: its order record is not on the broker; a restart resumes from the one before");
+        }
+        self.status.lock().ready = false;
+    }
+
+    /// The engine, read-only (tests compare it with a replay's).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The last checkpoint's number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The state now in the changelog's form (full snapshot, offsets, outbox), taken at
+    /// a boundary of the order journal: the next record starts at its offsets.
+    pub fn published(&mut self) -> Published {
+        self.cut_journal();
+        Published {
+            instance: self.config.instance.clone(),
+            engine: String::from_utf8(self.engine.snapshot()).expect("snapshots are JSON text"),
+            offsets: self.offsets.clone(),
+            outbox: self.outbox.messages(),
+        }
+    }
+
+    /// Stops reading the inputs and hands the store back (stepping down to standby).
+    pub fn into_store(self) -> S {
+        let _ = self.consumer.unassign();
+        self.store
+    }
+
+    /// The next offset the guard will read from `topic`/`partition`.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.offsets.get(&(topic.to_owned(), partition)).copied()
+    }
+
+    /// Messages still waiting for an acknowledgement.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+}

@@ -1,0 +1,179 @@
+//! The way out: the outbox in decision order behind the order journal, delivery reports, resends.
+
+use super::*;
+
+impl<S: Store> LiveGuard<S> {
+    /// Adds a decided message to the outbox; it goes out, in decision order, once the
+    /// order record of the inputs applied before it is on the broker.
+    pub(super) fn enqueue(&mut self, msg: OutMsg, received: Option<Instant>) {
+        let gate = self.journal.gate();
+        self.outbox.push(msg, gate, received);
+    }
+
+    /// Writes the steps applied since the last order record as a new record.
+    pub(super) fn cut_journal(&mut self) {
+        if let Some((n, key, payload)) = self.journal.cut() {
+            self.status.lock().metrics.order_records += 1;
+            if !send_record(&self.producer, &self.config.topics.state, n, &key, &payload) {
+                self.record_resend.push((Instant::now() + RESEND_AFTER, n));
+            }
+        }
+    }
+
+    /// Cuts the order journal when a decided message waits for it, then hands every
+    /// message that may go out to the producer, in decision order.
+    pub(super) fn release(&mut self) {
+        if self
+            .outbox
+            .last_gate()
+            .is_some_and(|gate| gate > self.journal.written())
+        {
+            self.cut_journal();
+        }
+        let (journal, producer) = (&self.journal, &self.producer);
+        self.outbox.release(
+            |gate| journal.is_acked(gate),
+            |seq, msg| send_out(producer, seq, msg),
+        );
+    }
+
+    pub(super) fn handle_deliveries(&mut self) {
+        let reports = self.deliveries.drain();
+        let now = Instant::now();
+        let mut failures = 0u64;
+        let mut failed_ids = Vec::new();
+        for report in reports {
+            match (report.result, report.id == ORDER_RECORD) {
+                (Ok(()), true) => self.journal.acked(report.seq),
+                (Ok(()), false) => {
+                    self.dirty = true;
+                    if let Some(received) = self.outbox.acked(report.seq) {
+                        let micros = received.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                        let _ = self.status.lock().metrics.decision_latency.record(micros);
+                    }
+                }
+                (Err(e), true) => {
+                    error!(record = report.seq, error = %e, "delivery of an order record failed; decisions wait for it, sending it again");
+                    failures += 1;
+                    self.record_resend.push((now + RESEND_AFTER, report.seq));
+                    if let Some((key, _)) = self.journal.unacked(report.seq) {
+                        failed_ids.push(key.to_owned());
+                    }
+                }
+                (Err(e), false) => {
+                    error!(id = %report.id, error = %e, "delivery failed; it and everything decided after it are sent again");
+                    failures += 1;
+                    self.outbox.failed(report.seq, now);
+                    failed_ids.push(report.id);
+                }
+            }
+        }
+        {
+            let mut status = self.status.lock();
+            status.metrics.delivery_failures += failures;
+            if failures > 0 {
+                status.publishing = false;
+            } else if !self.outbox.resending() && self.record_resend.is_empty() {
+                // Every earlier failure has since been sent again and nothing failed now.
+                status.publishing = true;
+            }
+        }
+        for id in &failed_ids {
+            self.raise_degraded(id, &format!("delivery of {id} failed; retrying"));
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.record_resend)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.record_resend = later;
+        for (_, n) in due {
+            if let Some((key, payload)) = self.journal.unacked(n) {
+                if !send_record(&self.producer, &self.config.topics.state, n, key, payload) {
+                    self.record_resend.push((now + RESEND_AFTER, n));
+                }
+            }
+        }
+        let producer = &self.producer;
+        self.outbox
+            .resend_due(now, |seq, msg| send_out(producer, seq, msg));
+        // Decisions first: the checkpoint's fsync must not stand between a released
+        // decision and the producer.
+        self.release();
+        if !self.outbox.holds_unreleased() || self.checkpoint_overdue() {
+            self.try_save();
+        }
+    }
+}
+
+/// The delivery id of an order-journal record (its number is the report's `seq`).
+const ORDER_RECORD: &str = "order";
+
+/// Hands outbox message `seq` to the producer; `false` when the producer refuses it
+/// (it is offered again later).
+fn send_out(producer: &BaseProducer<DeliveryContext>, seq: u64, message: &OutMsg) -> bool {
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+    for (k, v) in &message.headers {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    hand_over(producer, &message.id, || {
+        let pending = Box::new(Pending {
+            id: message.id.clone(),
+            seq,
+            sent: Instant::now(),
+        });
+        let record = BaseRecord::with_opaque_to(&message.topic, pending)
+            .key(message.key.as_str())
+            .payload(message.payload.as_slice())
+            .headers(headers.clone());
+        match message.timestamp_ms {
+            Some(ts) => record.timestamp(ts),
+            None => record,
+        }
+    })
+}
+
+/// Sends order record `n` to partition 0 of the state topic; `false` when the producer
+/// refuses it.
+fn send_record(
+    producer: &BaseProducer<DeliveryContext>,
+    topic: &str,
+    n: u64,
+    key: &str,
+    payload: &[u8],
+) -> bool {
+    hand_over(producer, key, || {
+        let pending = Box::new(Pending {
+            id: ORDER_RECORD.into(),
+            seq: n,
+            sent: Instant::now(),
+        });
+        BaseRecord::with_opaque_to(topic, pending)
+            .partition(0)
+            .key(key)
+            .payload(payload)
+    })
+}
+
+/// Hands the record `make` builds to the producer, waiting out a full queue; `false`
+/// (logged, naming `what`) when the producer refuses it.
+fn hand_over<'a>(
+    producer: &BaseProducer<DeliveryContext>,
+    what: &str,
+    mut make: impl FnMut() -> BaseRecord<'a, str, [u8], Box<Pending>>,
+) -> bool {
+    for _ in 0..1_000 {
+        match producer.send(make()) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                error!(what, error = %e, "cannot hand a message to the producer; will retry");
+                return false;
+            }
+        }
+    }
+    false
+}

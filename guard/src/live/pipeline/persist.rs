@@ -1,0 +1,215 @@
+//! Durability: checkpoints at journal boundaries, offset commits, failing closed.
+
+use super::*;
+
+impl<S: Store> LiveGuard<S> {
+    /// Takes a checkpoint at a boundary of the order journal and writes it once the
+    /// record that ends there is on the broker (at once when nothing new was applied);
+    /// on success commits the covered offsets to Kafka. A local checkpoint so never
+    /// holds an input order that a guard elsewhere could not find in the journal.
+    pub fn checkpoint(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if self.prepared.is_some() {
+            self.try_save();
+            if self.prepared.is_some() {
+                self.fail_closed_if_unpersisted("its order record is not on the broker");
+            }
+            return;
+        }
+        self.pending_seen.extend(self.engine.drain_seen_journal());
+        let checkpoint = Checkpoint {
+            seq: self.seq + 1,
+            engine: self.engine.snapshot_without_seen(),
+            offsets: self.offsets.clone(),
+            outbox: self.outbox.messages(),
+            seen_from: self.engine.seen_forgotten_before(),
+        };
+        if let Some(from) = checkpoint.seen_from {
+            // Entries journaled but already beyond the horizon need not be written.
+            self.pending_seen.retain(|(_, second)| *second >= from);
+        }
+        let seen = std::mem::take(&mut self.pending_seen);
+        self.cut_journal();
+        self.prepared = Some((checkpoint, seen, self.journal.written()));
+        self.dirty = false;
+        self.try_save();
+    }
+
+    /// Writes the prepared checkpoint when its order record is on the broker.
+    pub(super) fn try_save(&mut self) {
+        let Some((_, _, record)) = &self.prepared else {
+            return;
+        };
+        if !self.journal.is_acked(*record) {
+            return;
+        }
+        let Some((checkpoint, seen, _)) = self.prepared.take() else {
+            return;
+        };
+        match self.store.save(&checkpoint, &seen) {
+            Ok(()) => {
+                self.last_persisted = Instant::now();
+                if self.failed_closed {
+                    self.failed_closed = false;
+                    self.status.lock().degraded = self.inputs_lost;
+                    warn!("the state is persisted again; the global pause stays until an operator resumes");
+                }
+                self.seq = checkpoint.seq;
+                let view = state_view(&self.engine);
+                let mut status = self.status.lock();
+                status.metrics.checkpoints += 1;
+                // /state follows every checkpoint (and every decision, at once).
+                status.state = view;
+                drop(status);
+                self.commit_offsets(&checkpoint.offsets);
+            }
+            Err(e) => {
+                error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
+                self.status.lock().metrics.checkpoint_failures += 1;
+                // Its seen ids go into the next checkpoint.
+                self.pending_seen.splice(0..0, seen);
+                self.dirty = true;
+                self.fail_closed_if_unpersisted(&e.to_string());
+            }
+        }
+    }
+
+    /// Checkpoints give way to decisions waiting for their order record, but not for
+    /// long: a stream of trips must not starve them.
+    pub(super) fn checkpoint_overdue(&self) -> bool {
+        self.last_checkpoint.elapsed() >= self.config.checkpoint_interval * 4
+    }
+
+    pub(super) fn fail_closed_if_unpersisted(&mut self, why: &str) {
+        if !self.failed_closed && self.last_persisted.elapsed() >= self.config.fail_closed_after {
+            self.failed_closed = true;
+            self.fail_closed(&format!(
+                "cannot persist the guard's state for {:.0} s: {why}",
+                self.last_persisted.elapsed().as_secs_f64()
+            ));
+        }
+    }
+
+    /// Fails closed: a guard that cannot keep its state must not let trading go on
+    /// unguarded. It asks for a global pause the way an operator would — an
+    /// `ops_command` on the input topic — so the pause goes through the engine, is
+    /// recorded in the input history, is replayable, and is lifted only by an
+    /// operator's resume.
+    pub(super) fn fail_closed(&mut self, why: &str) {
+        self.status.lock().degraded = true;
+        let held = self.engine.state().scopes.paused().any(|(scope, paused)| {
+            *scope == Scope::Global && paused.reasons.contains(&crate::message::Rule::Operator)
+        });
+        if held || self.own_pause.is_some() {
+            // An operator's (or the guard's own earlier) global pause is in force or on
+            // its way, and only an operator lifts it: no second order.
+            error!(
+                reason = why,
+                "failing closed: the global pause is already held"
+            );
+            let held_by = self
+                .own_pause
+                .clone()
+                .unwrap_or_else(|| format!("fail-closed-{}", Timestamp::now().as_micros()));
+            self.raise_degraded(
+                &held_by,
+                &format!("failing closed: {why}; the global pause is already held"),
+            );
+            return;
+        }
+        error!(reason = why, "failing closed: requesting a global pause");
+        let wall = Timestamp::now();
+        // The order's event time is the guard's own clock: the wall clock live, the
+        // newest event time when the guard runs on event time (as replay does).
+        let now = match self.config.clock {
+            ClockMode::EventTime => self.engine.state().newest.unwrap_or(wall),
+            _ => wall,
+        };
+        let command = crate::message::OpsCommand {
+            command_id: format!(
+                "guard-degraded-{}-{}",
+                self.config.instance,
+                wall.as_micros()
+            ),
+            action: crate::message::Action::Pause,
+            scope: Scope::Global,
+            operator: self.config.source.clone(),
+            reason: Some(format!("guard_degraded: {why}")),
+            ts: now,
+        };
+        let payload = serde_json::to_vec(&command).expect("ops commands serialise");
+        let id = command.command_id.clone();
+        self.own_pause = Some(id.clone());
+        self.enqueue(
+            OutMsg {
+                id: id.clone(),
+                topic: self.config.topics.ops_command.clone(),
+                key: "global".into(),
+                payload,
+                headers: Vec::new(),
+                timestamp_ms: None,
+            },
+            None,
+        );
+        // The guard may not read that order back soon (or at all, when its inputs are
+        // what failed), so it also publishes the guard command the order will decide
+        // when applied: a copy of the engine decides it now, with the same
+        // deterministic id, so the later decision is a harmless duplicate.
+        let mut ahead = self.engine.clone();
+        let commands: Vec<Decision> = ahead
+            .apply(&Input::Ops(command))
+            .decisions
+            .into_iter()
+            .filter(|d| matches!(d, Decision::GuardCommand(_)))
+            .collect();
+        drop(ahead);
+        self.publish_all(commands, Instant::now());
+        self.raise_degraded(&id, &format!("failing closed: {why}"));
+    }
+
+    /// A failed delivery is itself an incident: say so on the risk stream (it goes out
+    /// once the broker is back). The id is derived from the failed message, so repeated
+    /// failures of one command raise one event.
+    pub(super) fn raise_degraded(&mut self, failed_id: &str, reason: &str) {
+        if failed_id.starts_with("evt-degraded-")
+            || failed_id.starts_with("dlq:")
+            || failed_id.starts_with("progress:")
+        {
+            return;
+        }
+        let digest = Sha256::digest(format!("guard_degraded\x1f{failed_id}").as_bytes());
+        let id: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let event = RiskEvent {
+            event_id: format!("evt-degraded-{id}"),
+            source: self.config.source.clone(),
+            kind: "guard_degraded".into(),
+            severity: Severity::Warning,
+            scope: Scope::Global,
+            action: Some(RiskAction::None),
+            reason: Some(reason.to_owned()),
+            evidence: Some(vec![failed_id.to_owned()]),
+            ts: Timestamp::now(),
+        };
+        if self.outbox.contains(&event.event_id) {
+            return;
+        }
+        self.publish_all(vec![Decision::RiskEvent(event)], Instant::now());
+    }
+
+    pub(super) fn commit_offsets(&self, offsets: &BTreeMap<Partition, i64>) {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in offsets {
+            if tpl
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                debug!(error = %e, "offset commit (for lag monitoring) failed");
+            }
+        }
+    }
+}

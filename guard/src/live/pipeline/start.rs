@@ -1,0 +1,299 @@
+//! Starting: restoring the state, reading the order journal, assigning the inputs.
+
+use super::*;
+
+impl<S: Store> LiveGuard<S> {
+    /// Restores the state from `store`, connects, re-publishes the outbox and assigns
+    /// every input partition at its stored offset (the beginning when none is stored).
+    ///
+    /// # Errors
+    /// [`LiveError`] when the store, the snapshot or the broker fails.
+    pub fn start(config: LiveConfig, store: S, status: StatusHandle) -> Result<Self, LiveError> {
+        Self::start_from(config, store, status, None)
+    }
+
+    /// [`LiveGuard::start`], restoring from the changelog's snapshot instead of the
+    /// local store when the changelog's reaches further into the inputs (a standby
+    /// taking over, or a guard on a new machine). The restored state is written to
+    /// the local store at once, seen ids included.
+    ///
+    /// # Errors
+    /// [`LiveError`] when the store, the snapshot or the broker fails.
+    pub fn start_from(
+        config: LiveConfig,
+        mut store: S,
+        status: StatusHandle,
+        changelog: Option<&Published>,
+    ) -> Result<Self, LiveError> {
+        let options = EngineOptions {
+            source: config.source.clone(),
+            clock: config.clock,
+            role: config.role,
+        };
+        let local = store.load()?;
+        let local_progress = local
+            .as_ref()
+            .map_or(-1, |r| r.checkpoint.offsets.values().sum::<i64>());
+        let from_changelog = changelog.filter(|p| p.progress() > local_progress);
+        let (mut engine, offsets, outbox, seq) = if let Some(published) = from_changelog {
+            let (engine, _) =
+                Engine::restore(config.policy.clone(), options, published.engine.as_bytes())?;
+            info!(from = %published.instance, progress = published.progress(), local = local_progress, "state restored from the changelog");
+            let seq = local.as_ref().map_or(0, |r| r.checkpoint.seq) + 1;
+            let mut engine = engine;
+            let checkpoint = Checkpoint {
+                seq,
+                engine: engine.snapshot_without_seen(),
+                offsets: published.offsets.clone(),
+                outbox: published.outbox.clone(),
+                seen_from: engine.seen_forgotten_before(),
+            };
+            let seen: Vec<SeenEntry> = engine.state().seen.entries().collect();
+            store.save(&checkpoint, &seen)?;
+            (
+                engine,
+                published.offsets.clone(),
+                published.outbox.clone(),
+                seq,
+            )
+        } else {
+            match local {
+                Some(restored) => {
+                    let (mut engine, version) = Engine::restore(
+                        config.policy.clone(),
+                        options,
+                        &restored.checkpoint.engine,
+                    )?;
+                    engine.restore_seen(restored.seen);
+                    if version != engine.policy_version() {
+                        warn!(stored = %version, now = %engine.policy_version(), "policy changed since the last checkpoint");
+                    }
+                    info!(
+                        seq = restored.checkpoint.seq,
+                        partitions = restored.checkpoint.offsets.len(),
+                        outbox = restored.checkpoint.outbox.len(),
+                        "state restored from the local store"
+                    );
+                    (
+                        engine,
+                        restored.checkpoint.offsets,
+                        restored.checkpoint.outbox,
+                        restored.checkpoint.seq,
+                    )
+                }
+                None => {
+                    info!("no local state: starting from the beginning of the input topics");
+                    (
+                        Engine::new(config.policy.clone(), options),
+                        BTreeMap::new(),
+                        Vec::new(),
+                        0,
+                    )
+                }
+            }
+        };
+        engine.enable_seen_journal();
+        let (journal, script) = Self::recover_order(&config, &offsets)?;
+        let deliveries = DeliveryContext::default();
+        let producer: BaseProducer<DeliveryContext> =
+            kafka::producer(&config).create_with_context(deliveries.clone())?;
+        let consumer: BaseConsumer = kafka::consumer(&config).create()?;
+        let input_watch = InputWatch::start(&config);
+        let mut guard = LiveGuard {
+            config,
+            engine,
+            store,
+            consumer,
+            producer,
+            deliveries,
+            outbox: Outbox::restore(outbox),
+            journal,
+            script,
+            script_blocked_since: None,
+            record_resend: Vec::new(),
+            prepared: None,
+            offsets,
+            pending_seen: Vec::new(),
+            seq,
+            dirty: false,
+            offsets_moved: false,
+            last_checkpoint: Instant::now(),
+            last_tick: Instant::now() - TICK_EVERY,
+            last_lag: Instant::now(),
+            status,
+            decisions: Vec::new(),
+            last_persisted: Instant::now(),
+            failed_closed: false,
+            inputs_lost: false,
+            own_pause: None,
+            input_watch,
+            last_fetched: Instant::now(),
+            merge: Merge::default(),
+            spare: Vec::new(),
+            progress: BTreeMap::new(),
+            worker_partitions: Vec::new(),
+            inputs: Vec::new(),
+            blocked_since: None,
+        };
+        if !guard.outbox.is_empty() {
+            info!(
+                count = guard.outbox.len(),
+                "re-publishing the outbox in decision order"
+            );
+        }
+        guard.release();
+        guard.assign()?;
+        {
+            let mut status = guard.status.lock();
+            status.ready = true;
+            status.publishing = true;
+            status.role = "active";
+            status.state = state_view(&guard.engine);
+            status.offsets = guard
+                .offsets
+                .iter()
+                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+                .collect();
+        }
+        Ok(guard)
+    }
+
+    /// Reads the order journal of this guard's lineage and returns the journal to go
+    /// on with and the recorded order to replay first from `offsets` (empty when
+    /// nothing was decided after the restored snapshot, or on a rebuild from a time).
+    pub(super) fn recover_order(
+        config: &LiveConfig,
+        offsets: &BTreeMap<Partition, i64>,
+    ) -> Result<(Journal, VecDeque<Step>), LiveError> {
+        let lineage = order_log::lineage(config);
+        let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
+        let mut journal = Journal::new(&lineage, &life, offsets.clone());
+        let script: VecDeque<Step> = if config.rebuild_from.is_some() && offsets.is_empty() {
+            VecDeque::new()
+        } else {
+            order_log::script(&order_log::recover(config, &lineage)?, offsets).into()
+        };
+        if !script.is_empty() {
+            info!(
+                steps = script.len(),
+                "replaying the recorded input order before merging anything new"
+            );
+            journal.pause_recording();
+        }
+        Ok((journal, script))
+    }
+
+    /// The topics this guard reads, with the partitions it owns of each (`None`: all).
+    pub(super) fn reads(&self) -> Vec<(String, Option<Vec<i32>>)> {
+        let t = &self.config.topics;
+        match self.config.role {
+            Role::Whole => t.inputs().into_iter().map(|topic| (topic, None)).collect(),
+            Role::Worker => vec![
+                (t.exec_result.clone(), Some(self.config.owned.clone())),
+                (t.strategy_release.clone(), Some(self.config.owned.clone())),
+                (t.ops_command.clone(), None),
+            ],
+            Role::Aggregator => vec![
+                (t.facts.clone(), None),
+                (t.ops_command.clone(), None),
+                (t.risk_event.clone(), None),
+            ],
+        }
+    }
+
+    /// Where a message of `topic` sorts among streams of equal timestamp (facts stand
+    /// for the fills that tripped); `None` for a topic the guard does not read.
+    pub(super) fn rank_of(&self, topic: &str) -> Option<usize> {
+        if topic == self.config.topics.facts {
+            return Some(Stream::ExecResult.rank());
+        }
+        self.config.topics.stream_of(topic).map(Stream::rank)
+    }
+
+    pub(super) fn assign(&mut self) -> Result<(), LiveError> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, owned) in self.reads() {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .filter(|p| owned.as_ref().is_none_or(|o| o.contains(p)))
+                .collect();
+            if partitions.is_empty() {
+                return Err(LiveError::MissingTopic(topic));
+            }
+            for partition in partitions {
+                let offset = match self.offsets.get(&(topic.clone(), partition)) {
+                    Some(next) => Offset::Offset(*next),
+                    // No state for this partition: replay the topic, from the rebuild
+                    // time when one was given, else from the start of its retention.
+                    None => match self.config.rebuild_from {
+                        Some(from) => Offset::Offset(from.as_micros().div_euclid(1_000)),
+                        None => Offset::Beginning,
+                    },
+                };
+                tpl.add_partition_offset(&topic, partition, offset)?;
+            }
+        }
+        if self.config.rebuild_from.is_some() && self.offsets.is_empty() {
+            // Offsets above are timestamps (ms): resolve them to offsets.
+            tpl = self.consumer.offsets_for_times(tpl, METADATA_TIMEOUT)?;
+            for e in tpl.elements() {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(e.topic(), e.partition(), METADATA_TIMEOUT)
+                    .unwrap_or((0, 0));
+                let start = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(high);
+                info!(
+                    topic = e.topic(),
+                    partition = e.partition(),
+                    from_offset = start,
+                    messages_back = high - start,
+                    retained_from = low,
+                    "rebuilding the state by replaying the input"
+                );
+            }
+        }
+        info!(
+            partitions = tpl.count(),
+            "assigned input partitions at the stored offsets"
+        );
+        self.consumer.assign(&tpl)?;
+        if self.config.role == Role::Aggregator {
+            let topic = self.config.topics.exec_result.clone();
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+            self.worker_partitions = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic)
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+        }
+        self.merge.clear();
+        self.blocked_since = None;
+        self.inputs = tpl
+            .elements()
+            .iter()
+            .map(|e| InputPartition {
+                topic: e.topic().to_owned(),
+                name: CString::new(e.topic()).unwrap_or_default(),
+                partition: e.partition(),
+                fetched_next: e.offset().to_raw().filter(|o| *o >= 0),
+                waived: None,
+            })
+            .collect();
+        self.input_watch.watch(
+            self.inputs
+                .iter()
+                .map(|i| (i.topic.clone(), i.partition))
+                .collect(),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! One loop turn: fetch, merge, apply in order, tick the clock, watch the inputs.
+
+use super::*;
+
+impl<S: Store> LiveGuard<S> {
+    /// One turn of the loop: take up to a batch of input, tick the clock, handle
+    /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
+    pub fn turn(&mut self, wait: Duration) {
+        let mut taken = 0;
+        // While messages wait in the merge, look again soon.
+        let mut timeout = if self.outbox.holds_unreleased() {
+            // Decisions wait for their order record: look at deliveries again soon.
+            Duration::ZERO
+        } else if self.merge.is_empty() {
+            wait
+        } else {
+            wait.min(Duration::from_millis(1))
+        };
+        while taken < BATCH {
+            let Some(polled) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            taken += 1;
+            match polled {
+                Ok(message) => {
+                    let received = Instant::now();
+                    self.last_fetched = received;
+                    let topic = message.topic();
+                    let Some(rank) = self.rank_of(topic) else {
+                        continue;
+                    };
+                    // Recycled buffers: no allocation per message on the hot path.
+                    let mut held = self.spare.pop().unwrap_or_else(|| Held {
+                        key: String::new(),
+                        payload: Vec::new(),
+                        received,
+                    });
+                    held.received = received;
+                    held.key.clear();
+                    held.key
+                        .push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
+                    held.payload.clear();
+                    held.payload
+                        .extend_from_slice(message.payload().unwrap_or_default());
+                    let key = MergeKey {
+                        timestamp_ms: message.timestamp().to_millis().unwrap_or(i64::MIN),
+                        rank,
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    };
+                    if let Some(input) = self
+                        .inputs
+                        .iter_mut()
+                        .find(|i| i.partition == key.partition && i.topic == topic)
+                    {
+                        input.fetched_next = Some(key.offset + 1);
+                    }
+                    if topic == self.config.topics.facts
+                        && held.payload.starts_with(br#"{"progress""#)
+                    {
+                        // Progress is read at once, not merged: the orders and risk
+                        // events held in the merge wait for it.
+                        if let Ok(fact) = serde_json::from_slice::<ProgressFact>(&held.payload) {
+                            let seen = self
+                                .progress
+                                .entry(fact.progress.partition)
+                                .or_insert(i64::MIN);
+                            *seen = (*seen).max(fact.progress.ts_ms);
+                        }
+                        self.spare.push(held);
+                        continue;
+                    }
+                    self.merge.push(topic, key, held);
+                }
+                Err(e) => warn!(error = %e, "consumer error"),
+            }
+        }
+        self.apply_held();
+        self.watch_inputs();
+        // While a recorded order is replayed, its own ticks move the clock.
+        if self.config.clock == ClockMode::External
+            && self.script.is_empty()
+            && self.last_tick.elapsed() >= TICK_EVERY
+        {
+            self.last_tick = Instant::now();
+            self.tick(Timestamp::now());
+        }
+        self.release();
+        // rdkafka 0.39's timed `poll` spins until its deadline (sub-millisecond
+        // timeouts round to zero), so the producer is polled without waiting, and a
+        // turn that waits for an order record naps briefly instead.
+        self.producer.poll(Duration::ZERO);
+        self.handle_deliveries();
+        if taken == 0 && self.outbox.holds_unreleased() {
+            std::thread::sleep(RECORD_NAP);
+        }
+        // Whenever inputs were applied, not only when this turn fetched: a message
+        // held in the merge (or for a recorded order) is applied in a later turn.
+        if std::mem::take(&mut self.offsets_moved) {
+            let offsets = self
+                .offsets
+                .iter()
+                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+                .collect();
+            self.status.lock().offsets = offsets;
+        }
+        // Not while a decision waits for its order record: it goes out first.
+        if self.dirty
+            && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval
+            && (!self.outbox.holds_unreleased() || self.checkpoint_overdue())
+        {
+            self.checkpoint();
+        }
+        if self.last_lag.elapsed() >= LAG_EVERY {
+            self.last_lag = Instant::now();
+            self.update_lag();
+        }
+    }
+
+    /// Applies the held messages in merge order. A message waits while another input
+    /// partition has nothing held but more on the broker (by the high watermark of
+    /// its last fetch), at most `max_order_wait`, so that a restart that re-reads the
+    /// same messages applies them in the same order.
+    pub(super) fn apply_held(&mut self) {
+        if !self.script.is_empty() && !self.apply_script() {
+            return;
+        }
+        if self.merge.is_empty() {
+            return;
+        }
+        // Partitions with more on the broker than fetched; fetching is done for
+        // this turn, so this cannot change while the held messages are applied.
+        let mut behind: Vec<usize> = if self.config.max_order_wait.is_zero() {
+            Vec::new()
+        } else {
+            (0..self.inputs.len())
+                .filter(|i| self.fetch_behind(&self.inputs[*i]))
+                .collect()
+        };
+        while !self.merge.is_empty() {
+            // The first partition holds a message, so it is never waited for.
+            let waiting_for: Vec<usize> = behind
+                .iter()
+                .copied()
+                .filter(|i| {
+                    let input = &self.inputs[*i];
+                    !self.merge.holds(&input.topic, input.partition)
+                })
+                .collect();
+            if !waiting_for.is_empty() {
+                let since = *self.blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < self.config.max_order_wait {
+                    return;
+                }
+                for i in &waiting_for {
+                    let input = &mut self.inputs[*i];
+                    debug!(topic = %input.topic, partition = input.partition, "stopped waiting for a partition's next message");
+                    input.waived = Some(input.fetched_next);
+                }
+                behind.retain(|i| !waiting_for.contains(i));
+                self.status.lock().metrics.order_waits_expired += 1;
+            }
+            if self.awaits_progress() {
+                let since = *self.blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < PROGRESS_WAIT {
+                    return;
+                }
+                warn!("applying an order or a risk event without every worker's progress (a worker is down or slow)");
+                self.status.lock().metrics.order_waits_expired += 1;
+            }
+            self.blocked_since = None;
+            let Some(((topic, partition), key, held)) = self.merge.pop_first() else {
+                break;
+            };
+            self.apply_one(&topic, partition, key, held);
+        }
+    }
+
+    /// Applies one message taken from the merge and recycles its buffers.
+    pub(super) fn apply_one(&mut self, topic: &str, partition: i32, key: MergeKey, held: Held) {
+        self.on_message(
+            topic,
+            (partition, key.offset, key.timestamp_ms),
+            &held.key,
+            &held.payload,
+            held.received,
+        );
+        self.spare.push(held);
+    }
+
+    /// Applies the recorded order restored at start, as its messages arrive; `true`
+    /// once it is done (then new input is merged and recorded again).
+    pub(super) fn apply_script(&mut self) -> bool {
+        while let Some(step) = self.script.front().cloned() {
+            let Step::Run {
+                topic,
+                partition,
+                end,
+            } = step
+            else {
+                if let Step::Tick { at_micros } = step {
+                    self.script.pop_front();
+                    self.tick(Timestamp::from_micros(at_micros));
+                }
+                continue;
+            };
+            let done = self
+                .offsets
+                .get(&(topic.clone(), partition))
+                .is_some_and(|next| *next >= end)
+                || self
+                    .merge
+                    .head(&topic, partition)
+                    .is_some_and(|k| k.offset >= end);
+            if done {
+                self.script.pop_front();
+                continue;
+            }
+            let Some((key, held)) = self.merge.pop_from(&topic, partition) else {
+                let since = *self.script_blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < SCRIPT_PATIENCE {
+                    return false;
+                }
+                error!(
+                    topic,
+                    partition,
+                    end,
+                    steps_left = self.script.len(),
+                    "a message of the recorded input order did not arrive (gone from the topic?); merging the rest anew, so decisions may differ from those already published"
+                );
+                self.status.lock().metrics.order_script_abandoned += 1;
+                self.script.clear();
+                break;
+            };
+            self.script_blocked_since = None;
+            self.apply_one(&topic, partition, key, held);
+        }
+        info!("the recorded input order is replayed; merging new input");
+        self.journal.resume_recording(self.offsets.clone());
+        true
+    }
+
+    /// Ticks the wall clock into the engine; a tick that changed the state is recorded
+    /// in the order journal.
+    pub(super) fn tick(&mut self, now: Timestamp) {
+        let before = self.engine.state().maintenance.clone();
+        let decisions = self.engine.tick(now);
+        if !decisions.is_empty() || self.engine.state().maintenance != before {
+            self.journal.ticked(now.as_micros());
+            self.dirty = true;
+        }
+        self.publish_all(decisions, Instant::now());
+    }
+
+    /// Aggregator: whether the next message is an operator's order stamped later than
+    /// some worker's progress — a trip of that worker stamped earlier may still be on
+    /// its way. (Risk events are not held: whichever of a risk event and a racing trip
+    /// comes first pauses the scope, and the scope is paused either way.)
+    pub(super) fn awaits_progress(&self) -> bool {
+        if self.config.role != Role::Aggregator {
+            return false;
+        }
+        let Some((topic, _)) = self.merge.first() else {
+            return false;
+        };
+        if *topic != self.config.topics.ops_command {
+            return false;
+        }
+        let Some(ts) = self.merge.first_key().map(|k| k.timestamp_ms) else {
+            return false;
+        };
+        self.worker_partitions
+            .iter()
+            .any(|p| self.progress.get(p).is_none_or(|done| *done < ts))
+    }
+
+    /// Fails closed when the inputs have not been readable for `fail_closed_after`
+    /// (no message fetched and no answer from their leaders), and says when they are
+    /// back.
+    pub(super) fn watch_inputs(&mut self) {
+        let unreadable = self
+            .input_watch
+            .unreadable_for()
+            .min(self.last_fetched.elapsed());
+        if !self.inputs_lost && unreadable >= self.config.fail_closed_after {
+            self.inputs_lost = true;
+            self.fail_closed(&format!(
+                "cannot read the input topics for {:.0} s",
+                unreadable.as_secs_f64()
+            ));
+        } else if self.inputs_lost && unreadable < self.config.fail_closed_after {
+            self.inputs_lost = false;
+            self.status.lock().degraded = self.failed_closed;
+            warn!("the input topics are readable again; the global pause stays until an operator resumes");
+        }
+    }
+
+    /// Whether the broker holds messages of `input` that the guard has not fetched
+    /// (the high watermark cached from the last fetch; no request is made). A
+    /// partition already waited for in vain is not waited for again until it brings
+    /// a message: a watermark that lies costs one wait, not one per message.
+    pub(super) fn fetch_behind(&self, input: &InputPartition) -> bool {
+        match self.cached_watermarks(&input.name, input.partition) {
+            _ if input.waived == Some(input.fetched_next) => false,
+            Some((low, high)) => high > input.fetched_next.unwrap_or(low),
+            // No fetch answered yet: assume there is more.
+            None => true,
+        }
+    }
+
+    pub(super) fn cached_watermarks(&self, topic: &CString, partition: i32) -> Option<(i64, i64)> {
+        let (mut low, mut high) = (0i64, 0i64);
+        // The cached watermark from the last fetch: no request, no blocking.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+            .then_some((low, high))
+    }
+
+    pub(super) fn update_lag(&self) {
+        let mut lag = BTreeMap::new();
+        for ((topic, partition), next) in &self.offsets {
+            let Ok(name) = CString::new(topic.as_str()) else {
+                continue;
+            };
+            if let Some((_, high)) = self.cached_watermarks(&name, *partition) {
+                lag.insert(format!("{topic}/{partition}"), (high - next).max(0));
+            }
+        }
+        self.status.lock().metrics.lag = lag;
+    }
+}
