@@ -1,8 +1,13 @@
 //! Applying one input: decode, check, decide; trips, progress, decisions and dead letters out.
 
+use crate::engine::Disposition;
+
 use super::*;
 
 impl<S: Store> LiveGuard<S> {
+    /// Applies one input message at its place in the order: notes its position, then
+    /// decodes, checks and decides it (a fact from a worker when this is the
+    /// aggregator), and routes what was decided.
     pub(super) fn on_message(
         &mut self,
         topic: &str,
@@ -11,6 +16,40 @@ impl<S: Store> LiveGuard<S> {
         payload: &[u8],
         received: Instant,
     ) {
+        self.note_applied(topic, partition, offset);
+        if topic == self.config.topics.facts {
+            self.on_fact(topic, (partition, offset), key, payload, received);
+            return;
+        }
+        let Some(stream) = self.config.topics.stream_of(topic) else {
+            return;
+        };
+        let input = match self.admit(stream, payload) {
+            Ok(input) => input,
+            Err(reason) => {
+                self.dead_letter(topic, partition, offset, key, payload, &reason);
+                return;
+            }
+        };
+        self.decisions.clear();
+        let disposition = self.engine.apply_into(&input, &mut self.decisions);
+        let decisions = std::mem::take(&mut self.decisions);
+        self.count(stream, &input, disposition, &decisions);
+        for decision in &decisions {
+            debug!(id = decision.id(), "decided");
+        }
+        match (&input, self.config.role) {
+            (Input::Fill(fill), Role::Worker) => {
+                self.forward_trips(&fill.fill_id, timestamp_ms, decisions);
+            }
+            (Input::Ops(_), Role::Worker) => self.report_progress(timestamp_ms),
+            _ => self.publish_all(decisions, received),
+        }
+    }
+
+    /// Moves the partition's next offset past `offset` and notes the message in the
+    /// order journal.
+    fn note_applied(&mut self, topic: &str, partition: i32, offset: i64) {
         match self
             .offsets
             .iter_mut()
@@ -25,28 +64,20 @@ impl<S: Store> LiveGuard<S> {
         self.journal.applied(topic, partition, offset);
         self.dirty = true;
         self.offsets_moved = true;
-        if topic == self.config.topics.facts {
-            self.on_fact(topic, (partition, offset), key, payload, received);
-            return;
-        }
-        let Some(stream) = self.config.topics.stream_of(topic) else {
-            return;
-        };
-        let decoded = if payload.len() > self.config.max_message_bytes {
-            Err(DecodeError::TooLarge {
+    }
+
+    /// Decodes a message of `stream`; the reason it goes to the dead-letter topic
+    /// instead when it is too large, invalid, or (on the wall clock) stamped too far
+    /// ahead of the guard's clock.
+    fn admit(&self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
+        if payload.len() > self.config.max_message_bytes {
+            return Err(DecodeError::TooLarge {
                 size: payload.len(),
                 limit: self.config.max_message_bytes,
-            })
-        } else {
-            decode(stream, payload)
-        };
-        let input = match decoded {
-            Ok(input) => input,
-            Err(reason) => {
-                self.dead_letter(topic, partition, offset, key, payload, &reason.to_string());
-                return;
             }
-        };
+            .to_string());
+        }
+        let input = decode(stream, payload).map_err(|e| e.to_string())?;
         let ahead = || input.event_time().since(Timestamp::now());
         if self.config.clock == ClockMode::External
             && ahead().as_micros() > self.config.max_future.as_micros() as i64
@@ -54,53 +85,48 @@ impl<S: Store> LiveGuard<S> {
             // A time far in the future would move the guard's event-time horizon and
             // make it forget every streak and id at once. (On event time, as replay,
             // the wall clock is no reference: the guard decides as replay does.)
-            let reason = format!(
+            return Err(format!(
                 "event time {} is {} ahead of the guard's clock (limit {})",
                 input.event_time(),
                 crate::time::human_span(ahead()),
                 crate::time::human_span(crate::time::Span::from_micros(
                     self.config.max_future.as_micros() as i64
                 ))
-            );
-            self.dead_letter(topic, partition, offset, key, payload, &reason);
-            return;
+            ));
         }
-        self.decisions.clear();
-        let disposition = self.engine.apply_into(&input, &mut self.decisions);
-        let decisions = std::mem::take(&mut self.decisions);
-        {
-            let mut status = self.status.lock();
-            *status.metrics.messages.entry(stream.as_str()).or_default() += 1;
-            if disposition == crate::engine::Disposition::Duplicate {
-                status.metrics.duplicates += 1;
+        Ok(input)
+    }
+
+    /// Counts an applied input and its decisions in the status, and shows the new
+    /// state there when it changed what is paused.
+    fn count(
+        &mut self,
+        stream: Stream,
+        input: &Input,
+        disposition: Disposition,
+        decisions: &[Decision],
+    ) {
+        let mut status = self.status.lock();
+        *status.metrics.messages.entry(stream.as_str()).or_default() += 1;
+        if disposition == Disposition::Duplicate {
+            status.metrics.duplicates += 1;
+        }
+        status.metrics.record_decisions(decisions);
+        if let Input::Ops(command) = input {
+            if self.own_pause.as_deref() == Some(command.command_id.as_str()) {
+                self.own_pause = None;
             }
-            status.metrics.record_decisions(&decisions);
-            if let Input::Ops(command) = &input {
-                if self.own_pause.as_deref() == Some(command.command_id.as_str()) {
-                    self.own_pause = None;
+            if disposition == Disposition::Applied {
+                status
+                    .ops_applied
+                    .insert(command.command_id.clone(), !decisions.is_empty());
+                if status.ops_applied.len() > 10_000 {
+                    status.ops_applied.pop_first();
                 }
-                if disposition == crate::engine::Disposition::Applied {
-                    status
-                        .ops_applied
-                        .insert(command.command_id.clone(), !decisions.is_empty());
-                    if status.ops_applied.len() > 10_000 {
-                        status.ops_applied.pop_first();
-                    }
-                }
-            }
-            if !decisions.is_empty() || matches!(input, Input::Ops(_)) {
-                status.state = state_view(&self.engine);
             }
         }
-        for decision in &decisions {
-            debug!(id = decision.id(), "decided");
-        }
-        match (&input, self.config.role) {
-            (Input::Fill(fill), Role::Worker) => {
-                self.forward_trips(&fill.fill_id, timestamp_ms, decisions);
-            }
-            (Input::Ops(_), Role::Worker) => self.report_progress(timestamp_ms),
-            _ => self.publish_all(decisions, received),
+        if !decisions.is_empty() || matches!(input, Input::Ops(_)) {
+            status.state = state_view(&self.engine);
         }
     }
 

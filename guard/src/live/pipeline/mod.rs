@@ -116,7 +116,9 @@ pub struct LiveGuard<S: Store> {
     config: LiveConfig,
     engine: Engine,
     store: S,
-    consumer: BaseConsumer,
+    /// Shared so that a fetched message (which borrows the consumer) can be held
+    /// while the guard itself is borrowed mutably.
+    consumer: std::sync::Arc<BaseConsumer>,
     producer: BaseProducer<DeliveryContext>,
     deliveries: DeliveryContext,
     outbox: Outbox,

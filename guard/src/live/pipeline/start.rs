@@ -25,75 +25,9 @@ impl<S: Store> LiveGuard<S> {
         status: StatusHandle,
         changelog: Option<&Published>,
     ) -> Result<Self, LiveError> {
-        let options = EngineOptions {
-            source: config.source.clone(),
-            clock: config.clock,
-            role: config.role,
-        };
-        let local = store.load()?;
-        let local_progress = local
-            .as_ref()
-            .map_or(-1, |r| r.checkpoint.offsets.values().sum::<i64>());
-        let from_changelog = changelog.filter(|p| p.progress() > local_progress);
-        let (mut engine, offsets, outbox, seq) = if let Some(published) = from_changelog {
-            let (engine, _) =
-                Engine::restore(config.policy.clone(), options, published.engine.as_bytes())?;
-            info!(from = %published.instance, progress = published.progress(), local = local_progress, "state restored from the changelog");
-            let seq = local.as_ref().map_or(0, |r| r.checkpoint.seq) + 1;
-            let mut engine = engine;
-            let checkpoint = Checkpoint {
-                seq,
-                engine: engine.snapshot_without_seen(),
-                offsets: published.offsets.clone(),
-                outbox: published.outbox.clone(),
-                seen_from: engine.seen_forgotten_before(),
-            };
-            let seen: Vec<SeenEntry> = engine.state().seen.entries().collect();
-            store.save(&checkpoint, &seen)?;
-            (
-                engine,
-                published.offsets.clone(),
-                published.outbox.clone(),
-                seq,
-            )
-        } else {
-            match local {
-                Some(restored) => {
-                    let (mut engine, version) = Engine::restore(
-                        config.policy.clone(),
-                        options,
-                        &restored.checkpoint.engine,
-                    )?;
-                    engine.restore_seen(restored.seen);
-                    if version != engine.policy_version() {
-                        warn!(stored = %version, now = %engine.policy_version(), "policy changed since the last checkpoint");
-                    }
-                    info!(
-                        seq = restored.checkpoint.seq,
-                        partitions = restored.checkpoint.offsets.len(),
-                        outbox = restored.checkpoint.outbox.len(),
-                        "state restored from the local store"
-                    );
-                    (
-                        engine,
-                        restored.checkpoint.offsets,
-                        restored.checkpoint.outbox,
-                        restored.checkpoint.seq,
-                    )
-                }
-                None => {
-                    info!("no local state: starting from the beginning of the input topics");
-                    (
-                        Engine::new(config.policy.clone(), options),
-                        BTreeMap::new(),
-                        Vec::new(),
-                        0,
-                    )
-                }
-            }
-        };
-        engine.enable_seen_journal();
-        let (journal, script) = Self::recover_order(&config, &offsets)?;
+        let mut restored = restore(&config, &mut store, changelog)?;
+        restored.engine.enable_seen_journal();
+        let (journal, script) = Self::recover_order(&config, &restored.offsets)?;
         let deliveries = DeliveryContext::default();
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
@@ -101,20 +35,20 @@ impl<S: Store> LiveGuard<S> {
         let input_watch = InputWatch::start(&config);
         let mut guard = LiveGuard {
             config,
-            engine,
+            engine: restored.engine,
             store,
-            consumer,
+            consumer: std::sync::Arc::new(consumer),
             producer,
             deliveries,
-            outbox: Outbox::restore(outbox),
+            outbox: Outbox::restore(restored.outbox),
             journal,
             script,
             script_blocked_since: None,
             record_resend: Vec::new(),
             prepared: None,
-            offsets,
+            offsets: restored.offsets,
             pending_seen: Vec::new(),
-            seq,
+            seq: restored.seq,
             dirty: false,
             offsets_moved: false,
             last_checkpoint: Instant::now(),
@@ -143,19 +77,22 @@ impl<S: Store> LiveGuard<S> {
         }
         guard.release();
         guard.assign()?;
-        {
-            let mut status = guard.status.lock();
-            status.ready = true;
-            status.publishing = true;
-            status.role = "active";
-            status.state = state_view(&guard.engine);
-            status.offsets = guard
-                .offsets
-                .iter()
-                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
-                .collect();
-        }
+        guard.show_active();
         Ok(guard)
+    }
+
+    /// Tells the status (and so `/readyz` and `/state`) that this guard is the active one.
+    fn show_active(&self) {
+        let mut status = self.status.lock();
+        status.ready = true;
+        status.publishing = true;
+        status.role = "active";
+        status.state = state_view(&self.engine);
+        status.offsets = self
+            .offsets
+            .iter()
+            .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+            .collect();
     }
 
     /// Reads the order journal of this guard's lineage and returns the journal to go
@@ -210,23 +147,12 @@ impl<S: Store> LiveGuard<S> {
         self.config.topics.stream_of(topic).map(Stream::rank)
     }
 
+    /// Assigns every input partition this guard reads at its stored offset (from the
+    /// rebuild time, or the beginning, when none is stored) and starts tracking them.
     pub(super) fn assign(&mut self) -> Result<(), LiveError> {
         let mut tpl = TopicPartitionList::new();
         for (topic, owned) in self.reads() {
-            let metadata = self
-                .consumer
-                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .filter(|p| owned.as_ref().is_none_or(|o| o.contains(p)))
-                .collect();
-            if partitions.is_empty() {
-                return Err(LiveError::MissingTopic(topic));
-            }
-            for partition in partitions {
+            for partition in self.partitions_of(&topic, owned.as_deref())? {
                 let offset = match self.offsets.get(&(topic.clone(), partition)) {
                     Some(next) => Offset::Offset(*next),
                     // No state for this partition: replay the topic, from the rebuild
@@ -240,23 +166,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         if self.config.rebuild_from.is_some() && self.offsets.is_empty() {
-            // Offsets above are timestamps (ms): resolve them to offsets.
-            tpl = self.consumer.offsets_for_times(tpl, METADATA_TIMEOUT)?;
-            for e in tpl.elements() {
-                let (low, high) = self
-                    .consumer
-                    .fetch_watermarks(e.topic(), e.partition(), METADATA_TIMEOUT)
-                    .unwrap_or((0, 0));
-                let start = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(high);
-                info!(
-                    topic = e.topic(),
-                    partition = e.partition(),
-                    from_offset = start,
-                    messages_back = high - start,
-                    retained_from = low,
-                    "rebuilding the state by replaying the input"
-                );
-            }
+            tpl = self.resolve_rebuild_times(tpl)?;
         }
         info!(
             partitions = tpl.count(),
@@ -265,16 +175,64 @@ impl<S: Store> LiveGuard<S> {
         self.consumer.assign(&tpl)?;
         if self.config.role == Role::Aggregator {
             let topic = self.config.topics.exec_result.clone();
-            let metadata = self
-                .consumer
-                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
-            self.worker_partitions = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic)
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
+            self.worker_partitions = match self.partitions_of(&topic, None) {
+                Err(LiveError::MissingTopic(_)) => Vec::new(),
+                other => other?,
+            };
         }
+        self.track_inputs(&tpl);
+        Ok(())
+    }
+
+    /// The partitions of `topic` (those in `owned` only, when given).
+    ///
+    /// # Errors
+    /// [`LiveError::MissingTopic`] when the topic has none of them.
+    fn partitions_of(&self, topic: &str, owned: Option<&[i32]>) -> Result<Vec<i32>, LiveError> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|p| owned.is_none_or(|o| o.contains(p)))
+            .collect();
+        if partitions.is_empty() {
+            return Err(LiveError::MissingTopic(topic.to_owned()));
+        }
+        Ok(partitions)
+    }
+
+    /// A rebuild's offsets are timestamps (ms): resolves them to offsets and says how
+    /// far back each partition is replayed.
+    fn resolve_rebuild_times(
+        &self,
+        tpl: TopicPartitionList,
+    ) -> Result<TopicPartitionList, LiveError> {
+        let tpl = self.consumer.offsets_for_times(tpl, METADATA_TIMEOUT)?;
+        for e in tpl.elements() {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(e.topic(), e.partition(), METADATA_TIMEOUT)
+                .unwrap_or((0, 0));
+            let start = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(high);
+            info!(
+                topic = e.topic(),
+                partition = e.partition(),
+                from_offset = start,
+                messages_back = high - start,
+                retained_from = low,
+                "rebuilding the state by replaying the input"
+            );
+        }
+        Ok(tpl)
+    }
+
+    /// Starts tracking the assigned partitions: how far each is fetched (for the
+    /// merge's waits) and whether it stays readable (for failing closed).
+    fn track_inputs(&mut self, tpl: &TopicPartitionList) {
         self.merge.clear();
         self.blocked_since = None;
         self.inputs = tpl
@@ -294,6 +252,94 @@ impl<S: Store> LiveGuard<S> {
                 .map(|i| (i.topic.clone(), i.partition))
                 .collect(),
         );
-        Ok(())
     }
+}
+
+/// The state a guard starts from: the engine, the next offset of each input partition
+/// it covers, the outbox and the checkpoint number.
+struct Restored {
+    engine: Engine,
+    offsets: BTreeMap<Partition, i64>,
+    outbox: Vec<OutMsg>,
+    seq: u64,
+}
+
+/// Restores from the changelog's snapshot when it reaches further into the inputs
+/// than the local store (writing it to the local store at once, seen ids included),
+/// else from the local store, else from nothing.
+fn restore<S: Store>(
+    config: &LiveConfig,
+    store: &mut S,
+    changelog: Option<&Published>,
+) -> Result<Restored, LiveError> {
+    let options = EngineOptions {
+        source: config.source.clone(),
+        clock: config.clock,
+        role: config.role,
+    };
+    let local = store.load()?;
+    let local_progress = local
+        .as_ref()
+        .map_or(-1, |r| r.checkpoint.offsets.values().sum::<i64>());
+    if let Some(published) = changelog.filter(|p| p.progress() > local_progress) {
+        let seq = local.as_ref().map_or(0, |r| r.checkpoint.seq) + 1;
+        return restore_published(config, options, store, published, seq, local_progress);
+    }
+    let Some(restored) = local else {
+        info!("no local state: starting from the beginning of the input topics");
+        return Ok(Restored {
+            engine: Engine::new(config.policy.clone(), options),
+            offsets: BTreeMap::new(),
+            outbox: Vec::new(),
+            seq: 0,
+        });
+    };
+    let (mut engine, version) =
+        Engine::restore(config.policy.clone(), options, &restored.checkpoint.engine)?;
+    engine.restore_seen(restored.seen);
+    if version != engine.policy_version() {
+        warn!(stored = %version, now = %engine.policy_version(), "policy changed since the last checkpoint");
+    }
+    info!(
+        seq = restored.checkpoint.seq,
+        partitions = restored.checkpoint.offsets.len(),
+        outbox = restored.checkpoint.outbox.len(),
+        "state restored from the local store"
+    );
+    Ok(Restored {
+        engine,
+        offsets: restored.checkpoint.offsets,
+        outbox: restored.checkpoint.outbox,
+        seq: restored.checkpoint.seq,
+    })
+}
+
+/// Restores the changelog's snapshot and writes it to the local store as checkpoint
+/// `seq`, so that a crash right after still starts from it.
+fn restore_published<S: Store>(
+    config: &LiveConfig,
+    options: EngineOptions,
+    store: &mut S,
+    published: &Published,
+    seq: u64,
+    local_progress: i64,
+) -> Result<Restored, LiveError> {
+    let (mut engine, _) =
+        Engine::restore(config.policy.clone(), options, published.engine.as_bytes())?;
+    info!(from = %published.instance, progress = published.progress(), local = local_progress, "state restored from the changelog");
+    let checkpoint = Checkpoint {
+        seq,
+        engine: engine.snapshot_without_seen(),
+        offsets: published.offsets.clone(),
+        outbox: published.outbox.clone(),
+        seen_from: engine.seen_forgotten_before(),
+    };
+    let seen: Vec<SeenEntry> = engine.state().seen.entries().collect();
+    store.save(&checkpoint, &seen)?;
+    Ok(Restored {
+        engine,
+        offsets: published.offsets.clone(),
+        outbox: published.outbox.clone(),
+        seq,
+    })
 }

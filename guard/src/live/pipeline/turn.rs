@@ -1,81 +1,14 @@
 //! One loop turn: fetch, merge, apply in order, tick the clock, watch the inputs.
 
+use rdkafka::message::BorrowedMessage;
+
 use super::*;
 
 impl<S: Store> LiveGuard<S> {
     /// One turn of the loop: take up to a batch of input, tick the clock, handle
     /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
     pub fn turn(&mut self, wait: Duration) {
-        let mut taken = 0;
-        // While messages wait in the merge, look again soon.
-        let mut timeout = if self.outbox.holds_unreleased() {
-            // Decisions wait for their order record: look at deliveries again soon.
-            Duration::ZERO
-        } else if self.merge.is_empty() {
-            wait
-        } else {
-            wait.min(Duration::from_millis(1))
-        };
-        while taken < BATCH {
-            let Some(polled) = self.consumer.poll(timeout) else {
-                break;
-            };
-            timeout = Duration::ZERO;
-            taken += 1;
-            match polled {
-                Ok(message) => {
-                    let received = Instant::now();
-                    self.last_fetched = received;
-                    let topic = message.topic();
-                    let Some(rank) = self.rank_of(topic) else {
-                        continue;
-                    };
-                    // Recycled buffers: no allocation per message on the hot path.
-                    let mut held = self.spare.pop().unwrap_or_else(|| Held {
-                        key: String::new(),
-                        payload: Vec::new(),
-                        received,
-                    });
-                    held.received = received;
-                    held.key.clear();
-                    held.key
-                        .push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
-                    held.payload.clear();
-                    held.payload
-                        .extend_from_slice(message.payload().unwrap_or_default());
-                    let key = MergeKey {
-                        timestamp_ms: message.timestamp().to_millis().unwrap_or(i64::MIN),
-                        rank,
-                        partition: message.partition(),
-                        offset: message.offset(),
-                    };
-                    if let Some(input) = self
-                        .inputs
-                        .iter_mut()
-                        .find(|i| i.partition == key.partition && i.topic == topic)
-                    {
-                        input.fetched_next = Some(key.offset + 1);
-                    }
-                    if topic == self.config.topics.facts
-                        && held.payload.starts_with(br#"{"progress""#)
-                    {
-                        // Progress is read at once, not merged: the orders and risk
-                        // events held in the merge wait for it.
-                        if let Ok(fact) = serde_json::from_slice::<ProgressFact>(&held.payload) {
-                            let seen = self
-                                .progress
-                                .entry(fact.progress.partition)
-                                .or_insert(i64::MIN);
-                            *seen = (*seen).max(fact.progress.ts_ms);
-                        }
-                        self.spare.push(held);
-                        continue;
-                    }
-                    self.merge.push(topic, key, held);
-                }
-                Err(e) => warn!(error = %e, "consumer error"),
-            }
-        }
+        let taken = self.fetch(wait);
         self.apply_held();
         self.watch_inputs();
         // While a recorded order is replayed, its own ticks move the clock.
@@ -116,6 +49,83 @@ impl<S: Store> LiveGuard<S> {
             self.last_lag = Instant::now();
             self.update_lag();
         }
+    }
+
+    /// Fetches up to a batch of messages into the merge, waiting at most `wait` for the
+    /// first (not at all while a decision waits for its order record, a millisecond
+    /// while messages wait in the merge); returns how many were polled.
+    fn fetch(&mut self, wait: Duration) -> usize {
+        let mut taken = 0;
+        let mut timeout = if self.outbox.holds_unreleased() {
+            Duration::ZERO
+        } else if self.merge.is_empty() {
+            wait
+        } else {
+            wait.min(Duration::from_millis(1))
+        };
+        let consumer = std::sync::Arc::clone(&self.consumer);
+        while taken < BATCH {
+            let Some(polled) = consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            taken += 1;
+            match polled {
+                Ok(message) => self.hold(&message),
+                Err(e) => warn!(error = %e, "consumer error"),
+            }
+        }
+        taken
+    }
+
+    /// Puts a fetched message into the merge (a worker's progress is read at once).
+    fn hold(&mut self, message: &BorrowedMessage<'_>) {
+        let received = Instant::now();
+        self.last_fetched = received;
+        let topic = message.topic();
+        let Some(rank) = self.rank_of(topic) else {
+            return;
+        };
+        // Recycled buffers: no allocation per message on the hot path.
+        let mut held = self.spare.pop().unwrap_or_else(|| Held {
+            key: String::new(),
+            payload: Vec::new(),
+            received,
+        });
+        held.received = received;
+        held.key.clear();
+        held.key
+            .push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
+        held.payload.clear();
+        held.payload
+            .extend_from_slice(message.payload().unwrap_or_default());
+        let key = MergeKey {
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(i64::MIN),
+            rank,
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        if let Some(input) = self
+            .inputs
+            .iter_mut()
+            .find(|i| i.partition == key.partition && i.topic == topic)
+        {
+            input.fetched_next = Some(key.offset + 1);
+        }
+        if topic == self.config.topics.facts && held.payload.starts_with(br#"{"progress""#) {
+            // Progress is read at once, not merged: the orders and risk events held
+            // in the merge wait for it.
+            if let Ok(fact) = serde_json::from_slice::<ProgressFact>(&held.payload) {
+                let seen = self
+                    .progress
+                    .entry(fact.progress.partition)
+                    .or_insert(i64::MIN);
+                *seen = (*seen).max(fact.progress.ts_ms);
+            }
+            self.spare.push(held);
+            return;
+        }
+        self.merge.push(topic, key, held);
     }
 
     /// Applies the held messages in merge order. A message waits while another input
