@@ -141,58 +141,9 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
     }
     info!(instance = %config.instance, "scaled-out guard: joining the worker and aggregator groups");
     while !stop.load(Ordering::Relaxed) {
-        let owned = workers_group.poll();
-        let revoked: Vec<i32> = workers
-            .keys()
-            .filter(|p| !owned.contains(p))
-            .copied()
-            .collect();
-        for p in revoked {
-            if let Some(mut worker) = workers.remove(&p) {
-                info!(
-                    partition = p,
-                    "partition revoked: checkpointing and releasing it"
-                );
-                worker.shutdown();
-            }
-        }
-        for p in owned {
-            if workers.contains_key(&p) {
-                continue;
-            }
-            let mut c = config.clone();
-            c.role = Role::Worker;
-            c.owned = vec![p];
-            c.state_dir = config.state_dir.join(format!("worker-p{p}"));
-            c.http_listen = None;
-            c.instance = format!("{}-p{p}", config.instance);
-            info!(partition = p, "partition assigned: restoring its worker");
-            let store = SledStore::open(&c.state_dir)?;
-            workers.insert(p, LiveGuard::start(c, store, StatusHandle::default())?);
-        }
+        follow_workers(&config, &mut workers, &workers_group.poll())?;
         let lead = !aggregator_group.poll().is_empty();
-        match (&mut aggregator, lead) {
-            (None, true) => {
-                let mut c = config.clone();
-                c.role = Role::Aggregator;
-                c.state_dir = config.state_dir.join("aggregator");
-                c.http_listen = None;
-                c.instance = format!("{}-aggregator", config.instance);
-                info!("this instance now aggregates: restoring the scopes");
-                let store = SledStore::open(&c.state_dir)?;
-                aggregator = Some(LiveGuard::start(c, store, status.clone())?);
-                status.lock().role = "aggregator";
-            }
-            (Some(a), false) => {
-                info!("aggregation moved to another instance: checkpointing and releasing it");
-                a.shutdown();
-                aggregator = None;
-                let mut s = status.lock();
-                s.role = "scaled";
-                s.ready = true;
-            }
-            _ => {}
-        }
+        follow_aggregation(&config, &status, &mut aggregator, lead)?;
         for worker in workers.values_mut() {
             worker.turn(Duration::ZERO);
         }
@@ -206,6 +157,83 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
     }
     if let Some(a) = &mut aggregator {
         a.shutdown();
+    }
+    Ok(())
+}
+
+/// Releases the workers of revoked partitions (checkpointing them) and restores one
+/// for each newly owned partition.
+///
+/// # Errors
+/// [`LiveError`] when a worker's store cannot be opened or its guard cannot start.
+fn follow_workers(
+    config: &LiveConfig,
+    workers: &mut BTreeMap<i32, LiveGuard<SledStore>>,
+    owned: &BTreeSet<i32>,
+) -> Result<(), LiveError> {
+    let revoked: Vec<i32> = workers
+        .keys()
+        .filter(|p| !owned.contains(p))
+        .copied()
+        .collect();
+    for p in revoked {
+        if let Some(mut worker) = workers.remove(&p) {
+            info!(
+                partition = p,
+                "partition revoked: checkpointing and releasing it"
+            );
+            worker.shutdown();
+        }
+    }
+    for &p in owned {
+        if workers.contains_key(&p) {
+            continue;
+        }
+        let mut c = config.clone();
+        c.role = Role::Worker;
+        c.owned = vec![p];
+        c.state_dir = config.state_dir.join(format!("worker-p{p}"));
+        c.http_listen = None;
+        c.instance = format!("{}-p{p}", config.instance);
+        info!(partition = p, "partition assigned: restoring its worker");
+        let store = SledStore::open(&c.state_dir)?;
+        workers.insert(p, LiveGuard::start(c, store, StatusHandle::default())?);
+    }
+    Ok(())
+}
+
+/// Takes up aggregation when this instance leads the aggregator group, and hands it
+/// back (checkpointing) when it no longer does.
+///
+/// # Errors
+/// [`LiveError`] when the aggregator's store cannot be opened or its guard cannot start.
+fn follow_aggregation(
+    config: &LiveConfig,
+    status: &StatusHandle,
+    aggregator: &mut Option<LiveGuard<SledStore>>,
+    lead: bool,
+) -> Result<(), LiveError> {
+    match (aggregator.as_mut(), lead) {
+        (None, true) => {
+            let mut c = config.clone();
+            c.role = Role::Aggregator;
+            c.state_dir = config.state_dir.join("aggregator");
+            c.http_listen = None;
+            c.instance = format!("{}-aggregator", config.instance);
+            info!("this instance now aggregates: restoring the scopes");
+            let store = SledStore::open(&c.state_dir)?;
+            *aggregator = Some(LiveGuard::start(c, store, status.clone())?);
+            status.lock().role = "aggregator";
+        }
+        (Some(a), false) => {
+            info!("aggregation moved to another instance: checkpointing and releasing it");
+            a.shutdown();
+            *aggregator = None;
+            let mut s = status.lock();
+            s.role = "scaled";
+            s.ready = true;
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! the HTTP server reads it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
@@ -150,8 +149,21 @@ impl Metrics {
 
 /// Renders `/metrics` in the Prometheus text format.
 pub fn prometheus(status: &Status) -> String {
-    let m = &status.metrics;
     let mut out = String::new();
+    counters(&status.metrics, &mut out);
+    gauges(status, &mut out);
+    latency(&status.metrics.decision_latency, &mut out);
+    out.push_str("# TYPE guard_ready gauge\n");
+    out.push_str(&format!("guard_ready {}\n", u8::from(status.ready)));
+    out.push_str(&format!(
+        "guard_publishing {}\n",
+        u8::from(status.publishing)
+    ));
+    out
+}
+
+/// The counters: messages, decisions, failures, checkpoints, order journal.
+fn counters(m: &Metrics, out: &mut String) {
     let mut line = |text: String| {
         out.push_str(&text);
         out.push('\n');
@@ -199,6 +211,14 @@ pub fn prometheus(status: &Status) -> String {
         "guard_order_replay_abandoned_total {}",
         m.order_script_abandoned
     ));
+}
+
+/// The gauges: paused scopes and consumer lag.
+fn gauges(status: &Status, out: &mut String) {
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
     let paused = status
         .state
         .get("paused")
@@ -207,14 +227,21 @@ pub fn prometheus(status: &Status) -> String {
     line("# TYPE guard_paused_scopes gauge".into());
     line(format!("guard_paused_scopes {paused}"));
     line("# TYPE guard_consumer_lag gauge".into());
-    for (partition, lag) in &m.lag {
+    for (partition, lag) in &status.metrics.lag {
         line(format!(
             "guard_consumer_lag{{partition=\"{partition}\"}} {lag}"
         ));
     }
+}
+
+/// Fill received to command acknowledged, as a summary of quantiles.
+fn latency(h: &Histogram<u64>, out: &mut String) {
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
     line("# HELP guard_decision_latency_seconds Fill received to command acknowledged by the broker.".into());
     line("# TYPE guard_decision_latency_seconds summary".into());
-    let h = &m.decision_latency;
     for q in [0.5, 0.9, 0.99, 0.999] {
         let v = if h.is_empty() {
             0.0
@@ -226,9 +253,4 @@ pub fn prometheus(status: &Status) -> String {
         ));
     }
     line(format!("guard_decision_latency_seconds_count {}", h.len()));
-    line("# TYPE guard_ready gauge".into());
-    line(format!("guard_ready {}", u8::from(status.ready)));
-    line(format!("guard_publishing {}", u8::from(status.publishing)));
-    let _ = write!(out, "");
-    out
 }

@@ -29,17 +29,15 @@
 //! next owner of that work finds it whichever instance it runs on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+
+mod recover;
+
+pub use recover::recover;
 
 use super::config::LiveConfig;
-use super::kafka;
 use super::store::Partition;
 use crate::engine::Role;
 
@@ -283,107 +281,6 @@ pub enum OrderLogError {
         /// How long it tried.
         waited: Duration,
     },
-}
-
-/// How long a start waits for its barrier to come back before giving up.
-const RECOVER_LIMIT: Duration = Duration::from_secs(60);
-
-/// Reads every record of `lineage` on the state topic, in the order they were
-/// written. Reads up to a barrier this call writes itself, so every record the broker
-/// acknowledged before the call is included.
-///
-/// # Errors
-/// [`OrderLogError`] when the topic cannot be read or the barrier never comes back.
-pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderLogError> {
-    let topic = &config.topics.state;
-    let consumer: BaseConsumer = kafka::consumer(config)
-        .set("group.id", format!("{}.order", config.group_id))
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), kafka::METADATA_TIMEOUT)?;
-    if !metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-    {
-        return Err(OrderLogError::MissingTopic(topic.clone()));
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
-    let producer: BaseProducer = kafka::producer(config).create()?;
-    let barrier_key = format!("{lineage}/barrier/{}", config.instance);
-    let nonce = format!("{}", crate::time::Timestamp::now().as_micros());
-    let prefix = format!("{lineage}/order/");
-    let mut order: Vec<String> = Vec::new();
-    let mut records: HashMap<String, Record> = HashMap::new();
-    let started = Instant::now();
-    let mut last_barrier: Option<Instant> = None;
-    let mut read = 0u64;
-    loop {
-        if last_barrier.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-            if last_barrier.is_some() {
-                warn!(topic, waited = ?started.elapsed(), "the order journal's barrier has not come back yet; sending it again");
-            }
-            last_barrier = Some(Instant::now());
-            let record = BaseRecord::to(topic)
-                .partition(0)
-                .key(&barrier_key)
-                .payload(&nonce);
-            if let Err((e, _)) = producer.send(record) {
-                warn!(error = %e, "cannot send the order journal's barrier");
-            }
-            let _ = producer.flush(Duration::from_secs(5));
-        }
-        if started.elapsed() >= RECOVER_LIMIT {
-            return Err(OrderLogError::Unreadable {
-                topic: topic.clone(),
-                waited: started.elapsed(),
-            });
-        }
-        let Some(polled) = consumer.poll(Duration::from_millis(50)) else {
-            continue;
-        };
-        let message = match polled {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "reading the order journal");
-                continue;
-            }
-        };
-        read += 1;
-        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            continue;
-        };
-        if key == barrier_key && message.payload() == Some(nonce.as_bytes()) {
-            break;
-        }
-        if !key.starts_with(&prefix) {
-            continue;
-        }
-        match message.payload() {
-            None | Some(b"") => {
-                records.remove(key);
-            }
-            Some(payload) => match serde_json::from_slice::<Record>(payload) {
-                Ok(record) => {
-                    if !records.contains_key(key) {
-                        order.push(key.to_owned());
-                    }
-                    records.insert(key.to_owned(), record);
-                }
-                Err(e) => warn!(key, error = %e, "unreadable order record; ignored"),
-            },
-        }
-    }
-    let records: Vec<Record> = order.iter().filter_map(|k| records.remove(k)).collect();
-    info!(
-        lineage,
-        records = records.len(),
-        messages_read = read,
-        took_ms = started.elapsed().as_millis() as u64,
-        "order journal read"
-    );
-    Ok(records)
 }
 
 #[cfg(test)]
