@@ -123,6 +123,11 @@ impl Rig {
             guard.turn(Duration::from_millis(5));
         }
         guard.checkpoint();
+        // The store is written on a thread of its own: wait until the state as it
+        // stands is there (or the deadline passes, as when the store fails).
+        while !guard.at_rest() && Instant::now() < deadline {
+            guard.turn(Duration::from_millis(5));
+        }
     }
 
     fn read_topic(&self, topic: &str) -> Vec<(Option<String>, Vec<u8>, BTreeMap<String, String>)> {
@@ -682,6 +687,40 @@ fn a_guard_that_cannot_persist_fails_closed_with_a_global_pause() {
 }
 
 #[test]
+fn a_guard_idle_longer_than_the_fail_closed_limit_does_not_fail_closed_on_its_next_input() {
+    // Failing closed is for changes that cannot reach the store, not for time spent
+    // with nothing to write: after a quiet spell the next checkpoint is on its way
+    // for a few milliseconds and must not count the quiet spell as unpersisted.
+    let mut rig = Rig::new("idle");
+    // Above the input watch's probe interval (1 s), so idle inputs stay readable.
+    rig.config.fail_closed_after = Duration::from_secs(2);
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f1", 0));
+    rig.settle(&mut guard);
+    let quiet = Instant::now() + Duration::from_millis(2_500);
+    while Instant::now() < quiet {
+        guard.turn(Duration::from_millis(20));
+    }
+    let checkpoints = status.lock().metrics.checkpoints;
+    rig.feed(&mut guard, "exec_result", &breach("f2", 1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status.lock().metrics.checkpoints == checkpoints && Instant::now() < deadline {
+        guard.turn(Duration::from_millis(1));
+    }
+    assert!(
+        status.lock().metrics.checkpoints > checkpoints,
+        "the next checkpoint was written"
+    );
+    assert!(
+        !status.lock().degraded,
+        "a quiet spell is not a failure to persist"
+    );
+    assert!(rig.commands().is_empty(), "no pause: {:?}", rig.commands());
+}
+
+#[test]
 fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
     // Two brokers: the inputs' leader (1) goes down, the command topic's (2) stays up.
     let mut rig = Rig::on(
@@ -876,6 +915,11 @@ fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
             assert!(Instant::now() < deadline, "the guard did not fail closed");
             guard.turn(Duration::from_millis(20));
             guard.checkpoint();
+        }
+        // The pause goes out once the order record of the inputs before it is on the
+        // broker: a few turns.
+        for _ in 0..20 {
+            guard.turn(Duration::from_millis(5));
         }
         assert!(status.lock().metrics.checkpoint_failures > failures_before);
         let applied = guard.next_offset("exec_result", 0).unwrap();

@@ -75,7 +75,7 @@ pub enum StoreError {
 }
 
 /// Durable state: load the last checkpoint, save a new one atomically.
-pub trait Store {
+pub trait Store: Send + 'static {
     /// The last saved checkpoint, if any.
     ///
     /// # Errors

@@ -62,7 +62,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         self.journal.applied(topic, partition, offset);
-        self.dirty = true;
+        self.mark_dirty();
         self.offsets_moved = true;
     }
 

@@ -61,6 +61,9 @@ mod outbound;
 mod persist;
 mod start;
 mod turn;
+mod writer;
+
+use writer::{Writer, Written};
 
 /// Why the live guard could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +118,8 @@ struct ProgressFact {
 pub struct LiveGuard<S: Store> {
     config: LiveConfig,
     engine: Engine,
-    store: S,
+    /// The store, on its writer thread.
+    writer: Writer<S>,
     /// Shared so that a fetched message (which borrows the consumer) can be held
     /// while the guard itself is borrowed mutably.
     consumer: std::sync::Arc<BaseConsumer>,
@@ -141,6 +145,8 @@ pub struct LiveGuard<S: Store> {
     last_lag: Instant,
     status: StatusHandle,
     decisions: Vec<Decision>,
+    /// When the state was last wholly in the store (a write succeeded, or the first
+    /// change after one was made).
     last_persisted: Instant,
     failed_closed: bool,
     inputs_lost: bool,
@@ -199,12 +205,16 @@ impl<S: Store> LiveGuard<S> {
             let _ = self.producer.flush(Duration::from_secs(5));
             self.handle_deliveries();
         }
+        self.finish_writing();
         self.try_save();
+        self.finish_writing();
         if self.prepared.is_none() {
             self.checkpoint();
             let _ = self.producer.flush(Duration::from_secs(5));
             self.handle_deliveries();
+            self.finish_writing();
             self.try_save();
+            self.finish_writing();
         }
         if self.prepared.is_some() {
             warn!("the last checkpoint is not written: its order record is not on the broker; a restart resumes from the one before");
@@ -237,12 +247,18 @@ impl<S: Store> LiveGuard<S> {
     /// Stops reading the inputs and hands the store back (stepping down to standby).
     pub fn into_store(self) -> S {
         let _ = self.consumer.unassign();
-        self.store
+        self.writer.into_store()
     }
 
     /// The next offset the guard will read from `topic`/`partition`.
     pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.offsets.get(&(topic.to_owned(), partition)).copied()
+    }
+
+    /// Whether the guard is at rest: every decision acknowledged by the broker and the
+    /// state as it stands written to the store (nothing prepared, none in flight).
+    pub fn at_rest(&self) -> bool {
+        self.outbox.is_empty() && !self.dirty && self.prepared.is_none() && !self.writer.busy()
     }
 
     /// Messages still waiting for an acknowledgement.

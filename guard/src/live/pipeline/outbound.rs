@@ -46,7 +46,7 @@ impl<S: Store> LiveGuard<S> {
             match (report.result, report.id == ORDER_RECORD) {
                 (Ok(()), true) => self.journal.acked(report.seq),
                 (Ok(()), false) => {
-                    self.dirty = true;
+                    self.mark_dirty();
                     if let Some(received) = self.outbox.acked(report.seq) {
                         let micros = received.elapsed().as_micros().clamp(1, 60_000_000) as u64;
                         let _ = self.status.lock().metrics.decision_latency.record(micros);
@@ -98,6 +98,7 @@ impl<S: Store> LiveGuard<S> {
         // Decisions first: the checkpoint's fsync must not stand between a released
         // decision and the producer.
         self.release();
+        self.collect_written();
         if !self.outbox.holds_unreleased() || self.checkpoint_overdue() {
             self.try_save();
         }

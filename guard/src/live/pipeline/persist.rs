@@ -9,10 +9,17 @@ impl<S: Store> LiveGuard<S> {
     /// holds an input order that a guard elsewhere could not find in the journal.
     pub fn checkpoint(&mut self) {
         self.last_checkpoint = Instant::now();
-        if self.prepared.is_some() {
+        self.collect_written();
+        if self.prepared.is_some() || self.writer.busy() {
             self.try_save();
-            if self.prepared.is_some() {
+            let record_acked = match &self.prepared {
+                Some((_, _, record)) => self.journal.is_acked(*record),
+                None => true,
+            };
+            if !record_acked {
                 self.fail_closed_if_unpersisted("its order record is not on the broker");
+            } else if self.writer.busy() {
+                self.fail_closed_if_unpersisted("the store has not finished writing");
             }
             return;
         }
@@ -35,8 +42,12 @@ impl<S: Store> LiveGuard<S> {
         self.try_save();
     }
 
-    /// Writes the prepared checkpoint when its order record is on the broker.
+    /// Hands the prepared checkpoint to the store writer when its order record is on
+    /// the broker and the writer is free.
     pub(super) fn try_save(&mut self) {
+        if self.writer.busy() {
+            return;
+        }
         let Some((_, _, record)) = &self.prepared else {
             return;
         };
@@ -46,7 +57,33 @@ impl<S: Store> LiveGuard<S> {
         let Some((checkpoint, seen, _)) = self.prepared.take() else {
             return;
         };
-        match self.store.save(&checkpoint, &seen) {
+        self.writer.submit(checkpoint, seen);
+    }
+
+    /// Takes the store writer's answer, when it has one (never waits).
+    pub(super) fn collect_written(&mut self) {
+        if let Some(written) = self.writer.finished() {
+            self.on_written(written);
+        }
+    }
+
+    /// Waits for the checkpoint the writer holds (a clean stop only).
+    pub(super) fn finish_writing(&mut self) {
+        if let Some(written) = self.writer.wait() {
+            self.on_written(written);
+        }
+    }
+
+    /// A checkpoint is in the store: its offsets are committed to Kafka. Or it is
+    /// not: the previous checkpoint stays in force, its dedup ids go into the next.
+    fn on_written(&mut self, written: Written) {
+        let Written {
+            checkpoint,
+            seen,
+            result,
+            took,
+        } = written;
+        match result {
             Ok(()) => {
                 self.last_persisted = Instant::now();
                 if self.failed_closed {
@@ -61,12 +98,16 @@ impl<S: Store> LiveGuard<S> {
                 // /state follows every checkpoint (and every decision, at once).
                 status.state = view;
                 drop(status);
+                debug!(
+                    seq = checkpoint.seq,
+                    took_us = took.as_micros() as u64,
+                    "checkpoint written"
+                );
                 self.commit_offsets(&checkpoint.offsets);
             }
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
                 self.status.lock().metrics.checkpoint_failures += 1;
-                // Its seen ids go into the next checkpoint.
                 self.pending_seen.splice(0..0, seen);
                 self.dirty = true;
                 self.fail_closed_if_unpersisted(&e.to_string());
@@ -80,6 +121,18 @@ impl<S: Store> LiveGuard<S> {
         self.last_checkpoint.elapsed() >= self.config.checkpoint_interval * 4
     }
 
+    /// Notes a change of the state. The first change after the state was wholly in
+    /// the store starts the clock that [`LiveGuard::fail_closed_if_unpersisted`]
+    /// reads: a guard idle for an hour has not been failing to persist for an hour.
+    pub(super) fn mark_dirty(&mut self) {
+        if !self.dirty && self.prepared.is_none() && !self.writer.busy() {
+            self.last_persisted = Instant::now();
+        }
+        self.dirty = true;
+    }
+
+    /// Fails closed when changes have waited for the store longer than
+    /// `fail_closed_after`.
     pub(super) fn fail_closed_if_unpersisted(&mut self, why: &str) {
         if !self.failed_closed && self.last_persisted.elapsed() >= self.config.fail_closed_after {
             self.failed_closed = true;
@@ -165,6 +218,9 @@ impl<S: Store> LiveGuard<S> {
         drop(ahead);
         self.publish_all(commands, Instant::now());
         self.raise_degraded(&id, &format!("failing closed: {why}"));
+        // Out at once when the inputs before it are already recorded; else its order
+        // record is on its way now.
+        self.release();
     }
 
     /// A failed delivery is itself an incident: say so on the risk stream (it goes out

@@ -36,7 +36,7 @@ impl<S: Store> LiveGuard<S> {
         let mut guard = LiveGuard {
             config,
             engine: restored.engine,
-            store,
+            writer: Writer::start(store),
             consumer: std::sync::Arc::new(consumer),
             producer,
             deliveries,

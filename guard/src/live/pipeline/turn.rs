@@ -45,6 +45,10 @@ impl<S: Store> LiveGuard<S> {
         {
             self.checkpoint();
         }
+        if self.writer.busy() {
+            // A store that hangs must not leave trading unguarded either.
+            self.fail_closed_if_unpersisted("the store has not finished writing");
+        }
         if self.last_lag.elapsed() >= LAG_EVERY {
             self.last_lag = Instant::now();
             self.update_lag();
@@ -258,7 +262,7 @@ impl<S: Store> LiveGuard<S> {
         let decisions = self.engine.tick(now);
         if !decisions.is_empty() || self.engine.state().maintenance != before {
             self.journal.ticked(now.as_micros());
-            self.dirty = true;
+            self.mark_dirty();
         }
         self.publish_all(decisions, Instant::now());
     }
