@@ -48,6 +48,8 @@ pub fn run<S: Store>(
         info!(instance = %config.instance, "taking the active role");
         let mut guard =
             LiveGuard::start_from(config.clone(), store, status.clone(), changelog.latest())?;
+        // From here on it writes the snapshots itself: reading them back is waste.
+        changelog.set_active(true);
         let stepped_down = loop {
             if stop.load(Ordering::Relaxed) {
                 break false;

@@ -97,8 +97,9 @@ impl<S: Store> LiveGuard<S> {
         Ok(input)
     }
 
-    /// Counts an applied input and its decisions in the status, and shows the new
-    /// state there when it changed what is paused.
+    /// Counts an applied input and its decisions. Plain messages are counted for the
+    /// turn and shown once per turn ([`LiveGuard::show_turn`]); the status lock is
+    /// taken here only for decisions and operators' orders (rare).
     fn count(
         &mut self,
         stream: Stream,
@@ -106,11 +107,16 @@ impl<S: Store> LiveGuard<S> {
         disposition: Disposition,
         decisions: &[Decision],
     ) {
-        let mut status = self.status.lock();
-        *status.metrics.messages.entry(stream.as_str()).or_default() += 1;
+        self.turn_counts.messages[stream.rank()] += 1;
         if disposition == Disposition::Duplicate {
-            status.metrics.duplicates += 1;
+            self.turn_counts.duplicates += 1;
         }
+        let ops = matches!(input, Input::Ops(_));
+        if decisions.is_empty() && !ops {
+            return;
+        }
+        self.turn_counts.state_changed = true;
+        let mut status = self.status.lock();
         status.metrics.record_decisions(decisions);
         if let Input::Ops(command) = input {
             if self.own_pause.as_deref() == Some(command.command_id.as_str()) {
@@ -124,9 +130,6 @@ impl<S: Store> LiveGuard<S> {
                     status.ops_applied.pop_first();
                 }
             }
-        }
-        if !decisions.is_empty() || matches!(input, Input::Ops(_)) {
-            status.state = state_view(&self.engine);
         }
     }
 
@@ -191,7 +194,7 @@ impl<S: Store> LiveGuard<S> {
             }
             status.metrics.record_decisions(&decisions);
             if !decisions.is_empty() {
-                status.state = state_view(&self.engine);
+                self.turn_counts.state_changed = true;
             }
         }
         self.publish_all(decisions, received);

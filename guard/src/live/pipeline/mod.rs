@@ -140,6 +140,8 @@ pub struct LiveGuard<S: Store> {
     dirty: bool,
     /// Inputs were applied since the status last showed the offsets.
     offsets_moved: bool,
+    /// What this turn applied, shown in the status once at the end of the turn.
+    turn_counts: TurnCounts,
     last_checkpoint: Instant,
     last_tick: Instant,
     last_lag: Instant,
@@ -162,6 +164,16 @@ pub struct LiveGuard<S: Store> {
     worker_partitions: Vec<i32>,
     inputs: Vec<InputPartition>,
     blocked_since: Option<Instant>,
+}
+
+/// Counts of one turn, added to the status at its end.
+#[derive(Default)]
+struct TurnCounts {
+    /// Valid messages by stream (indexed by [`Stream::rank`]).
+    messages: [u64; 4],
+    duplicates: u64,
+    /// A decision or an operator's order changed the state: `/state` is rebuilt.
+    state_changed: bool,
 }
 
 /// A fetched message waiting for its turn in the merge.

@@ -51,6 +51,7 @@ impl<S: Store> LiveGuard<S> {
             seq: restored.seq,
             dirty: false,
             offsets_moved: false,
+            turn_counts: TurnCounts::default(),
             last_checkpoint: Instant::now(),
             last_tick: Instant::now() - TICK_EVERY,
             last_lag: Instant::now(),

@@ -28,16 +28,7 @@ impl<S: Store> LiveGuard<S> {
         if taken == 0 && self.outbox.holds_unreleased() {
             std::thread::sleep(RECORD_NAP);
         }
-        // Whenever inputs were applied, not only when this turn fetched: a message
-        // held in the merge (or for a recorded order) is applied in a later turn.
-        if std::mem::take(&mut self.offsets_moved) {
-            let offsets = self
-                .offsets
-                .iter()
-                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
-                .collect();
-            self.status.lock().offsets = offsets;
-        }
+        self.show_turn();
         // Not while a decision waits for its order record: it goes out first.
         if self.dirty
             && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval
@@ -53,6 +44,35 @@ impl<S: Store> LiveGuard<S> {
             self.last_lag = Instant::now();
             self.update_lag();
         }
+    }
+
+    /// Shows what this turn applied in the status, under one lock: message counts,
+    /// offsets, and the state when a decision or an order changed it. Whenever inputs
+    /// were applied, not only when this turn fetched: a message held in the merge (or
+    /// for a recorded order) is applied in a later turn.
+    fn show_turn(&mut self) {
+        if !std::mem::take(&mut self.offsets_moved) {
+            return;
+        }
+        let counts = std::mem::take(&mut self.turn_counts);
+        let view = counts.state_changed.then(|| state_view(&self.engine));
+        let offsets = self
+            .offsets
+            .iter()
+            .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+            .collect();
+        let mut status = self.status.lock();
+        for stream in Stream::ALL {
+            let n = counts.messages[stream.rank()];
+            if n > 0 {
+                *status.metrics.messages.entry(stream.as_str()).or_default() += n;
+            }
+        }
+        status.metrics.duplicates += counts.duplicates;
+        if let Some(view) = view {
+            status.state = view;
+        }
+        status.offsets = offsets;
     }
 
     /// Fetches up to a batch of messages into the merge, waiting at most `wait` for the
