@@ -194,6 +194,25 @@ pub fn client_config(brokers: &str, kafka: &[String]) -> Result<guard::live::Liv
     Ok(config)
 }
 
+/// A Kafka error as a run [`Failure`] that names the brokers, since a wrong address is
+/// what an operator checks first.
+pub fn kafka_failure(brokers: &str) -> impl Fn(rdkafka::error::KafkaError) -> Failure + '_ {
+    move |e| Failure::run(format!("kafka ({brokers}): {e}"))
+}
+
+/// A span setting (`15s`, `200ms`) as a duration; a span under a microsecond, zero or
+/// negative, becomes one microsecond, the shortest wait or interval there is.
+///
+/// # Errors
+/// A usage [`Failure`] that starts with the flag's name.
+pub fn span_flag(text: &str, flag: &str) -> Result<std::time::Duration, Failure> {
+    let span =
+        guard::time::Span::parse(text).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+    Ok(std::time::Duration::from_micros(
+        span.as_micros().max(1) as u64
+    ))
+}
+
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if readable.
 pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -10,11 +10,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use guard::live::kafka;
-use guard::message::{Action, GuardCommand, Scope};
-use guard::time::Span;
+use guard::live::{kafka, LiveConfig};
+use guard::message::{Action, GuardCommand, OpsCommand, Scope};
 
-use super::{http_client, Failure};
+use super::{http_client, kafka_failure, span_flag, Failure};
 
 #[derive(Args, Debug)]
 pub struct OpsArgs {
@@ -51,109 +50,147 @@ pub struct OpsArgs {
     kafka: Vec<String>,
 }
 
+/// Publishes the operator's order and waits for the guard to act on it.
+///
+/// # Errors
+/// A usage [`Failure`] for bad flags; a run [`Failure`] when Kafka fails or the guard
+/// does not answer within `--timeout`.
 pub fn run(args: OpsArgs, action: Action) -> Result<(), Failure> {
-    let timeout =
-        Span::parse(&args.timeout).map_err(|e| Failure::usage(format!("--timeout: {e}")))?;
-    let timeout = Duration::from_micros(timeout.as_micros().max(1) as u64);
+    let timeout = span_flag(&args.timeout, "--timeout")?;
     if args.operator.trim().is_empty() {
         return Err(Failure::usage("--operator must not be empty"));
     }
     let config = super::client_config(&args.brokers, &args.kafka)?;
-    let kafka_err =
-        |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
-    // Listen from the current end of guard_command before publishing, so the answer
-    // cannot slip past.
-    let listener: BaseConsumer = kafka::consumer(&config)
-        .set("group.id", "guard-ops-cli")
-        .create()
-        .map_err(kafka_err)?;
-    let metadata = listener
-        .fetch_metadata(Some(&args.topic_guard_command), kafka::METADATA_TIMEOUT)
-        .map_err(kafka_err)?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == args.topic_guard_command)
-    {
-        for p in topic.partitions() {
-            let (_, high) = listener
-                .fetch_watermarks(&args.topic_guard_command, p.id(), kafka::METADATA_TIMEOUT)
-                .map_err(kafka_err)?;
-            tpl.add_partition_offset(&args.topic_guard_command, p.id(), Offset::Offset(high))
-                .map_err(kafka_err)?;
-        }
-    }
-    listener.assign(&tpl).map_err(kafka_err)?;
-
+    let listener = listen_from_end(&config, &args.topic_guard_command)?;
     let command = guard::live::ops::command(
         action,
         args.scope.clone(),
         &args.operator,
         args.reason.clone(),
     );
-    let producer: BaseProducer = kafka::producer(&config).create().map_err(kafka_err)?;
-    let payload = serde_json::to_vec(&command).map_err(|e| Failure::run(e.to_string()))?;
-    let key = command.scope.to_string();
-    producer
-        .send(
-            BaseRecord::to(&args.topic_ops_command)
-                .key(&key)
-                .payload(&payload),
-        )
-        .map_err(|(e, _)| kafka_err(e))?;
-    producer.flush(Duration::from_secs(10)).map_err(kafka_err)?;
+    publish(&config, &args.topic_ops_command, &command)?;
     println!(
         "{} {} published: command_id {}",
         action.as_str(),
         command.scope,
         command.command_id
     );
-
-    let deadline = Instant::now() + timeout;
-    let mut next_http = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < deadline {
-        if let Some(Ok(message)) = listener.poll(Duration::from_millis(50)) {
-            if let Ok(answer) =
-                serde_json::from_slice::<GuardCommand>(message.payload().unwrap_or_default())
-            {
-                if answer.trigger == command.command_id {
-                    println!(
-                        "guard: {} {} (rule {}, command_id {}): {}",
-                        answer.action.as_str(),
-                        answer.scope,
-                        answer.rule.as_str(),
-                        answer.command_id,
-                        answer.reason
-                    );
-                    return Ok(());
-                }
-            }
-        }
-        if Instant::now() >= next_http {
-            next_http = Instant::now() + Duration::from_millis(250);
-            if let Ok((200, body)) = http_client::get(
-                &args.http,
-                &format!("/ops/applied/{}", command.command_id),
-                Duration::from_secs(2),
-            ) {
-                if body.contains("\"changed\":false") {
-                    let state = if action == Action::Pause {
-                        "paused"
-                    } else {
-                        "running"
-                    };
-                    println!(
-                        "guard: applied; {} was already {state}, so no command was issued",
-                        command.scope
-                    );
-                    return Ok(());
-                }
-            }
-        }
+    if await_answer(&listener, &args.http, &command, timeout) {
+        return Ok(());
     }
     Err(Failure::run(format!(
         "no answer from the guard within {} (is it running and reading {}? check {}/readyz); the order stays on the topic and will be applied when the guard reads it",
         args.timeout, args.topic_ops_command, args.http
     )))
+}
+
+/// A listener on every partition of `topic` from its current end, created before the
+/// order is published so the guard's answer cannot slip past.
+///
+/// # Errors
+/// A run [`Failure`] when the brokers cannot be reached.
+fn listen_from_end(config: &LiveConfig, topic: &str) -> Result<BaseConsumer, Failure> {
+    let kafka_err = kafka_failure(&config.brokers);
+    let listener: BaseConsumer = kafka::consumer(config)
+        .set("group.id", "guard-ops-cli")
+        .create()
+        .map_err(&kafka_err)?;
+    let metadata = listener
+        .fetch_metadata(Some(topic), kafka::METADATA_TIMEOUT)
+        .map_err(&kafka_err)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (_, high) = listener
+                .fetch_watermarks(topic, p.id(), kafka::METADATA_TIMEOUT)
+                .map_err(&kafka_err)?;
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
+                .map_err(&kafka_err)?;
+        }
+    }
+    listener.assign(&tpl).map_err(&kafka_err)?;
+    Ok(listener)
+}
+
+/// Publishes the order keyed by its scope, and waits until the broker has it: the
+/// command line must not report an order that was never delivered.
+///
+/// # Errors
+/// A run [`Failure`] when the send or the flush fails.
+fn publish(config: &LiveConfig, topic: &str, command: &OpsCommand) -> Result<(), Failure> {
+    let kafka_err = kafka_failure(&config.brokers);
+    let producer: BaseProducer = kafka::producer(config).create().map_err(&kafka_err)?;
+    let payload = serde_json::to_vec(command).map_err(|e| Failure::run(e.to_string()))?;
+    let key = command.scope.to_string();
+    producer
+        .send(BaseRecord::to(topic).key(&key).payload(&payload))
+        .map_err(|(e, _)| kafka_err(e))?;
+    producer
+        .flush(Duration::from_secs(10))
+        .map_err(&kafka_err)?;
+    Ok(())
+}
+
+/// Waits up to `timeout` for either answer the guard can give: its command on the
+/// topic, or (when nothing changed, so no command is published) word from its HTTP
+/// endpoint. Prints the answer and returns whether one came.
+fn await_answer(
+    listener: &BaseConsumer,
+    http: &str,
+    command: &OpsCommand,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut next_http = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < deadline {
+        if let Some(answer) = poll_answer(listener, &command.command_id) {
+            println!(
+                "guard: {} {} (rule {}, command_id {}): {}",
+                answer.action.as_str(),
+                answer.scope,
+                answer.rule.as_str(),
+                answer.command_id,
+                answer.reason
+            );
+            return true;
+        }
+        if Instant::now() >= next_http {
+            next_http = Instant::now() + Duration::from_millis(250);
+            if applied_without_change(http, &command.command_id) {
+                let state = if command.action == Action::Pause {
+                    "paused"
+                } else {
+                    "running"
+                };
+                println!(
+                    "guard: applied; {} was already {state}, so no command was issued",
+                    command.scope
+                );
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The guard's command triggered by `command_id`, if the next message (within 50 ms)
+/// is one; other commands on the topic are someone else's.
+fn poll_answer(listener: &BaseConsumer, command_id: &str) -> Option<GuardCommand> {
+    let message = listener.poll(Duration::from_millis(50))?.ok()?;
+    serde_json::from_slice::<GuardCommand>(message.payload().unwrap_or_default())
+        .ok()
+        .filter(|answer| answer.trigger == command_id)
+}
+
+/// Whether the guard's HTTP endpoint says it applied the order and nothing changed;
+/// an unreachable endpoint is not an answer, the topic may still bring one.
+fn applied_without_change(http: &str, command_id: &str) -> bool {
+    matches!(
+        http_client::get(
+            http,
+            &format!("/ops/applied/{command_id}"),
+            Duration::from_secs(2),
+        ),
+        Ok((200, body)) if body.contains("\"changed\":false")
+    )
 }

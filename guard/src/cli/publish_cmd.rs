@@ -14,7 +14,7 @@ use guard::live::{kafka, Topics};
 use guard::message::{Input, Scope, Stream};
 use guard::time::{Span, Timestamp};
 
-use super::Failure;
+use super::{kafka_failure, Failure};
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
@@ -131,9 +131,8 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
     }
     let (entries, shift) = read(&args.input)?;
     let config = super::client_config(&args.brokers, &args.kafka)?;
-    let kafka_err =
-        |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
-    let producer: BaseProducer = kafka::producer(&config).create().map_err(kafka_err)?;
+    let kafka_err = kafka_failure(&args.brokers);
+    let producer: BaseProducer = kafka::producer(&config).create().map_err(&kafka_err)?;
     let topics = Topics::default();
     let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let started = Instant::now();
@@ -167,7 +166,9 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
             producer.poll(Duration::ZERO);
             sent += 1;
         }
-        producer.flush(Duration::from_secs(30)).map_err(kafka_err)?;
+        producer
+            .flush(Duration::from_secs(30))
+            .map_err(&kafka_err)?;
         eprintln!(
             "round {round}: {} messages published ({sent} in all, {:.1} s)",
             entries.len(),

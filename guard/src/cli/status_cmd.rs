@@ -25,6 +25,17 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The items of a JSON array; a missing or malformed field reads as empty, so one odd
+/// section does not keep the rest of the status from being shown.
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Prints the guard's `/state` as tables, or as the raw JSON with `--json`.
+///
+/// # Errors
+/// A run [`Failure`] when the guard cannot be reached or answers with an error or
+/// something that is not JSON.
 pub fn run(args: StatusArgs) -> Result<(), Failure> {
     let (code, body) =
         http_client::get(&args.http, "/state", Duration::from_secs(5)).map_err(Failure::run)?;
@@ -40,9 +51,20 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
     }
     let state: Value = serde_json::from_str(&body)
         .map_err(|e| Failure::run(format!("{}/state is not JSON: {e}", args.http)))?;
+    print_role(&args.http, &state);
+    print_paused(&state);
+    print_windows(&state);
+    print_streaks(&state);
+    print_maintenance(&state);
+    Ok(())
+}
+
+/// The first line: which guard answered, whether it is active and ready, and what
+/// policy and clock it decides with.
+fn print_role(http: &str, state: &Value) {
     println!(
         "guard at {}: {} ({}), policy {}, clock {}",
-        args.http,
+        http,
         text(&state["role"]),
         if state["ready"] == Value::Bool(true) {
             "ready"
@@ -52,36 +74,36 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
         text(&state["policy_version"]),
         text(&state["clock"])
     );
-    let paused = state["paused"].as_array().cloned().unwrap_or_default();
+}
+
+/// The paused scopes with their reasons, or a line saying trading is allowed: the
+/// answer an operator looks for first.
+fn print_paused(state: &Value) {
+    let paused = items(&state["paused"]);
     if paused.is_empty() {
         println!("\nPAUSED SCOPES: none — trading is allowed everywhere");
-    } else {
-        println!("\nPAUSED SCOPES");
-        println!("  {:<28} {:<40} SINCE", "SCOPE", "REASONS");
-        for p in paused {
-            let scope = match p["scope"]["kind"].as_str() {
-                Some("strategy") => format!("strategy:{}", text(&p["scope"]["strategy_id"])),
-                _ => "global".into(),
-            };
-            let reasons: Vec<String> = p["reasons"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(text)
-                .collect();
-            println!(
-                "  {:<28} {:<40} {}",
-                scope,
-                reasons.join(", "),
-                text(&p["since"])
-            );
-        }
+        return;
     }
-    let windows = state["slippage_windows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    println!("\nPAUSED SCOPES");
+    println!("  {:<28} {:<40} SINCE", "SCOPE", "REASONS");
+    for p in paused {
+        let scope = match p["scope"]["kind"].as_str() {
+            Some("strategy") => format!("strategy:{}", text(&p["scope"]["strategy_id"])),
+            _ => "global".into(),
+        };
+        let reasons: Vec<String> = items(&p["reasons"]).iter().map(text).collect();
+        println!(
+            "  {:<28} {:<40} {}",
+            scope,
+            reasons.join(", "),
+            text(&p["since"])
+        );
+    }
+}
+
+/// Open slippage windows (the first 20): how close each group is to a trip.
+fn print_windows(state: &Value) {
+    let windows = items(&state["slippage_windows"]);
     println!("\nOPEN SLIPPAGE WINDOWS: {}", windows.len());
     for w in windows.iter().take(20) {
         let n = w["breaches"].as_array().map_or(0, Vec::len);
@@ -94,10 +116,11 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
                 .map_or("-".into(), |b| text(&b["ts"]))
         );
     }
-    let streaks = state["losing_streaks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+}
+
+/// Losing streaks (the first 20): how close each strategy is to a trip.
+fn print_streaks(state: &Value) {
+    let streaks = items(&state["losing_streaks"]);
     println!("\nLOSING STREAKS: {}", streaks.len());
     for s in streaks.iter().take(20) {
         println!(
@@ -106,17 +129,17 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
             s["losing_fills"].as_array().map_or(0, Vec::len)
         );
     }
-    let maintenance = state["maintenance_active"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+}
+
+/// The maintenance windows in force, only when there are any.
+fn print_maintenance(state: &Value) {
+    let maintenance = items(&state["maintenance_active"]);
     if !maintenance.is_empty() {
         println!(
             "\nIN MAINTENANCE WINDOW: {}",
             maintenance.iter().map(text).collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(())
 }
 
 #[derive(Args, Debug)]

@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use clap::Args;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaErrorCode;
 
 use guard::live::{kafka, Topics};
 use guard::time::Span;
 
-use super::Failure;
+use super::{kafka_failure, Failure};
 
 #[derive(Args, Debug)]
 pub struct TopicsArgs {
@@ -99,6 +100,12 @@ fn plans(args: &TopicsArgs, retention_ms: i64) -> Vec<Plan> {
     ]
 }
 
+/// Creates the guard's topics and prints one line per topic: created, already there,
+/// or failed.
+///
+/// # Errors
+/// A usage [`Failure`] for bad flags; a run [`Failure`] when Kafka fails or any topic
+/// could not be created.
 pub fn run(args: TopicsArgs) -> Result<(), Failure> {
     if args.partitions < 1 || args.replication < 1 {
         return Err(Failure::usage(
@@ -109,48 +116,18 @@ pub fn run(args: TopicsArgs) -> Result<(), Failure> {
         Span::parse(&args.retention).map_err(|e| Failure::usage(format!("--retention: {e}")))?;
     let retention_ms = retention.as_micros() / 1_000;
     let config = super::client_config(&args.brokers, &args.kafka)?;
-    let kafka_err =
-        |e: rdkafka::error::KafkaError| Failure::run(format!("kafka ({}): {e}", args.brokers));
+    let kafka_err = kafka_failure(&args.brokers);
     let admin: AdminClient<DefaultClientContext> =
-        kafka::base(&config).create().map_err(kafka_err)?;
+        kafka::base(&config).create().map_err(&kafka_err)?;
     let plans = plans(&args, retention_ms);
-    let new: Vec<NewTopic> = plans
-        .iter()
-        .map(|p| {
-            p.configs.iter().fold(
-                NewTopic::new(
-                    &p.name,
-                    p.partitions,
-                    TopicReplication::Fixed(args.replication),
-                ),
-                |topic, (k, v)| topic.set(k, v),
-            )
-        })
-        .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::run(e.to_string()))?;
-    let results = runtime
-        .block_on(admin.create_topics(
-            &new,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        ))
-        .map_err(kafka_err)?;
-    let reader: BaseConsumer = kafka::base(&config).create().map_err(kafka_err)?;
+    let results = create_all(&admin, &plans, args.replication, &args.brokers)?;
+    let reader: BaseConsumer = kafka::base(&config).create().map_err(&kafka_err)?;
     let mut failed = Vec::new();
     for (plan, result) in plans.iter().zip(results) {
         let verdict = match result {
             Ok(_) => format!("created ({} partitions)", plan.partitions),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                let metadata = reader
-                    .fetch_metadata(Some(&plan.name), kafka::METADATA_TIMEOUT)
-                    .map_err(kafka_err)?;
-                let partitions = metadata
-                    .topics()
-                    .iter()
-                    .find(|t| t.name() == plan.name)
-                    .map_or(0, |t| t.partitions().len());
+                let partitions = partition_count(&reader, &plan.name).map_err(&kafka_err)?;
                 format!("exists ({partitions} partitions)")
             }
             Err((_, code)) => {
@@ -168,4 +145,51 @@ pub fn run(args: TopicsArgs) -> Result<(), Failure> {
             failed.join(", ")
         )))
     }
+}
+
+/// Asks the brokers to create every planned topic in one request; each topic's own
+/// result tells created from already there.
+///
+/// # Errors
+/// A run [`Failure`] when the admin runtime cannot start or the request as a whole
+/// fails.
+fn create_all(
+    admin: &AdminClient<DefaultClientContext>,
+    plans: &[Plan],
+    replication: i32,
+    brokers: &str,
+) -> Result<Vec<TopicResult>, Failure> {
+    let new: Vec<NewTopic> = plans
+        .iter()
+        .map(|p| {
+            p.configs.iter().fold(
+                NewTopic::new(&p.name, p.partitions, TopicReplication::Fixed(replication)),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::run(e.to_string()))?;
+    runtime
+        .block_on(admin.create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .map_err(kafka_failure(brokers))
+}
+
+/// The partition count of a topic that already exists: it is checked, not changed, so
+/// the operator sees whether it matches `--partitions`.
+///
+/// # Errors
+/// The Kafka error when the metadata cannot be fetched.
+fn partition_count(reader: &BaseConsumer, topic: &str) -> KafkaResult<usize> {
+    let metadata = reader.fetch_metadata(Some(topic), kafka::METADATA_TIMEOUT)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len()))
 }

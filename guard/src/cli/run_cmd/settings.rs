@@ -1,21 +1,17 @@
-//! `guard run`: the live guard. Settings come from flags, `GUARD_*` variables and an
-//! optional `--config` TOML file, in that order of precedence.
+//! `guard run`'s settings: flags, `GUARD_*` variables and an optional `--config` TOML
+//! file, in that order of precedence, resolved into one [`LiveConfig`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use guard::engine::ClockMode;
-use guard::live::http::{self, HttpState};
-use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
-use guard::time::Span;
+use guard::live::LiveConfig;
 
-use super::{load_policy, Failure};
+use super::super::{load_policy, span_flag, Failure};
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, ValueEnum, Deserialize, PartialEq, Eq)]
@@ -180,87 +176,138 @@ fn read_file(path: &Path) -> Result<FileSettings, Failure> {
     })
 }
 
-fn span(text: &str, key: &str) -> Result<Duration, Failure> {
-    let span = Span::parse(text).map_err(|e| Failure::usage(format!("{key}: {e}")))?;
-    Ok(Duration::from_micros(span.as_micros().max(1) as u64))
+/// A setting from its flag (or `GUARD_*` variable) when given, else from the config
+/// file: the precedence every setting of `guard run` follows.
+fn flag_or_file<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+    flag.as_ref().or(file.as_ref()).cloned()
 }
 
 /// Resolves flags, environment and file into a [`LiveConfig`] and the log format.
+///
+/// # Errors
+/// A usage [`Failure`] for the first setting found missing or malformed.
 pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
     let file = match &args.config {
         Some(path) => read_file(path)?,
         None => FileSettings::default(),
     };
-    let brokers = args.brokers.or(file.brokers).ok_or_else(|| {
+    let mut config = base_config(&args, &file)?;
+    name_topics(&mut config, &args, &file);
+    config.kafka = kafka_settings(&args.kafka, file.kafka.as_ref())?;
+    config.clock = match flag_or_file(&args.clock, &file.clock).unwrap_or(ClockArg::Wall) {
+        ClockArg::Wall => ClockMode::External,
+        ClockArg::EventTime => ClockMode::EventTime,
+    };
+    set_timings(&mut config, &args, &file)?;
+    if let Some(text) = &args.rebuild_from {
+        config.rebuild_from = Some(
+            guard::time::Timestamp::parse(text)
+                .map_err(|e| Failure::usage(format!("--rebuild-from: {e}")))?,
+        );
+    }
+    let log_format = flag_or_file(&args.log_format, &file.log_format).unwrap_or(LogFormat::Human);
+    Ok((config, log_format))
+}
+
+/// The settings without a default that every run needs (brokers), and those that say
+/// where the guard lives: policy, state directory, consumer group, HTTP address.
+///
+/// # Errors
+/// A usage [`Failure`] when no brokers are given, the policy is unreadable or invalid,
+/// or the HTTP address does not parse.
+fn base_config(args: &RunArgs, file: &FileSettings) -> Result<LiveConfig, Failure> {
+    let brokers = flag_or_file(&args.brokers, &file.brokers).ok_or_else(|| {
         Failure::usage(
             "no brokers: pass --brokers HOST:PORT (or GUARD_BROKERS, or `brokers` in --config)",
         )
     })?;
-    let (_, policy) = load_policy(args.policy.or(file.policy).as_deref())?;
-    let state_dir = args
-        .state_dir
-        .or(file.state_dir)
+    let (_, policy) = load_policy(flag_or_file(&args.policy, &file.policy).as_deref())?;
+    let state_dir = flag_or_file(&args.state_dir, &file.state_dir)
         .unwrap_or_else(|| PathBuf::from("guard-state"));
     let mut config = LiveConfig::new(brokers, state_dir);
     config.policy = policy;
-    if let Some(g) = args.group_id.or(file.group_id) {
+    if let Some(g) = flag_or_file(&args.group_id, &file.group_id) {
         config.group_id = g;
     }
-    match args.http_listen.or(file.http_listen).as_deref() {
-        None => {}
-        Some("off") => config.http_listen = None,
-        Some(addr) => {
-            config.http_listen = Some(addr.parse::<SocketAddr>().map_err(|e| {
-                Failure::usage(format!(
-                    "--http-listen {addr:?}: {e} (expected e.g. 127.0.0.1:8686, or off)"
-                ))
-            })?)
-        }
+    if let Some(text) = flag_or_file(&args.http_listen, &file.http_listen) {
+        config.http_listen = http_listen(&text)?;
     }
+    Ok(config)
+}
+
+/// `off` switches the HTTP server off; anything else must be an address to bind.
+///
+/// # Errors
+/// A usage [`Failure`] that shows what an address looks like.
+fn http_listen(text: &str) -> Result<Option<SocketAddr>, Failure> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse::<SocketAddr>().map(Some).map_err(|e| {
+        Failure::usage(format!(
+            "--http-listen {text:?}: {e} (expected e.g. 127.0.0.1:8686, or off)"
+        ))
+    })
+}
+
+/// Each topic named by a flag or the file replaces the contract's name, one by one, so
+/// a deployment can rename a single topic.
+fn name_topics(config: &mut LiveConfig, args: &RunArgs, file: &FileSettings) {
     let t = &mut config.topics;
     for (flag, from_file, slot) in [
         (
-            args.topic_exec_result,
-            file.topic_exec_result,
+            &args.topic_exec_result,
+            &file.topic_exec_result,
             &mut t.exec_result,
         ),
         (
-            args.topic_risk_event,
-            file.topic_risk_event,
+            &args.topic_risk_event,
+            &file.topic_risk_event,
             &mut t.risk_event,
         ),
         (
-            args.topic_strategy_release,
-            file.topic_strategy_release,
+            &args.topic_strategy_release,
+            &file.topic_strategy_release,
             &mut t.strategy_release,
         ),
         (
-            args.topic_ops_command,
-            file.topic_ops_command,
+            &args.topic_ops_command,
+            &file.topic_ops_command,
             &mut t.ops_command,
         ),
         (
-            args.topic_guard_command,
-            file.topic_guard_command,
+            &args.topic_guard_command,
+            &file.topic_guard_command,
             &mut t.guard_command,
         ),
-        (args.topic_dlq, file.topic_dlq, &mut t.dlq),
-        (args.topic_state, file.topic_state, &mut t.state),
-        (args.topic_facts, file.topic_facts, &mut t.facts),
+        (&args.topic_dlq, &file.topic_dlq, &mut t.dlq),
+        (&args.topic_state, &file.topic_state, &mut t.state),
+        (&args.topic_facts, &file.topic_facts, &mut t.facts),
     ] {
-        if let Some(name) = flag.or(from_file) {
+        if let Some(name) = flag_or_file(flag, from_file) {
             *slot = name;
         }
     }
+}
+
+/// librdkafka settings: the file's `[kafka]` table, then `--kafka` pairs, then
+/// `GUARD_KAFKA_*` variables, the only place a secret may come from.
+///
+/// # Errors
+/// A usage [`Failure`] for a pair without `=`, or for a secret in a flag or the file.
+fn kafka_settings(
+    flags: &[String],
+    file: Option<&toml::Table>,
+) -> Result<Vec<(String, String)>, Failure> {
     let mut kafka: Vec<(String, String)> = Vec::new();
-    for (key, value) in file.kafka.unwrap_or_default() {
+    for (key, value) in file.into_iter().flatten() {
         let value = match value {
-            toml::Value::String(s) => s,
+            toml::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        kafka.push((key, value));
+        kafka.push((key.clone(), value));
     }
-    for pair in &args.kafka {
+    for pair in flags {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| Failure::usage(format!("--kafka takes KEY=VALUE, not {pair:?}")))?;
@@ -273,173 +320,37 @@ pub fn resolve(args: RunArgs) -> Result<(LiveConfig, LogFormat), Failure> {
         )));
     }
     kafka.extend(guard::live::config::kafka_settings_from_env());
-    config.kafka = kafka;
-    config.clock = match args.clock.or(file.clock).unwrap_or(ClockArg::Wall) {
-        ClockArg::Wall => ClockMode::External,
-        ClockArg::EventTime => ClockMode::EventTime,
-    };
-    if let Some(text) = args.checkpoint_interval.or(file.checkpoint_interval) {
-        config.checkpoint_interval = span(&text, "checkpoint_interval")?;
+    Ok(kafka)
+}
+
+/// The intervals and bounds given as spans (`200ms`, `10s`, `5m`); the ones left out
+/// keep their defaults.
+///
+/// # Errors
+/// A usage [`Failure`] naming the first setting whose span does not parse.
+fn set_timings(
+    config: &mut LiveConfig,
+    args: &RunArgs,
+    file: &FileSettings,
+) -> Result<(), Failure> {
+    if let Some(text) = flag_or_file(&args.checkpoint_interval, &file.checkpoint_interval) {
+        config.checkpoint_interval = span_flag(&text, "checkpoint_interval")?;
     }
-    if let Some(text) = args.message_timeout.or(file.message_timeout) {
-        config.message_timeout = span(&text, "message_timeout")?;
+    if let Some(text) = flag_or_file(&args.message_timeout, &file.message_timeout) {
+        config.message_timeout = span_flag(&text, "message_timeout")?;
     }
-    if let Some(text) = args.fail_closed_after.or(file.fail_closed_after) {
-        config.fail_closed_after = span(&text, "fail_closed_after")?;
+    if let Some(text) = flag_or_file(&args.fail_closed_after, &file.fail_closed_after) {
+        config.fail_closed_after = span_flag(&text, "fail_closed_after")?;
     }
-    if let Some(text) = args.max_future.or(file.max_future) {
-        config.max_future = span(&text, "max_future")?;
+    if let Some(text) = flag_or_file(&args.max_future, &file.max_future) {
+        config.max_future = span_flag(&text, "max_future")?;
     }
-    if let Some(text) = args.max_order_wait.or(file.max_order_wait) {
+    if let Some(text) = flag_or_file(&args.max_order_wait, &file.max_order_wait) {
         config.max_order_wait = if text.trim() == "0" {
             Duration::ZERO
         } else {
-            span(&text, "max_order_wait")?
+            span_flag(&text, "max_order_wait")?
         };
     }
-    if let Some(text) = &args.rebuild_from {
-        config.rebuild_from = Some(
-            guard::time::Timestamp::parse(text)
-                .map_err(|e| Failure::usage(format!("--rebuild-from: {e}")))?,
-        );
-    }
-    Ok((
-        config,
-        args.log_format
-            .or(file.log_format)
-            .unwrap_or(LogFormat::Human),
-    ))
-}
-
-/// Installs the tracing subscriber (stderr; `RUST_LOG` filters, default `info`).
-pub fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,rdkafka=warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
-/// Starts the HTTP server and the signal handler on a small runtime of their own; the
-/// pipeline keeps the main thread for itself.
-pub fn start_shell(
-    config: &LiveConfig,
-    status: StatusHandle,
-    stop: Arc<AtomicBool>,
-) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("guard-http")
-        .build()
-        .map_err(|e| Failure::run(format!("cannot start the HTTP runtime: {e}")))?;
-    let producer = kafka::producer(config).create().ok();
-    let token = std::env::var("GUARD_OPS_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Arc::from);
-    if token.is_none() {
-        tracing::info!("GUARD_OPS_TOKEN is not set: POST /ops/* will refuse every order");
-    }
-    let state = HttpState {
-        status,
-        producer,
-        ops_topic: config.topics.ops_command.clone(),
-        token,
-    };
-    let listen = config.http_listen;
-    let bound = Arc::new(std::sync::Mutex::new(None::<String>));
-    let bound_err = bound.clone();
-    std::thread::Builder::new()
-        .name("guard-shell".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let signals = async {
-                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
-                    tracing::info!("signal received: stopping");
-                    stop.store(true, Ordering::Relaxed);
-                };
-                match listen {
-                    Some(addr) => {
-                        tokio::select! {
-                            result = http::serve(addr, state) => {
-                                if let Err(e) = result {
-                                    *bound_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("cannot listen on {addr}: {e}"));
-                                }
-                                std::future::pending::<()>().await;
-                            }
-                            () = signals => {}
-                        }
-                    }
-                    None => signals.await,
-                }
-            });
-        })
-        .map_err(|e| Failure::run(format!("cannot start the shell thread: {e}")))?;
-    std::thread::sleep(Duration::from_millis(50));
-    if let Some(err) = bound.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(Failure::usage(err));
-    }
     Ok(())
-}
-
-pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let rebuild = args.rebuild;
-    let scale_out = args.scale_out;
-    let (config, log_format) = resolve(args)?;
-    if scale_out && config.policy.slippage.group_by == guard::policy::GroupBy::Global {
-        return Err(Failure::usage(
-            "--scale-out shards the rules by strategy: a slippage window with group_by = \"global\" needs one guard (docs/SCALING.md)",
-        ));
-    }
-    init_logs(log_format);
-    tracing::info!(brokers = %config.brokers, state_dir = %config.state_dir.display(), policy = %config.policy.version(), instance = %config.instance, scale_out, "guard starting");
-    let status = StatusHandle::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    start_shell(&config, status.clone(), stop.clone())?;
-    if scale_out {
-        return guard::live::scaled::run(config, status, &stop)
-            .map_err(|e| Failure::run(e.to_string()));
-    }
-    let store = match SledStore::open(&config.state_dir) {
-        Ok(store) if !rebuild => store,
-        Ok(store) => {
-            drop(store);
-            move_aside(&config.state_dir)?
-        }
-        Err(e) if rebuild => {
-            tracing::warn!(error = %e, "state store unusable; rebuilding");
-            move_aside(&config.state_dir)?
-        }
-        Err(e) => {
-            return Err(Failure::run(format!(
-                "{e} (state dir {}). The guard will not start on a store it cannot trust: run with --rebuild to move it aside and rebuild the state from the changelog or the input topics",
-                config.state_dir.display()
-            )))
-        }
-    };
-    guard::live::standby::run(config, store, status, &stop).map_err(|e| Failure::run(e.to_string()))
-}
-
-/// Moves a damaged state directory aside and opens a fresh store in its place.
-fn move_aside(dir: &Path) -> Result<SledStore, Failure> {
-    if dir.exists() {
-        let aside = PathBuf::from(format!(
-            "{}.damaged-{}",
-            dir.display(),
-            guard::time::Timestamp::now().as_micros() / 1_000_000
-        ));
-        std::fs::rename(dir, &aside)
-            .map_err(|e| Failure::run(format!("cannot move {} aside: {e}", dir.display())))?;
-        tracing::warn!(moved_to = %aside.display(), "damaged state store moved aside");
-    }
-    SledStore::open(dir).map_err(|e| Failure::run(format!("{e} (new state dir {})", dir.display())))
 }

@@ -1,0 +1,193 @@
+//! `guard run`: the live guard. Settings come from flags, `GUARD_*` variables and an
+//! optional `--config` TOML file, in that order of precedence.
+
+mod settings;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guard::live::http::{self, HttpState};
+use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
+
+use super::Failure;
+
+use settings::resolve;
+pub use settings::{LogFormat, RunArgs};
+
+/// Installs the tracing subscriber (stderr; `RUST_LOG` filters, default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,rdkafka=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Starts the HTTP server and the signal handler on a small runtime of their own; the
+/// pipeline keeps the main thread for itself.
+///
+/// # Errors
+/// A run [`Failure`] when the runtime or its thread cannot start; a usage [`Failure`]
+/// when the HTTP address cannot be bound (found within the first 50 ms).
+pub fn start_shell(
+    config: &LiveConfig,
+    status: StatusHandle,
+    stop: Arc<AtomicBool>,
+) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("guard-http")
+        .build()
+        .map_err(|e| Failure::run(format!("cannot start the HTTP runtime: {e}")))?;
+    let state = http_state(config, status);
+    let listen = config.http_listen;
+    let bind_error = Arc::new(Mutex::new(None::<String>));
+    let shell_bind_error = bind_error.clone();
+    std::thread::Builder::new()
+        .name("guard-shell".into())
+        .spawn(move || {
+            runtime.block_on(serve_until_signal(listen, state, stop, shell_bind_error));
+        })
+        .map_err(|e| Failure::run(format!("cannot start the shell thread: {e}")))?;
+    std::thread::sleep(Duration::from_millis(50));
+    if let Some(err) = bind_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(Failure::usage(err));
+    }
+    Ok(())
+}
+
+/// What the HTTP handlers share: the status, and a producer and token for `/ops/*`
+/// orders. Without a token every order is refused, so an open port cannot pause
+/// trading.
+fn http_state(config: &LiveConfig, status: StatusHandle) -> HttpState {
+    let producer = kafka::producer(config).create().ok();
+    let token = std::env::var("GUARD_OPS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Arc::from);
+    if token.is_none() {
+        tracing::info!("GUARD_OPS_TOKEN is not set: POST /ops/* will refuse every order");
+    }
+    HttpState {
+        status,
+        producer,
+        ops_topic: config.topics.ops_command.clone(),
+        token,
+    }
+}
+
+/// Serves HTTP (when an address is set) until a signal arrives. A failed bind is left
+/// in `bind_error` for [`start_shell`] to report, since the server runs on another
+/// thread.
+async fn serve_until_signal(
+    listen: Option<SocketAddr>,
+    state: HttpState,
+    stop: Arc<AtomicBool>,
+    bind_error: Arc<Mutex<Option<String>>>,
+) {
+    let signals = stop_on_signal(&stop);
+    match listen {
+        Some(addr) => {
+            tokio::select! {
+                result = http::serve(addr, state) => {
+                    if let Err(e) = result {
+                        *bind_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("cannot listen on {addr}: {e}"));
+                    }
+                    std::future::pending::<()>().await;
+                }
+                () = signals => {}
+            }
+        }
+        None => signals.await,
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM and raises `stop`, the flag the pipeline's loop checks:
+/// a signal ends the run from inside rather than killing the process.
+async fn stop_on_signal(stop: &AtomicBool) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received: stopping");
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// Runs the live guard until a signal stops it.
+///
+/// # Errors
+/// A usage [`Failure`] for bad settings; a run [`Failure`] when the store or the
+/// pipeline fails.
+pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let rebuild = args.rebuild;
+    let scale_out = args.scale_out;
+    let (config, log_format) = resolve(args)?;
+    if scale_out && config.policy.slippage.group_by == guard::policy::GroupBy::Global {
+        return Err(Failure::usage(
+            "--scale-out shards the rules by strategy: a slippage window with group_by = \"global\" needs one guard (docs/SCALING.md)",
+        ));
+    }
+    init_logs(log_format);
+    tracing::info!(brokers = %config.brokers, state_dir = %config.state_dir.display(), policy = %config.policy.version(), instance = %config.instance, scale_out, "guard starting");
+    let status = StatusHandle::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    start_shell(&config, status.clone(), stop.clone())?;
+    if scale_out {
+        return guard::live::scaled::run(config, status, &stop)
+            .map_err(|e| Failure::run(e.to_string()));
+    }
+    let store = open_store(&config.state_dir, rebuild)?;
+    guard::live::standby::run(config, store, status, &stop).map_err(|e| Failure::run(e.to_string()))
+}
+
+/// Opens the state store, or with `--rebuild` moves the old one aside first (damaged or
+/// not) so the state is rebuilt from the changelog or the inputs.
+///
+/// # Errors
+/// A run [`Failure`] when the store cannot be opened without `--rebuild`: the guard
+/// must not start on state it cannot trust. Also when it cannot be moved aside.
+fn open_store(state_dir: &Path, rebuild: bool) -> Result<SledStore, Failure> {
+    match SledStore::open(state_dir) {
+        Ok(store) if !rebuild => Ok(store),
+        Ok(store) => {
+            drop(store);
+            move_aside(state_dir)
+        }
+        Err(e) if rebuild => {
+            tracing::warn!(error = %e, "state store unusable; rebuilding");
+            move_aside(state_dir)
+        }
+        Err(e) => Err(Failure::run(format!(
+            "{e} (state dir {}). The guard will not start on a store it cannot trust: run with --rebuild to move it aside and rebuild the state from the changelog or the input topics",
+            state_dir.display()
+        ))),
+    }
+}
+
+/// Moves a damaged state directory aside and opens a fresh store in its place.
+///
+/// # Errors
+/// A run [`Failure`] when the directory cannot be renamed or the new store opened.
+fn move_aside(dir: &Path) -> Result<SledStore, Failure> {
+    if dir.exists() {
+        let aside = PathBuf::from(format!(
+            "{}.damaged-{}",
+            dir.display(),
+            guard::time::Timestamp::now().as_micros() / 1_000_000
+        ));
+        std::fs::rename(dir, &aside)
+            .map_err(|e| Failure::run(format!("cannot move {} aside: {e}", dir.display())))?;
+        tracing::warn!(moved_to = %aside.display(), "damaged state store moved aside");
+    }
+    SledStore::open(dir).map_err(|e| Failure::run(format!("{e} (new state dir {})", dir.display())))
+}
