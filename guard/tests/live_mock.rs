@@ -29,18 +29,16 @@ fn messages(file: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn replay_commands(file: &str) -> (Vec<GuardCommand>, Engine) {
-    let mut engine = Engine::new(Policy::default(), EngineOptions::default());
     let text = std::fs::read_to_string(root().join(file)).unwrap();
-    let mut commands = Vec::new();
-    for line in text.lines() {
-        if let Ok(input) = decode_envelope(line.as_bytes()) {
-            for d in engine.apply(&input).decisions {
-                if let Decision::GuardCommand(c) = d {
-                    commands.push(c);
-                }
-            }
-        }
-    }
+    let engine = Engine::new(Policy::default(), EngineOptions::default());
+    let (decisions, engine, _) = guard::replay::run(engine, text.lines());
+    let commands = decisions
+        .into_iter()
+        .filter_map(|d| match d {
+            Decision::GuardCommand(c) => Some(c),
+            Decision::RiskEvent(_) => None,
+        })
+        .collect();
     (commands, engine)
 }
 

@@ -92,6 +92,28 @@ impl<S: DecisionSink> Replay<S> {
     }
 }
 
+/// Replays `lines` (envelopes, in order) through `engine` in memory and returns the
+/// decisions in the order they were made, the engine after the last line and the
+/// counts; an invalid line is counted and skipped, as `guard replay` does. The one
+/// oracle every test compares the live guard with.
+pub fn run<L: AsRef<[u8]>>(
+    engine: Engine,
+    lines: impl IntoIterator<Item = L>,
+) -> (Vec<Decision>, Engine, Summary) {
+    let mut replay = Replay::new(engine, MemorySink::default());
+    for (i, line) in lines.into_iter().enumerate() {
+        let line = Line {
+            file: "memory",
+            number: i as u64 + 1,
+            bytes: line.as_ref(),
+        };
+        // Invalid lines are counted in the summary; a memory sink cannot fail.
+        let _ = replay.feed(&line);
+    }
+    let (engine, sink, summary, _) = replay.finish().expect("a memory sink cannot fail");
+    (sink.0, engine, summary)
+}
+
 /// Why a replay step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use guard::decode::decode_envelope;
 use guard::engine::{Engine, EngineOptions};
 use guard::message::{Decision, GuardCommand};
 use guard::policy::Policy;
@@ -507,13 +506,8 @@ pub fn replay(lines: &[String]) -> (Vec<GuardCommand>, Engine) {
 /// `guard replay`'s engine under `policy` over `lines` (invalid lines skipped): every
 /// decision (commands and the guard's risk events) in the order it was made.
 pub fn replay_with(policy: Policy, lines: &[String]) -> (Vec<Decision>, Engine) {
-    let mut engine = Engine::new(policy, EngineOptions::default());
-    let mut decisions = Vec::new();
-    for line in lines {
-        if let Ok(input) = decode_envelope(line.as_bytes()) {
-            decisions.extend(engine.apply(&input).decisions);
-        }
-    }
+    let (decisions, engine, _) =
+        guard::replay::run(Engine::new(policy, EngineOptions::default()), lines);
     (decisions, engine)
 }
 
