@@ -719,6 +719,28 @@ fn a_guard_idle_longer_than_the_fail_closed_limit_does_not_fail_closed_on_its_ne
 }
 
 #[test]
+fn readable_idle_inputs_do_not_fail_closed_under_a_short_limit() {
+    // A limit shorter than a second: the inputs must be probed within it, or quiet
+    // but readable inputs look unreadable between two probes.
+    let mut rig = Rig::new("short-limit");
+    rig.config.fail_closed_after = Duration::from_millis(400);
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    rig.feed(&mut guard, "exec_result", &breach("f1", 0));
+    rig.settle(&mut guard);
+    let quiet = Instant::now() + Duration::from_millis(1_500);
+    while Instant::now() < quiet {
+        guard.turn(Duration::from_millis(20));
+    }
+    assert!(
+        !status.lock().degraded,
+        "quiet inputs are not unreadable ones"
+    );
+    assert!(rig.commands().is_empty(), "no pause: {:?}", rig.commands());
+}
+
+#[test]
 fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
     // Two brokers: the inputs' leader (1) goes down, the command topic's (2) stays up.
     let mut rig = Rig::on(

@@ -3,7 +3,8 @@
 //! An idle input topic and an unreadable one look the same to a consumer: no message.
 //! So a thread of its own asks the leader of every input partition for its offsets
 //! (a `ListOffsets` request, answered only by a reachable leader of a readable topic)
-//! once a second, with its own client so a slow answer never holds up a decision. The
+//! once a second — four times within `fail_closed_after` when that is shorter — with
+//! its own client so a slow answer never holds up a decision. The
 //! pipeline counts a message it fetched as proof too, and fails closed when neither
 //! has been seen for `fail_closed_after`.
 
@@ -18,8 +19,10 @@ use tracing::{debug, warn};
 use super::config::LiveConfig;
 use super::kafka;
 
-/// How often the input partitions are probed.
+/// How often the input partitions are probed at most (and how long a probe waits).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often they are probed at least.
+const PROBE_AT_MOST_EVERY: Duration = Duration::from_millis(50);
 
 /// The probe thread; stops when dropped.
 pub struct InputWatch {
@@ -47,11 +50,14 @@ impl InputWatch {
                 None
             }
         };
+        // Readable idle inputs must be probed well within the fail-closed limit, or
+        // a short limit fails closed between two probes.
+        let every = (config.fail_closed_after / 4).clamp(PROBE_AT_MOST_EVERY, PROBE_EVERY);
         let thread = consumer.map(|consumer| {
             let (partitions, last_ok, stop) = (partitions.clone(), last_ok.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("guard-input-watch".into())
-                .spawn(move || probe_loop(&consumer, &partitions, &last_ok, &stop))
+                .spawn(move || probe_loop(&consumer, &partitions, &last_ok, &stop, every))
                 .expect("spawn the input probe thread")
         });
         InputWatch {
@@ -88,14 +94,15 @@ fn probe_loop(
     partitions: &Mutex<Vec<(String, i32)>>,
     last_ok: &Mutex<Instant>,
     stop: &AtomicBool,
+    every: Duration,
 ) {
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() < next {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(PROBE_AT_MOST_EVERY.min(every));
             continue;
         }
-        next = Instant::now() + PROBE_EVERY;
+        next = Instant::now() + every;
         let wanted = partitions.lock().expect("input watch lock").clone();
         if wanted.is_empty() {
             continue;
