@@ -97,6 +97,8 @@ const RECORD_NAP: Duration = Duration::from_micros(100);
 /// How long a restored order may wait for one of its messages before the guard
 /// gives up replaying it (the message left the topic's retention) and says so.
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
+/// How often the `/state` view (built from the whole state) is rebuilt at most.
+const VIEW_EVERY: Duration = Duration::from_millis(100);
 /// How long the aggregator holds an operator's order for the workers' progress.
 const PROGRESS_WAIT: Duration = Duration::from_millis(500);
 
@@ -142,6 +144,10 @@ pub struct LiveGuard<S: Store> {
     offsets_moved: bool,
     /// What this turn applied, shown in the status once at the end of the turn.
     turn_counts: TurnCounts,
+    /// The `/state` view is behind the engine.
+    view_stale: bool,
+    /// When the `/state` view was last built.
+    last_view: Instant,
     last_checkpoint: Instant,
     last_tick: Instant,
     last_lag: Instant,

@@ -92,12 +92,9 @@ impl<S: Store> LiveGuard<S> {
                     warn!("the state is persisted again; the global pause stays until an operator resumes");
                 }
                 self.seq = checkpoint.seq;
-                let view = state_view(&self.engine);
-                let mut status = self.status.lock();
-                status.metrics.checkpoints += 1;
-                // /state follows every checkpoint (and every decision, at once).
-                status.state = view;
-                drop(status);
+                self.status.lock().metrics.checkpoints += 1;
+                // /state follows the checkpoints too (the forgetting of old windows).
+                self.view_stale = true;
                 debug!(
                     seq = checkpoint.seq,
                     took_us = took.as_micros() as u64,

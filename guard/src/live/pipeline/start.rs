@@ -52,6 +52,8 @@ impl<S: Store> LiveGuard<S> {
             dirty: false,
             offsets_moved: false,
             turn_counts: TurnCounts::default(),
+            view_stale: false,
+            last_view: Instant::now(),
             last_checkpoint: Instant::now(),
             last_tick: Instant::now() - TICK_EVERY,
             last_lag: Instant::now(),

@@ -46,21 +46,29 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
-    /// Shows what this turn applied in the status, under one lock: message counts,
-    /// offsets, and the state when a decision or an order changed it. Whenever inputs
-    /// were applied, not only when this turn fetched: a message held in the merge (or
-    /// for a recorded order) is applied in a later turn.
+    /// Shows what this turn applied in the status, under one lock: message counts and
+    /// offsets (whenever inputs were applied, not only when this turn fetched: a
+    /// message held in the merge or for a recorded order is applied in a later turn),
+    /// and the `/state` view when a decision, an order or a checkpoint changed it — at
+    /// most every [`VIEW_EVERY`], as it is built from the whole state.
     fn show_turn(&mut self) {
-        if !std::mem::take(&mut self.offsets_moved) {
+        let counts = std::mem::take(&mut self.turn_counts);
+        self.view_stale |= counts.state_changed;
+        let view = (self.view_stale && self.last_view.elapsed() >= VIEW_EVERY).then(|| {
+            self.view_stale = false;
+            self.last_view = Instant::now();
+            state_view(&self.engine)
+        });
+        let moved = std::mem::take(&mut self.offsets_moved);
+        if !moved && view.is_none() {
             return;
         }
-        let counts = std::mem::take(&mut self.turn_counts);
-        let view = counts.state_changed.then(|| state_view(&self.engine));
-        let offsets = self
-            .offsets
-            .iter()
-            .map(|((t, p), o)| (format!("{t}/{p}"), *o))
-            .collect();
+        let offsets: Option<BTreeMap<String, i64>> = moved.then(|| {
+            self.offsets
+                .iter()
+                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+                .collect()
+        });
         let mut status = self.status.lock();
         for stream in Stream::ALL {
             let n = counts.messages[stream.rank()];
@@ -72,7 +80,9 @@ impl<S: Store> LiveGuard<S> {
         if let Some(view) = view {
             status.state = view;
         }
-        status.offsets = offsets;
+        if let Some(offsets) = offsets {
+            status.offsets = offsets;
+        }
     }
 
     /// Fetches up to a batch of messages into the merge, waiting at most `wait` for the
