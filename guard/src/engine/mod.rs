@@ -28,14 +28,15 @@ mod trip;
 
 pub use decide::{Decide, Trigger};
 pub use rules::{
-    occurrence_ending_after, Breach, GuardRule, LosingStreaks, Occurrence, Rules, SlippageWindows,
+    occurrence_ending_after, Breach, GuardRule, LosingStreaks, Occurrence, Place, Rules,
+    SlippageWindows,
 };
 pub use scopes::{Paused, ScopeBook};
 pub use seen::Seen;
 pub use snapshot::{EngineState, Snapshot, SnapshotError, SNAPSHOT_FORMAT};
-pub use trip::TripFact;
+pub use trip::{TripError, TripFact};
 
-use crate::message::{Decision, Input, Rule, Stream};
+use crate::message::{Decision, Input, Stream};
 use crate::policy::{Policy, RulePolicies};
 use crate::time::{Span, Timestamp};
 
@@ -77,7 +78,8 @@ pub enum Role {
     /// Every rule and every scope: the single guard, and replay.
     #[default]
     Whole,
-    /// The per-strategy rules of the strategies of some input partitions: fills and adoptions in, operators' orders for their resets; out
+    /// The per-strategy rules ([`Place::Workers`]) of the strategies of some input
+    /// partitions: fills and adoptions in, operators' orders for their resets; out
     /// come only the trips (the rules' risk events), which an aggregator turns into
     /// commands. No scope, no maintenance window, no command.
     Worker,
@@ -179,12 +181,25 @@ impl Engine {
         Disposition::Applied
     }
 
-    /// Applies a worker's trip ([`Role::Aggregator`]): moves the clock to its event time
-    /// (event-time mode), pauses the scope — a command on a transition — and raises
-    /// the risk event, exactly as the whole engine does when the fill trips. A trip
-    /// forwarded twice (a worker re-reading after a crash) is a duplicate by its
-    /// deterministic event id.
-    pub fn apply_trip(&mut self, fact: &TripFact, out: &mut Vec<Decision>) -> Disposition {
+    /// Applies a worker's trip ([`Role::Aggregator`]). The trip names its rule; the
+    /// registry routes it to that rule, which must be one the workers judge. Then, as
+    /// the whole engine does when the fill trips: the clock moves to the trip's event
+    /// time (event-time mode), the rule's reason is added to the scope — a command on
+    /// a transition — and the risk event is raised. A trip forwarded twice (a worker
+    /// re-reading after a crash) is a duplicate by its deterministic event id.
+    ///
+    /// # Errors
+    /// [`TripError`] when the trip names no rule of this guard, or one the workers do
+    /// not judge; nothing changes then.
+    pub fn apply_trip(
+        &mut self,
+        fact: &TripFact,
+        out: &mut Vec<Decision>,
+    ) -> Result<Disposition, TripError> {
+        let rule = self
+            .state
+            .rules
+            .route(&self.policy.rules, fact.rule_name())?;
         let event = &fact.event;
         let second = event.ts.whole_seconds();
         if !self
@@ -192,15 +207,11 @@ impl Engine {
             .seen
             .insert(Stream::RiskEvent, &event.event_id, second)
         {
-            return Disposition::Duplicate;
+            return Ok(Disposition::Duplicate);
         }
         if self.options.clock == ClockMode::EventTime {
             self.advance_clock(event.ts, out);
         }
-        let rule = match event.kind.as_str() {
-            "slippage_window" => Rule::SlippageWindow,
-            _ => Rule::LosingStreak,
-        };
         let trigger = Trigger {
             id: &fact.trigger,
             event_ts: event.ts,
@@ -210,7 +221,7 @@ impl Engine {
         let (_, _, mut decide) = self.parts(out);
         decide.trip(rule, event.scope.clone(), trigger);
         self.observe_event_time(event.ts);
-        Disposition::Applied
+        Ok(Disposition::Applied)
     }
 
     /// Moves the clock to `now` (if later) and lets every rule see it move (maintenance

@@ -1,5 +1,5 @@
 //! The engine's own duties: duplicates, its own events, the clock before the message,
-//! resets on a resume, the horizon, and the workers' trips.
+//! resets on a resume, the horizon, and routing the workers' trips.
 
 use super::*;
 use crate::engine::rules::testing::{at, describe, fill, ops, pnl_fill, risk_event, t};
@@ -118,7 +118,7 @@ fn the_aggregator_pauses_the_scope_a_workers_trip_names() {
     let mut aggregator = Engine::new(Policy::default(), with_role(Role::Aggregator));
     let mut out = Vec::new();
     let applied = aggregator.apply_trip(&trip_of("losing_streak"), &mut out);
-    assert_eq!(applied, Disposition::Applied);
+    assert_eq!(applied, Ok(Disposition::Applied));
     assert_eq!(
         described(&out),
         [
@@ -126,6 +126,26 @@ fn the_aggregator_pauses_the_scope_a_workers_trip_names() {
             "event losing_streak global [f1,f2,f3]"
         ]
     );
+}
+
+#[test]
+fn a_trip_naming_no_rule_of_the_guard_is_refused_and_changes_nothing() {
+    let mut aggregator = Engine::new(Policy::default(), with_role(Role::Aggregator));
+    let before = aggregator.state().clone();
+    let mut out = Vec::new();
+    let refused = aggregator.apply_trip(&trip_of("daily_loss"), &mut out);
+    assert_eq!(refused, Err(TripError::UnknownRule("daily_loss".into())));
+    assert!(out.is_empty());
+    assert_eq!(aggregator.state(), &before);
+}
+
+#[test]
+fn a_trip_of_a_rule_the_workers_do_not_judge_is_refused() {
+    let mut aggregator = Engine::new(Policy::default(), with_role(Role::Aggregator));
+    let mut out = Vec::new();
+    let refused = aggregator.apply_trip(&trip_of("maintenance"), &mut out);
+    assert_eq!(refused, Err(TripError::NotForwarded(Rule::Maintenance)));
+    assert!(out.is_empty());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{GuardRule, Monitoring};
+use super::{GuardRule, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
 use crate::message::{Fill, Rule, Scope};
 use crate::policy::{PauseTarget, Reader, Section, PAUSE_CHOICES};
@@ -133,6 +133,7 @@ impl LosingStreaks {
 impl GuardRule for LosingStreaks {
     type Policy = LosingStreakPolicy;
     const RULE: Rule = Rule::LosingStreak;
+    const PLACE: Place = Place::Workers;
 
     fn on_fill(
         &mut self,

@@ -33,7 +33,8 @@
 //! 3. Give it its wire name in [`crate::message::Rule`] (and `Rule::ALL`), and add
 //!    the name and the section to the JSON Schemas in `schemas/`.
 //!
-//! The engine, the policy reader and the status view pick it up from the registry; nothing else changes. The registry's tests fail when a
+//! The engine, the policy reader, scale-out's trip routing and the status view pick
+//! it up from the registry; nothing else changes. The registry's tests fail when a
 //! wire name has no rule or a rule no wire name.
 
 mod enhanced;
@@ -62,6 +63,16 @@ use super::decide::Decide;
 use crate::message::{Fill, OpsCommand, RiskEvent, Rule, Scope};
 use crate::time::Timestamp;
 
+/// Where a scaled-out guard judges a rule (docs/SCALING.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Where the scopes are: the whole guard, or the aggregator.
+    Scopes,
+    /// Per strategy, on the workers that read the strategy's fills; their trips are
+    /// forwarded to the aggregator, which pauses the scope.
+    Workers,
+}
+
 /// One rule of CONTRACT §2, implemented by the type that holds its state.
 ///
 /// Every hook does nothing unless the rule overrides it. The engine calls them in
@@ -75,6 +86,9 @@ pub trait GuardRule {
     /// Its wire name: the `rule` of the commands it causes, the `kind` of its risk
     /// events.
     const RULE: Rule;
+
+    /// Where a scaled-out guard judges it.
+    const PLACE: Place = Place::Scopes;
 
     /// Judges a fill, as strictly as `monitoring` says.
     fn on_fill(

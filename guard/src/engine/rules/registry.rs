@@ -10,12 +10,12 @@ use serde_json::{Map, Value};
 
 use super::{
     Adoptions, EnhancedPolicy, GuardRule, LosingStreakPolicy, LosingStreaks, Maintenance,
-    MaintenancePolicy, Monitoring, OperatorOrders, RiskEvents, SlippagePolicy, SlippageWindows,
+    MaintenancePolicy, Monitoring, OperatorOrders, Place, RiskEvents, SlippagePolicy,
+    SlippageWindows,
 };
 use crate::engine::decide::Decide;
-#[cfg(test)]
-use crate::message::Rule;
-use crate::message::{Action, Fill, Input, OpsCommand, RiskEvent, Scope, StrategyRelease};
+use crate::engine::trip::TripError;
+use crate::message::{Action, Fill, Input, OpsCommand, RiskEvent, Rule, Scope, StrategyRelease};
 use crate::policy::Section;
 use crate::time::Timestamp;
 
@@ -123,13 +123,31 @@ impl Rules {
     pub(crate) fn adopt_policy(&mut self, p: &RulePolicies) {
         self.each(p, &mut |r| r.adopt_policy());
     }
+
+    /// The rule a forwarded trip names, when workers judge it.
+    ///
+    /// # Errors
+    /// [`TripError`] when no rule has that name, or workers do not judge it.
+    pub(crate) fn route(&mut self, p: &RulePolicies, name: &str) -> Result<Rule, TripError> {
+        let mut found = None;
+        self.each(p, &mut |r| {
+            if r.rule().as_str() == name {
+                found = Some((r.rule(), r.place()));
+            }
+        });
+        match found {
+            None => Err(TripError::UnknownRule(name.to_owned())),
+            Some((rule, Place::Scopes)) => Err(TripError::NotForwarded(rule)),
+            Some((rule, Place::Workers)) => Ok(rule),
+        }
+    }
 }
 
 /// A rule bound to its policy section, whatever the rule: what [`Rules::each`] hands
 /// out.
 trait Unit {
-    #[cfg(test)]
     fn rule(&self) -> Rule;
+    fn place(&self) -> Place;
     fn on_fill(&mut self, fill: &Fill, monitoring: Monitoring, decide: &mut Decide<'_>);
     fn on_risk_event(&mut self, event: &RiskEvent, decide: &mut Decide<'_>);
     fn on_ops(&mut self, command: &OpsCommand, decide: &mut Decide<'_>);
@@ -142,9 +160,12 @@ trait Unit {
 struct Bound<'a, R: GuardRule>(&'a R::Policy, &'a mut R);
 
 impl<R: GuardRule> Unit for Bound<'_, R> {
-    #[cfg(test)]
     fn rule(&self) -> Rule {
         R::RULE
+    }
+
+    fn place(&self) -> Place {
+        R::PLACE
     }
 
     fn on_fill(&mut self, fill: &Fill, monitoring: Monitoring, decide: &mut Decide<'_>) {
@@ -180,15 +201,17 @@ impl<R: GuardRule> Unit for Bound<'_, R> {
 mod tests {
     use super::*;
 
-    fn registered() -> Vec<Rule> {
+    fn registered() -> Vec<(Rule, Place)> {
         let mut found = Vec::new();
-        Rules::default().each(&RulePolicies::default(), &mut |r| found.push(r.rule()));
+        Rules::default().each(&RulePolicies::default(), &mut |r| {
+            found.push((r.rule(), r.place()));
+        });
         found
     }
 
     #[test]
     fn every_wire_rule_is_judged_by_exactly_one_registered_rule() {
-        let names = registered();
+        let names: Vec<Rule> = registered().into_iter().map(|(rule, _)| rule).collect();
         for rule in Rule::ALL {
             let n = names.iter().filter(|r| **r == rule).count();
             assert_eq!(n, 1, "{} is registered {n} times", rule.as_str());
@@ -198,9 +221,30 @@ mod tests {
 
     #[test]
     fn fill_rules_judge_in_contract_order_slippage_before_streak() {
-        let names = registered();
+        let names: Vec<Rule> = registered().into_iter().map(|(rule, _)| rule).collect();
         let at = |rule| names.iter().position(|r| *r == rule).unwrap();
         assert!(at(Rule::SlippageWindow) < at(Rule::LosingStreak));
+    }
+
+    #[test]
+    fn trips_of_rules_judged_on_workers_are_routed_to_their_rule() {
+        let mut rules = Rules::default();
+        let p = RulePolicies::default();
+        for (rule, place) in registered() {
+            let routed = rules.route(&p, rule.as_str());
+            match place {
+                Place::Workers => assert_eq!(routed, Ok(rule)),
+                Place::Scopes => assert_eq!(routed, Err(TripError::NotForwarded(rule))),
+            }
+        }
+        assert_eq!(rules.route(&p, "slippage_window"), Ok(Rule::SlippageWindow));
+        assert_eq!(rules.route(&p, "losing_streak"), Ok(Rule::LosingStreak));
+    }
+
+    #[test]
+    fn a_trip_of_an_unknown_rule_is_refused_not_taken_for_a_losing_streak() {
+        let routed = Rules::default().route(&RulePolicies::default(), "drawdown");
+        assert_eq!(routed, Err(TripError::UnknownRule("drawdown".into())));
     }
 
     #[test]

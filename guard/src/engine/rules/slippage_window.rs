@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{GuardRule, Monitoring};
+use super::{GuardRule, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
 use crate::message::{Fill, Rule, Scope};
 use crate::policy::{GroupBy, PauseTarget, Reader, Section, PAUSE_CHOICES};
@@ -173,6 +173,7 @@ impl SlippageWindows {
 impl GuardRule for SlippageWindows {
     type Policy = SlippagePolicy;
     const RULE: Rule = Rule::SlippageWindow;
+    const PLACE: Place = Place::Workers;
 
     fn on_fill(
         &mut self,
