@@ -196,9 +196,18 @@ pub fn prometheus(status: &Status) -> String {
             "guard_consumer_lag{{partition=\"{partition}\"}} {lag}"
         ));
     }
+    latency_summary(&m.decision_latency, &mut line);
+    line("# TYPE guard_ready gauge".into());
+    line(format!("guard_ready {}", u8::from(status.ready)));
+    line(format!("guard_publishing {}", u8::from(status.publishing)));
+    let _ = write!(out, "");
+    out
+}
+
+/// The lines of the decision latency summary: fill received to command acknowledged.
+fn latency_summary(h: &Histogram<u64>, line: &mut impl FnMut(String)) {
     line("# HELP guard_decision_latency_seconds Fill received to command acknowledged by the broker.".into());
     line("# TYPE guard_decision_latency_seconds summary".into());
-    let h = &m.decision_latency;
     for q in [0.5, 0.9, 0.99, 0.999] {
         let v = if h.is_empty() {
             0.0
@@ -210,9 +219,4 @@ pub fn prometheus(status: &Status) -> String {
         ));
     }
     line(format!("guard_decision_latency_seconds_count {}", h.len()));
-    line("# TYPE guard_ready gauge".into());
-    line(format!("guard_ready {}", u8::from(status.ready)));
-    line(format!("guard_publishing {}", u8::from(status.publishing)));
-    let _ = write!(out, "");
-    out
 }
