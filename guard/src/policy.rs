@@ -7,7 +7,7 @@
 //!
 //! Each rule owns its section — its type, defaults and reading live in the rule's file
 //! under [`crate::engine::rules`] — and the rules' registry lists the sections
-//! ([`RulePolicies`]). This module holds what they share: the [`Reader`] that walks a
+//! ([`RulePolicies`]). This module holds what they share: the `Reader` that walks a
 //! table, the guard's own `[state]` section, and the policy's version.
 
 use std::fmt;

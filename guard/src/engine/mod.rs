@@ -234,6 +234,7 @@ impl Engine {
     }
 
     /// Whether the message was not applied before: a new id, or a new adoption.
+    #[inline]
     fn is_new(&mut self, input: &Input) -> bool {
         let second = input.event_time().whole_seconds();
         let seen = &mut self.state.seen;

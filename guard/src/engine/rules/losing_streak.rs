@@ -135,6 +135,7 @@ impl GuardRule for LosingStreaks {
     const RULE: Rule = Rule::LosingStreak;
     const PLACE: Place = Place::Workers;
 
+    #[inline]
     fn on_fill(
         &mut self,
         policy: &LosingStreakPolicy,

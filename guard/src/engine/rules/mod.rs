@@ -25,8 +25,9 @@
 //! 1. Write `rules/NAME.rs`: its policy section (a type with the runbook's values as
 //!    `Default`, serialised in the order of its keys, implementing `Section` to read
 //!    itself), its state (`Default`, `Serialize`, `Deserialize`, `PartialEq`), and
-//!    `impl GuardRule` for the state, overriding only the hooks it needs. Put its
-//!    given/when/then tests at the bottom (`testing.rs` has the builders).
+//!    `impl GuardRule` for the state, overriding only the hooks it needs (mark an
+//!    `on_fill` `#[inline]`: it runs for every fill). Put its given/when/then tests
+//!    at the bottom (`testing.rs` has `Given` and the message builders).
 //! 2. Register it in `registry.rs`: its section in [`RulePolicies`] and in
 //!    `RulePolicies::sections`, its state in [`Rules`], one line in `Rules::each` at
 //!    its place in the judging order, and one in `Rules::view` if `/state` shows it.

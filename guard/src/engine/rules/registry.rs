@@ -61,7 +61,7 @@ pub struct Rules {
 
 impl Rules {
     /// Calls `f` with every rule bound to its policy section, in judging order.
-    fn each(&mut self, p: &RulePolicies, f: &mut dyn FnMut(&mut dyn Unit)) {
+    fn each(&mut self, p: &RulePolicies, mut f: impl FnMut(&mut dyn Unit)) {
         f(&mut Bound(&p.slippage, &mut self.slippage));
         f(&mut Bound(&p.losing_streak, &mut self.streaks));
         f(&mut Bound(&(), &mut RiskEvents));
@@ -77,18 +77,23 @@ impl Rules {
     }
 
     /// Applies a new message (not a duplicate) to every rule.
+    // `#[inline]` here, on `on_fill` and on the rules' `on_fill`: the rules live in
+    // other codegen units than the engine, and without the hints a fill cost about 75
+    // more instructions than when one function judged it (callgrind).
+    #[inline]
     pub(crate) fn apply(&mut self, p: &RulePolicies, input: &Input, decide: &mut Decide<'_>) {
         match input {
             Input::Fill(fill) => self.on_fill(p, fill, decide),
-            Input::RiskEvent(event) => self.each(p, &mut |r| r.on_risk_event(event, decide)),
+            Input::RiskEvent(event) => self.each(p, |r| r.on_risk_event(event, decide)),
             Input::Release(release) => self.adoptions.adopt(release),
             Input::Ops(command) => self.on_ops(p, command, decide),
         }
     }
 
+    #[inline]
     fn on_fill(&mut self, p: &RulePolicies, fill: &Fill, decide: &mut Decide<'_>) {
         let monitoring = self.monitoring(&p.enhanced, fill);
-        self.each(p, &mut |r| r.on_fill(fill, monitoring, decide));
+        self.each(p, |r| r.on_fill(fill, monitoring, decide));
     }
 
     fn monitoring(&self, enhanced: &EnhancedPolicy, fill: &Fill) -> Monitoring {
@@ -98,9 +103,9 @@ impl Rules {
 
     fn on_ops(&mut self, p: &RulePolicies, command: &OpsCommand, decide: &mut Decide<'_>) {
         if command.action == Action::Resume {
-            self.each(p, &mut |r| r.reset(&command.scope));
+            self.each(p, |r| r.reset(&command.scope));
         }
-        self.each(p, &mut |r| r.on_ops(command, decide));
+        self.each(p, |r| r.on_ops(command, decide));
     }
 
     /// Whether `release` was applied before (a release has no id: it is its own).
@@ -110,18 +115,18 @@ impl Rules {
 
     /// Every rule sees the clock move forward to `now`.
     pub(crate) fn on_clock(&mut self, p: &RulePolicies, now: Timestamp, decide: &mut Decide<'_>) {
-        self.each(p, &mut |r| r.on_clock(now, decide));
+        self.each(p, |r| r.on_clock(now, decide));
     }
 
     /// Every rule forgets what the state horizon has passed.
     pub(crate) fn forget(&mut self, p: &RulePolicies, cutoff: Timestamp) {
-        self.each(p, &mut |r| r.forget(cutoff));
+        self.each(p, |r| r.forget(cutoff));
         self.adoptions.forget(&p.enhanced, cutoff);
     }
 
     /// Every rule drops what it derived from an earlier policy.
     pub(crate) fn adopt_policy(&mut self, p: &RulePolicies) {
-        self.each(p, &mut |r| r.adopt_policy());
+        self.each(p, |r| r.adopt_policy());
     }
 
     /// The rule a forwarded trip names, when workers judge it.
@@ -130,7 +135,7 @@ impl Rules {
     /// [`TripError`] when no rule has that name, or workers do not judge it.
     pub(crate) fn route(&mut self, p: &RulePolicies, name: &str) -> Result<Rule, TripError> {
         let mut found = None;
-        self.each(p, &mut |r| {
+        self.each(p, |r| {
             if r.rule().as_str() == name {
                 found = Some((r.rule(), r.place()));
             }
@@ -203,7 +208,7 @@ mod tests {
 
     fn registered() -> Vec<(Rule, Place)> {
         let mut found = Vec::new();
-        Rules::default().each(&RulePolicies::default(), &mut |r| {
+        Rules::default().each(&RulePolicies::default(), |r| {
             found.push((r.rule(), r.place()));
         });
         found

@@ -175,6 +175,7 @@ impl GuardRule for SlippageWindows {
     const RULE: Rule = Rule::SlippageWindow;
     const PLACE: Place = Place::Workers;
 
+    #[inline]
     fn on_fill(
         &mut self,
         policy: &SlippagePolicy,
