@@ -4,14 +4,22 @@
 //! `#[serde(deny_unknown_fields)]`, so that [`Policy::from_toml`] reports every
 //! problem at once, each with its key path and what is allowed, instead of stopping at
 //! the first. The same walk applies `--sweep` overrides ([`Policy::with_overrides`]).
+//!
+//! Each rule owns its section — its type, defaults and reading live in the rule's file
+//! under [`crate::engine::rules`] — and the rules' registry lists the sections
+//! ([`RulePolicies`]). This module holds what they share: the `Reader` that walks a
+//! table, the guard's own `[state]` section, and the policy's version.
 
 use std::fmt;
 
-use chrono::Weekday;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
+pub use crate::engine::rules::{
+    EnhancedPolicy, LosingStreakPolicy, MaintenancePolicy, MaintenanceWindow, RulePolicies,
+    SlippagePolicy,
+};
 use crate::time::Span;
 
 /// Which breaches share a slippage window.
@@ -34,84 +42,22 @@ pub enum PauseTarget {
     Group,
 }
 
-/// CONTRACT §2.1.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SlippagePolicy {
-    /// Off when false.
-    pub enabled: bool,
-    /// A fill breaches when its adverse slippage is strictly greater.
-    pub threshold_bps: f64,
-    /// Consecutive breaches that trip.
-    pub trip_at: u32,
-    /// A run trips when `last.ts - first.ts < window`.
-    pub window: Span,
-    /// Which breaches share a window.
-    pub group_by: GroupBy,
-    /// Which scope a trip pauses.
-    pub pause: PauseTarget,
-}
-
-/// CONTRACT §2.2.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LosingStreakPolicy {
-    /// Off when false.
-    pub enabled: bool,
-    /// Losing fills in a row that trip.
-    pub trip_at: u32,
-    /// Which scope a trip pauses.
-    pub pause: PauseTarget,
-}
-
-/// CONTRACT §2.5.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EnhancedPolicy {
-    /// Off when false.
-    pub enabled: bool,
-    /// How long after `adopted_at` the stricter thresholds apply.
-    pub lookback: Span,
-    /// Multiplier for thresholds and `trip_at`s, in (0, 1].
-    pub factor: f64,
-}
-
-/// CONTRACT §2.6: a weekly window in its own time zone.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MaintenanceWindow {
-    /// Off when false.
-    pub enabled: bool,
-    /// The command's `trigger`.
-    pub name: String,
-    /// Day the window starts on, in `tz`.
-    #[serde(serialize_with = "ser_weekday")]
-    pub weekday: Weekday,
-    /// Start, seconds after local midnight (inclusive).
-    pub start_secs: u32,
-    /// End, seconds after local midnight (exclusive); at or before `start_secs`
-    /// means the next day.
-    pub end_secs: u32,
-    /// IANA time zone.
-    #[serde(serialize_with = "ser_tz")]
-    pub tz: chrono_tz::Tz,
-}
-
-fn ser_weekday<S: serde::Serializer>(w: &Weekday, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(w)
-}
-
-fn ser_tz<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&tz.name())
-}
+/// The values of a `pause` key.
+pub(crate) const PAUSE_CHOICES: [(&str, PauseTarget); 2] = [
+    ("global", PauseTarget::Global),
+    ("group", PauseTarget::Group),
+];
 
 /// The whole policy, every default filled in.
+///
+/// It serialises as one object: the rules' sections in registry order, then `state`
+/// when it is not the default (the form [`Policy::version`] hashes and `guard policy`
+/// prints).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Policy {
-    /// Slippage window rule.
-    pub slippage: SlippagePolicy,
-    /// Losing streak rule.
-    pub losing_streak: LosingStreakPolicy,
-    /// Enhanced monitoring after an adoption.
-    pub enhanced: EnhancedPolicy,
-    /// Weekly maintenance windows.
-    pub maintenance: Vec<MaintenanceWindow>,
+    /// Every rule's section.
+    #[serde(flatten)]
+    pub rules: RulePolicies,
     /// How far back the guard remembers. Left out of the version while it is the
     /// default, so the contract's policy keeps its name.
     #[serde(skip_serializing_if = "StatePolicy::is_default")]
@@ -133,6 +79,31 @@ impl StatePolicy {
     fn is_default(&self) -> bool {
         self.horizon == Self::DEFAULT_HORIZON
     }
+
+    fn read(&mut self, value: &Value, r: &mut Reader) {
+        let Some(t) = r.table(value, "state") else {
+            return;
+        };
+        r.keys(t, "state.", &["horizon"]);
+        r.span(t, "state.horizon", &mut self.horizon);
+        if self.horizon < Span::from_secs(60) {
+            r.problem(
+                "state.horizon",
+                format_args!(
+                    "{} is too short (at least 1m: late and duplicate messages must still be recognised)",
+                    crate::time::human_span(self.horizon)
+                ),
+            );
+        }
+    }
+}
+
+impl Default for StatePolicy {
+    fn default() -> Self {
+        StatePolicy {
+            horizon: Self::DEFAULT_HORIZON,
+        }
+    }
 }
 
 /// Every problem found in a policy, one line each with the key's path.
@@ -144,41 +115,25 @@ impl Default for Policy {
     /// The runbook's policy (CONTRACT §3).
     fn default() -> Self {
         Policy {
-            slippage: SlippagePolicy {
-                enabled: true,
-                threshold_bps: 5.0,
-                trip_at: 3,
-                window: Span::from_secs(600),
-                group_by: GroupBy::Strategy,
-                pause: PauseTarget::Global,
-            },
-            losing_streak: LosingStreakPolicy {
-                enabled: true,
-                trip_at: 5,
-                pause: PauseTarget::Global,
-            },
-            enhanced: EnhancedPolicy {
-                enabled: true,
-                lookback: Span::from_secs(86_400),
-                factor: 0.5,
-            },
-            maintenance: vec![default_window()],
-            state: StatePolicy {
-                horizon: StatePolicy::DEFAULT_HORIZON,
-            },
+            rules: RulePolicies::default(),
+            state: StatePolicy::default(),
         }
     }
 }
 
-fn default_window() -> MaintenanceWindow {
-    MaintenanceWindow {
-        enabled: true,
-        name: "weekly-os-patch".into(),
-        weekday: Weekday::Tue,
-        start_secs: 2 * 3_600,
-        end_secs: 3 * 3_600,
-        tz: chrono_tz::Asia::Tokyo,
+/// A rule's section of the policy file.
+pub(crate) trait Section {
+    /// Its top-level key.
+    fn key(&self) -> &'static str;
+
+    /// Whether it is an array of tables (`[[key]]`) rather than a table (`[key]`).
+    fn is_array(&self) -> bool {
+        false
     }
+
+    /// Reads the section's value over the defaults already in `self`, reporting every
+    /// problem to `r`.
+    fn read(&mut self, value: &Value, r: &mut Reader);
 }
 
 impl Policy {
@@ -200,81 +155,30 @@ impl Policy {
     pub fn from_table(table: &Table) -> Result<Policy, PolicyError> {
         let mut r = Reader::default();
         let mut policy = Policy::default();
-        r.keys(
-            table,
-            "",
-            &[
-                "slippage",
-                "losing_streak",
-                "enhanced",
-                "maintenance",
-                "state",
-            ],
-        );
-        if let Some(t) = r.section(table, "slippage") {
-            let p = &mut policy.slippage;
-            r.keys(
-                t,
-                "slippage.",
-                &[
-                    "enabled",
-                    "threshold_bps",
-                    "trip_at",
-                    "window",
-                    "group_by",
-                    "pause",
-                ],
-            );
-            r.bool(t, "slippage.enabled", &mut p.enabled);
-            r.number(
-                t,
-                "slippage.threshold_bps",
-                &mut p.threshold_bps,
-                |v| v >= 0.0,
-                "a number >= 0",
-            );
-            r.count(t, "slippage.trip_at", &mut p.trip_at);
-            r.span(t, "slippage.window", &mut p.window);
-            r.choice(
-                t,
-                "slippage.group_by",
-                &mut p.group_by,
-                &[("strategy", GroupBy::Strategy), ("global", GroupBy::Global)],
-            );
-            r.choice(t, "slippage.pause", &mut p.pause, &PAUSE_CHOICES);
-        }
-        if let Some(t) = r.section(table, "losing_streak") {
-            let p = &mut policy.losing_streak;
-            r.keys(t, "losing_streak.", &["enabled", "trip_at", "pause"]);
-            r.bool(t, "losing_streak.enabled", &mut p.enabled);
-            r.count(t, "losing_streak.trip_at", &mut p.trip_at);
-            r.choice(t, "losing_streak.pause", &mut p.pause, &PAUSE_CHOICES);
-        }
-        if let Some(t) = r.section(table, "enhanced") {
-            let p = &mut policy.enhanced;
-            r.keys(t, "enhanced.", &["enabled", "lookback", "factor"]);
-            r.bool(t, "enhanced.enabled", &mut p.enabled);
-            r.span(t, "enhanced.lookback", &mut p.lookback);
-            r.number(
-                t,
-                "enhanced.factor",
-                &mut p.factor,
-                |v| v > 0.0 && v <= 1.0,
-                "a number in (0, 1]",
-            );
-        }
-        if let Some(t) = r.section(table, "state") {
-            r.keys(t, "state.", &["horizon"]);
-            r.span(t, "state.horizon", &mut policy.state.horizon);
-            if policy.state.horizon < Span::from_secs(60) {
-                r.problems.push(format!(
-                    "state.horizon: {} is too short (at least 1m: late and duplicate messages must still be recognised)",
-                    crate::time::human_span(policy.state.horizon)
-                ));
+        let mut sections = policy.rules.sections();
+        let mut allowed: Vec<&str> = sections.iter().map(|s| s.key()).collect();
+        allowed.push("state");
+        r.keys(table, "", &allowed);
+        // `[state]` comes after the tables and before the arrays of tables: the order
+        // in which problems have always been listed.
+        let state_at = sections
+            .iter()
+            .position(|s| s.is_array())
+            .unwrap_or(sections.len());
+        for (i, section) in sections.iter_mut().enumerate() {
+            if i == state_at {
+                if let Some(value) = table.get("state") {
+                    policy.state.read(value, &mut r);
+                }
+            }
+            if let Some(value) = table.get(section.key()) {
+                section.read(value, &mut r);
             }
         }
-        if let Some(value) = table.get("maintenance") {
-            policy.maintenance = r.windows(value);
+        if state_at == sections.len() {
+            if let Some(value) = table.get("state") {
+                policy.state.read(value, &mut r);
+            }
         }
         if r.problems.is_empty() {
             Ok(policy)
@@ -323,11 +227,6 @@ impl Policy {
     }
 }
 
-const PAUSE_CHOICES: [(&str, PauseTarget); 2] = [
-    ("global", PauseTarget::Global),
-    ("group", PauseTarget::Group),
-];
-
 fn override_value(raw: &str) -> Value {
     if let Ok(i) = raw.parse::<i64>() {
         Value::Integer(i)
@@ -340,18 +239,21 @@ fn override_value(raw: &str) -> Value {
     }
 }
 
-/// Walks a table, collecting problems instead of stopping at the first.
+/// Walks a table, collecting problems instead of stopping at the first. Each reader
+/// method leaves its output alone when the key is absent or its value is refused.
 #[derive(Default)]
-struct Reader {
+pub(crate) struct Reader {
     problems: Vec<String>,
 }
 
 impl Reader {
-    fn problem(&mut self, key: &str, text: impl fmt::Display) {
+    /// Records a problem with the key at `key`.
+    pub(crate) fn problem(&mut self, key: &str, text: impl fmt::Display) {
         self.problems.push(format!("{key}: {text}"));
     }
 
-    fn keys(&mut self, table: &Table, prefix: &str, allowed: &[&str]) {
+    /// Reports every key of `table` that is not `allowed`.
+    pub(crate) fn keys(&mut self, table: &Table, prefix: &str, allowed: &[&str]) {
         for key in table.keys() {
             if !allowed.contains(&key.as_str()) {
                 self.problem(
@@ -362,8 +264,9 @@ impl Reader {
         }
     }
 
-    fn section<'t>(&mut self, table: &'t Table, key: &str) -> Option<&'t Table> {
-        match table.get(key)? {
+    /// The value of section `key` as a table, or a problem.
+    pub(crate) fn table<'t>(&mut self, value: &'t Value, key: &str) -> Option<&'t Table> {
+        match value {
             Value::Table(t) => Some(t),
             _ => {
                 self.problem(key, "must be a table ([section])");
@@ -372,7 +275,7 @@ impl Reader {
         }
     }
 
-    fn bool(&mut self, t: &Table, path: &str, out: &mut bool) {
+    pub(crate) fn bool(&mut self, t: &Table, path: &str, out: &mut bool) {
         match t.get(leaf(path)) {
             None => {}
             Some(Value::Boolean(b)) => *out = *b,
@@ -380,7 +283,7 @@ impl Reader {
         }
     }
 
-    fn number(
+    pub(crate) fn number(
         &mut self,
         t: &Table,
         path: &str,
@@ -401,7 +304,7 @@ impl Reader {
         }
     }
 
-    fn count(&mut self, t: &Table, path: &str, out: &mut u32) {
+    pub(crate) fn count(&mut self, t: &Table, path: &str, out: &mut u32) {
         match t.get(leaf(path)) {
             None => {}
             Some(Value::Integer(i)) if (1..=1_000_000).contains(i) => *out = *i as u32,
@@ -412,7 +315,7 @@ impl Reader {
         }
     }
 
-    fn span(&mut self, t: &Table, path: &str, out: &mut Span) {
+    pub(crate) fn span(&mut self, t: &Table, path: &str, out: &mut Span) {
         match t.get(leaf(path)) {
             None => {}
             Some(Value::String(s)) => match Span::parse(s) {
@@ -429,7 +332,13 @@ impl Reader {
         }
     }
 
-    fn choice<T: Copy>(&mut self, t: &Table, path: &str, out: &mut T, choices: &[(&str, T)]) {
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        t: &Table,
+        path: &str,
+        out: &mut T,
+        choices: &[(&str, T)],
+    ) {
         let Some(value) = t.get(leaf(path)) else {
             return;
         };
@@ -448,7 +357,7 @@ impl Reader {
         }
     }
 
-    fn string(&mut self, t: &Table, path: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, t: &Table, path: &str) -> Option<String> {
         match t.get(leaf(path)) {
             None => None,
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
@@ -458,133 +367,10 @@ impl Reader {
             }
         }
     }
-
-    fn windows(&mut self, value: &Value) -> Vec<MaintenanceWindow> {
-        let Value::Array(items) = value else {
-            self.problem(
-                "maintenance",
-                "must be an array of tables ([[maintenance]])",
-            );
-            return Vec::new();
-        };
-        let mut windows = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = format!("maintenance[{i}]");
-            let Value::Table(t) = item else {
-                self.problem(&at, "must be a table");
-                continue;
-            };
-            self.keys(
-                t,
-                &format!("{at}."),
-                &["enabled", "name", "weekday", "start", "end", "tz"],
-            );
-            let mut w = default_window();
-            self.bool(t, &format!("{at}.enabled"), &mut w.enabled);
-            if let Some(name) = self.string(t, &format!("{at}.name")) {
-                w.name = name;
-            }
-            if let Some(day) = self.string(t, &format!("{at}.weekday")) {
-                match parse_weekday(&day) {
-                    Some(d) => w.weekday = d,
-                    None => self.problem(
-                        &format!("{at}.weekday"),
-                        format_args!("must be Mon, Tue, Wed, Thu, Fri, Sat or Sun, not {day:?}"),
-                    ),
-                }
-            }
-            for (key, out, allow_24) in [
-                ("start", &mut w.start_secs, false),
-                ("end", &mut w.end_secs, true),
-            ] {
-                if let Some(text) = self.string(t, &format!("{at}.{key}")) {
-                    match parse_clock(&text, allow_24) {
-                        Some(secs) => *out = secs,
-                        None => self.problem(
-                            &format!("{at}.{key}"),
-                            format_args!(
-                                "must be a local time HH:MM (or HH:MM:SS){}, not {text:?}",
-                                if allow_24 { ", up to 24:00" } else { "" }
-                            ),
-                        ),
-                    }
-                }
-            }
-            if w.start_secs == w.end_secs % 86_400 {
-                self.problem(&at, "start and end must differ");
-            }
-            if let Some(tz) = self.string(t, &format!("{at}.tz")) {
-                match tz.parse::<chrono_tz::Tz>() {
-                    Ok(z) => w.tz = z,
-                    Err(_) => self.problem(&format!("{at}.tz"), format_args!("must be an IANA time zone such as \"Asia/Tokyo\" or \"UTC\", not {tz:?}")),
-                }
-            }
-            if windows.iter().any(|o: &MaintenanceWindow| o.name == w.name) {
-                self.problem(
-                    &format!("{at}.name"),
-                    format_args!(
-                        "{:?} is used by another window; names must be unique",
-                        w.name
-                    ),
-                );
-            }
-            windows.push(w);
-        }
-        windows
-    }
 }
 
 fn leaf(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
-}
-
-fn parse_weekday(text: &str) -> Option<Weekday> {
-    // Title case or lower case, short or full: the forms the policy schema lists.
-    [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ]
-    .into_iter()
-    .find(|d| {
-        let full = full_name(*d);
-        let short = &full[..3];
-        let title = |s: &str| format!("{}{}", s[..1].to_ascii_uppercase(), &s[1..]);
-        text == short || text == full || text == title(short) || text == title(full)
-    })
-}
-
-fn full_name(d: Weekday) -> &'static str {
-    match d {
-        Weekday::Mon => "monday",
-        Weekday::Tue => "tuesday",
-        Weekday::Wed => "wednesday",
-        Weekday::Thu => "thursday",
-        Weekday::Fri => "friday",
-        Weekday::Sat => "saturday",
-        Weekday::Sun => "sunday",
-    }
-}
-
-fn parse_clock(text: &str, allow_24: bool) -> Option<u32> {
-    let parts: Vec<&str> = text.split(':').collect();
-    if !(2..=3).contains(&parts.len())
-        || parts
-            .iter()
-            .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return None;
-    }
-    let n: Vec<u32> = parts.iter().map(|p| p.parse().unwrap_or(99)).collect();
-    let (h, m, s) = (n[0], n[1], n.get(2).copied().unwrap_or(0));
-    if h == 24 && m == 0 && s == 0 && allow_24 {
-        return Some(86_400);
-    }
-    (h < 24 && m < 60 && s < 60).then_some(h * 3_600 + m * 60 + s)
 }
 
 #[cfg(test)]
@@ -624,6 +410,12 @@ tz = "Asia/Tokyo"
     }
 
     #[test]
+    fn the_runbook_policy_keeps_its_version() {
+        // The name every decision under the default policy carries.
+        assert_eq!(Policy::default().version(), "p-83158d3f4bdf");
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let err = Policy::from_toml("[slippage]\nthreshold = 3\ntrip_at = 0\nwindow = \"10\"\n[[maintenance]]\ntz = \"Mars/Base\"\n").unwrap_err();
         let text = err.to_string();
@@ -639,6 +431,24 @@ tz = "Asia/Tokyo"
     }
 
     #[test]
+    fn problems_are_listed_sections_first_then_state_then_windows() {
+        let err = Policy::from_toml(
+            "foo = 1\n[state]\nhorizon = \"10s\"\n[enhanced]\nfactor = 2\n[[maintenance]]\ntz = \"Mars/Base\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|p| p.split(':').next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "foo",
+                "enhanced.factor",
+                "state.horizon",
+                "maintenance[0].tz"
+            ]
+        );
+    }
+
+    #[test]
     fn overrides_replace_single_keys() {
         let p = Policy::with_overrides(
             "",
@@ -648,8 +458,8 @@ tz = "Asia/Tokyo"
             ],
         )
         .unwrap();
-        assert_eq!(p.slippage.threshold_bps, 8.0);
-        assert_eq!(p.slippage.trip_at, 2);
+        assert_eq!(p.rules.slippage.threshold_bps, 8.0);
+        assert_eq!(p.rules.slippage.trip_at, 2);
         assert_ne!(p.version(), Policy::default().version());
     }
 
@@ -657,7 +467,9 @@ tz = "Asia/Tokyo"
     fn an_empty_maintenance_list_means_no_windows() {
         assert!(Policy::from_toml("maintenance = []")
             .unwrap()
+            .rules
             .maintenance
+            .windows
             .is_empty());
     }
 }

@@ -1005,3 +1005,48 @@ fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
         "every message applied once, and the guard's own pause order"
     );
 }
+
+#[test]
+fn an_aggregator_sends_a_trip_naming_no_rule_of_the_guard_to_the_dead_letter_topic() {
+    let mut rig = Rig::new("unknown-trip");
+    rig.config.role = guard::engine::Role::Aggregator;
+    let mut guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    let trip = |kind: &str| {
+        let event = guard::message::RiskEvent {
+            event_id: format!("evt-{kind}"),
+            source: "guard".into(),
+            kind: kind.into(),
+            severity: guard::message::Severity::Critical,
+            scope: guard::message::Scope::Global,
+            action: None,
+            reason: Some("5 losing fills in a row (strategy beta)".into()),
+            evidence: Some(vec!["f5".into()]),
+            ts: guard::time::Timestamp::parse("2025-08-11T00:00:00Z").unwrap(),
+        };
+        let fact = guard::engine::TripFact {
+            trigger: "f5".into(),
+            event,
+        };
+        serde_json::to_vec(&fact).unwrap()
+    };
+    let facts = rig.config.topics.facts.clone();
+    // A trip of a rule the guard does not have, then one of the losing streak.
+    rig.feed(&mut guard, &facts, &trip("drawdown"));
+    rig.feed(&mut guard, &facts, &trip("losing_streak"));
+    rig.settle(&mut guard);
+    let dead = rig.read_topic("guard_dlq");
+    assert_eq!(dead.len(), 1, "only the unknown rule's trip is refused");
+    assert!(
+        dead[0].2["reason"].contains("\"drawdown\", which is no rule of this guard"),
+        "{:?}",
+        dead[0].2
+    );
+    let commands = rig.commands();
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0].rule, guard::message::Rule::LosingStreak);
+}

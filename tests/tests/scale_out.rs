@@ -127,7 +127,9 @@ fn scaled(policy: &Policy, inputs: &[Input]) -> Vec<Decision> {
                         trigger: trigger.clone(),
                         event,
                     };
-                    aggregator.apply_trip(&fact, &mut out);
+                    aggregator
+                        .apply_trip(&fact, &mut out)
+                        .expect("workers trip only rules the aggregator routes");
                 }
             }
             Input::Ops(_) => {
@@ -190,11 +192,11 @@ fn a_trip_forwarded_twice_is_applied_once() {
     let mut out = Vec::new();
     assert_eq!(
         aggregator.apply_trip(&trips[0], &mut out),
-        Disposition::Applied
+        Ok(Disposition::Applied)
     );
     assert_eq!(
         aggregator.apply_trip(&trips[0], &mut out),
-        Disposition::Duplicate
+        Ok(Disposition::Duplicate)
     );
     assert_eq!(
         describe_all(&out),

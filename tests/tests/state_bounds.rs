@@ -23,9 +23,9 @@ fn sizes(engine: &Engine) -> Sizes {
     let state = engine.state();
     Sizes {
         seen: state.seen.len(),
-        streaks: state.streaks.len(),
-        breaches: state.slippage.breaches(),
-        adoptions: state.adoptions.len(),
+        streaks: state.rules.streaks.len(),
+        breaches: state.rules.slippage.breaches(),
+        adoptions: state.rules.adoptions.len(),
     }
 }
 
@@ -153,11 +153,17 @@ fn a_duplicate_is_recognised_within_the_horizon_and_applied_again_beyond_it() {
         apply(&mut engine, &fill("f-3", "beta", 0.0, t(200.0))),
         Applied
     );
-    assert!(engine.state().streaks.iter().all(|(s, _)| s != "alpha"));
+    assert!(engine
+        .state()
+        .rules
+        .streaks
+        .iter()
+        .all(|(s, _)| s != "alpha"));
     assert_eq!(apply(&mut engine, &loss), Applied);
     assert_eq!(
         engine
             .state()
+            .rules
             .streaks
             .iter()
             .find(|(s, _)| *s == "alpha")

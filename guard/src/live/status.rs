@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::engine::Engine;
 use crate::message::Decision;
@@ -96,7 +96,8 @@ impl StatusHandle {
     }
 }
 
-/// Builds the `/state` document from the engine.
+/// Builds the `/state` document from the engine: its paused scopes, then what every
+/// rule shows of itself.
 pub fn state_view(engine: &Engine) -> Value {
     let state = engine.state();
     let paused: Vec<Value> = state
@@ -104,30 +105,13 @@ pub fn state_view(engine: &Engine) -> Value {
         .paused()
         .map(|(scope, p)| json!({"scope": scope, "reasons": p.reasons, "since": p.since}))
         .collect();
-    let windows: Vec<Value> = state
-        .slippage
-        .groups()
-        .map(|(group, breaches)| {
-            json!({
-                "group": group.unwrap_or("(all strategies)"),
-                "breaches": breaches.iter().map(|b| json!({"fill_id": b.fill_id, "strategy_id": b.strategy_id, "ts": b.ts})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let streaks: Vec<Value> = state
-        .streaks
-        .iter()
-        .map(|(s, fills)| json!({"strategy_id": s, "losing_fills": fills}))
-        .collect();
-    json!({
-        "policy_version": engine.policy_version(),
-        "clock": state.clock,
-        "paused": paused,
-        "slippage_windows": windows,
-        "losing_streaks": streaks,
-        "maintenance_active": state.maintenance.keys().collect::<Vec<_>>(),
-        "seen_ids": state.seen.len(),
-    })
+    let mut view = Map::new();
+    view.insert("policy_version".into(), json!(engine.policy_version()));
+    view.insert("clock".into(), json!(state.clock));
+    view.insert("paused".into(), Value::Array(paused));
+    state.rules.view(&mut view);
+    view.insert("seen_ids".into(), json!(state.seen.len()));
+    Value::Object(view)
 }
 
 impl Metrics {

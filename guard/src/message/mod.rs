@@ -209,6 +209,20 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, in the order of CONTRACT §1.6.
+    pub const ALL: [Rule; 5] = [
+        Rule::SlippageWindow,
+        Rule::LosingStreak,
+        Rule::RiskEvent,
+        Rule::Operator,
+        Rule::Maintenance,
+    ];
+
+    /// The rule with this wire name.
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -375,5 +389,28 @@ impl Stream {
     /// The stream with this wire name.
     pub fn from_name(name: &str) -> Option<Stream> {
         Stream::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_is_listed_once_and_found_by_its_wire_name() {
+        for (i, rule) in Rule::ALL.into_iter().enumerate() {
+            // Exhaustive: a new rule does not compile here until it has its place in ALL.
+            let place = match rule {
+                Rule::SlippageWindow => 0,
+                Rule::LosingStreak => 1,
+                Rule::RiskEvent => 2,
+                Rule::Operator => 3,
+                Rule::Maintenance => 4,
+            };
+            assert_eq!(place, i, "{rule:?}");
+            assert_eq!(Rule::from_name(rule.as_str()), Some(rule));
+            assert_eq!(serde_json::to_value(rule).unwrap(), rule.as_str());
+        }
+        assert_eq!(Rule::from_name("drawdown"), None);
     }
 }

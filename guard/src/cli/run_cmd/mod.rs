@@ -132,7 +132,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let rebuild = args.rebuild;
     let scale_out = args.scale_out;
     let (config, log_format) = resolve(args)?;
-    if scale_out && config.policy.slippage.group_by == guard::policy::GroupBy::Global {
+    if scale_out && config.policy.rules.slippage.group_by == guard::policy::GroupBy::Global {
         return Err(Failure::usage(
             "--scale-out shards the rules by strategy: a slippage window with group_by = \"global\" needs one guard (docs/SCALING.md)",
         ));

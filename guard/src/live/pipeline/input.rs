@@ -185,7 +185,13 @@ impl<S: Store> LiveGuard<S> {
             }
         };
         self.decisions.clear();
-        let disposition = self.engine.apply_trip(&fact, &mut self.decisions);
+        let disposition = match self.engine.apply_trip(&fact, &mut self.decisions) {
+            Ok(disposition) => disposition,
+            Err(e) => {
+                self.dead_letter(topic, partition, offset, key, payload, &e.to_string());
+                return;
+            }
+        };
         let decisions = std::mem::take(&mut self.decisions);
         {
             let mut status = self.status.lock();

@@ -288,9 +288,9 @@ impl<S: Store> LiveGuard<S> {
     /// Ticks the wall clock into the engine; a tick that changed the state is recorded
     /// in the order journal.
     pub(super) fn tick(&mut self, now: Timestamp) {
-        let before = self.engine.state().maintenance.clone();
+        let before = self.engine.state().rules.maintenance.clone();
         let decisions = self.engine.tick(now);
-        if !decisions.is_empty() || self.engine.state().maintenance != before {
+        if !decisions.is_empty() || self.engine.state().rules.maintenance != before {
             self.journal.ticked(now.as_micros());
             self.mark_dirty();
         }

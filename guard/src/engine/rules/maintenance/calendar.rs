@@ -1,13 +1,8 @@
-//! Maintenance windows (CONTRACT §2.6): weekly, in their own time zone.
-//!
-//! The engine's clock only moves forward. When it moves, each window is checked
-//! against the occurrence that ends after the new clock; entering or leaving is
-//! reported with the occurrence's start or end, and a clock that jumps over a whole
-//! occurrence reports nothing.
+//! When a weekly maintenance window, in its own time zone, occurs in UTC.
 
 use chrono::{Datelike, Duration, NaiveDateTime, NaiveTime, TimeZone};
 
-use crate::policy::MaintenanceWindow;
+use super::MaintenanceWindow;
 use crate::time::Timestamp;
 
 /// One occurrence of a window, in UTC: `[start, end)`.
@@ -79,7 +74,6 @@ fn local_to_utc(window: &MaintenanceWindow, local: NaiveDateTime) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Policy;
 
     fn at(text: &str) -> Timestamp {
         Timestamp::parse(text).unwrap()
@@ -87,7 +81,7 @@ mod tests {
 
     #[test]
     fn default_window_is_tuesday_two_to_three_in_tokyo() {
-        let w = &Policy::default().maintenance[0];
+        let w = &MaintenanceWindow::default();
         // Tuesday 2025-08-12 02:00 JST is Monday 17:00 UTC.
         let occ = occurrence_ending_after(w, at("2025-08-11T12:00:00Z"));
         assert_eq!(occ.start, at("2025-08-11T17:00:00Z"));
@@ -100,10 +94,12 @@ mod tests {
 
     #[test]
     fn a_window_past_local_midnight_ends_next_day() {
-        let mut w = Policy::default().maintenance[0].clone();
-        w.tz = chrono_tz::UTC;
-        w.start_secs = 23 * 3_600;
-        w.end_secs = 3_600;
+        let w = MaintenanceWindow {
+            tz: chrono_tz::UTC,
+            start_secs: 23 * 3_600,
+            end_secs: 3_600,
+            ..MaintenanceWindow::default()
+        };
         let occ = occurrence_ending_after(&w, at("2025-08-12T23:30:00Z"));
         assert_eq!(occ.start, at("2025-08-12T23:00:00Z"));
         assert_eq!(occ.end, at("2025-08-13T01:00:00Z"));

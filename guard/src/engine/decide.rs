@@ -1,0 +1,132 @@
+//! What a rule can do to the world: pause or resume a scope, and raise its risk event.
+//!
+//! A rule never touches the scopes or the output list itself. It hands a [`Decide`]
+//! its verdicts; `Decide` keeps the scope book (CONTRACT §2, first paragraph), turns
+//! each transition into a command, and appends commands and risk events in the order
+//! they were decided. A worker of a scaled-out guard keeps no scopes
+//! ([`Role::Worker`]): there a pause or resume changes nothing and a trip yields only
+//! its risk event, which the aggregator turns into the command.
+
+use crate::message::{
+    Action, Decision, GuardCommand, RiskAction, RiskEvent, Rule, Scope, Severity,
+};
+use crate::time::Timestamp;
+
+use super::{ids, Role, ScopeBook};
+
+/// What caused a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger<'a> {
+    /// The id of the message that caused it (or a maintenance window's name).
+    pub id: &'a str,
+    /// Its event time.
+    pub event_ts: Timestamp,
+    /// The ids of every message the decision rests on.
+    pub evidence: Vec<String>,
+    /// Human text.
+    pub reason: String,
+}
+
+impl<'a> Trigger<'a> {
+    /// A decision that rests on one input message alone.
+    pub fn message(id: &'a str, event_ts: Timestamp, reason: String) -> Self {
+        Trigger {
+            id,
+            event_ts,
+            evidence: vec![id.to_owned()],
+            reason,
+        }
+    }
+}
+
+/// The scopes and the decisions of one message, as the rules see them.
+pub struct Decide<'a> {
+    scopes: &'a mut ScopeBook,
+    arrivals: &'a mut u64,
+    out: &'a mut Vec<Decision>,
+    role: Role,
+    source: &'a str,
+    policy_version: &'a str,
+}
+
+impl<'a> Decide<'a> {
+    /// Decisions of an engine with these parts appended to `out`.
+    pub(crate) fn new(
+        scopes: &'a mut ScopeBook,
+        arrivals: &'a mut u64,
+        out: &'a mut Vec<Decision>,
+        role: Role,
+        source: &'a str,
+        policy_version: &'a str,
+    ) -> Self {
+        Decide {
+            scopes,
+            arrivals,
+            out,
+            role,
+            source,
+            policy_version,
+        }
+    }
+
+    /// The next number of the engine's arrival count: rules that keep what arrives
+    /// sorted by event time number it, so equal times keep their arrival order.
+    pub fn next_arrival(&mut self) -> u64 {
+        *self.arrivals += 1;
+        *self.arrivals
+    }
+
+    /// A rule tripped: pause its scope (a command only on a transition), then raise
+    /// the risk event that records the incident.
+    pub fn trip(&mut self, rule: Rule, scope: Scope, trigger: Trigger<'_>) {
+        self.pause(rule, &scope, &trigger);
+        let kind = rule.as_str();
+        self.out.push(Decision::RiskEvent(RiskEvent {
+            event_id: ids::event_id(kind, &scope, trigger.id),
+            source: self.source.to_owned(),
+            kind: kind.to_owned(),
+            severity: Severity::Critical,
+            scope,
+            action: Some(RiskAction::Pause),
+            reason: Some(trigger.reason),
+            evidence: Some(trigger.evidence),
+            ts: trigger.event_ts,
+        }));
+    }
+
+    /// Adds the reason `rule` to `scope`; a command when that paused a running scope.
+    pub fn pause(&mut self, rule: Rule, scope: &Scope, trigger: &Trigger<'_>) {
+        if self.role != Role::Worker && self.scopes.add(scope, rule, trigger.event_ts) {
+            self.command(Action::Pause, scope, rule, trigger);
+        }
+    }
+
+    /// Removes the reason `rule` from `scope`; a command when that resumed the scope.
+    pub fn lift(&mut self, rule: Rule, scope: &Scope, trigger: &Trigger<'_>) {
+        if self.role != Role::Worker && self.scopes.remove(scope, rule) {
+            self.command(Action::Resume, scope, rule, trigger);
+        }
+    }
+
+    /// Clears every reason of `scope`; a command (caused by `rule`) when it was paused.
+    pub fn resume(&mut self, rule: Rule, scope: &Scope, trigger: &Trigger<'_>) {
+        if self.role != Role::Worker && self.scopes.clear(scope) {
+            self.command(Action::Resume, scope, rule, trigger);
+        }
+    }
+
+    fn command(&mut self, action: Action, scope: &Scope, rule: Rule, trigger: &Trigger<'_>) {
+        self.out.push(Decision::GuardCommand(GuardCommand {
+            command_id: ids::command_id(action, scope, rule, trigger.id, trigger.event_ts),
+            action,
+            scope: scope.clone(),
+            rule,
+            trigger: trigger.id.to_owned(),
+            evidence: trigger.evidence.clone(),
+            reason: trigger.reason.clone(),
+            event_ts: trigger.event_ts,
+            decided_at: trigger.event_ts,
+            policy_version: self.policy_version.to_owned(),
+        }));
+    }
+}
