@@ -11,7 +11,7 @@ one JSON line with its counts. It does not time itself: drain-timer does.
 import json
 import sys
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -31,7 +31,7 @@ def main():
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0, "enable.idempotence": True})
     consumer.assign([TopicPartition(in_topic, 0, 0)])
     print("ready", flush=True)
-    breaches = defaultdict(deque)
+    breaches = defaultdict(list)
     seen = 0
     trips = 0
     while seen < expected:
@@ -49,11 +49,11 @@ def main():
                 bps = ((got - exp) if side == "buy" else (exp - got)) / exp * 10_000
             if bps <= THRESHOLD_BPS:
                 continue
-            window = breaches[fill["strategy_id"]]
             now = ts_ms(fill["ts"])
+            # Fills arrive late, so an expired breach need not be at the front.
+            window = [b for b in breaches[fill["strategy_id"]] if now - b[0] < WINDOW_MS]
             window.append((now, fill["fill_id"]))
-            while window and now - window[0][0] >= WINDOW_MS:
-                window.popleft()
+            breaches[fill["strategy_id"]] = window
             if len(window) >= TRIP_AT:
                 trips += 1
                 command = {"action": "pause", "scope": {"kind": "strategy", "strategy_id": fill["strategy_id"]},

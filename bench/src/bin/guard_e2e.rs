@@ -133,6 +133,7 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
         &mut config.topics.guard_command,
         &mut config.topics.dlq,
         &mut config.topics.state,
+        &mut config.topics.facts,
     ] {
         *t = format!("{prefix}{t}");
     }
