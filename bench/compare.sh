@@ -4,31 +4,62 @@
 #   - quixstreams 3.28.1 (Python stream processing, per-key state in RocksDB)
 #   - a plain confluent-kafka consumer loop (Python)
 # each implementing the runbook's slippage rule (3 fills > 5 bps within 10 min per
-# strategy -> pause that strategy).
+# strategy -> pause that strategy), and a ceiling: a Rust consumer with the guard's
+# client settings that reads the same topic and does nothing with it.
 #
-# Usage: bash bench/compare.sh [MESSAGES] [STRATEGIES]      (defaults: 200000 50)
-# Prints a table: backlog-drain throughput, CPU seconds, peak RSS, trigger -> pause
-# latency p50/p99 at a low open-loop rate, and whether the decisions match the guard's.
-# Ratios are relative to the guard.
+# Usage: bash bench/compare.sh [FILLS] [STRATEGIES]      (defaults: 200000 50)
+#
+# Backlog drain: the fills are loaded into one topic first; then each contender in
+# turn drains it from the beginning. Every contender is timed the same way: it runs
+# under drain-timer, which stamps the contender's own `ready` line (input assigned)
+# and `done N` line (N messages consumed and applied) on one clock, reads its CPU at
+# both lines and its peak RSS from the kernel when it exits (bench/README.md).
+# Latency: each contender live at a low open-loop rate (guard-e2e), several short runs
+# on fresh topics, merged.
+#
+# Prints a table, then, as its last line, one JSON object:
+# {"fills", "guard_msgs_per_s", "ceiling_msgs_per_s", "python_loop_msgs_per_s",
+#  "quix_msgs_per_s", "guard_peak_rss_mb", "same_trips"}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 STRATEGIES=${2:-50}
+# Latency phase: LAT_RUNS runs per contender of LAT_DURATION at LAT_RATE fills/s, a
+# trip every LAT_BURST fills; the first 2 s of a run are warm-up. 5 runs × 10 s ×
+# 25 trips/s ≈ 1,250 trips per contender, and each run stays under ~1,500 messages
+# per partition: tansu slows down past ~2,000 tiny batches in one partition
+# (bench/README.md).
+LAT_RUNS=${LAT_RUNS:-5}
+LAT_RATE=${LAT_RATE:-100}
+LAT_DURATION=${LAT_DURATION:-12s}
+LAT_BURST=${LAT_BURST:-4}
 WORK=$(mktemp -d)
 echo "== building (release)" >&2
 cargo build --release --quiet -p noctria-guard -p bench
 TANSU=$(bash scripts/install-tansu.sh)
+
+# --- the Python peers' environment: every package pinned --------------------------
 VENV=target/peers-venv
+REQS=bench/peers/requirements.txt
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
-"$VENV/bin/pip" install --quiet "quixstreams==3.28.1" "confluent-kafka==2.12.1"
+if ! cmp -s "$REQS" "$VENV/.installed-requirements"; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
+  cp "$REQS" "$VENV/.installed-requirements"
+fi
 PY="$VENV/bin/python"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
 B="127.0.0.1:$PORT"
 "$TANSU" broker --listener-url "tcp://$B" --advertised-listener-url "tcp://$B" --storage-engine memory://tansu/ > "$WORK/tansu.log" 2>&1 &
 TANSU_PID=$!
-GUARD_PID=""
-cleanup() { [ -n "$GUARD_PID" ] && kill "$GUARD_PID" 2>/dev/null; kill "$TANSU_PID" 2>/dev/null; rm -rf "$WORK"; }
+PEER_PID=""
+cleanup() {
+  if [ -n "$PEER_PID" ]; then kill "$PEER_PID" 2>/dev/null || true; fi
+  kill "$TANSU_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 
@@ -37,8 +68,10 @@ echo "== stream: $N fills, $STRATEGIES strategies" >&2
 target/release/gen-stream "$N" "$STRATEGIES" 0.05 fills > "$WORK/stream.jsonl"
 G=cmp.guard.
 $TOOL create "$B" cmp.in cmp.plain.out cmp.quix.out ${G}risk_event ${G}strategy_release ${G}ops_command ${G}guard_command ${G}guard_dlq ${G}guard_state
+LOAD_START=$(date +%s.%N)
 LOADED=$($TOOL load "$B" cmp.in "$WORK/stream.jsonl")
-echo "== loaded $LOADED fills into cmp.in" >&2
+LOAD_END=$(date +%s.%N)
+echo "== loaded $LOADED fills into cmp.in in $(python3 -c "print(round($LOAD_END - $LOAD_START, 1))") s" >&2
 cat > "$WORK/policy.toml" <<'TOML'
 maintenance = []
 [slippage]
@@ -47,83 +80,149 @@ pause = "group"
 enabled = false
 TOML
 
-cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
-rss_of() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-
-# --- the guard: backlog drain -------------------------------------------------
-HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-RUST_LOG=warn target/release/guard run --brokers "$B" --policy "$WORK/policy.toml" --state-dir "$WORK/guard-state" \
-  --http-listen "127.0.0.1:$HTTP_PORT" --clock event-time \
-  --topic-exec-result cmp.in --topic-risk-event ${G}risk_event --topic-strategy-release ${G}strategy_release \
-  --topic-ops-command ${G}ops_command --topic-guard-command ${G}guard_command --topic-dlq ${G}guard_dlq --topic-state ${G}guard_state \
-  > "$WORK/guard.log" 2>&1 &
-GUARD_PID=$!
-until curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" > /dev/null; do sleep 0.05; done
-until curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null; do sleep 0.02; done
-START=$(date +%s.%N)
-until [ "$(curl -sf "http://127.0.0.1:$HTTP_PORT/state" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("offsets",{}).get("cmp.in/0",0))')" -ge "$LOADED" ]; do sleep 0.02; done
-END=$(date +%s.%N)
-GUARD_SECS=$(python3 -c "print(round($END - $START, 3))")
-GUARD_CPU=$(cpu_of $GUARD_PID); GUARD_RSS=$(rss_of $GUARD_PID)
-kill $GUARD_PID; wait $GUARD_PID 2>/dev/null || true; GUARD_PID=""
+# --- backlog drain: every contender under the same timer -------------------------------
+# Generous bound: a contender that has not drained within it is killed and reported.
+DRAIN_TIMEOUT=$((600 + LOADED / 2000))
+drain() { # name command...
+  local name=$1
+  shift
+  echo "== drain: $name" >&2
+  target/release/drain-timer --timeout "$DRAIN_TIMEOUT" -- "$@" > "$WORK/$name.drain.json" 2> "$WORK/$name.err" || true
+  echo "   $(cat "$WORK/$name.drain.json")" >&2
+}
+# The ceiling runs before and after the guard: the better of the two is the row.
+drain ceiling1 target/release/drain-ceiling "$B" cmp.in "$LOADED"
+drain guard target/release/drain-guard --brokers "$B" --policy "$WORK/policy.toml" \
+  --state-dir "$WORK/guard-state" --exec-result cmp.in --topic-prefix "$G" --messages "$LOADED"
+drain ceiling2 target/release/drain-ceiling "$B" cmp.in "$LOADED"
+drain plain "$PY" bench/peers/plain_consumer.py "$B" cmp.in cmp.plain.out "$LOADED"
+drain quix "$PY" bench/peers/quix_guard.py "$B" cmp.in cmp.quix.out "$LOADED"
 $TOOL trips "$B" ${G}risk_event > "$WORK/guard.triggers"
+$TOOL trips "$B" cmp.plain.out > "$WORK/plain.triggers"
+$TOOL trips "$B" cmp.quix.out > "$WORK/quix.triggers"
 
-# --- the peers: backlog drain -------------------------------------------------
-run_peer() { # name script out_topic
-  /usr/bin/time -f "%U %S %M" -o "$WORK/$1.time" "$PY" "bench/peers/$2" "$B" cmp.in "$3" "$LOADED" > "$WORK/$1.json" 2> "$WORK/$1.err" || { echo "peer $1 failed:" >&2; tail -5 "$WORK/$1.err" >&2; }
-  $TOOL trips "$B" "$3" > "$WORK/$1.triggers"
+# --- latency: a low open-loop rate, each contender live, fresh topics every run -------
+# guard-e2e starts its own guard on fresh topics each run; a peer gets fresh topics and
+# a fresh process each run and is measured once it says it is ready.
+peer_latency() { # name script run
+  local in="lat.$1.in.$3" out="lat.$1.out.$3" said="$WORK/$1.lat.$3.out"
+  $TOOL create "$B" "$in" "$out"
+  "$PY" "bench/peers/$2" "$B" "$in" "$out" 999999999 > "$said" 2> "$WORK/$1.lat.$3.err" &
+  PEER_PID=$!
+  local waited=0
+  until grep -qx ready "$said" 2>/dev/null; do
+    sleep 0.1
+    waited=$((waited + 1))
+    if [ "$waited" -ge 900 ] || ! kill -0 "$PEER_PID" 2>/dev/null; then
+      echo "peer $1 did not get ready:" >&2
+      tail -5 "$WORK/$1.lat.$3.err" >&2
+      break
+    fi
+  done
+  target/release/guard-e2e --broker "$B" --rate "$LAT_RATE" --duration "$LAT_DURATION" --burst-every "$LAT_BURST" \
+    --external "$in:$out" --samples "$WORK/$1.lat.$3.samples" | tail -1 > "$WORK/$1.lat.$3.json" || true
+  kill "$PEER_PID" 2>/dev/null || true
+  wait "$PEER_PID" 2>/dev/null || true
+  PEER_PID=""
 }
-run_peer plain plain_consumer.py cmp.plain.out
-run_peer quix quix_guard.py cmp.quix.out
+for run in $(seq "$LAT_RUNS"); do
+  echo "== latency run $run/$LAT_RUNS: $LAT_RATE fills/s for $LAT_DURATION, a trip every $LAT_BURST fills" >&2
+  target/release/guard-e2e --broker "$B" --rate "$LAT_RATE" --duration "$LAT_DURATION" --burst-every "$LAT_BURST" \
+    --samples "$WORK/guard.lat.$run.samples" | tail -1 > "$WORK/guard.lat.$run.json" || true
+  peer_latency plain plain_consumer.py "$run"
+  peer_latency quix quix_guard.py "$run"
+done
 
-# --- latency: a low open-loop rate, each contender live ---------------------------
-# Low and short on purpose: tansu slows down once a partition holds a few thousand
-# single-message batches (see the broker notes), which would measure tansu, not us.
-LAT_RATE=100; LAT_DURATION=15s; LAT_BURST=50
-$TOOL create "$B" lat.plain.in lat.quix.in lat.plain.out lat.quix.out
-latency_of_peer() { # name script out startup_seconds
-  "$PY" "bench/peers/$2" "$B" "lat.$1.in" "$3" 999999999 > /dev/null 2> "$WORK/$1.lat.err" &
-  local pid=$!
-  sleep "$4"  # quixstreams joins a consumer group: ~5 s on tansu, more on a rebalance
-  target/release/guard-e2e --broker "$B" --rate $LAT_RATE --duration $LAT_DURATION --burst-every $LAT_BURST --external "lat.$1.in:$3" | tail -1 > "$WORK/$1.lat.json"
-  kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
-}
-target/release/guard-e2e --broker "$B" --rate $LAT_RATE --duration $LAT_DURATION --burst-every $LAT_BURST | tail -1 > "$WORK/guard.lat.json"
-latency_of_peer plain plain_consumer.py lat.plain.out 3
-# quixstreams needs its input topic to exist with configs before it starts: created above.
-latency_of_peer quix quix_guard.py lat.quix.out 20
+# --- the table and the JSON line ---------------------------------------------------------
+python3 - "$WORK" "$LOADED" "$(nproc)" "$LAT_RUNS" <<'PY'
+import glob, json, math, sys, datetime
 
-# --- the table ---------------------------------------------------------------------
-python3 - "$WORK" "$LOADED" "$GUARD_SECS" "$GUARD_CPU" "$GUARD_RSS" "$(nproc)" <<'PY'
-import json, sys, datetime, os
-work, n, gsecs, gcpu, grss, cores = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
-def lat(name):
+work, n, cores, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+
+def drained(name):
     try:
-        j = json.loads(open(f"{work}/{name}.lat.json").read())
-        return j["e2e_p50_ms"], j["e2e_p99_ms"], j["lost"]
+        d = json.loads(open(f"{work}/{name}.drain.json").read())
     except Exception:
-        return None, None, None
-guard_triggers = sorted(open(f"{work}/guard.triggers").read().split())
-rows = [("noctria-guard (Rust)", n / gsecs, gcpu, grss, *lat("guard"), "reference", len(guard_triggers))]
-for name, label in [("plain", "confluent-kafka loop (Python)"), ("quix", "quixstreams 3.28.1 (Python)")]:
+        return None
+    return d if d.get("messages") == n and d.get("msgs_per_s") else None
+
+
+def latency(name):
+    samples, lost = [], 0
+    for path in glob.glob(f"{work}/{name}.lat.*.samples"):
+        samples += [int(x) for x in open(path).read().split()]
+    for run in range(1, runs + 1):
+        try:
+            lost += json.loads(open(f"{work}/{name}.lat.{run}.json").read())["lost"]
+        except Exception:
+            failed_runs.setdefault(name, []).append(run)
+    if not samples:
+        return None
+    samples.sort()
+    q = lambda p: samples[min(len(samples) - 1, math.ceil(p * len(samples)) - 1)] / 1000
+    return {"trips": len(samples), "p50": q(0.50), "p99": q(0.99), "lost": lost}
+
+
+def rate(d):
+    return None if d is None else d["msgs_per_s"]
+
+
+def trips(name):
     try:
-        res = json.loads(open(f"{work}/{name}.json").read())
-        u, s, m = open(f"{work}/{name}.time").read().split()
-        trig = sorted(open(f"{work}/{name}.triggers").read().split())
-        same = "yes" if trig == guard_triggers else f"no ({len(set(trig) ^ set(guard_triggers))} differ)"
-        rows.append((label, res["messages"] / max(res["seconds"], 1e-9), float(u) + float(s), int(m) / 1024, *lat(name), same, len(trig)))
-    except Exception as e:
-        rows.append((label, None, None, None, None, None, None, f"failed: {e}", 0))
-g = rows[0]
-print(f"\nSlippage rule on tansu, {n} fills, {datetime.date.today()} on {cores} cores (ratios relative to the guard)\n")
-print("| implementation | drain throughput (×guard) | CPU s (×guard) | peak RSS MB (×guard) | trigger→pause p50 / p99 ms (×guard p99) | trips | same trips as the guard |")
-print("|---|---|---|---|---|---|---|")
-def r(v, ref):
-    return "-" if v is None or not ref else f"{v/ref:.2f}"
-for name, thr, cpu, rss, p50, p99, lost, same, pauses in rows:
-    t = "-" if thr is None else f"{thr:,.0f}/s ({r(thr, g[1])})"
-    c = "-" if cpu is None else f"{cpu:.1f} ({r(cpu, g[2])})"
-    m = "-" if rss is None else f"{rss:.0f} ({r(rss, g[3])})"
-    l = "-" if p99 is None else f"{p50:.1f} / {p99:.1f} ({r(p99, g[5])})"
-    print(f"| {name} | {t} | {c} | {m} | {l} | {pauses} | {same} |")
+        return sorted(open(f"{work}/{name}.triggers").read().split())
+    except Exception:
+        return None
+
+
+failed_runs = {}
+ceilings = [d for d in (drained("ceiling1"), drained("ceiling2")) if d]
+ceiling = max(ceilings, key=lambda d: d["msgs_per_s"]) if ceilings else None
+guard_trips = trips("guard")
+rows = [
+    ("no-op consumer, guard's settings (ceiling)", ceiling, None, None),
+    ("noctria-guard (Rust)", drained("guard"), latency("guard"), guard_trips),
+    ("confluent-kafka loop (Python)", drained("plain"), latency("plain"), trips("plain")),
+    ("quixstreams 3.28.1 (Python)", drained("quix"), latency("quix"), trips("quix")),
+]
+g = rows[1][1]
+
+
+def ratio(v, ref):
+    return "" if v is None or not ref else f" ({v / ref:.2f})"
+
+
+print(f"\nSlippage rule on tansu, {n} fills, {datetime.date.today()} on {cores} cores; drain timed from `ready` to `done`"
+      f" by drain-timer (ratios relative to the guard); latency over {runs} runs per contender\n")
+print("| implementation | drain msgs/s (×guard) | drain s | CPU s in drain | peak RSS MB | trigger→pause p50 / p99 ms (trips, lost) | trips | same trips as the guard |")
+print("|---|---|---|---|---|---|---|---|")
+for label, d, lat, trip_list in rows:
+    thr = "failed" if d is None else f"{d['msgs_per_s']:,.0f}{ratio(d['msgs_per_s'], g and g['msgs_per_s'])}"
+    secs = "-" if d is None else f"{d['seconds']:.2f}"
+    cpu = "-" if d is None or d.get("cpu_s") is None else f"{d['cpu_s']:.1f}"
+    rss = "-" if d is None or d.get("peak_rss_mb") is None else f"{d['peak_rss_mb']:.0f}"
+    lt = "-" if lat is None else f"{lat['p50']:.1f} / {lat['p99']:.1f} ({lat['trips']}, lost {lat['lost']})"
+    if trip_list is None:
+        same, count = "-", "-"
+    elif label.startswith("noctria"):
+        same, count = "reference", len(trip_list)
+    else:
+        same = "yes" if trip_list == guard_trips else f"no ({len(set(trip_list) ^ set(guard_trips or []))} differ)"
+        count = len(trip_list)
+    print(f"| {label} | {thr} | {secs} | {cpu} | {rss} | {lt} | {count} | {same} |")
+before, after = drained("ceiling1"), drained("ceiling2")
+print(f"\nceiling before / after the guard: {rate(before)} / {rate(after)} msgs/s")
+for name, bad in failed_runs.items():
+    print(f"latency runs without a result for {name}: {bad}")
+
+same = bool(guard_trips) and all(trips(p) == guard_trips for p in ("plain", "quix"))
+print(json.dumps({
+    "fills": n,
+    "guard_msgs_per_s": rate(g),
+    "ceiling_msgs_per_s": rate(ceiling),
+    "python_loop_msgs_per_s": rate(rows[2][1]),
+    "quix_msgs_per_s": rate(rows[3][1]),
+    "guard_peak_rss_mb": None if g is None else g.get("peak_rss_mb"),
+    "same_trips": same,
+}))
 PY

@@ -3,13 +3,15 @@ consumer loop: 3 fills of one strategy with slippage > 5 bps within 10 minutes -
 publish a pause for that strategy (its breaches are then forgotten).
 
 Usage: plain_consumer.py BROKERS IN_TOPIC OUT_TOPIC EXPECTED_MESSAGES
-Reads IN_TOPIC from the beginning, stops after EXPECTED_MESSAGES, prints one JSON line
-with its counts and timings.
+Reads IN_TOPIC from the beginning and stops after EXPECTED_MESSAGES. Speaks the drain
+protocol of bench/compare.sh (bench/src/drain.rs): prints `ready` once the partition is
+assigned and `done N` once N messages are judged; then flushes its pauses and prints
+one JSON line with its counts. It does not time itself: drain-timer does.
 """
 import json
 import sys
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -26,17 +28,15 @@ def main():
     brokers, in_topic, out_topic, expected = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"plain-{time.time()}", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 10, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(in_topic, 0, 0)])
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0, "enable.idempotence": True})
-    breaches = defaultdict(deque)
+    consumer.assign([TopicPartition(in_topic, 0, 0)])
+    print("ready", flush=True)
+    breaches = defaultdict(list)
     seen = 0
     trips = 0
-    started = None
     while seen < expected:
         # Up to 500 at a time, but never wait more than 2 ms for a batch to fill.
         batch = consumer.consume(500, 0.002)
-        if started is None and batch:
-            started = time.time()
         for msg in batch:
             if msg.error():
                 continue
@@ -49,11 +49,11 @@ def main():
                 bps = ((got - exp) if side == "buy" else (exp - got)) / exp * 10_000
             if bps <= THRESHOLD_BPS:
                 continue
-            window = breaches[fill["strategy_id"]]
             now = ts_ms(fill["ts"])
+            # Fills arrive late, so an expired breach need not be at the front.
+            window = [b for b in breaches[fill["strategy_id"]] if now - b[0] < WINDOW_MS]
             window.append((now, fill["fill_id"]))
-            while window and now - window[0][0] >= WINDOW_MS:
-                window.popleft()
+            breaches[fill["strategy_id"]] = window
             if len(window) >= TRIP_AT:
                 trips += 1
                 command = {"action": "pause", "scope": {"kind": "strategy", "strategy_id": fill["strategy_id"]},
@@ -61,9 +61,10 @@ def main():
                 producer.produce(out_topic, key=fill["strategy_id"], value=json.dumps(command))
                 producer.poll(0)
                 window.clear()
+    print(f"done {seen}", flush=True)
     producer.flush(10)
-    elapsed = time.time() - (started or time.time())
-    print(json.dumps({"peer": "confluent-kafka loop", "messages": seen, "trips": trips, "seconds": round(elapsed, 3)}))
+    consumer.close()
+    print(json.dumps({"peer": "confluent-kafka loop", "messages": seen, "trips": trips}))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,16 @@ the fills (state in RocksDB, keyed by strategy_id as the message key), emitting 
 when 3 breaches > 5 bps fall within 10 minutes.
 
 Usage: quix_guard.py BROKERS IN_TOPIC OUT_TOPIC EXPECTED_MESSAGES
+Speaks the drain protocol of bench/compare.sh (bench/src/drain.rs): prints `ready` once
+the consumer group has assigned the input partition and `done N` once N messages are
+judged; then stops the application and prints one JSON line with its counts. It does
+not time itself: drain-timer does.
 """
 import json
+import shutil
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -13,7 +20,7 @@ from datetime import datetime
 from quixstreams import Application, State
 
 THRESHOLD_BPS, TRIP_AT, WINDOW_MS = 5.0, 3, 600_000
-counters = {"seen": 0, "trips": 0, "started": None}
+counters = {"seen": 0, "trips": 0, "expected": None}
 
 
 def ts_ms(text):
@@ -22,8 +29,8 @@ def ts_ms(text):
 
 def judge(fill: dict, state: State):
     counters["seen"] += 1
-    if counters["started"] is None:
-        counters["started"] = time.time()
+    if counters["seen"] == counters["expected"]:
+        print(f"done {counters['seen']}", flush=True)
     exp, got = fill["expected_price"], fill["fill_price"]
     bps = fill.get("slippage_bps")
     if bps is None:
@@ -42,24 +49,31 @@ def judge(fill: dict, state: State):
     return None
 
 
+class ReadyApplication(Application):
+    """Says `ready` once, after the group has assigned the input partitions."""
+
+    announced = False
+
+    def _on_assign(self, consumer, topic_partitions):
+        super()._on_assign(consumer, topic_partitions)
+        if topic_partitions and not ReadyApplication.announced:
+            ReadyApplication.announced = True
+            print("ready", flush=True)
+
+
 def main():
     brokers, in_topic, out_topic, expected = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    app = Application(broker_address=brokers, consumer_group=f"quix-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-                      use_changelog_topics=False, state_dir=f"/tmp/quix-state-{uuid.uuid4().hex[:8]}",
-                      consumer_extra_config={"fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 10},
-                      producer_extra_config={"linger.ms": 0})
+    counters["expected"] = expected
+    state_dir = tempfile.mkdtemp(prefix="quix-state-")
+    app = ReadyApplication(broker_address=brokers, consumer_group=f"quix-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+                           use_changelog_topics=False, state_dir=state_dir,
+                           consumer_extra_config={"fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 10},
+                           producer_extra_config={"linger.ms": 0})
     source = app.topic(in_topic, value_deserializer="json")
     sink = app.topic(out_topic, value_serializer="json")
     sdf = app.dataframe(source)
     sdf = sdf.apply(judge, stateful=True).filter(lambda v: v is not None)
     sdf.to_topic(sink)
-
-    def stop_when_done(*_):
-        if counters["seen"] >= expected:
-            app.stop()
-
-    sdf = sdf.update(lambda v: None)
-    import threading
 
     def watchdog():
         while counters["seen"] < expected:
@@ -67,9 +81,11 @@ def main():
         app.stop()
 
     threading.Thread(target=watchdog, daemon=True).start()
-    app.run()
-    elapsed = time.time() - (counters["started"] or time.time())
-    print(json.dumps({"peer": "quixstreams", "messages": counters["seen"], "trips": counters["trips"], "seconds": round(elapsed, 3)}))
+    try:
+        app.run()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    print(json.dumps({"peer": "quixstreams", "messages": counters["seen"], "trips": counters["trips"]}))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+pub mod drain;
+
 /// A small, fast, deterministic PRNG (splitmix64): the same seed gives the same stream
 /// on every machine, so benchmark inputs are reproducible without a dependency.
 #[derive(Clone, Debug)]

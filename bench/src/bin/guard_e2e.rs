@@ -48,6 +48,8 @@ struct Args {
     prefix: String,
     /// IN_TOPIC:OUT_TOPIC of another implementation to measure instead of the guard.
     external: Option<(String, String)>,
+    /// Where to write every counted e2e latency (µs, one a line), for merging runs.
+    samples: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -62,6 +64,7 @@ fn parse_args() -> Args {
         state_dir: String::new(),
         prefix: String::new(),
         external: None,
+        samples: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -95,6 +98,7 @@ fn parse_args() -> Args {
             "--as-guard" => a.as_guard = true,
             "--state-dir" => a.state_dir = value(),
             "--prefix" => a.prefix = value(),
+            "--samples" => a.samples = Some(value()),
             "--external" => {
                 let v = value();
                 let (i, o) = v
@@ -103,7 +107,7 @@ fn parse_args() -> Args {
                 a.external = Some((i.to_owned(), o.to_owned()));
             }
             "-h" | "--help" => {
-                println!("guard-e2e [--broker mock|HOST:PORT] [--rate N] [--duration 30s] [--burst-every 200] [--strategies 1000] [--max-throughput]");
+                println!("guard-e2e [--broker mock|HOST:PORT] [--rate N] [--duration 30s] [--burst-every 200] [--strategies 1000] [--max-throughput] [--external IN:OUT] [--samples FILE]");
                 std::process::exit(0);
             }
             other => die(&format!("unknown flag {other}")),
@@ -129,6 +133,7 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
         &mut config.topics.guard_command,
         &mut config.topics.dlq,
         &mut config.topics.state,
+        &mut config.topics.facts,
     ] {
         *t = format!("{prefix}{t}");
     }
@@ -214,6 +219,8 @@ struct Outcome {
     matched: u64,
     e2e: Histogram<u64>,
     hop: Histogram<u64>,
+    /// Every recorded e2e latency, µs.
+    samples: Vec<u64>,
 }
 
 fn fill(id: &str, strategy: &str, bps: f64, ts: &str) -> Vec<u8> {
@@ -359,6 +366,7 @@ fn load(
         })
     };
     let mut e2e = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
+    let mut samples = Vec::new();
     let mut commands = 0u64;
     let mut matched = 0u64;
     let mut our_resumes: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -400,7 +408,9 @@ fn load(
         if let Some(due) = scheduled.lock().unwrap().remove(&trigger) {
             matched += 1;
             commands += 1;
-            let _ = e2e.record(arrived.saturating_duration_since(due).as_micros().max(1) as u64);
+            let micros = arrived.saturating_duration_since(due).as_micros().max(1) as u64;
+            let _ = e2e.record(micros);
+            samples.push(micros);
             // The guard keeps the strategy paused: resume at once, so the guard keeps
             // deciding. (Another implementation under --external keeps no pause state.)
             if let Ok(command) = serde_json::from_value::<GuardCommand>(value) {
@@ -436,6 +446,7 @@ fn load(
         matched,
         e2e,
         hop,
+        samples,
     }
 }
 
@@ -539,6 +550,10 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&state_dir);
     let Some((o, rate)) = last else { return };
+    if let Some(path) = &args.samples {
+        let text: String = o.samples.iter().map(|s| format!("{s}\n")).collect();
+        std::fs::write(path, text).unwrap_or_else(|e| die(&format!("{path}: {e}")));
+    }
     let (e2e_p99, hop_p99) = (ms(&o.e2e, 0.99), ms(&o.hop, 0.99));
     let ratio = if hop_p99 > 0.0 {
         e2e_p99 / (2.0 * hop_p99)

@@ -1,0 +1,148 @@
+//! `drain-guard`: the guard as a contender of bench/compare.sh's backlog drain. It runs
+//! the library's `guard run` path (`live::standby::run` with a sled store, the config
+//! `guard run` builds from the same flags, the HTTP server off) and speaks the drain
+//! protocol (`bench::drain`): `ready` when the guard reports its inputs assigned, and
+//! `done N` as soon as the offsets it publishes (those `/state` shows) say N input
+//! messages are applied; then it stops the guard, which checkpoints and flushes as on
+//! a SIGTERM, and exits.
+//!
+//!   drain-guard --brokers B --policy FILE --state-dir DIR --exec-result TOPIC
+//!               [--topic-prefix P] --messages N
+//!
+//! The other topics are P + their default names (`risk_event`, `guard_command`, …).
+//! A thread reads the published status once a millisecond: an uncontended lock, next
+//! to the guard's own status lock per message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bench::drain;
+use guard::engine::ClockMode;
+use guard::live::{LiveConfig, SledStore, StatusHandle};
+use guard::policy::Policy;
+
+fn die(m: &str) -> ! {
+    eprintln!("drain-guard: {m}");
+    std::process::exit(2)
+}
+
+struct Args {
+    brokers: String,
+    policy: String,
+    state_dir: String,
+    exec_result: String,
+    prefix: String,
+    messages: u64,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        brokers: String::new(),
+        policy: String::new(),
+        state_dir: String::new(),
+        exec_result: String::new(),
+        prefix: String::new(),
+        messages: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .unwrap_or_else(|| die(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--brokers" => a.brokers = value,
+            "--policy" => a.policy = value,
+            "--state-dir" => a.state_dir = value,
+            "--exec-result" => a.exec_result = value,
+            "--topic-prefix" => a.prefix = value,
+            "--messages" => {
+                a.messages = value
+                    .parse()
+                    .unwrap_or_else(|_| die("--messages takes a count"))
+            }
+            other => die(&format!("unknown flag {other}")),
+        }
+    }
+    if a.brokers.is_empty() || a.state_dir.is_empty() || a.exec_result.is_empty() {
+        die("usage: drain-guard --brokers B --policy FILE --state-dir DIR --exec-result TOPIC [--topic-prefix P] --messages N");
+    }
+    a
+}
+
+fn config_of(args: &Args) -> LiveConfig {
+    let mut config = LiveConfig::new(args.brokers.as_str(), args.state_dir.as_str());
+    if !args.policy.is_empty() {
+        let text = std::fs::read_to_string(&args.policy)
+            .unwrap_or_else(|e| die(&format!("{}: {e}", args.policy)));
+        config.policy = Policy::from_toml(&text).unwrap_or_else(|e| die(&e.to_string()));
+    }
+    config.http_listen = None;
+    config.clock = ClockMode::EventTime;
+    config.kafka = guard::live::config::kafka_settings_from_env();
+    let t = &mut config.topics;
+    for topic in [
+        &mut t.risk_event,
+        &mut t.strategy_release,
+        &mut t.ops_command,
+        &mut t.guard_command,
+        &mut t.dlq,
+        &mut t.state,
+    ] {
+        *topic = format!("{}{topic}", args.prefix);
+    }
+    t.exec_result.clone_from(&args.exec_result);
+    config
+}
+
+/// Input messages applied so far: the sum of the next offsets of the input topic's
+/// partitions (the topic is read from offset 0).
+fn applied(status: &StatusHandle, prefix: &str) -> u64 {
+    status
+        .lock()
+        .offsets
+        .iter()
+        .filter(|(key, _)| key.starts_with(prefix))
+        .map(|(_, next)| (*next).max(0) as u64)
+        .sum()
+}
+
+fn main() {
+    let args = parse_args();
+    let config = config_of(&args);
+    let status = StatusHandle::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (status, stop) = (status.clone(), stop.clone());
+        let key_prefix = format!("{}/", args.exec_result);
+        let expected = args.messages;
+        std::thread::spawn(move || {
+            while !status.lock().ready {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drain::announce_ready();
+            loop {
+                let seen = applied(&status, &key_prefix);
+                if seen >= expected {
+                    drain::announce_done(seen);
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let store = SledStore::open(&config.state_dir).unwrap_or_else(|e| die(&e.to_string()));
+    let result = guard::live::standby::run(config, store, status, &stop);
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    if let Err(e) = result {
+        die(&format!("guard: {e}"));
+    }
+}
