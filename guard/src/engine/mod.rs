@@ -154,8 +154,9 @@ pub struct Snapshot {
     pub state: EngineState,
 }
 
-/// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// The snapshot format this build writes. It also reads format 2, whose dedup keys
+/// are full 128-bit digests (the set keeps their top 80 bits since format 3).
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +166,7 @@ pub enum SnapshotError {
     Corrupt(#[from] serde_json::Error),
     /// Written by an incompatible build.
     #[error(
-        "snapshot format {found} is not supported (this build reads format {SNAPSHOT_FORMAT})"
+        "snapshot format {found} is not supported (this build reads formats 2 to {SNAPSHOT_FORMAT})"
     )]
     Format {
         /// The format found.
@@ -282,7 +283,7 @@ impl Engine {
         bytes: &[u8],
     ) -> Result<(Engine, String), SnapshotError> {
         let snapshot: Snapshot = serde_json::from_slice(bytes)?;
-        if snapshot.format != SNAPSHOT_FORMAT {
+        if !(2..=SNAPSHOT_FORMAT).contains(&snapshot.format) {
             return Err(SnapshotError::Format {
                 found: snapshot.format,
             });
