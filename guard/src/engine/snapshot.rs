@@ -45,8 +45,9 @@ pub struct Snapshot {
     pub state: EngineState,
 }
 
-/// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// The snapshot format this build writes. It also reads format 2, whose dedup keys
+/// are full 128-bit digests (the set keeps their top 80 bits since format 3).
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,7 @@ pub enum SnapshotError {
     Corrupt(#[from] serde_json::Error),
     /// Written by an incompatible build.
     #[error(
-        "snapshot format {found} is not supported (this build reads format {SNAPSHOT_FORMAT})"
+        "snapshot format {found} is not supported (this build reads formats 2 to {SNAPSHOT_FORMAT})"
     )]
     Format {
         /// The format found.
@@ -128,7 +129,7 @@ impl Engine {
         bytes: &[u8],
     ) -> Result<(Engine, String), SnapshotError> {
         let snapshot: Snapshot = serde_json::from_slice(bytes)?;
-        if snapshot.format != SNAPSHOT_FORMAT {
+        if !(2..=SNAPSHOT_FORMAT).contains(&snapshot.format) {
             return Err(SnapshotError::Format {
                 found: snapshot.format,
             });
@@ -151,7 +152,7 @@ mod tests {
     const FORMAT_2: &str = r#"{"format":2,"policy_version":"p-83158d3f4bdf","state":{"clock":"2025-08-11T17:30:00.000Z","arrivals":2,"scopes":{"paused":[[{"kind":"global"},{"reasons":["maintenance"],"since":"2025-08-11T17:00:00.000Z"}]]},"slippage":{"groups":[["alpha",[{"ts":"2025-08-11T17:29:00.000Z","seq":1,"fill_id":"f1","strategy_id":"alpha"},{"ts":"2025-08-11T17:29:30.000Z","seq":2,"fill_id":"f2","strategy_id":"alpha"}]]]},"streaks":{"streaks":{"beta":{"fills":["f3"],"last":"2025-08-11T17:10:00.000Z"}}},"adoptions":{"beta":["2025-08-11T00:00:00.000Z"]},"maintenance":{"weekly-os-patch":{"start":"2025-08-11T17:00:00.000Z","end":"2025-08-11T18:00:00.000Z"}},"seen":["22454f2c2d1d6dfc2092d8692a6a17aa:1754933340","441d356975ca2e6060bf653133489d43:1754933400","92c952a0bfb5e9416ad31e6748740c13:1754932200","fb36ee4654e9a48c51b61fe951fb677d:1754933370"],"newest":"2025-08-11T17:30:00.000Z","forgotten_before":"2025-08-10T17:10:00.000Z"}}"#;
 
     #[test]
-    fn a_format_2_snapshot_restores_every_rule_and_writes_back_the_same_bytes() {
+    fn a_format_2_snapshot_restores_every_rule_and_is_written_back_as_format_3() {
         let (engine, version) = Engine::restore(
             Policy::default(),
             EngineOptions::default(),
@@ -169,7 +170,14 @@ mod tests {
         );
         assert!(state.scopes.is_paused(&Scope::Global));
         assert_eq!(state.seen.len(), 4);
-        assert_eq!(String::from_utf8(engine.snapshot()).unwrap(), FORMAT_2);
+        // Migrated: written back in this build's format (the dedup keys shortened),
+        // which restores to the same state.
+        let written = engine.snapshot();
+        assert!(String::from_utf8_lossy(&written).starts_with(r#"{"format":3,"#));
+        let (again, _) =
+            Engine::restore(Policy::default(), EngineOptions::default(), &written).unwrap();
+        assert_eq!(again.state(), engine.state());
+        assert_eq!(again.snapshot(), written);
     }
 
     #[test]
@@ -184,7 +192,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             err.to_string(),
-            "snapshot format 1 is not supported (this build reads format 2)"
+            "snapshot format 1 is not supported (this build reads formats 2 to 3)"
         );
     }
 }
