@@ -9,10 +9,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use guard::decode::decode_envelope;
-use guard::engine::{ClockMode, Engine, EngineOptions};
+use guard::engine::{ClockMode, Engine};
 use guard::live::{LiveConfig, LiveGuard, MemStore, SledStore, StatusHandle, Store};
-use guard::message::{Decision, GuardCommand};
-use guard::policy::Policy;
+use guard::message::GuardCommand;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
@@ -30,16 +29,8 @@ fn messages(file: &str) -> Vec<(String, Vec<u8>)> {
 
 fn replay_commands(file: &str) -> (Vec<GuardCommand>, Engine) {
     let text = std::fs::read_to_string(root().join(file)).unwrap();
-    let engine = Engine::new(Policy::default(), EngineOptions::default());
-    let (decisions, engine, _) = guard::replay::run(engine, text.lines());
-    let commands = decisions
-        .into_iter()
-        .filter_map(|d| match d {
-            Decision::GuardCommand(c) => Some(c),
-            Decision::RiskEvent(_) => None,
-        })
-        .collect();
-    (commands, engine)
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    common::replay(&lines)
 }
 
 struct Rig {
