@@ -1,6 +1,7 @@
 //! The live guard (`guard run`): the I/O shell around the engine.
 //!
-//! - [`config`]: settings and topic names.
+//! - [`settings`]: every setting of `guard run` with its default, as files and flags give them.
+//! - [`config`]: the resolved configuration and topic names.
 //! - [`kafka`]: rdkafka clients tuned for latency.
 //! - [`store`]: the durable checkpoint (sled) behind a small trait.
 //! - [`merge`]: the order of messages across input partitions.
@@ -21,6 +22,7 @@ pub mod order_log;
 pub mod outbox;
 pub mod pipeline;
 pub mod scaled;
+pub mod settings;
 pub mod standby;
 pub mod status;
 pub mod store;
