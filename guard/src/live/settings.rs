@@ -122,7 +122,7 @@ impl Default for Settings {
             fail_closed_after: Duration::from_secs(10),
             max_order_wait: Duration::from_millis(50),
             max_future: Duration::from_secs(300),
-            max_message_bytes: 1 << 20,
+            max_message_bytes: crate::decode::MAX_MESSAGE_BYTES,
             kafka: BTreeMap::new(),
         }
     }

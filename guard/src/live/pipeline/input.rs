@@ -1,5 +1,6 @@
 //! Applying one input: decode, check, decide; trips, progress, decisions and dead letters out.
 
+use crate::decode::check_size;
 use crate::engine::Disposition;
 
 use super::*;
@@ -70,13 +71,7 @@ impl<S: Store> LiveGuard<S> {
     /// instead when it is too large, invalid, or (on the wall clock) stamped too far
     /// ahead of the guard's clock.
     fn admit(&self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
-        if payload.len() > self.config.max_message_bytes {
-            return Err(DecodeError::TooLarge {
-                size: payload.len(),
-                limit: self.config.max_message_bytes,
-            }
-            .to_string());
-        }
+        check_size(payload.len(), self.config.max_message_bytes).map_err(|e| e.to_string())?;
         let input = decode(stream, payload).map_err(|e| e.to_string())?;
         let ahead = || input.event_time().since(Timestamp::now());
         if self.config.clock == ClockMode::External
