@@ -12,6 +12,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod fast;
+
 use crate::message::{Fill, Input, OpsCommand, RiskEvent, Scope, StrategyRelease, Stream};
 
 /// Why a message is invalid.
@@ -63,11 +65,25 @@ pub fn check_size(size: usize, limit: usize) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Decodes one message of `stream` from its JSON bytes and validates it.
+/// Decodes one message of `stream` from its JSON bytes and validates it. A fill of the
+/// common shape is read in one pass ([`fast`]); everything else by serde, whose
+/// answers the one-pass reader is held to.
 ///
 /// # Errors
 /// [`DecodeError`] with the reason when the message is not valid.
 pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
+    if stream == Stream::ExecResult {
+        if let Some(fill) = fast::fill(bytes) {
+            let input = Input::Fill(fill);
+            validate(&input)?;
+            return Ok(input);
+        }
+    }
+    decode_with_serde(stream, bytes)
+}
+
+/// [`decode`] by serde alone: the reference.
+fn decode_with_serde(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
     fn parse<'a, T: Deserialize<'a>>(stream: Stream, bytes: &'a [u8]) -> Result<T, DecodeError> {
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
             stream: stream.as_str(),
@@ -188,6 +204,23 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
 /// # Errors
 /// [`DecodeError`] when the envelope or the event is not valid.
 pub fn decode_envelope(line: &[u8]) -> Result<Input, DecodeError> {
+    // The form `guard record` writes, with a fill of the common shape: read in one pass.
+    if let Some(fill) = line
+        .strip_prefix(FILL_ENVELOPE.as_bytes())
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .and_then(fast::fill)
+    {
+        let input = Input::Fill(fill);
+        validate(&input)?;
+        return Ok(input);
+    }
+    decode_envelope_with_serde(line)
+}
+
+/// How a fill's envelope starts in the form `guard record` writes.
+const FILL_ENVELOPE: &str = r#"{"stream":"exec_result","event":"#;
+
+fn decode_envelope_with_serde(line: &[u8]) -> Result<Input, DecodeError> {
     let phase = RefCell::new(Phase::Envelope);
     let mut de = serde_json::Deserializer::from_slice(line);
     let decoded = EnvelopeSeed { phase: &phase }
