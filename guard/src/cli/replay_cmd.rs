@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use guard::decode::{decode_envelope_within, MAX_MESSAGE_BYTES};
+use guard::decode::{Admission, MAX_MESSAGE_BYTES};
 use guard::engine::{Engine, EngineOptions};
 use guard::replay::{
     parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, Summary, Sweep, SweepAxis,
@@ -178,8 +178,12 @@ fn run_sweep(
         .map_err(|e| Failure::usage(format!("--sweep: {e}")))?;
     // The summary counts as the first variant saw things; every variant sees the same input.
     let mut summary = Summary::default();
+    let admission = Admission {
+        max_message_bytes: args.max_message_bytes,
+        ..Admission::default()
+    };
     for_each_line(sources, started, |line| {
-        match decode_envelope_within(line.bytes, args.max_message_bytes) {
+        match admission.line(line.bytes) {
             Ok(input) => {
                 let disposition = sweep.apply(&input);
                 summary.record(input.stream(), disposition);

@@ -12,7 +12,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod admit;
 mod fast;
+
+pub use admit::{Admission, Refusal};
 
 use crate::message::{Fill, Input, OpsCommand, RiskEvent, Scope, StrategyRelease, Stream};
 
@@ -53,20 +56,8 @@ pub enum DecodeError {
 /// The largest input message accepted by default (1 MiB), live and in replay.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
-/// The size check every input passes first, the same live (on the message's bytes) and
-/// in replay (on the event's JSON text as recorded).
-///
-/// # Errors
-/// [`DecodeError::TooLarge`] when `size` exceeds `limit`.
-pub fn check_size(size: usize, limit: usize) -> Result<(), DecodeError> {
-    if size > limit {
-        return Err(DecodeError::TooLarge { size, limit });
-    }
-    Ok(())
-}
-
 /// Decodes one message of `stream` from its JSON bytes and validates it. A fill of the
-/// common shape is read in one pass ([`fast`]); everything else by serde, whose
+/// common shape is read in one pass (`decode::fast`); everything else by serde, whose
 /// answers the one-pass reader is held to.
 ///
 /// # Errors
@@ -243,26 +234,6 @@ fn decode_envelope_with_serde(line: &[u8]) -> Result<Input, DecodeError> {
             },
         }),
     }
-}
-
-/// Decodes one replay line as [`decode_envelope`] does, first refusing an event whose
-/// JSON text is larger than `limit`, as the live guard refuses such a message. Only a
-/// line longer than the limit is measured, so the check costs nothing on normal lines.
-///
-/// # Errors
-/// [`DecodeError::TooLarge`], or what [`decode_envelope`] reports.
-pub fn decode_envelope_within(line: &[u8], limit: usize) -> Result<Input, DecodeError> {
-    #[derive(Deserialize)]
-    struct Event<'a> {
-        #[serde(borrow)]
-        event: &'a RawValue,
-    }
-    if line.len() > limit {
-        if let Ok(envelope) = serde_json::from_slice::<Event<'_>>(line) {
-            check_size(envelope.event.get().len(), limit)?;
-        }
-    }
-    decode_envelope(line)
 }
 
 /// Checks what serde's types cannot: non-empty ids, positive prices.

@@ -158,6 +158,16 @@ impl LiveConfig {
             owned: Vec::new(),
         }
     }
+
+    /// The limits inputs are admitted under.
+    pub fn admission(&self) -> crate::decode::Admission {
+        crate::decode::Admission {
+            max_message_bytes: self.max_message_bytes,
+            max_future: crate::time::Span::from_micros(
+                i64::try_from(self.max_future.as_micros()).unwrap_or(i64::MAX),
+            ),
+        }
+    }
 }
 
 /// librdkafka settings from the environment: `GUARD_KAFKA_SASL_PASSWORD=…` is

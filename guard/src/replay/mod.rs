@@ -16,7 +16,7 @@ pub use summary::{InvalidLine, Summary};
 pub use sweep::{parse_sweep, Sweep, SweepAxis, SweepVariant};
 pub use tally::Tally;
 
-use crate::decode::{decode_envelope_within, MAX_MESSAGE_BYTES};
+use crate::decode::Admission;
 use crate::engine::{Disposition, Engine};
 use crate::message::Decision;
 
@@ -27,7 +27,7 @@ pub struct Replay<S: DecisionSink> {
     summary: Summary,
     tally: Tally,
     decisions: Vec<Decision>,
-    max_message_bytes: usize,
+    admission: Admission,
 }
 
 impl<S: DecisionSink> Replay<S> {
@@ -39,14 +39,14 @@ impl<S: DecisionSink> Replay<S> {
             summary: Summary::default(),
             tally: Tally::default(),
             decisions: Vec::new(),
-            max_message_bytes: MAX_MESSAGE_BYTES,
+            admission: Admission::default(),
         }
     }
 
     /// Refuses events larger than `limit` bytes, as `guard run --max-message-bytes`
     /// does (1 MiB unless changed).
     pub fn with_max_message_bytes(mut self, limit: usize) -> Self {
-        self.max_message_bytes = limit;
+        self.admission.max_message_bytes = limit;
         self
     }
 
@@ -57,7 +57,7 @@ impl<S: DecisionSink> Replay<S> {
     /// [`ReplayError::Invalid`] for an invalid line, [`ReplayError::Sink`] when the
     /// decisions cannot be written.
     pub fn feed(&mut self, line: &Line<'_>) -> Result<(), ReplayError> {
-        let input = match decode_envelope_within(line.bytes, self.max_message_bytes) {
+        let input = match self.admission.line(line.bytes) {
             Ok(input) => input,
             Err(reason) => {
                 let invalid = InvalidLine {

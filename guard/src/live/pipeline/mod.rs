@@ -51,7 +51,6 @@ use super::order_log::{self, Journal, Step};
 use super::outbox::{Outbox, RESEND_AFTER};
 use super::status::{state_view, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
-use crate::decode::decode;
 use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};
 use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, Stream};
 use crate::time::Timestamp;
