@@ -20,6 +20,7 @@ pub use crate::engine::rules::{
     EnhancedPolicy, LosingStreakPolicy, MaintenancePolicy, MaintenanceWindow, RulePolicies,
     SlippagePolicy,
 };
+use crate::message::Effect;
 use crate::time::Span;
 
 /// Which breaches share a slippage window.
@@ -47,6 +48,18 @@ pub(crate) const PAUSE_CHOICES: [(&str, PauseTarget); 2] = [
     ("global", PauseTarget::Global),
     ("group", PauseTarget::Group),
 ];
+
+/// The values of an `action` key: the effect of the reason a rule adds (CONTRACT §2).
+pub(crate) const ACTION_CHOICES: [(&str, Effect); 2] = [
+    ("pause", Effect::Pause),
+    ("reduce_only", Effect::ReduceOnly),
+];
+
+/// Whether a key holds its default: a key of version 2 is left out of the resolved
+/// policy then, so a version-1 policy keeps its `policy_version` (CONTRACT §3).
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
 
 /// The whole policy, every default filled in.
 ///

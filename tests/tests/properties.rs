@@ -29,14 +29,14 @@ fn message(n: usize) -> impl Strategy<Value = Input> {
                 f.realized_pnl = pnl;
                 Input::Fill(f)
             }),
-        1 => (scope_strategy(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::None)), Just(Some(RiskAction::Pause))], any::<bool>(), ts.clone())
+        1 => (scope_strategy(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::None)), Just(Some(RiskAction::Pause)), Just(Some(RiskAction::ReduceOnly))], any::<bool>(), ts.clone())
             .prop_map(move |(scope, severity, action, own, ts)| {
                 let mut e = risk_event(&format!("e{n}"), if own { "guard" } else { "noctus" }, severity, scope, ts);
                 e.action = action;
                 Input::RiskEvent(e)
             }),
-        1 => (scope_strategy(), any::<bool>(), ts.clone())
-            .prop_map(move |(scope, pause, ts)| Input::Ops(ops(&format!("o{n}"), if pause { Action::Pause } else { Action::Resume }, scope, ts))),
+        1 => (scope_strategy(), prop_oneof![Just(Action::Pause), Just(Action::ReduceOnly), Just(Action::Resume)], ts.clone())
+            .prop_map(move |(scope, action, ts)| Input::Ops(ops(&format!("o{n}"), action, scope, ts))),
         1 => (0..3usize, ts).prop_map(|(s, ts)| Input::Release(release(STRATEGIES[s], ts))),
     ]
 }
@@ -49,6 +49,7 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::default()),
         Just(Policy::from_toml("[slippage]\ngroup_by = \"global\"\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"").unwrap()),
+        Just(Policy::from_toml("[slippage]\naction = \"reduce_only\"\npause = \"group\"\n[losing_streak]\ntrip_at = 2\naction = \"reduce_only\"").unwrap()),
         Just(Policy::from_toml("[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"22:00\"\nend = \"02:00\"\ntz = \"UTC\"\n[[maintenance]]\nname = \"other\"\nweekday = \"Tue\"\nstart = \"01:00\"\nend = \"09:00\"\ntz = \"Europe/London\"").unwrap()),
     ]
 }
@@ -112,15 +113,15 @@ proptest! {
     #[test]
     fn commands_alternate_per_scope_and_ids_are_unique(policy in policies(), inputs in history()) {
         let (decisions, _) = run(&policy, &inputs);
-        let mut paused = std::collections::BTreeSet::new();
+        // Every command changes its scope's mode: no pause of a paused scope, no
+        // resume of a running one, no reduce-only of a reduce-only one.
+        let mut modes = std::collections::BTreeMap::new();
         let mut ids = std::collections::BTreeSet::new();
         for d in &decisions {
             prop_assert!(ids.insert(d.id().to_owned()), "repeated id {}", d.id());
             if let Decision::GuardCommand(c) = d {
-                match c.action {
-                    Action::Pause => prop_assert!(paused.insert(c.scope.clone()), "pause of paused {}", c.scope),
-                    Action::Resume => prop_assert!(paused.remove(&c.scope), "resume of running {}", c.scope),
-                }
+                let before = modes.insert(c.scope.clone(), c.action).unwrap_or(Action::Resume);
+                prop_assert!(before != c.action, "{} of {} while it already was", c.action.as_str(), c.scope);
             }
         }
     }

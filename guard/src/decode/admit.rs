@@ -157,7 +157,9 @@ mod tests {
             ..Admission::default()
         };
         let line = format!(r#"{{"stream":"exec_result","event":{FILL}}}"#);
-        assert!(admission.payload(Stream::ExecResult, FILL.as_bytes(), None).is_ok());
+        assert!(admission
+            .payload(Stream::ExecResult, FILL.as_bytes(), None)
+            .is_ok());
         assert!(admission.line(line.as_bytes()).is_ok());
         let padded = FILL.replace('}', " }");
         let line = format!(r#"{{"stream":"exec_result","event":{padded}}}"#);
@@ -167,7 +169,10 @@ mod tests {
                 .unwrap_err(),
             admission.line(line.as_bytes()).unwrap_err(),
         ] {
-            assert!(refused.to_string().contains("exceeds the limit"), "{refused}");
+            assert!(
+                refused.to_string().contains("exceeds the limit"),
+                "{refused}"
+            );
         }
     }
 }

@@ -31,12 +31,12 @@ pub use rules::{
     occurrence_ending_after, Breach, GuardRule, LosingStreaks, Occurrence, Place, Rules,
     SlippageWindows,
 };
-pub use scopes::{Paused, ScopeBook};
+pub use scopes::{Held, ScopeBook};
 pub use seen::Seen;
 pub use snapshot::{EngineState, Snapshot, SnapshotError, SNAPSHOT_FORMAT};
 pub use trip::{TripError, TripFact};
 
-use crate::message::{Decision, Input, Stream};
+use crate::message::{Decision, Effect, Input, RiskAction, Stream};
 use crate::policy::{Policy, RulePolicies};
 use crate::time::{Span, Timestamp};
 
@@ -219,7 +219,12 @@ impl Engine {
             reason: event.reason.clone().unwrap_or_default(),
         };
         let (_, _, mut decide) = self.parts(out);
-        decide.trip(rule, event.scope.clone(), trigger);
+        // The worker's risk event carries the effect of the reason its trip adds.
+        let effect = event
+            .action
+            .and_then(RiskAction::effect)
+            .unwrap_or(Effect::Pause);
+        decide.trip(rule, effect, event.scope.clone(), trigger);
         self.observe_event_time(event.ts);
         Ok(Disposition::Applied)
     }

@@ -181,7 +181,9 @@ impl Settings {
         config.http_listen = http_listen(&self.http_listen)?;
         config.topics = self.topics();
         config.kafka = self.kafka_pairs()?;
-        config.kafka.extend(super::config::kafka_settings_from_env());
+        config
+            .kafka
+            .extend(super::config::kafka_settings_from_env());
         config.clock = match self.clock {
             ClockSetting::Wall => ClockMode::External,
             ClockSetting::EventTime => ClockMode::EventTime,

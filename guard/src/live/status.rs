@@ -96,19 +96,25 @@ impl StatusHandle {
     }
 }
 
-/// Builds the `/state` document from the engine: its paused scopes, then what every
-/// rule shows of itself.
+/// Builds the `/state` document from the engine: its paused scopes (`paused`) and
+/// those that may only reduce positions (`reduce_only`), each with its reasons by
+/// effect, then what every rule shows of itself.
 pub fn state_view(engine: &Engine) -> Value {
     let state = engine.state();
-    let paused: Vec<Value> = state
-        .scopes
-        .paused()
-        .map(|(scope, p)| json!({"scope": scope, "reasons": p.reasons, "since": p.since}))
-        .collect();
+    let mut by_mode: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+    for (scope, held) in state.scopes.held() {
+        let mut entry = json!({"scope": scope, "reasons": held.reasons, "since": held.since});
+        if !held.reduce_only.is_empty() {
+            entry["reduce_only_reasons"] = json!(held.reduce_only);
+        }
+        by_mode[usize::from(held.mode() != crate::message::Mode::Paused)].push(entry);
+    }
+    let [paused, reduce_only] = by_mode;
     let mut view = Map::new();
     view.insert("policy_version".into(), json!(engine.policy_version()));
     view.insert("clock".into(), json!(state.clock));
     view.insert("paused".into(), Value::Array(paused));
+    view.insert("reduce_only".into(), Value::Array(reduce_only));
     state.rules.view(&mut view);
     view.insert("seen_ids".into(), json!(state.seen.len()));
     Value::Object(view)

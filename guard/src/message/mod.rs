@@ -99,12 +99,91 @@ pub enum Severity {
 
 /// What a risk event asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RiskAction {
-    /// Nothing.
+    /// Nothing: the event is for the record.
     None,
     /// Pause the event's scope.
     Pause,
+    /// Let the event's scope only reduce positions (CONTRACT §2.3).
+    ReduceOnly,
+}
+
+impl RiskAction {
+    /// The effect of the reason this asks for, if any.
+    pub fn effect(self) -> Option<Effect> {
+        match self {
+            RiskAction::None => None,
+            RiskAction::Pause => Some(Effect::Pause),
+            RiskAction::ReduceOnly => Some(Effect::ReduceOnly),
+        }
+    }
+}
+
+/// What a reason does to its scope (CONTRACT §2): every rule that adds a reason has
+/// an `action` key that sets it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// No trading at all.
+    #[default]
+    Pause,
+    /// Only orders that reduce a position.
+    ReduceOnly,
+}
+
+impl Effect {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Pause => "pause",
+            Effect::ReduceOnly => "reduce_only",
+        }
+    }
+
+    /// The `action` of the risk event of a trip that adds a reason with this effect.
+    pub fn risk_action(self) -> RiskAction {
+        match self {
+            Effect::Pause => RiskAction::Pause,
+            Effect::ReduceOnly => RiskAction::ReduceOnly,
+        }
+    }
+}
+
+/// A scope's mode (CONTRACT §2): `paused` while it holds a reason with effect
+/// `pause`, else `reduce_only` while it holds one with effect `reduce_only`, else
+/// `running`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Trading as usual.
+    Running,
+    /// Only orders that reduce a position.
+    ReduceOnly,
+    /// No trading.
+    Paused,
+}
+
+impl Mode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Running => "running",
+            Mode::ReduceOnly => "reduce_only",
+            Mode::Paused => "paused",
+        }
+    }
+
+    /// The command that announces a change to this mode.
+    pub fn action(self) -> Action {
+        match self {
+            Mode::Running => Action::Resume,
+            Mode::ReduceOnly => Action::ReduceOnly,
+            Mode::Paused => Action::Pause,
+        }
+    }
 }
 
 /// A `risk_event` (CONTRACT §1.2), read from Noctus and written by the guard.
@@ -154,12 +233,15 @@ pub struct StrategyRelease {
     pub adopted_at: Timestamp,
 }
 
-/// Pause or resume.
+/// An operator's order, and a guard command's new mode for its scope (CONTRACT §1.4,
+/// §1.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Stop trading in the scope.
     Pause,
+    /// Only orders that reduce a position.
+    ReduceOnly,
     /// Trading in the scope may go on.
     Resume,
 }
@@ -169,6 +251,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Pause => "pause",
+            Action::ReduceOnly => "reduce_only",
             Action::Resume => "resume",
         }
     }
@@ -179,7 +262,7 @@ impl Action {
 pub struct OpsCommand {
     /// Unique; repeats are ignored.
     pub command_id: String,
-    /// Pause or resume.
+    /// Pause, reduce only, or resume.
     pub action: Action,
     /// Which scope.
     pub scope: Scope,
@@ -240,7 +323,7 @@ impl Rule {
 pub struct GuardCommand {
     /// Deterministic: a hash of action, scope, rule, trigger and event time.
     pub command_id: String,
-    /// Pause or resume.
+    /// The scope's new mode: pause, reduce_only (only orders that reduce a position) or resume.
     pub action: Action,
     /// The scope that changed state.
     pub scope: Scope,

@@ -15,8 +15,8 @@ use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
 use super::Failure;
 
 pub use guard::live::settings::LogFormat;
-pub use settings::RunArgs;
 use settings::resolve;
+pub use settings::RunArgs;
 
 /// Installs the tracing subscriber (stderr; `RUST_LOG` filters, default `info`).
 pub fn init_logs(format: LogFormat) {

@@ -173,9 +173,9 @@ pub fn settings(args: &RunArgs) -> Result<Settings, Failure> {
             return Err(Failure::usage("`kafka` in --config must be a table"));
         };
         for pair in &args.kafka {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                Failure::usage(format!("--kafka takes KEY=VALUE, not {pair:?}"))
-            })?;
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| Failure::usage(format!("--kafka takes KEY=VALUE, not {pair:?}")))?;
             kafka.insert(key.trim().to_owned(), toml::Value::String(value.to_owned()));
         }
     }
@@ -269,7 +269,11 @@ mod tests {
                 toml::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let held = if key == "state_dir" { format!("./{held}") } else { held };
+            let held = if key == "state_dir" {
+                format!("./{held}")
+            } else {
+                held
+            };
             assert_eq!(shown, held, "--{key}");
             checked += 1;
         }

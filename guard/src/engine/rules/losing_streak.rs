@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::{GuardRule, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Fill, Rule, Scope};
-use crate::policy::{PauseTarget, Reader, Section, PAUSE_CHOICES};
+use crate::message::{Effect, Fill, Rule, Scope};
+use crate::policy::{is_default, PauseTarget, Reader, Section, ACTION_CHOICES, PAUSE_CHOICES};
 use crate::time::Timestamp;
 
 /// `[losing_streak]` (CONTRACT §2.2).
@@ -21,6 +21,9 @@ pub struct LosingStreakPolicy {
     pub trip_at: u32,
     /// Which scope a trip pauses.
     pub pause: PauseTarget,
+    /// The effect of the reason a trip adds (version 2; left out while `pause`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub action: Effect,
 }
 
 impl Default for LosingStreakPolicy {
@@ -30,6 +33,7 @@ impl Default for LosingStreakPolicy {
             enabled: true,
             trip_at: 5,
             pause: PauseTarget::Global,
+            action: Effect::Pause,
         }
     }
 }
@@ -43,10 +47,15 @@ impl Section for LosingStreakPolicy {
         let Some(t) = r.table(value, "losing_streak") else {
             return;
         };
-        r.keys(t, "losing_streak.", &["enabled", "trip_at", "pause"]);
+        r.keys(
+            t,
+            "losing_streak.",
+            &["enabled", "trip_at", "pause", "action"],
+        );
         r.bool(t, "losing_streak.enabled", &mut self.enabled);
         r.count(t, "losing_streak.trip_at", &mut self.trip_at);
         r.choice(t, "losing_streak.pause", &mut self.pause, &PAUSE_CHOICES);
+        r.choice(t, "losing_streak.action", &mut self.action, &ACTION_CHOICES);
     }
 }
 
@@ -172,7 +181,7 @@ impl GuardRule for LosingStreaks {
             evidence: losing,
             reason,
         };
-        decide.trip(Rule::LosingStreak, scope, trigger);
+        decide.trip(Rule::LosingStreak, policy.action, scope, trigger);
     }
 
     fn reset(&mut self, scope: &Scope) {

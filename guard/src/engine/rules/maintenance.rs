@@ -19,7 +19,7 @@ pub use window::MaintenanceWindow;
 
 use super::GuardRule;
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Rule, Scope};
+use crate::message::{Effect, Rule, Scope};
 use crate::policy::{Reader, Section};
 use crate::time::Timestamp;
 
@@ -149,7 +149,7 @@ impl Maintenance {
         } else {
             self.entered.remove(&name);
             if self.entered.is_empty() {
-                decide.lift(Rule::Maintenance, &Scope::Global, &trigger);
+                decide.lift(Rule::Maintenance, Effect::Pause, &Scope::Global, &trigger);
             }
         }
     }

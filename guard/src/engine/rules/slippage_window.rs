@@ -12,8 +12,10 @@ use serde_json::{json, Map, Value};
 
 use super::{GuardRule, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Fill, Rule, Scope};
-use crate::policy::{GroupBy, PauseTarget, Reader, Section, PAUSE_CHOICES};
+use crate::message::{Effect, Fill, Rule, Scope};
+use crate::policy::{
+    is_default, GroupBy, PauseTarget, Reader, Section, ACTION_CHOICES, PAUSE_CHOICES,
+};
 use crate::time::{Span, Timestamp};
 
 /// `[slippage]` (CONTRACT §2.1).
@@ -31,6 +33,9 @@ pub struct SlippagePolicy {
     pub group_by: GroupBy,
     /// Which scope a trip pauses.
     pub pause: PauseTarget,
+    /// The effect of the reason a trip adds (version 2; left out while `pause`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub action: Effect,
 }
 
 impl Default for SlippagePolicy {
@@ -44,6 +49,7 @@ impl Default for SlippagePolicy {
             window: Span::from_secs(600),
             group_by: GroupBy::Strategy,
             pause: PauseTarget::Global,
+            action: Effect::Pause,
         }
     }
 }
@@ -64,6 +70,7 @@ impl Section for SlippagePolicy {
             "window",
             "group_by",
             "pause",
+            "action",
         ];
         r.keys(t, "slippage.", &keys);
         r.bool(t, "slippage.enabled", &mut self.enabled);
@@ -83,6 +90,7 @@ impl Section for SlippagePolicy {
             &[("strategy", GroupBy::Strategy), ("global", GroupBy::Global)],
         );
         r.choice(t, "slippage.pause", &mut self.pause, &PAUSE_CHOICES);
+        r.choice(t, "slippage.action", &mut self.action, &ACTION_CHOICES);
     }
 }
 
@@ -221,7 +229,7 @@ impl GuardRule for SlippageWindows {
             evidence: run.into_iter().map(|b| b.fill_id).collect(),
             reason,
         };
-        decide.trip(Rule::SlippageWindow, scope, trigger);
+        decide.trip(Rule::SlippageWindow, policy.action, scope, trigger);
     }
 
     fn reset(&mut self, scope: &Scope) {
