@@ -20,7 +20,7 @@ pub use crate::engine::rules::{
     EnhancedPolicy, LosingStreakPolicy, MaintenancePolicy, MaintenanceWindow, RulePolicies,
     SlippagePolicy,
 };
-use crate::message::Effect;
+use crate::message::{Effect, Env};
 use crate::time::Span;
 
 /// Which breaches share a slippage window.
@@ -68,6 +68,10 @@ pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 /// prints).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Policy {
+    /// The environment the guard guards (CONTRACT §2.9): a fill of another is ignored.
+    /// Absent (every fill counts) by default, and then not part of the version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<Env>,
     /// Every rule's section.
     #[serde(flatten)]
     pub rules: RulePolicies,
@@ -128,6 +132,7 @@ impl Default for Policy {
     /// The runbook's policy (CONTRACT §3).
     fn default() -> Self {
         Policy {
+            env: None,
             rules: RulePolicies::default(),
             state: StatePolicy::default(),
         }
@@ -171,7 +176,18 @@ impl Policy {
         let mut sections = policy.rules.sections();
         let mut allowed: Vec<&str> = sections.iter().map(|s| s.key()).collect();
         allowed.push("state");
+        allowed.push("env");
         r.keys(table, "", &allowed);
+        r.choice(
+            table,
+            "env",
+            &mut policy.env,
+            &[
+                ("prod", Some(Env::Prod)),
+                ("stg", Some(Env::Stg)),
+                ("dev", Some(Env::Dev)),
+            ],
+        );
         // `[state]` comes after the tables and before the arrays of tables: the order
         // in which problems have always been listed.
         let state_at = sections

@@ -1,7 +1,7 @@
 //! Invariants over arbitrary message histories (proptest).
 
 use guard::engine::{Engine, EngineOptions};
-use guard::message::{Action, Decision, Input, RiskAction, Scope, Severity};
+use guard::message::{Action, Decision, Env, Input, RiskAction, Scope, Severity};
 use guard::policy::Policy;
 use guard_tests::*;
 use proptest::prelude::*;
@@ -23,10 +23,11 @@ fn message(n: usize) -> impl Strategy<Value = Input> {
     let ts = (-30i64..60)
         .prop_map(move |jitter| t(12.0 * 3600.0 + (n as f64) * 900.0 + (jitter as f64) * 60.0));
     prop_oneof![
-        8 => (0..3usize, prop_oneof![Just(0.0), Just(3.0), Just(6.0), Just(12.0)], prop_oneof![Just(None), Just(Some(-1.0)), Just(Some(0.0)), Just(Some(2.0))], ts.clone())
-            .prop_map(move |(s, bps, pnl, ts)| {
+        8 => (0..3usize, prop_oneof![Just(0.0), Just(3.0), Just(6.0), Just(12.0)], prop_oneof![Just(None), Just(Some(-1.0)), Just(Some(0.0)), Just(Some(2.0))], ts.clone(), prop_oneof![6 => Just(None), 1 => Just(Some(Env::Prod)), 1 => Just(Some(Env::Stg))])
+            .prop_map(move |(s, bps, pnl, ts, env)| {
                 let mut f = fill(&format!("f{n}"), STRATEGIES[s], bps, ts);
                 f.realized_pnl = pnl;
+                f.env = env;
                 Input::Fill(f)
             }),
         1 => (scope_strategy(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::None)), Just(Some(RiskAction::Pause)), Just(Some(RiskAction::ReduceOnly))], any::<bool>(), ts.clone())
@@ -49,7 +50,7 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::default()),
         Just(Policy::from_toml("[slippage]\ngroup_by = \"global\"\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"").unwrap()),
-        Just(Policy::from_toml("[slippage]\naction = \"reduce_only\"\npause = \"group\"\n[losing_streak]\ntrip_at = 2\naction = \"reduce_only\"").unwrap()),
+        Just(Policy::from_toml("env = \"prod\"\n[slippage]\naction = \"reduce_only\"\npause = \"group\"\n[losing_streak]\ntrip_at = 2\naction = \"reduce_only\"").unwrap()),
         Just(Policy::from_toml("[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"22:00\"\nend = \"02:00\"\ntz = \"UTC\"\n[[maintenance]]\nname = \"other\"\nweekday = \"Tue\"\nstart = \"01:00\"\nend = \"09:00\"\ntz = \"Europe/London\"").unwrap()),
     ]
 }

@@ -97,6 +97,9 @@ pub enum Disposition {
     Duplicate,
     /// A risk event of the guard's own source; nothing changed.
     OwnEvent,
+    /// A fill of another environment than the policy's `env` (CONTRACT §2.9): valid,
+    /// but not applied, not recorded as seen, and the clock did not move.
+    OtherEnv,
 }
 
 /// The result of one [`Engine::apply`].
@@ -163,10 +166,19 @@ impl Engine {
     /// [`Engine::apply`], appending decisions to `out` (no allocation when nothing
     /// is decided).
     pub fn apply_into(&mut self, input: &Input, out: &mut Vec<Decision>) -> Disposition {
-        if let Input::RiskEvent(event) = input {
-            if event.source == self.options.source {
+        match input {
+            Input::RiskEvent(event) if event.source == self.options.source => {
                 return Disposition::OwnEvent;
             }
+            Input::Fill(fill)
+                if self
+                    .policy
+                    .env
+                    .is_some_and(|env| fill.env.is_some_and(|e| e != env)) =>
+            {
+                return Disposition::OtherEnv;
+            }
+            _ => {}
         }
         if !self.is_new(input) {
             return Disposition::Duplicate;

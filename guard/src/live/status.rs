@@ -19,6 +19,8 @@ pub struct Metrics {
     pub invalid: u64,
     /// Duplicates.
     pub duplicates: u64,
+    /// Fills of another environment than the policy's `env`, ignored (CONTRACT §2.9).
+    pub other_env: u64,
     /// Commands per rule and action.
     pub commands: BTreeMap<(String, String), u64>,
     /// Risk events raised per kind.
@@ -47,6 +49,7 @@ impl Default for Metrics {
             messages: BTreeMap::new(),
             invalid: 0,
             duplicates: 0,
+            other_env: 0,
             commands: BTreeMap::new(),
             risk_events: BTreeMap::new(),
             delivery_failures: 0,
@@ -167,6 +170,9 @@ fn counters(m: &Metrics, out: &mut String) {
     line(format!("guard_invalid_messages_total {}", m.invalid));
     line("# TYPE guard_duplicate_messages_total counter".into());
     line(format!("guard_duplicate_messages_total {}", m.duplicates));
+    line("# HELP guard_other_env_fills_total Valid fills of another environment than the policy's env, ignored.".into());
+    line("# TYPE guard_other_env_fills_total counter".into());
+    line(format!("guard_other_env_fills_total {}", m.other_env));
     line("# TYPE guard_commands_total counter".into());
     for ((rule, action), n) in &m.commands {
         line(format!(

@@ -36,6 +36,8 @@ pub struct StreamCounts {
     pub duplicates: u64,
     /// Of those, risk events of the guard's own source (ignored).
     pub own: u64,
+    /// Of those, fills of another environment than the policy's `env` (ignored).
+    pub other_env: u64,
 }
 
 /// What one replay read, skipped and wrote.
@@ -66,6 +68,7 @@ impl Summary {
             Disposition::Applied => {}
             Disposition::Duplicate => counts.duplicates += 1,
             Disposition::OwnEvent => counts.own += 1,
+            Disposition::OtherEnv => counts.other_env += 1,
         }
     }
 
@@ -115,6 +118,9 @@ impl fmt::Display for Summary {
             }
             if c.own > 0 {
                 write!(f, ", {} own risk events ignored", c.own)?;
+            }
+            if c.other_env > 0 {
+                write!(f, ", {} of another environment ignored", c.other_env)?;
             }
             writeln!(f)?;
         }

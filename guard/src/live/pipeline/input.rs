@@ -88,8 +88,10 @@ impl<S: Store> LiveGuard<S> {
         decisions: &[Decision],
     ) {
         self.turn_counts.messages[stream.rank()] += 1;
-        if disposition == Disposition::Duplicate {
-            self.turn_counts.duplicates += 1;
+        match disposition {
+            Disposition::Duplicate => self.turn_counts.duplicates += 1,
+            Disposition::OtherEnv => self.turn_counts.other_env += 1,
+            Disposition::Applied | Disposition::OwnEvent => {}
         }
         let ops = matches!(input, Input::Ops(_));
         if decisions.is_empty() && !ops {

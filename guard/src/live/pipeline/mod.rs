@@ -177,6 +177,8 @@ struct TurnCounts {
     /// Valid messages by stream (indexed by [`Stream::rank`]).
     messages: [u64; 4],
     duplicates: u64,
+    /// Fills of another environment, ignored.
+    other_env: u64,
     /// A decision or an operator's order changed the state: `/state` is rebuilt.
     state_changed: bool,
 }

@@ -77,6 +77,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         status.metrics.duplicates += counts.duplicates;
+        status.metrics.other_env += counts.other_env;
         if let Some(view) = view {
             status.state = view;
         }
