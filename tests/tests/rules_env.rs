@@ -40,7 +40,10 @@ fn a_fill_of_another_environment_changes_nothing_and_is_not_seen() {
 fn a_fill_of_another_environment_does_not_move_the_clock_into_a_window() {
     // The default window: Monday 17:00–18:00 UTC.
     let mut h = Harness::new(Policy::from_toml("env = \"prod\"").unwrap());
-    let stg = in_env(fill("f1", "alpha", 0.0, at("2025-08-11T17:30:00Z")), Some(Env::Stg));
+    let stg = in_env(
+        fill("f1", "alpha", 0.0, at("2025-08-11T17:30:00Z")),
+        Some(Env::Stg),
+    );
     assert!(h.apply(stg).is_empty());
     assert!(h.engine.state().clock.is_none());
 }
@@ -48,8 +51,14 @@ fn a_fill_of_another_environment_does_not_move_the_clock_into_a_window() {
 #[test]
 fn without_env_in_the_policy_every_fill_counts() {
     let mut h = Harness::new(policy(""));
-    for (i, env) in [Some(Env::Dev), Some(Env::Stg), Some(Env::Prod)].into_iter().enumerate() {
-        h.apply(in_env(fill(&format!("f{i}"), "alpha", 9.0, t(i as f64)), env));
+    for (i, env) in [Some(Env::Dev), Some(Env::Stg), Some(Env::Prod)]
+        .into_iter()
+        .enumerate()
+    {
+        h.apply(in_env(
+            fill(&format!("f{i}"), "alpha", 9.0, t(i as f64)),
+            env,
+        ));
     }
     assert_eq!(h.commands().len(), 1);
 }
@@ -66,8 +75,13 @@ fn replay_counts_fills_of_another_environment_apart() {
     let (_, _, summary) = replay::run(engine, &lines);
     let counts = &summary.streams[&guard::message::Stream::ExecResult];
     assert_eq!((counts.read, counts.other_env), (3, 2));
-    assert_eq!(summary.invalid, 0, "ignored fills are valid, not dead letters");
-    assert!(summary.to_string().contains("2 of another environment ignored"));
+    assert_eq!(
+        summary.invalid, 0,
+        "ignored fills are valid, not dead letters"
+    );
+    assert!(summary
+        .to_string()
+        .contains("2 of another environment ignored"));
 }
 
 #[test]
@@ -76,5 +90,8 @@ fn env_is_checked_and_only_a_present_env_changes_the_version() {
     assert!(err.to_string().contains("env: must be one of"), "{err}");
     let prod = Policy::from_toml("env = \"prod\"").unwrap();
     assert_ne!(prod.version(), Policy::default().version());
-    assert_eq!(Policy::from_toml("").unwrap().version(), Policy::default().version());
+    assert_eq!(
+        Policy::from_toml("").unwrap().version(),
+        Policy::default().version()
+    );
 }

@@ -157,6 +157,11 @@ fn print_maintenance(state: &Value) {
             maintenance.iter().map(text).collect::<Vec<_>>().join(", ")
         );
     }
+    if state["maintenance_awaits_operator"] == Value::Bool(true) {
+        println!(
+            "\nMAINTENANCE AWAITS AN OPERATOR: a window with resume = \"operator\" held the global pause; run the health check, then resume global"
+        );
+    }
 }
 
 #[derive(Args, Debug)]
