@@ -230,6 +230,11 @@ impl Span {
         Span(secs * 1_000_000)
     }
 
+    /// The length of this span, whichever its direction.
+    pub const fn abs(self) -> Self {
+        Span(self.0.saturating_abs())
+    }
+
     /// Microseconds in this span.
     pub const fn as_micros(self) -> i64 {
         self.0

@@ -8,7 +8,9 @@
 //! ([`Role::Worker`]): there a pause or resume changes nothing and a trip yields only
 //! its risk event, which the aggregator turns into the command.
 
-use crate::message::{Action, Decision, Effect, GuardCommand, RiskEvent, Rule, Scope, Severity};
+use crate::message::{
+    Action, Decision, Effect, GuardCommand, RiskAction, RiskEvent, Rule, Scope, Severity,
+};
 use crate::time::Timestamp;
 
 use super::{ids, Role, ScopeBook};
@@ -46,6 +48,7 @@ pub struct Decide<'a> {
     role: Role,
     source: &'a str,
     policy_version: &'a str,
+    warnings: bool,
 }
 
 impl<'a> Decide<'a> {
@@ -57,6 +60,7 @@ impl<'a> Decide<'a> {
         role: Role,
         source: &'a str,
         policy_version: &'a str,
+        warnings: bool,
     ) -> Self {
         Decide {
             scopes,
@@ -65,6 +69,7 @@ impl<'a> Decide<'a> {
             role,
             source,
             policy_version,
+            warnings,
         }
     }
 
@@ -88,6 +93,33 @@ impl<'a> Decide<'a> {
             severity: Severity::Critical,
             scope,
             action: Some(effect.risk_action()),
+            reason: Some(trigger.reason),
+            evidence: Some(trigger.evidence),
+            ts: trigger.event_ts,
+        }));
+    }
+
+    /// Whether warnings are on (`[warnings] enabled`): a rule keeps no warning memory
+    /// while they are off.
+    pub fn warnings(&self) -> bool {
+        self.warnings
+    }
+
+    /// A rule is one step from tripping (CONTRACT §2.7): its warning, a risk event of
+    /// kind `RULE_warning`, severity `warning`, action `none`, scoped like the trip it
+    /// announces. Changes no scope; nothing while warnings are off.
+    pub fn warn(&mut self, rule: Rule, scope: Scope, trigger: Trigger<'_>) {
+        if !self.warnings {
+            return;
+        }
+        let kind = format!("{}_warning", rule.as_str());
+        self.out.push(Decision::RiskEvent(RiskEvent {
+            event_id: ids::event_id(&kind, &scope, trigger.id),
+            source: self.source.to_owned(),
+            kind,
+            severity: Severity::Warning,
+            scope,
+            action: Some(RiskAction::None),
             reason: Some(trigger.reason),
             evidence: Some(trigger.evidence),
             ts: trigger.event_ts,

@@ -198,7 +198,9 @@ impl Engine {
     /// the whole engine does when the fill trips: the clock moves to the trip's event
     /// time (event-time mode), the rule's reason is added to the scope — a command on
     /// a transition — and the risk event is raised. A trip forwarded twice (a worker
-    /// re-reading after a crash) is a duplicate by its deterministic event id.
+    /// re-reading after a crash) is a duplicate by its deterministic event id. A
+    /// worker's warning (kind `RULE_warning`) is raised as the whole engine raises it,
+    /// changing no scope.
     ///
     /// # Errors
     /// [`TripError`] when the trip names no rule of this guard, or one the workers do
@@ -208,10 +210,11 @@ impl Engine {
         fact: &TripFact,
         out: &mut Vec<Decision>,
     ) -> Result<Disposition, TripError> {
-        let rule = self
-            .state
-            .rules
-            .route(&self.policy.rules, fact.rule_name())?;
+        let (name, warning) = match fact.rule_name().strip_suffix("_warning") {
+            Some(rule) => (rule, true),
+            None => (fact.rule_name(), false),
+        };
+        let rule = self.state.rules.route(&self.policy.rules, name)?;
         let event = &fact.event;
         let second = event.ts.whole_seconds();
         if !self
@@ -231,12 +234,16 @@ impl Engine {
             reason: event.reason.clone().unwrap_or_default(),
         };
         let (_, _, mut decide) = self.parts(out);
-        // The worker's risk event carries the effect of the reason its trip adds.
-        let effect = event
-            .action
-            .and_then(RiskAction::effect)
-            .unwrap_or(Effect::Pause);
-        decide.trip(rule, effect, event.scope.clone(), trigger);
+        if warning {
+            decide.warn(rule, event.scope.clone(), trigger);
+        } else {
+            // The worker's risk event carries the effect of the reason its trip adds.
+            let effect = event
+                .action
+                .and_then(RiskAction::effect)
+                .unwrap_or(Effect::Pause);
+            decide.trip(rule, effect, event.scope.clone(), trigger);
+        }
         self.observe_event_time(event.ts);
         Ok(Disposition::Applied)
     }
@@ -281,6 +288,7 @@ impl Engine {
             self.options.role,
             &self.options.source,
             &self.policy_version,
+            self.policy.rules.warnings.enabled,
         );
         (rules, &self.policy.rules, decide)
     }

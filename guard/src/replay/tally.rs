@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::message::{Action, Decision, Input, Rule, Scope};
+use crate::message::{Action, Decision, Input, Rule, Scope, Severity};
 use crate::time::{human_span, Span, Timestamp};
 
 /// One rule trip (a risk event raised by the guard).
@@ -36,6 +36,8 @@ pub struct Tally {
     pub paused_for: BTreeMap<Scope, Span>,
     /// Time each scope spent reduce-only.
     pub reduce_only_for: BTreeMap<Scope, Span>,
+    /// Warnings raised, per kind (not trips: they change no scope).
+    pub warnings: BTreeMap<String, u64>,
     /// Commands to reduce-only per rule.
     pub reduce_only_by_rule: BTreeMap<Rule, u64>,
     /// Scopes not running now: their mode (as the command's action) and since when.
@@ -74,6 +76,10 @@ impl Tally {
                 }
                 Decision::RiskEvent(e) => {
                     self.risk_events += 1;
+                    if e.severity == Severity::Warning {
+                        *self.warnings.entry(e.kind.clone()).or_default() += 1;
+                        continue;
+                    }
                     let Input::Fill(fill) = input else { continue };
                     let trip = Trip {
                         at: e.ts,
@@ -187,6 +193,9 @@ impl fmt::Display for Tally {
             writeln!(f, "    by scope  {:<18}{n:>8}", scope.to_string())?;
         }
         more(f, rest)?;
+        for (kind, n) in &self.warnings {
+            writeln!(f, "  warnings  {kind:<26}{n:>6}")?;
+        }
         if !self.trips_by_strategy.is_empty() {
             writeln!(f, "  trips by strategy:")?;
             let (strategies, rest) = top(self.trips_by_strategy.iter(), |kinds| {

@@ -16,6 +16,7 @@
 //! | `operator.rs` | §2.4 operators' orders | — | — |
 //! | `enhanced.rs` | §2.5 enhanced monitoring (a modifier, not a rule) | `[enhanced]` | `adoptions` |
 //! | `maintenance.rs` | §2.6 maintenance windows | `[[maintenance]]` | `maintenance` |
+//! | `warnings.rs` | §2.7 warnings (raised by the fill rules; changes no scope) | `[warnings]` | in `slippage` |
 //!
 //! Enhanced monitoring pauses nothing: it changes how strictly the fill rules judge a
 //! fill. The registry asks it for the fill's [`Monitoring`] and hands that to every
@@ -47,6 +48,7 @@ mod risk_event;
 mod slippage_window;
 #[cfg(test)]
 pub(crate) mod testing;
+mod warnings;
 
 use serde_json::{Map, Value};
 
@@ -59,6 +61,7 @@ pub use operator::OperatorOrders;
 pub use registry::{RulePolicies, Rules};
 pub use risk_event::RiskEvents;
 pub use slippage_window::{Breach, SlippagePolicy, SlippageWindows};
+pub use warnings::{run_start, LastWarnings, WarningsPolicy};
 
 use super::decide::Decide;
 use crate::message::{Fill, OpsCommand, RiskEvent, Rule, Scope};

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::{
     Adoptions, EnhancedPolicy, GuardRule, LosingStreakPolicy, LosingStreaks, Maintenance,
     MaintenancePolicy, Monitoring, OperatorOrders, Place, RiskEvents, SlippagePolicy,
-    SlippageWindows,
+    SlippageWindows, WarningsPolicy,
 };
 use crate::engine::decide::Decide;
 use crate::engine::trip::TripError;
@@ -29,17 +29,21 @@ pub struct RulePolicies {
     pub losing_streak: LosingStreakPolicy,
     /// `[enhanced]`: enhanced monitoring after an adoption.
     pub enhanced: EnhancedPolicy,
+    /// `[warnings]`: warnings before a trip (version 2; left out while off).
+    #[serde(skip_serializing_if = "crate::policy::is_default")]
+    pub warnings: WarningsPolicy,
     /// `[[maintenance]]`: the weekly maintenance windows.
     pub maintenance: MaintenancePolicy,
 }
 
 impl RulePolicies {
     /// Every section, in the order they are read.
-    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 4] {
+    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 5] {
         [
             &mut self.slippage,
             &mut self.losing_streak,
             &mut self.enhanced,
+            &mut self.warnings,
             &mut self.maintenance,
         ]
     }
@@ -258,8 +262,12 @@ mod tests {
         let keys: Vec<&str> = p.sections().iter().map(|s| s.key()).collect();
         assert_eq!(
             keys,
-            ["slippage", "losing_streak", "enhanced", "maintenance"]
+            ["slippage", "losing_streak", "enhanced", "warnings", "maintenance"]
         );
+        // A version-2 section is printed once it leaves its default.
+        let default = serde_json::to_value(&p).unwrap();
+        assert!(default.get("warnings").is_none(), "{default}");
+        p.warnings.enabled = true;
         let printed = serde_json::to_value(&p).unwrap();
         let printed: Vec<&String> = printed.as_object().unwrap().keys().collect();
         let mut sorted = keys.clone();

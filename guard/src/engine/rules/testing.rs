@@ -94,6 +94,7 @@ pub(crate) struct Given<R: GuardRule> {
     arrivals: u64,
     decided: Vec<Decision>,
     role: Role,
+    warnings: bool,
 }
 
 impl<R: GuardRule + Default> Given<R> {
@@ -106,7 +107,14 @@ impl<R: GuardRule + Default> Given<R> {
             arrivals: 0,
             decided: Vec::new(),
             role: Role::Whole,
+            warnings: false,
         }
+    }
+
+    /// The same, with `[warnings] enabled = true`.
+    pub(crate) fn with_warnings(mut self) -> Self {
+        self.warnings = true;
+        self
     }
 
     /// The same, on a scaled-out guard's worker, which keeps no scopes.
@@ -131,6 +139,7 @@ impl<R: GuardRule> Given<R> {
             self.role,
             "guard",
             "p-test",
+            self.warnings,
         );
         f(&mut self.rule, &self.policy, &mut decide);
         self.decided[from..].iter().map(describe).collect()
