@@ -50,6 +50,7 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::default()),
         Just(Policy::from_toml("[slippage]\ngroup_by = \"global\"\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"").unwrap()),
+        Just(Policy::from_toml("[daily]\nmax_loss = 1.5\nmax_drawdown = 3.0\ntz = \"America/New_York\"\nday_start = \"09:30\"\n[warnings]\nenabled = true").unwrap()),
         Just(Policy::from_toml("env = \"prod\"\n[slippage]\naction = \"reduce_only\"\npause = \"group\"\n[losing_streak]\ntrip_at = 2\naction = \"reduce_only\"").unwrap()),
         Just(Policy::from_toml("[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"22:00\"\nend = \"02:00\"\ntz = \"UTC\"\n[[maintenance]]\nname = \"other\"\nweekday = \"Tue\"\nstart = \"01:00\"\nend = \"09:00\"\ntz = \"Europe/London\"").unwrap()),
         Just(Policy::from_toml("[[maintenance]]\nname = \"patch\"\nweekday = \"Mon\"\nstart = \"16:00\"\nend = \"18:00\"\ntz = \"UTC\"\nresume = \"operator\"\n[[maintenance]]\nname = \"wide\"\nweekday = \"Mon\"\nstart = \"15:00\"\nend = \"20:00\"\ntz = \"UTC\"").unwrap()),

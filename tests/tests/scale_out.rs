@@ -76,6 +76,7 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::from_toml(base).unwrap()),
         Just(Policy::from_toml(&format!("{base}[slippage]\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"")).unwrap()),
+        Just(Policy::from_toml(&format!("{base}[daily]\nmax_loss = 1.5\nmax_drawdown = 2.0\npause = \"group\"\ntz = \"UTC\"\nday_start = \"13:00\"")).unwrap()),
         Just(Policy::from_toml(&format!("{base}[warnings]\nenabled = true\n[slippage]\npause = \"group\"\naction = \"reduce_only\"\n[losing_streak]\ntrip_at = 3")).unwrap()),
         Just(Policy::from_toml(&format!("{base}[enhanced]\nfactor = 0.3\n[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"18:00\"\nend = \"23:00\"\ntz = \"UTC\"")).unwrap()),
     ]

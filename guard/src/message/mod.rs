@@ -5,8 +5,10 @@
 //! `null` means absent. Outputs are [`GuardCommand`] and the guard's own
 //! [`RiskEvent`]s, wrapped in a [`Decision`].
 
+mod mode;
 mod scope;
 
+pub use mode::{Effect, Mode};
 pub use scope::Scope;
 
 use serde::{Deserialize, Serialize};
@@ -120,72 +122,6 @@ impl RiskAction {
     }
 }
 
-/// What a reason does to its scope (CONTRACT §2): every rule that adds a reason has
-/// an `action` key that sets it.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// No trading at all.
-    #[default]
-    Pause,
-    /// Only orders that reduce a position.
-    ReduceOnly,
-}
-
-impl Effect {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Pause => "pause",
-            Effect::ReduceOnly => "reduce_only",
-        }
-    }
-
-    /// The `action` of the risk event of a trip that adds a reason with this effect.
-    pub fn risk_action(self) -> RiskAction {
-        match self {
-            Effect::Pause => RiskAction::Pause,
-            Effect::ReduceOnly => RiskAction::ReduceOnly,
-        }
-    }
-}
-
-/// A scope's mode (CONTRACT §2): `paused` while it holds a reason with effect
-/// `pause`, else `reduce_only` while it holds one with effect `reduce_only`, else
-/// `running`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Trading as usual.
-    Running,
-    /// Only orders that reduce a position.
-    ReduceOnly,
-    /// No trading.
-    Paused,
-}
-
-impl Mode {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Running => "running",
-            Mode::ReduceOnly => "reduce_only",
-            Mode::Paused => "paused",
-        }
-    }
-
-    /// The command that announces a change to this mode.
-    pub fn action(self) -> Action {
-        match self {
-            Mode::Running => Action::Resume,
-            Mode::ReduceOnly => Action::ReduceOnly,
-            Mode::Paused => Action::Pause,
-        }
-    }
-}
-
 /// A `risk_event` (CONTRACT §1.2), read from Noctus and written by the guard.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RiskEvent {
@@ -283,6 +219,10 @@ pub enum Rule {
     SlippageWindow,
     /// Too many losing fills in a row.
     LosingStreak,
+    /// A trading day lost too much.
+    DailyLoss,
+    /// A trading day fell too far from its peak.
+    DailyDrawdown,
     /// A risk event asked for a pause.
     RiskEvent,
     /// An operator's order.
@@ -293,9 +233,11 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order of CONTRACT §1.6.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 7] = [
         Rule::SlippageWindow,
         Rule::LosingStreak,
+        Rule::DailyLoss,
+        Rule::DailyDrawdown,
         Rule::RiskEvent,
         Rule::Operator,
         Rule::Maintenance,
@@ -311,6 +253,8 @@ impl Rule {
         match self {
             Rule::SlippageWindow => "slippage_window",
             Rule::LosingStreak => "losing_streak",
+            Rule::DailyLoss => "daily_loss",
+            Rule::DailyDrawdown => "daily_drawdown",
             Rule::RiskEvent => "risk_event",
             Rule::Operator => "operator",
             Rule::Maintenance => "maintenance",
@@ -486,9 +430,11 @@ mod tests {
             let place = match rule {
                 Rule::SlippageWindow => 0,
                 Rule::LosingStreak => 1,
-                Rule::RiskEvent => 2,
-                Rule::Operator => 3,
-                Rule::Maintenance => 4,
+                Rule::DailyLoss => 2,
+                Rule::DailyDrawdown => 3,
+                Rule::RiskEvent => 4,
+                Rule::Operator => 5,
+                Rule::Maintenance => 6,
             };
             assert_eq!(place, i, "{rule:?}");
             assert_eq!(Rule::from_name(rule.as_str()), Some(rule));

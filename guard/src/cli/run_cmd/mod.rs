@@ -136,9 +136,19 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let rebuild = args.rebuild;
     let scale_out = args.scale_out;
     let (config, log_format) = resolve(&args)?;
-    if scale_out && config.policy.rules.slippage.group_by == guard::policy::GroupBy::Global {
+    let rules = &config.policy.rules;
+    let global = guard::policy::GroupBy::Global;
+    if scale_out && rules.slippage.group_by == global {
         return Err(Failure::usage(
             "--scale-out shards the rules by strategy: a slippage window with group_by = \"global\" needs one guard (docs/SCALING.md)",
+        ));
+    }
+    if scale_out
+        && rules.daily.group_by == global
+        && (rules.daily.max_loss > 0.0 || rules.daily.max_drawdown > 0.0)
+    {
+        return Err(Failure::usage(
+            "--scale-out shards the rules by strategy: daily limits with group_by = \"global\" (one book for all strategies) need one guard (docs/SCALING.md)",
         ));
     }
     init_logs(log_format);

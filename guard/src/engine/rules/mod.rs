@@ -12,6 +12,8 @@
 //! |---|---|---|---|
 //! | `slippage_window.rs` | §2.1 slippage window | `[slippage]` | `slippage` |
 //! | `losing_streak.rs` | §2.2 losing streak | `[losing_streak]` | `streaks` |
+//! | `daily/loss.rs` | §2.8 daily loss | `[daily]` | `daily_loss` |
+//! | `daily/drawdown.rs` | §2.8 daily drawdown | `[daily]` | `daily_drawdown` |
 //! | `risk_event.rs` | §2.3 risk events from other sources | — | — |
 //! | `operator.rs` | §2.4 operators' orders | — | — |
 //! | `enhanced.rs` | §2.5 enhanced monitoring (a modifier, not a rule) | `[enhanced]` | `adoptions` |
@@ -39,6 +41,7 @@
 //! it up from the registry; nothing else changes. The registry's tests fail when a
 //! wire name has no rule or a rule no wire name.
 
+mod daily;
 mod enhanced;
 mod losing_streak;
 mod maintenance;
@@ -52,6 +55,7 @@ mod warnings;
 
 use serde_json::{Map, Value};
 
+pub use daily::{Daily, DailyDrawdown, DailyLoss, DailyPolicy, Day, DayBook, Limit};
 pub use enhanced::{Adoptions, EnhancedPolicy, Monitoring};
 pub use losing_streak::{LosingStreakPolicy, LosingStreaks, Streak};
 pub use maintenance::{

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    Adoptions, EnhancedPolicy, GuardRule, LosingStreakPolicy, LosingStreaks, Maintenance,
-    MaintenancePolicy, Monitoring, OperatorOrders, Place, RiskEvents, SlippagePolicy,
-    SlippageWindows, WarningsPolicy,
+    Adoptions, DailyDrawdown, DailyLoss, DailyPolicy, EnhancedPolicy, GuardRule,
+    LosingStreakPolicy, LosingStreaks, Maintenance, MaintenancePolicy, Monitoring, OperatorOrders,
+    Place, RiskEvents, SlippagePolicy, SlippageWindows, WarningsPolicy,
 };
 use crate::engine::decide::Decide;
 use crate::engine::trip::TripError;
@@ -29,6 +29,9 @@ pub struct RulePolicies {
     pub losing_streak: LosingStreakPolicy,
     /// `[enhanced]`: enhanced monitoring after an adoption.
     pub enhanced: EnhancedPolicy,
+    /// `[daily]`: daily loss and drawdown limits (version 2; left out while default).
+    #[serde(skip_serializing_if = "DailyPolicy::is_default")]
+    pub daily: DailyPolicy,
     /// `[warnings]`: warnings before a trip (version 2; left out while off).
     #[serde(skip_serializing_if = "crate::policy::is_default")]
     pub warnings: WarningsPolicy,
@@ -38,11 +41,12 @@ pub struct RulePolicies {
 
 impl RulePolicies {
     /// Every section, in the order they are read.
-    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 5] {
+    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 6] {
         [
             &mut self.slippage,
             &mut self.losing_streak,
             &mut self.enhanced,
+            &mut self.daily,
             &mut self.warnings,
             &mut self.maintenance,
         ]
@@ -57,6 +61,13 @@ pub struct Rules {
     pub slippage: SlippageWindows,
     /// Running losing streaks.
     pub streaks: LosingStreaks,
+    /// Each group's trading days against the daily loss limit (version 2; left out
+    /// of a snapshot while empty).
+    #[serde(default, skip_serializing_if = "DailyLoss::is_empty")]
+    pub daily_loss: DailyLoss,
+    /// Each group's trading days against the daily drawdown limit.
+    #[serde(default, skip_serializing_if = "DailyDrawdown::is_empty")]
+    pub daily_drawdown: DailyDrawdown,
     /// Adoption times per strategy (enhanced monitoring).
     pub adoptions: Adoptions,
     /// Maintenance windows the clock is in, with the occurrence entered.
@@ -68,6 +79,8 @@ impl Rules {
     fn each(&mut self, p: &RulePolicies, mut f: impl FnMut(&mut dyn Unit)) {
         f(&mut Bound(&p.slippage, &mut self.slippage));
         f(&mut Bound(&p.losing_streak, &mut self.streaks));
+        f(&mut Bound(&p.daily, &mut self.daily_loss));
+        f(&mut Bound(&p.daily, &mut self.daily_drawdown));
         f(&mut Bound(&(), &mut RiskEvents));
         f(&mut Bound(&(), &mut OperatorOrders));
         f(&mut Bound(&p.maintenance, &mut self.maintenance));
@@ -77,6 +90,8 @@ impl Rules {
     pub fn view(&self, out: &mut Map<String, Value>) {
         self.slippage.view(out);
         self.streaks.view(out);
+        self.daily_loss.view(out);
+        self.daily_drawdown.view(out);
         self.maintenance.view(out);
     }
 
@@ -262,12 +277,20 @@ mod tests {
         let keys: Vec<&str> = p.sections().iter().map(|s| s.key()).collect();
         assert_eq!(
             keys,
-            ["slippage", "losing_streak", "enhanced", "warnings", "maintenance"]
+            [
+                "slippage",
+                "losing_streak",
+                "enhanced",
+                "daily",
+                "warnings",
+                "maintenance"
+            ]
         );
         // A version-2 section is printed once it leaves its default.
         let default = serde_json::to_value(&p).unwrap();
         assert!(default.get("warnings").is_none(), "{default}");
         p.warnings.enabled = true;
+        p.daily.max_loss = 1.0;
         let printed = serde_json::to_value(&p).unwrap();
         let printed: Vec<&String> = printed.as_object().unwrap().keys().collect();
         let mut sorted = keys.clone();

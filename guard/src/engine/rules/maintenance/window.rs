@@ -187,7 +187,7 @@ fn full_name(d: Weekday) -> &'static str {
     }
 }
 
-fn parse_clock(text: &str, allow_24: bool) -> Option<u32> {
+pub(crate) fn parse_clock(text: &str, allow_24: bool) -> Option<u32> {
     let parts: Vec<&str> = text.split(':').collect();
     if !(2..=3).contains(&parts.len())
         || parts
