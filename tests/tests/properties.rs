@@ -1,7 +1,7 @@
 //! Invariants over arbitrary message histories (proptest).
 
 use guard::engine::{Engine, EngineOptions};
-use guard::message::{Action, Decision, Env, Input, RiskAction, Scope, Severity};
+use guard::message::{Action, Decision, Env, GuardAck, Input, RiskAction, Scope, Severity};
 use guard::policy::Policy;
 use guard_tests::*;
 use proptest::prelude::*;
@@ -38,7 +38,12 @@ fn message(n: usize) -> impl Strategy<Value = Input> {
             }),
         1 => (scope_strategy(), prop_oneof![Just(Action::Pause), Just(Action::ReduceOnly), Just(Action::Resume)], ts.clone())
             .prop_map(move |(scope, action, ts)| Input::Ops(ops(&format!("o{n}"), action, scope, ts))),
-        1 => (0..3usize, ts).prop_map(|(s, ts)| Input::Release(release(STRATEGIES[s], ts))),
+        1 => (0..3usize, ts.clone()).prop_map(|(s, ts)| Input::Release(release(STRATEGIES[s], ts))),
+        1 => (prop_oneof![Just("gw-a"), Just("gw-b"), Just("gw-x")], ts).prop_map(move |(gateway, ts)| Input::Ack(GuardAck {
+            command_id: format!("cmd-{}", n % 7),
+            gateway: gateway.into(),
+            ts,
+        })),
     ]
 }
 
@@ -50,6 +55,7 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::default()),
         Just(Policy::from_toml("[slippage]\ngroup_by = \"global\"\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"").unwrap()),
+        Just(Policy::from_toml("[acks]\ngateways = [\"gw-a\", \"gw-b\"]\ntimeout = \"20m\"\n[slippage]\ntrip_at = 2").unwrap()),
         Just(Policy::from_toml("[daily]\nmax_loss = 1.5\nmax_drawdown = 3.0\ntz = \"America/New_York\"\nday_start = \"09:30\"\n[warnings]\nenabled = true").unwrap()),
         Just(Policy::from_toml("env = \"prod\"\n[slippage]\naction = \"reduce_only\"\npause = \"group\"\n[losing_streak]\ntrip_at = 2\naction = \"reduce_only\"").unwrap()),
         Just(Policy::from_toml("[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"22:00\"\nend = \"02:00\"\ntz = \"UTC\"\n[[maintenance]]\nname = \"other\"\nweekday = \"Tue\"\nstart = \"01:00\"\nend = \"09:00\"\ntz = \"Europe/London\"").unwrap()),

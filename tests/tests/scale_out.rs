@@ -141,7 +141,8 @@ fn scaled(policy: &Policy, inputs: &[Input]) -> Vec<Decision> {
                 }
                 aggregator.apply_into(input, &mut out);
             }
-            Input::RiskEvent(_) => {
+            // Acknowledgements concern commands: the aggregator decides those.
+            Input::RiskEvent(_) | Input::Ack(_) => {
                 aggregator.apply_into(input, &mut out);
             }
         }

@@ -17,7 +17,7 @@ mod fast;
 
 pub use admit::{Admission, Refusal};
 
-use crate::message::{Fill, Input, OpsCommand, RiskEvent, Scope, StrategyRelease, Stream};
+use crate::message::{Input, Scope, Stream};
 
 /// Why a message is invalid.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum DecodeError {
         problem: &'static str,
     },
     /// A replay envelope names a stream the guard does not read.
-    #[error("envelope: unknown input stream {0:?} (expected exec_result, risk_event, strategy_release or ops_command)")]
+    #[error("envelope: unknown input stream {0:?} (expected exec_result, risk_event, strategy_release, ops_command or guard_ack)")]
     UnknownStream(String),
     /// Larger than the configured limit.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
@@ -86,6 +86,7 @@ fn decode_with_serde(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError>
         Stream::RiskEvent => Input::RiskEvent(parse(stream, bytes)?),
         Stream::StrategyRelease => Input::Release(parse(stream, bytes)?),
         Stream::OpsCommand => Input::Ops(parse(stream, bytes)?),
+        Stream::GuardAck => Input::Ack(parse(stream, bytes)?),
     };
     validate(&input)?;
     Ok(input)
@@ -151,6 +152,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                                 Stream::RiskEvent => Input::RiskEvent(map.next_value()?),
                                 Stream::StrategyRelease => Input::Release(map.next_value()?),
                                 Stream::OpsCommand => Input::Ops(map.next_value()?),
+                                Stream::GuardAck => Input::Ack(map.next_value()?),
                             });
                             *self.phase.borrow_mut() = Phase::Envelope;
                         }
@@ -180,6 +182,9 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                     ),
                     Stream::OpsCommand => {
                         Input::Ops(Deserialize::deserialize(&mut de).map_err(de::Error::custom)?)
+                    }
+                    Stream::GuardAck => {
+                        Input::Ack(Deserialize::deserialize(&mut de).map_err(de::Error::custom)?)
                     }
                 };
                 *self.phase.borrow_mut() = Phase::Envelope;
@@ -241,82 +246,55 @@ fn decode_envelope_with_serde(line: &[u8]) -> Result<Input, DecodeError> {
 /// # Errors
 /// [`DecodeError::Invalid`] naming the first field that breaks the contract.
 pub fn validate(input: &Input) -> Result<(), DecodeError> {
-    let stream = input.stream().as_str();
-    let fail = |field, problem| {
-        Err(DecodeError::Invalid {
-            stream,
-            field,
-            problem,
-        })
-    };
     const EMPTY: &str = "must not be empty";
     const POSITIVE: &str = "must be a number > 0";
-    match input {
-        Input::Fill(Fill {
-            fill_id,
-            strategy_id,
-            symbol,
-            qty,
-            expected_price,
-            fill_price,
-            ..
-        }) => {
-            if fill_id.is_empty() {
-                return fail("fill_id", EMPTY);
-            }
-            if strategy_id.is_empty() {
-                return fail("strategy_id", EMPTY);
-            }
-            if symbol.is_empty() {
-                return fail("symbol", EMPTY);
-            }
-            // `!(x > 0.0)` also refuses NaN, should one ever get past the parser.
-            if !(*qty > 0.0) {
-                return fail("qty", POSITIVE);
-            }
-            if !(*expected_price > 0.0) {
-                return fail("expected_price", POSITIVE);
-            }
-            if !(*fill_price > 0.0) {
-                return fail("fill_price", POSITIVE);
-            }
-        }
-        Input::RiskEvent(RiskEvent {
-            event_id, scope, ..
-        }) => {
-            if event_id.is_empty() {
-                return fail("event_id", EMPTY);
-            }
-            check_scope(scope).or_else(|problem| fail("scope.strategy_id", problem))?;
-        }
-        Input::Release(StrategyRelease { strategy_id, .. }) => {
-            if strategy_id.is_empty() {
-                return fail("strategy_id", EMPTY);
-            }
-        }
-        Input::Ops(OpsCommand {
-            command_id,
-            scope,
-            operator,
-            ..
-        }) => {
-            if command_id.is_empty() {
-                return fail("command_id", EMPTY);
-            }
-            if operator.is_empty() {
-                return fail("operator", EMPTY);
-            }
-            check_scope(scope).or_else(|problem| fail("scope.strategy_id", problem))?;
-        }
+    let bad_scope =
+        |scope: &Scope| matches!(scope, Scope::Strategy { strategy_id } if strategy_id.is_empty());
+    // (field, broken, what is wrong), in the order the fields are reported. Not
+    // greater than 0 also refuses NaN, should one ever get past the parser.
+    let not_positive = |x: f64| x.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater);
+    let failed = match input {
+        Input::Fill(f) => first_broken(&[
+            ("fill_id", f.fill_id.is_empty(), EMPTY),
+            ("strategy_id", f.strategy_id.is_empty(), EMPTY),
+            ("symbol", f.symbol.is_empty(), EMPTY),
+            ("qty", not_positive(f.qty), POSITIVE),
+            ("expected_price", not_positive(f.expected_price), POSITIVE),
+            ("fill_price", not_positive(f.fill_price), POSITIVE),
+        ]),
+        Input::RiskEvent(e) => first_broken(&[
+            ("event_id", e.event_id.is_empty(), EMPTY),
+            ("scope.strategy_id", bad_scope(&e.scope), EMPTY),
+        ]),
+        Input::Release(r) => first_broken(&[("strategy_id", r.strategy_id.is_empty(), EMPTY)]),
+        Input::Ops(o) => first_broken(&[
+            ("command_id", o.command_id.is_empty(), EMPTY),
+            ("operator", o.operator.is_empty(), EMPTY),
+            ("scope.strategy_id", bad_scope(&o.scope), EMPTY),
+        ]),
+        Input::Ack(a) => first_broken(&[
+            ("command_id", a.command_id.is_empty(), EMPTY),
+            ("gateway", a.gateway.is_empty(), EMPTY),
+        ]),
+    };
+    match failed {
+        Some((field, problem)) => Err(DecodeError::Invalid {
+            stream: input.stream().as_str(),
+            field,
+            problem,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-fn check_scope(scope: &Scope) -> Result<(), &'static str> {
-    match scope {
-        Scope::Strategy { strategy_id } if strategy_id.is_empty() => Err("must not be empty"),
-        _ => Ok(()),
-    }
+/// The first check that is broken: its field and what is wrong.
+fn first_broken(
+    checks: &[(&'static str, bool, &'static str)],
+) -> Option<(&'static str, &'static str)> {
+    checks
+        .iter()
+        .find(|(_, broken, _)| *broken)
+        .map(|(field, _, problem)| (*field, *problem))
 }
 
 #[cfg(test)]

@@ -113,11 +113,17 @@ impl<'a> Decide<'a> {
             return;
         }
         let kind = format!("{}_warning", rule.as_str());
+        self.event(&kind, Severity::Warning, scope, trigger);
+    }
+
+    /// A risk event of the guard's own that asks for nothing (action `none`): a
+    /// warning, or an escalation such as `command_unacknowledged`.
+    pub fn event(&mut self, kind: &str, severity: Severity, scope: Scope, trigger: Trigger<'_>) {
         self.out.push(Decision::RiskEvent(RiskEvent {
-            event_id: ids::event_id(&kind, &scope, trigger.id),
+            event_id: ids::event_id(kind, &scope, trigger.id),
             source: self.source.to_owned(),
-            kind,
-            severity: Severity::Warning,
+            kind: kind.to_owned(),
+            severity,
             scope,
             action: Some(RiskAction::None),
             reason: Some(trigger.reason),

@@ -36,7 +36,7 @@ pub use seen::Seen;
 pub use snapshot::{EngineState, Snapshot, SnapshotError, SNAPSHOT_FORMAT};
 pub use trip::{TripError, TripFact};
 
-use crate::message::{Decision, Effect, Input, RiskAction, Stream};
+use crate::message::{Action, Decision, Effect, Input, RiskAction, Scope, Stream};
 use crate::policy::{Policy, RulePolicies};
 use crate::time::{Span, Timestamp};
 
@@ -187,8 +187,10 @@ impl Engine {
         if self.options.clock == ClockMode::EventTime {
             self.advance_clock(event_time, out);
         }
+        let from = out.len();
         let (rules, policies, mut decide) = self.parts(out);
         rules.apply(policies, input, &mut decide);
+        self.await_acks(out, from);
         self.observe_event_time(event_time);
         Disposition::Applied
     }
@@ -233,6 +235,7 @@ impl Engine {
             evidence: event.evidence.clone().unwrap_or_default(),
             reason: event.reason.clone().unwrap_or_default(),
         };
+        let from = out.len();
         let (_, _, mut decide) = self.parts(out);
         if warning {
             decide.warn(rule, event.scope.clone(), trigger);
@@ -244,6 +247,7 @@ impl Engine {
                 .unwrap_or(Effect::Pause);
             decide.trip(rule, effect, event.scope.clone(), trigger);
         }
+        self.await_acks(out, from);
         self.observe_event_time(event.ts);
         Ok(Disposition::Applied)
     }
@@ -267,7 +271,41 @@ impl Engine {
             Input::RiskEvent(m) => seen.insert(Stream::RiskEvent, &m.event_id, second),
             Input::Ops(m) => seen.insert(Stream::OpsCommand, &m.command_id, second),
             Input::Release(m) => !self.state.rules.knows(m),
+            Input::Ack(m) => {
+                let id = format!("{}\u{1f}{}", m.command_id, m.gateway);
+                seen.insert(Stream::GuardAck, &id, second)
+            }
         }
+    }
+
+    /// Every command decided since `out[from]` awaits the gateways' acknowledgements
+    /// (CONTRACT §2.10), from the guard's clock now.
+    fn await_acks(&mut self, out: &mut Vec<Decision>, from: usize) {
+        if self.policy.rules.acks.gateways.is_empty() || self.options.role == Role::Worker {
+            return;
+        }
+        let commands: Vec<(String, Action, Scope, Timestamp)> = out[from..]
+            .iter()
+            .filter_map(|d| match d {
+                Decision::GuardCommand(c) => {
+                    Some((c.command_id.clone(), c.action, c.scope.clone(), c.event_ts))
+                }
+                Decision::RiskEvent(_) => None,
+            })
+            .collect();
+        let Some(first) = commands.first() else {
+            return;
+        };
+        // Live, before the first tick, the clock is the trigger's time.
+        let clock = self.state.clock.unwrap_or(first.3);
+        let commands = commands
+            .into_iter()
+            .map(|(id, a, s, _)| (id, a, s))
+            .collect();
+        let (rules, policies, mut decide) = self.parts(out);
+        rules
+            .acks
+            .register(&policies.acks, commands, clock, &mut decide);
     }
 
     /// The rules, their policies and the scopes they decide on, borrowed apart.
@@ -298,8 +336,10 @@ impl Engine {
             return;
         }
         self.state.clock = Some(now);
+        let from = out.len();
         let (rules, policies, mut decide) = self.parts(out);
         rules.on_clock(policies, now, &mut decide);
+        self.await_acks(out, from);
     }
 
     /// Moves the newest event time forward and forgets what fell beyond the horizon.

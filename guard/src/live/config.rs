@@ -23,6 +23,8 @@ pub struct Topics {
     pub strategy_release: String,
     /// Operators' orders.
     pub ops_command: String,
+    /// Gateways' acknowledgements (version 2).
+    pub guard_ack: String,
     /// The guard's commands.
     pub guard_command: String,
     /// Dead letters.
@@ -40,6 +42,7 @@ impl Default for Topics {
             risk_event: "risk_event".into(),
             strategy_release: "strategy_release".into(),
             ops_command: "ops_command".into(),
+            guard_ack: "guard_ack".into(),
             guard_command: "guard_command".into(),
             dlq: "guard_dlq".into(),
             state: "guard_state".into(),
@@ -56,6 +59,7 @@ impl Topics {
             Stream::RiskEvent => &self.risk_event,
             Stream::StrategyRelease => &self.strategy_release,
             Stream::OpsCommand => &self.ops_command,
+            Stream::GuardAck => &self.guard_ack,
         }
     }
 
@@ -64,15 +68,21 @@ impl Topics {
         Stream::ALL.into_iter().find(|s| self.of(*s) == topic)
     }
 
-    /// Every input topic.
+    /// Every input topic the live guard reads. Not `guard_ack` yet: the live guard
+    /// does not read acknowledgements (replay does; docs/CONTRACT-NOTES.md).
     pub fn inputs(&self) -> Vec<String> {
-        Stream::ALL.iter().map(|s| self.of(*s).to_owned()).collect()
+        Stream::ALL
+            .iter()
+            .filter(|s| **s != Stream::GuardAck)
+            .map(|s| self.of(*s).to_owned())
+            .collect()
     }
 
     /// Every topic the guard touches.
     pub fn all(&self) -> Vec<String> {
         let mut all = self.inputs();
         all.extend([
+            self.guard_ack.clone(),
             self.guard_command.clone(),
             self.dlq.clone(),
             self.state.clone(),

@@ -64,6 +64,8 @@ pub struct Settings {
     pub topic_strategy_release: String,
     /// Topic of operators' orders.
     pub topic_ops_command: String,
+    /// Topic of gateways' acknowledgements.
+    pub topic_guard_ack: String,
     /// Topic of the guard's commands.
     pub topic_guard_command: String,
     /// Dead-letter topic.
@@ -111,6 +113,7 @@ impl Default for Settings {
             topic_risk_event: topics.risk_event,
             topic_strategy_release: topics.strategy_release,
             topic_ops_command: topics.ops_command,
+            topic_guard_ack: topics.guard_ack,
             topic_guard_command: topics.guard_command,
             topic_dlq: topics.dlq,
             topic_state: topics.state,
@@ -204,6 +207,7 @@ impl Settings {
             risk_event: self.topic_risk_event.clone(),
             strategy_release: self.topic_strategy_release.clone(),
             ops_command: self.topic_ops_command.clone(),
+            guard_ack: self.topic_guard_ack.clone(),
             guard_command: self.topic_guard_command.clone(),
             dlq: self.topic_dlq.clone(),
             state: self.topic_state.clone(),

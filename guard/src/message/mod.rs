@@ -158,6 +158,18 @@ impl RiskEvent {
     }
 }
 
+/// A `guard_ack` (CONTRACT §1.7): a gateway has applied a guard command. A repeat of
+/// the same (`command_id`, `gateway`) is a duplicate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardAck {
+    /// The command applied.
+    pub command_id: String,
+    /// The gateway that applied it.
+    pub gateway: String,
+    /// When it was applied.
+    pub ts: Timestamp,
+}
+
 /// A `strategy_release` (CONTRACT §1.3): a version adopted in production.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StrategyRelease {
@@ -326,6 +338,8 @@ pub enum Input {
     Release(StrategyRelease),
     /// An operator's order.
     Ops(OpsCommand),
+    /// A gateway's acknowledgement of a command.
+    Ack(GuardAck),
 }
 
 impl Input {
@@ -335,6 +349,7 @@ impl Input {
             Input::Fill(m) => m.ts,
             Input::RiskEvent(m) => m.ts,
             Input::Release(m) => m.adopted_at,
+            Input::Ack(m) => m.ts,
             Input::Ops(m) => m.ts,
         }
     }
@@ -346,6 +361,7 @@ impl Input {
             Input::RiskEvent(_) => Stream::RiskEvent,
             Input::Release(_) => Stream::StrategyRelease,
             Input::Ops(_) => Stream::OpsCommand,
+            Input::Ack(_) => Stream::GuardAck,
         }
     }
 }
@@ -374,6 +390,12 @@ impl From<OpsCommand> for Input {
     }
 }
 
+impl From<GuardAck> for Input {
+    fn from(m: GuardAck) -> Self {
+        Input::Ack(m)
+    }
+}
+
 /// The input streams of CONTRACT §1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -386,15 +408,18 @@ pub enum Stream {
     StrategyRelease,
     /// Operators' orders.
     OpsCommand,
+    /// Gateways' acknowledgements (version 2).
+    GuardAck,
 }
 
 impl Stream {
     /// Every input stream, in the order summaries list them.
-    pub const ALL: [Stream; 4] = [
+    pub const ALL: [Stream; 5] = [
         Stream::ExecResult,
         Stream::RiskEvent,
         Stream::StrategyRelease,
         Stream::OpsCommand,
+        Stream::GuardAck,
     ];
 
     /// The wire name (also the default topic).
@@ -404,6 +429,7 @@ impl Stream {
             Stream::RiskEvent => "risk_event",
             Stream::StrategyRelease => "strategy_release",
             Stream::OpsCommand => "ops_command",
+            Stream::GuardAck => "guard_ack",
         }
     }
 

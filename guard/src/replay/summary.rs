@@ -112,6 +112,10 @@ impl fmt::Display for Summary {
         )?;
         for stream in Stream::ALL {
             let c = self.streams.get(&stream).cloned().unwrap_or_default();
+            if stream == Stream::GuardAck && c.read == 0 {
+                // Version 2's stream is listed only when the input has some.
+                continue;
+            }
             write!(f, "  {:<18}{:>10} read", stream.as_str(), c.read)?;
             if c.duplicates > 0 {
                 write!(f, ", {} duplicates", c.duplicates)?;

@@ -36,6 +36,8 @@ pub struct Tally {
     pub paused_for: BTreeMap<Scope, Span>,
     /// Time each scope spent reduce-only.
     pub reduce_only_for: BTreeMap<Scope, Span>,
+    /// Commands not acknowledged in time by every gateway (CONTRACT §2.10).
+    pub unacknowledged: u64,
     /// Warnings raised, per kind (not trips: they change no scope).
     pub warnings: BTreeMap<String, u64>,
     /// Commands to reduce-only per rule.
@@ -76,6 +78,10 @@ impl Tally {
                 }
                 Decision::RiskEvent(e) => {
                     self.risk_events += 1;
+                    if e.kind == "command_unacknowledged" {
+                        self.unacknowledged += 1;
+                        continue;
+                    }
                     if e.severity == Severity::Warning {
                         *self.warnings.entry(e.kind.clone()).or_default() += 1;
                         continue;
@@ -193,6 +199,9 @@ impl fmt::Display for Tally {
             writeln!(f, "    by scope  {:<18}{n:>8}", scope.to_string())?;
         }
         more(f, rest)?;
+        if self.unacknowledged > 0 {
+            writeln!(f, "  unacknowledged commands {:>8}", self.unacknowledged)?;
+        }
         for (kind, n) in &self.warnings {
             writeln!(f, "  warnings  {kind:<26}{n:>6}")?;
         }

@@ -56,6 +56,10 @@ pub struct RunArgs {
     #[arg(long, env = "GUARD_TOPIC_OPS_COMMAND")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_ops_command: Option<String>,
+    /// Topic of gateways' acknowledgements (CONTRACT §1.7). [default: guard_ack]
+    #[arg(long, env = "GUARD_TOPIC_GUARD_ACK")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_guard_ack: Option<String>,
     /// Topic of the guard's commands. [default: guard_command]
     #[arg(long, env = "GUARD_TOPIC_GUARD_COMMAND")]
     #[serde(skip_serializing_if = "Option::is_none")]

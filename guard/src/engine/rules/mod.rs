@@ -18,6 +18,7 @@
 //! | `operator.rs` | §2.4 operators' orders | — | — |
 //! | `enhanced.rs` | §2.5 enhanced monitoring (a modifier, not a rule) | `[enhanced]` | `adoptions` |
 //! | `maintenance.rs` | §2.6 maintenance windows | `[[maintenance]]` | `maintenance` |
+//! | `acks.rs` | §2.10 acknowledgements (escalates; changes no scope) | `[acks]` | `acks` |
 //! | `warnings.rs` | §2.7 warnings (raised by the fill rules; changes no scope) | `[warnings]` | in `slippage` |
 //!
 //! Enhanced monitoring pauses nothing: it changes how strictly the fill rules judge a
@@ -41,6 +42,7 @@
 //! it up from the registry; nothing else changes. The registry's tests fail when a
 //! wire name has no rule or a rule no wire name.
 
+mod acks;
 mod daily;
 mod enhanced;
 mod losing_streak;
@@ -55,6 +57,7 @@ mod warnings;
 
 use serde_json::{Map, Value};
 
+pub use acks::{Acks, AcksPolicy, Pending, MAX_PENDING};
 pub use daily::{Daily, DailyDrawdown, DailyLoss, DailyPolicy, Day, DayBook, Limit};
 pub use enhanced::{Adoptions, EnhancedPolicy, Monitoring};
 pub use losing_streak::{LosingStreakPolicy, LosingStreaks, Streak};

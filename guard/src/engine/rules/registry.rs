@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    Adoptions, DailyDrawdown, DailyLoss, DailyPolicy, EnhancedPolicy, GuardRule,
+    Acks, AcksPolicy, Adoptions, DailyDrawdown, DailyLoss, DailyPolicy, EnhancedPolicy, GuardRule,
     LosingStreakPolicy, LosingStreaks, Maintenance, MaintenancePolicy, Monitoring, OperatorOrders,
     Place, RiskEvents, SlippagePolicy, SlippageWindows, WarningsPolicy,
 };
@@ -32,6 +32,9 @@ pub struct RulePolicies {
     /// `[daily]`: daily loss and drawdown limits (version 2; left out while default).
     #[serde(skip_serializing_if = "DailyPolicy::is_default")]
     pub daily: DailyPolicy,
+    /// `[acks]`: gateways' acknowledgements (version 2; left out while default).
+    #[serde(skip_serializing_if = "AcksPolicy::is_default")]
+    pub acks: AcksPolicy,
     /// `[warnings]`: warnings before a trip (version 2; left out while off).
     #[serde(skip_serializing_if = "crate::policy::is_default")]
     pub warnings: WarningsPolicy,
@@ -41,12 +44,13 @@ pub struct RulePolicies {
 
 impl RulePolicies {
     /// Every section, in the order they are read.
-    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 6] {
+    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 7] {
         [
             &mut self.slippage,
             &mut self.losing_streak,
             &mut self.enhanced,
             &mut self.daily,
+            &mut self.acks,
             &mut self.warnings,
             &mut self.maintenance,
         ]
@@ -72,6 +76,10 @@ pub struct Rules {
     pub adoptions: Adoptions,
     /// Maintenance windows the clock is in, with the occurrence entered.
     pub maintenance: Maintenance,
+    /// Commands awaiting gateways' acknowledgements (version 2; left out of a
+    /// snapshot while acks are off).
+    #[serde(default, skip_serializing_if = "Acks::is_empty")]
+    pub acks: Acks,
 }
 
 impl Rules {
@@ -93,6 +101,7 @@ impl Rules {
         self.daily_loss.view(out);
         self.daily_drawdown.view(out);
         self.maintenance.view(out);
+        self.acks.view(out);
     }
 
     /// Applies a new message (not a duplicate) to every rule.
@@ -106,6 +115,7 @@ impl Rules {
             Input::RiskEvent(event) => self.each(p, |r| r.on_risk_event(event, decide)),
             Input::Release(release) => self.adoptions.adopt(release),
             Input::Ops(command) => self.on_ops(p, command, decide),
+            Input::Ack(ack) => self.acks.on_ack(ack),
         }
     }
 
@@ -133,8 +143,11 @@ impl Rules {
     }
 
     /// Every rule sees the clock move forward to `now`.
+    /// Deadlines of unacknowledged commands are checked after the maintenance
+    /// windows (CONTRACT §2.10).
     pub(crate) fn on_clock(&mut self, p: &RulePolicies, now: Timestamp, decide: &mut Decide<'_>) {
         self.each(p, |r| r.on_clock(now, decide));
+        self.acks.on_clock(&p.acks, now, decide);
     }
 
     /// Every rule forgets what the state horizon has passed.
@@ -282,6 +295,7 @@ mod tests {
                 "losing_streak",
                 "enhanced",
                 "daily",
+                "acks",
                 "warnings",
                 "maintenance"
             ]
@@ -291,6 +305,7 @@ mod tests {
         assert!(default.get("warnings").is_none(), "{default}");
         p.warnings.enabled = true;
         p.daily.max_loss = 1.0;
+        p.acks.gateways = vec!["gw".into()];
         let printed = serde_json::to_value(&p).unwrap();
         let printed: Vec<&String> = printed.as_object().unwrap().keys().collect();
         let mut sorted = keys.clone();

@@ -94,7 +94,6 @@ pub(crate) struct Given<R: GuardRule> {
     arrivals: u64,
     decided: Vec<Decision>,
     role: Role,
-    warnings: bool,
 }
 
 impl<R: GuardRule + Default> Given<R> {
@@ -107,14 +106,7 @@ impl<R: GuardRule + Default> Given<R> {
             arrivals: 0,
             decided: Vec::new(),
             role: Role::Whole,
-            warnings: false,
         }
-    }
-
-    /// The same, with `[warnings] enabled = true`.
-    pub(crate) fn with_warnings(mut self) -> Self {
-        self.warnings = true;
-        self
     }
 
     /// The same, on a scaled-out guard's worker, which keeps no scopes.
@@ -139,7 +131,8 @@ impl<R: GuardRule> Given<R> {
             self.role,
             "guard",
             "p-test",
-            self.warnings,
+            // Warnings are tested through the whole engine (tests/tests/rules_warnings.rs).
+            false,
         );
         f(&mut self.rule, &self.policy, &mut decide);
         self.decided[from..].iter().map(describe).collect()

@@ -175,7 +175,7 @@ pub struct LiveGuard<S: Store> {
 #[derive(Default)]
 struct TurnCounts {
     /// Valid messages by stream (indexed by [`Stream::rank`]).
-    messages: [u64; 4],
+    messages: [u64; Stream::ALL.len()],
     duplicates: u64,
     /// Fills of another environment, ignored.
     other_env: u64,
