@@ -246,7 +246,7 @@ fn load(
             .create()
             .expect("producer"),
     );
-    let listener: BaseConsumer = kafka::consumer(config)
+    let listener: BaseConsumer = kafka::input_consumer(config)
         .set("group.id", "e2e-listener")
         .create()
         .expect("listener");
@@ -263,7 +263,7 @@ fn load(
     ));
     let ping_stop = Arc::new(AtomicBool::new(false));
     let ping_reader = {
-        let consumer: BaseConsumer = kafka::consumer(config)
+        let consumer: BaseConsumer = kafka::input_consumer(config)
             .set("group.id", "e2e-ping")
             .create()
             .expect("ping listener");
