@@ -120,7 +120,7 @@ impl Drop for Wakeup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     use rdkafka::ClientConfig;
