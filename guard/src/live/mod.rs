@@ -8,6 +8,7 @@
 //! - [`order_log`]: that order made durable before a decision goes out.
 //! - [`outbox`]: outgoing messages in decision order until the broker has them.
 //! - [`pipeline`]: the loop — decide, publish, persist, commit.
+//! - [`wakeup`]: the loop sleeps until a message or a delivery report comes.
 //! - [`status`]: metrics and the readable state for the HTTP server.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
 
@@ -26,6 +27,7 @@ pub mod settings;
 pub mod standby;
 pub mod status;
 pub mod store;
+pub mod wakeup;
 
 pub use config::{LiveConfig, Topics};
 pub use pipeline::{LiveError, LiveGuard};
