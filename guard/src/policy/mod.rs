@@ -10,6 +10,7 @@
 //! ([`RulePolicies`]). This module holds what they share: the `Reader` that walks a
 //! table, the guard's own `[state]` section, and the policy's version.
 
+mod print;
 mod reader;
 
 use serde::Serialize;

@@ -46,8 +46,8 @@ use crate::time::Timestamp;
 pub struct DailyPolicy {
     /// Off when false.
     pub enabled: bool,
-    /// When a trading day starts, seconds after local midnight.
-    #[serde(serialize_with = "ser_clock")]
+    /// When a trading day starts, seconds after local midnight (`day_start` in the file).
+    #[serde(rename = "day_start", serialize_with = "ser_clock")]
     pub day_start_secs: u32,
     /// The time zone of the trading day.
     #[serde(serialize_with = "ser_tz")]
