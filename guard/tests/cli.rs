@@ -399,3 +399,33 @@ fn guard_policy_prints_a_file_that_reads_back_to_the_same_version() {
     let second = guard(&["policy", "--policy", again.to_str().unwrap()]);
     assert_eq!(text(&second.stdout), printed);
 }
+
+#[test]
+fn sweep_with_report_prints_each_variants_report_and_sweeps_version_2_keys() {
+    let out = guard(&[
+        "replay",
+        "--input",
+        "tests/golden/v2_modes_warnings_env/input.jsonl",
+        "--policy",
+        "tests/golden/v2_modes_warnings_env/policy.toml",
+        "--sweep",
+        "warnings.enabled=true,false",
+        "--sweep",
+        "env=prod,stg",
+        "--report",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("reduce_only  warnings"),
+        "{table}"
+    );
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("report:").count(), 4, "{err}");
+    assert!(err.contains("== warnings.enabled=true env=prod"), "{err}");
+    assert!(err.contains("1 of another environment ignored"), "{err}");
+}

@@ -211,5 +211,8 @@ fn run_sweep(
         .map_err(|e| Failure::run(format!("cannot write the sweep table: {e}")))?;
     eprintln!("{summary}");
     eprintln!("  sweep: {} variants", sweep.variants.len());
+    if args.report {
+        eprint!("{}", sweep.reports());
+    }
     Ok(())
 }

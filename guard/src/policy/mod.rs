@@ -232,19 +232,35 @@ impl Policy {
         })?;
         for (key, raw) in overrides {
             let Some((section, leaf)) = key.split_once('.') else {
-                return Err(PolicyError(vec![format!(
-                    "{key}: an override names a section and a key, e.g. slippage.threshold_bps"
-                )]));
+                // A top-level key (`env`).
+                table.insert(key.clone(), override_value(raw));
+                continue;
             };
-            let entry = table
-                .entry(section.to_owned())
-                .or_insert_with(|| Value::Table(Table::new()));
-            let Value::Table(section_table) = entry else {
-                return Err(PolicyError(vec![format!(
-                    "{key}: [{section}] is not a table"
-                )]));
-            };
-            section_table.insert(leaf.to_owned(), override_value(raw));
+            let entry = table.entry(section.to_owned()).or_insert_with(|| {
+                if section == "maintenance" {
+                    Value::Array(vec![Value::Table(Table::new())])
+                } else {
+                    Value::Table(Table::new())
+                }
+            });
+            match entry {
+                Value::Table(section_table) => {
+                    section_table.insert(leaf.to_owned(), override_value(raw));
+                }
+                // `maintenance.KEY` sets the key of every window.
+                Value::Array(windows) => {
+                    for window in windows {
+                        if let Value::Table(w) = window {
+                            w.insert(leaf.to_owned(), override_value(raw));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(PolicyError(vec![format!(
+                        "{key}: [{section}] is not a table"
+                    )]))
+                }
+            }
         }
         Policy::from_table(&table)
     }

@@ -96,16 +96,18 @@ impl Sweep {
         })
     }
 
-    /// Applies one input to every variant and returns what happened to it (the same
-    /// for every variant: duplicates and the own source do not depend on the policy).
+    /// Applies one input to every variant and returns what happened to it in the
+    /// first one (the summary's count). Duplicates and the own source do not depend on
+    /// the policy; a fill of another environment does, when `env` is swept.
     pub fn apply(&mut self, input: &Input) -> Disposition {
-        let mut disposition = Disposition::Applied;
+        let mut first = None;
         for variant in &mut self.variants {
             self.scratch.clear();
-            disposition = variant.engine.apply_into(input, &mut self.scratch);
+            let disposition = variant.engine.apply_into(input, &mut self.scratch);
+            first.get_or_insert(disposition);
             variant.tally.observe(input, &self.scratch);
         }
-        disposition
+        first.unwrap_or(Disposition::Applied)
     }
 
     /// Closes every tally at its engine's clock.
@@ -113,6 +115,23 @@ impl Sweep {
         for variant in &mut self.variants {
             variant.tally.close(variant.engine.state().clock);
         }
+    }
+
+    /// Every variant's full `--report`, headed by its settings and policy version.
+    pub fn reports(&self) -> String {
+        let mut out = String::new();
+        for v in &self.variants {
+            let settings: Vec<String> =
+                v.settings.iter().map(|(k, x)| format!("{k}={x}")).collect();
+            let _ = writeln!(
+                out,
+                "== {} ({})\n{}",
+                settings.join(" "),
+                v.engine.policy_version(),
+                v.tally
+            );
+        }
+        out
     }
 
     /// The table: one row per variant.
@@ -137,6 +156,19 @@ impl Sweep {
                 .map(String::from),
             )
             .collect()];
+        // Version-2 outcomes get their columns only when some variant has any.
+        let extra: Vec<(&str, fn(&Tally) -> u64)> = [
+            (
+                "reduce_only",
+                (|t: &Tally| t.reduce_only_by_rule.values().sum()) as fn(&Tally) -> u64,
+            ),
+            ("warnings", |t: &Tally| t.warnings.values().sum()),
+            ("unacknowledged", |t: &Tally| t.unacknowledged),
+        ]
+        .into_iter()
+        .filter(|(_, count)| self.variants.iter().any(|v| count(&v.tally) > 0))
+        .collect();
+        rows[0].extend(extra.iter().map(|(name, _)| (*name).to_owned()));
         for v in &self.variants {
             let mut row: Vec<String> = v.settings.iter().map(|(_, val)| val.clone()).collect();
             row.push(v.engine.policy_version().to_owned());
@@ -150,6 +182,7 @@ impl Sweep {
                     .as_ref()
                     .map_or_else(|| "-".to_owned(), |t| format!("{} {}", t.at, t.kind)),
             );
+            row.extend(extra.iter().map(|(_, count)| count(&v.tally).to_string()));
             rows.push(row);
         }
         let widths: Vec<usize> = (0..rows[0].len())
