@@ -56,7 +56,57 @@ pub fn run(args: StatusArgs) -> Result<(), Failure> {
     print_windows(&state);
     print_streaks(&state);
     print_maintenance(&state);
+    print_daily(&state);
+    print_acks(&state);
     Ok(())
+}
+
+/// The daily books (the first 20 of each limit): each group's trading day.
+fn print_daily(state: &Value) {
+    for (key, title) in [
+        ("daily_loss", "DAILY LOSS"),
+        ("daily_drawdown", "DAILY DRAWDOWN"),
+    ] {
+        let days = items(&state[key]);
+        if days.is_empty() {
+            continue;
+        }
+        println!("\n{title}: {} group-day(s)", days.len());
+        for d in days.iter().take(20) {
+            println!(
+                "  {:<28} {}  pnl {}  peak {}{}",
+                text(&d["group"]),
+                text(&d["trading_day"]),
+                d["pnl"],
+                d["peak"],
+                if d["tripped"] == Value::Bool(true) {
+                    "  TRIPPED"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
+/// Commands the gateways have not all acknowledged yet, and who is missing.
+fn print_acks(state: &Value) {
+    let pending = items(&state["acks_pending"]);
+    if pending.is_empty() {
+        return;
+    }
+    println!("\nAWAITING ACKNOWLEDGEMENT: {}", pending.len());
+    for p in pending.iter().take(20) {
+        let missing: Vec<String> = items(&p["missing"]).iter().map(text).collect();
+        println!(
+            "  {}  {} {}  deadline {}  missing {}",
+            text(&p["command_id"]),
+            text(&p["action"]),
+            text(&p["scope"]["kind"]),
+            text(&p["deadline"]),
+            missing.join(", ")
+        );
+    }
 }
 
 /// The first line: which guard answered, whether it is active and ready, and what

@@ -146,6 +146,7 @@ pub fn prometheus(status: &Status) -> String {
     counters(&status.metrics, &mut out);
     gauges(status, &mut out);
     latency(&status.metrics.decision_latency, &mut out);
+    state_gauges(&status.state, &mut out);
     out.push_str("# TYPE guard_ready gauge\n");
     out.push_str(&format!("guard_ready {}\n", u8::from(status.ready)));
     out.push_str(&format!(
@@ -153,6 +154,31 @@ pub fn prometheus(status: &Status) -> String {
         u8::from(status.publishing)
     ));
     out
+}
+
+/// Gauges read from the `/state` view (as of its last rebuild): scopes by mode,
+/// commands awaiting acknowledgements, daily books that tripped today.
+fn state_gauges(state: &Value, out: &mut String) {
+    let count = |key: &str| state[key].as_array().map_or(0, Vec::len);
+    out.push_str("# HELP guard_scopes Scopes not running, by mode (paused, reduce_only).\n");
+    out.push_str("# TYPE guard_scopes gauge\n");
+    for mode in ["paused", "reduce_only"] {
+        out.push_str(&format!(
+            "guard_scopes{{mode=\"{mode}\"}} {}\n",
+            count(mode)
+        ));
+    }
+    out.push_str("# HELP guard_acks_pending Commands awaiting gateways' acknowledgements.\n");
+    out.push_str("# TYPE guard_acks_pending gauge\n");
+    out.push_str(&format!("guard_acks_pending {}\n", count("acks_pending")));
+    out.push_str("# HELP guard_daily_books Groups' trading days kept by a daily limit.\n");
+    out.push_str("# TYPE guard_daily_books gauge\n");
+    for rule in ["daily_loss", "daily_drawdown"] {
+        out.push_str(&format!(
+            "guard_daily_books{{rule=\"{rule}\"}} {}\n",
+            count(rule)
+        ));
+    }
 }
 
 /// The counters: messages, decisions, failures, checkpoints, order journal.
@@ -249,4 +275,32 @@ fn latency(h: &Histogram<u64>, out: &mut String) {
         ));
     }
     line(format!("guard_decision_latency_seconds_count {}", h.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_show_modes_pending_acks_and_daily_books() {
+        let status = Status {
+            state: json!({
+                "paused": [{"scope": {"kind": "global"}}],
+                "reduce_only": [{"scope": {"kind": "global"}}, {"scope": {"kind": "strategy", "strategy_id": "a"}}],
+                "acks_pending": [{"command_id": "c"}],
+                "daily_loss": [{"group": "a"}],
+            }),
+            ..Status::default()
+        };
+        let text = prometheus(&status);
+        for line in [
+            "guard_scopes{mode=\"paused\"} 1",
+            "guard_scopes{mode=\"reduce_only\"} 2",
+            "guard_acks_pending 1",
+            "guard_daily_books{rule=\"daily_loss\"} 1",
+            "guard_daily_books{rule=\"daily_drawdown\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
 }
