@@ -1041,3 +1041,73 @@ fn an_aggregator_sends_a_trip_naming_no_rule_of_the_guard_to_the_dead_letter_top
     assert_eq!(commands.len(), 1);
     assert_eq!(commands[0].rule, guard::message::Rule::LosingStreak);
 }
+
+/// CONTRACT §2.10 live: with `[acks]` in the policy the guard reads `guard_ack`, and
+/// a command a gateway did not acknowledge in time is escalated — the same decisions
+/// as replay of the same messages.
+#[test]
+fn an_unacknowledged_command_is_escalated_as_replay_escalates_it() {
+    let mut rig = Rig::new("acks");
+    rig.config.policy = guard::policy::Policy::from_toml(
+        "maintenance = []\n[acks]\ngateways = [\"gw-a\"]\ntimeout = \"2s\"",
+    )
+    .unwrap();
+    let mut guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    let mut lines = Vec::new();
+    let mut feed = |rig: &mut Rig, guard: &mut LiveGuard<MemStore>, topic: &str, event: String| {
+        rig.feed(guard, topic, event.as_bytes());
+        lines.push(format!(r#"{{"stream":"{topic}","event":{event}}}"#));
+    };
+    let pause = r#"{"command_id":"o1","action":"pause","scope":{"kind":"global"},"operator":"a","ts":"2025-08-11T00:00:00Z"}"#;
+    feed(&mut rig, &mut guard, "ops_command", pause.into());
+    rig.settle(&mut guard);
+    let paused: GuardCommand =
+        serde_json::from_slice(&rig.read_topic("guard_command")[0].1).unwrap();
+    let ack = format!(
+        r#"{{"command_id":"{}","gateway":"gw-a","ts":"2025-08-11T00:00:01Z"}}"#,
+        paused.command_id
+    );
+    feed(&mut rig, &mut guard, "guard_ack", ack);
+    let resume = r#"{"command_id":"o2","action":"resume","scope":{"kind":"global"},"operator":"a","ts":"2025-08-11T00:00:01.500Z"}"#;
+    feed(&mut rig, &mut guard, "ops_command", resume.into());
+    let late = r#"{"fill_id":"f1","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"ts":"2025-08-11T00:00:10Z"}"#;
+    feed(&mut rig, &mut guard, "exec_result", late.into());
+    rig.settle(&mut guard);
+    let events: Vec<serde_json::Value> = rig
+        .read_topic("risk_event")
+        .iter()
+        .map(|(_, payload, _)| serde_json::from_slice(payload).unwrap())
+        .collect();
+    let escalated: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "command_unacknowledged")
+        .collect();
+    let commands: Vec<GuardCommand> = rig
+        .read_topic("guard_command")
+        .iter()
+        .map(|(_, payload, _)| serde_json::from_slice(payload).unwrap())
+        .collect();
+    assert_eq!(commands.len(), 2);
+    assert_eq!(escalated.len(), 1, "{events:?}");
+    assert_eq!(escalated[0]["evidence"][0], commands[1].command_id.as_str());
+    assert_eq!(escalated[0]["severity"], "warning");
+    // Replay of the same messages decides the same.
+    let engine = Engine::new(rig.config.policy.clone(), Default::default());
+    let (decided, _, _) = guard::replay::run(engine, &lines);
+    let ids: Vec<&str> = decided.iter().map(|d| d.id()).collect();
+    let mut published: Vec<String> = commands.iter().map(|c| c.command_id.clone()).collect();
+    published.extend(
+        events
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+    );
+    let mut expected: Vec<&str> = ids.clone();
+    expected.sort_unstable();
+    published.sort_unstable();
+    assert_eq!(published, expected);
+}

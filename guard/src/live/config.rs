@@ -68,8 +68,8 @@ impl Topics {
         Stream::ALL.into_iter().find(|s| self.of(*s) == topic)
     }
 
-    /// Every input topic the live guard reads. Not `guard_ack` yet: the live guard
-    /// does not read acknowledgements (replay does; docs/CONTRACT-NOTES.md).
+    /// The input topics of the version-1 streams; the live guard reads `guard_ack`
+    /// besides only while the policy awaits acknowledgements.
     pub fn inputs(&self) -> Vec<String> {
         Stream::ALL
             .iter()

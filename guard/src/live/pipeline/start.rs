@@ -129,20 +129,32 @@ impl<S: Store> LiveGuard<S> {
     }
 
     /// The topics this guard reads, with the partitions it owns of each (`None`: all).
+    /// Gateways' acknowledgements are read where commands are decided, and only while
+    /// the policy awaits some (`[acks] gateways`).
     pub(super) fn reads(&self) -> Vec<(String, Option<Vec<i32>>)> {
         let t = &self.config.topics;
+        let acks = (!self.config.policy.rules.acks.gateways.is_empty())
+            .then(|| (t.guard_ack.clone(), None));
         match self.config.role {
-            Role::Whole => t.inputs().into_iter().map(|topic| (topic, None)).collect(),
+            Role::Whole => t
+                .inputs()
+                .into_iter()
+                .map(|topic| (topic, None))
+                .chain(acks)
+                .collect(),
             Role::Worker => vec![
                 (t.exec_result.clone(), Some(self.config.owned.clone())),
                 (t.strategy_release.clone(), Some(self.config.owned.clone())),
                 (t.ops_command.clone(), None),
             ],
-            Role::Aggregator => vec![
+            Role::Aggregator => [
                 (t.facts.clone(), None),
                 (t.ops_command.clone(), None),
                 (t.risk_event.clone(), None),
-            ],
+            ]
+            .into_iter()
+            .chain(acks)
+            .collect(),
         }
     }
 
