@@ -5,9 +5,11 @@
 //! `null` means absent. Outputs are [`GuardCommand`] and the guard's own
 //! [`RiskEvent`]s, wrapped in a [`Decision`].
 
+mod gateway;
 mod mode;
 mod scope;
 
+pub use gateway::{Heartbeat, PauseState};
 pub use mode::{Effect, Mode};
 pub use scope::Scope;
 

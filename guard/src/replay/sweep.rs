@@ -10,6 +10,9 @@ use crate::time::human_span;
 
 use super::Tally;
 
+/// A count a sweep column shows, read from a variant's tally.
+type Count = fn(&Tally) -> u64;
+
 /// One `--sweep` dimension: a policy key and its values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepAxis {
@@ -157,10 +160,10 @@ impl Sweep {
             )
             .collect()];
         // Version-2 outcomes get their columns only when some variant has any.
-        let extra: Vec<(&str, fn(&Tally) -> u64)> = [
+        let extra: Vec<(&str, Count)> = [
             (
                 "reduce_only",
-                (|t: &Tally| t.reduce_only_by_rule.values().sum()) as fn(&Tally) -> u64,
+                (|t: &Tally| t.reduce_only_by_rule.values().sum()) as Count,
             ),
             ("warnings", |t: &Tally| t.warnings.values().sum()),
             ("unacknowledged", |t: &Tally| t.unacknowledged),
