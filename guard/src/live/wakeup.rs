@@ -14,6 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
+use rdkafka::client::{Client, ClientContext};
 
 /// librdkafka queue handles that wake one socket when they turn non-empty.
 ///
@@ -39,7 +40,10 @@ impl Wakeup {
     ///
     /// # Errors
     /// When the socket pair cannot be made.
-    pub fn new(consumer: *mut rd::rd_kafka_t, producer: *mut rd::rd_kafka_t) -> io::Result<Self> {
+    pub fn new<C: ClientContext, P: ClientContext>(
+        consumer: &Client<C>,
+        producer: &Client<P>,
+    ) -> io::Result<Self> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
         tx.set_nonblocking(true)?;
@@ -48,8 +52,8 @@ impl Wakeup {
         // a group.
         let handles = unsafe {
             [
-                rd::rd_kafka_queue_get_consumer(consumer),
-                rd::rd_kafka_queue_get_main(producer),
+                rd::rd_kafka_queue_get_consumer(consumer.native_ptr()),
+                rd::rd_kafka_queue_get_main(producer.native_ptr()),
             ]
         };
         let queues: Vec<Queue> = handles
@@ -138,11 +142,7 @@ mod tests {
             .set("group.id", "g")
             .create()
             .expect("consumer");
-        let mut wakeup = Wakeup::new(
-            consumer.client().native_ptr(),
-            producer.client().native_ptr(),
-        )
-        .expect("wakeup");
+        let mut wakeup = Wakeup::new(consumer.client(), producer.client()).expect("wakeup");
         assert!(!wakeup.pending());
         producer
             .send(BaseRecord::to("t").key("k").payload("v"))

@@ -32,10 +32,7 @@ impl<S: Store> LiveGuard<S> {
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
         let consumer: BaseConsumer = kafka::input_consumer(&config).create()?;
-        let wakeup = Wakeup::new(
-            consumer.client().native_ptr(),
-            producer.client().native_ptr(),
-        )?;
+        let wakeup = Wakeup::new(consumer.client(), producer.client())?;
         let input_watch = InputWatch::start(&config);
         let mut guard = LiveGuard {
             config,
