@@ -13,7 +13,7 @@ impl<S: Store> LiveGuard<S> {
         if self.prepared.is_some() || self.writer.busy() {
             self.try_save();
             let record_acked = match &self.prepared {
-                Some((_, _, record)) => self.journal.is_acked(*record),
+                Some(prepared) => self.journal.is_acked(prepared.record),
                 None => true,
             };
             if !record_acked {
@@ -36,8 +36,17 @@ impl<S: Store> LiveGuard<S> {
             self.pending_seen.retain(|(_, second)| *second >= from);
         }
         let seen = std::mem::take(&mut self.pending_seen);
+        // A new changelog lineage needs the whole dedup set once, exactly as the
+        // checkpoint has it.
+        let full = std::mem::take(&mut self.publish_full)
+            .then(|| self.engine.state().seen.entries().collect());
         self.cut_journal();
-        self.prepared = Some((checkpoint, seen, self.journal.written()));
+        self.prepared = Some(Prepared {
+            checkpoint,
+            seen,
+            full,
+            record: self.journal.written(),
+        });
         self.dirty = false;
         self.try_save();
     }
@@ -48,16 +57,17 @@ impl<S: Store> LiveGuard<S> {
         if self.writer.busy() {
             return;
         }
-        let Some((_, _, record)) = &self.prepared else {
+        let Some(prepared) = &self.prepared else {
             return;
         };
-        if !self.journal.is_acked(*record) {
+        if !self.journal.is_acked(prepared.record) {
             return;
         }
-        let Some((checkpoint, seen, _)) = self.prepared.take() else {
+        let Some(prepared) = self.prepared.take() else {
             return;
         };
-        self.writer.submit(checkpoint, seen);
+        self.writer
+            .submit(prepared.checkpoint, prepared.seen, prepared.full);
     }
 
     /// Takes the store writer's answer, when it has one (never waits).
@@ -82,7 +92,9 @@ impl<S: Store> LiveGuard<S> {
             seen,
             result,
             took,
+            wants_full,
         } = written;
+        self.publish_full = wants_full;
         match result {
             Ok(()) => {
                 self.last_persisted = Instant::now();
