@@ -76,8 +76,9 @@ pub struct Status {
     pub role: &'static str,
     /// Counters.
     pub metrics: Metrics,
-    /// The `/state` document.
-    pub state: Value,
+    /// The `/state` document, as JSON text: kept as a `Value` it took several times
+    /// the memory, and two of it were alive while it was rebuilt.
+    pub state: StateText,
     /// Ops command ids applied recently, with whether they changed a scope
     /// (read by `guard pause`/`resume` to report "already in that state").
     pub ops_applied: BTreeMap<String, bool>,
@@ -93,6 +94,24 @@ impl StatusHandle {
     /// Locks the status (a poisoned lock still yields the data: status is advisory).
     pub fn lock(&self) -> MutexGuard<'_, Status> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The `/state` document (a JSON object's text) and how many scopes it shows paused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateText {
+    /// The JSON text.
+    pub json: String,
+    /// Paused scopes in it (a gauge).
+    pub paused: usize,
+}
+
+/// [`state_view`], rendered.
+pub fn state_text(engine: &Engine) -> StateText {
+    let view = state_view(engine);
+    StateText {
+        paused: view["paused"].as_array().map_or(0, Vec::len),
+        json: view.to_string(),
     }
 }
 
@@ -203,11 +222,7 @@ fn gauges(status: &Status, out: &mut String) {
         out.push_str(&text);
         out.push('\n');
     };
-    let paused = status
-        .state
-        .get("paused")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let paused = status.state.paused;
     line("# TYPE guard_paused_scopes gauge".into());
     line(format!("guard_paused_scopes {paused}"));
     line("# TYPE guard_consumer_lag gauge".into());

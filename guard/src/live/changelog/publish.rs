@@ -54,7 +54,7 @@ impl ChangelogWriter {
     /// whole set, which a new lineage needs once), its state when due.
     pub fn written(
         &mut self,
-        checkpoint: &Checkpoint,
+        checkpoint: Checkpoint,
         seen: &[SeenEntry],
         full: Option<&[SeenEntry]>,
     ) {
@@ -70,7 +70,7 @@ impl ChangelogWriter {
             // A record was lost: this lineage is abandoned.
             return;
         }
-        self.pending = Some(checkpoint.clone());
+        self.pending = Some(checkpoint);
         self.idle();
     }
 

@@ -208,7 +208,11 @@ impl Reader {
             seq: manifest.seq,
             why,
         };
-        let state: StateRecord = serde_json::from_slice(bytes)
+        let split = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| incomplete("the state has no head".into()))?;
+        let state: StateRecord = serde_json::from_slice(&bytes[..split])
             .map_err(|e| incomplete(format!("the state is unreadable: {e}")))?;
         let from = manifest.seen_from.unwrap_or(i64::MIN);
         let (mut blocks, mut entries, mut digest) = (0u64, 0u64, 0u64);
@@ -236,7 +240,7 @@ impl Reader {
             instance: state.instance,
             checkpoint: Checkpoint {
                 seq: state.seq,
-                engine: state.engine.into_bytes(),
+                engine: bytes[split + 1..].to_vec(),
                 offsets: state.offsets,
                 outbox: state.outbox,
                 seen_from: state.seen_from,

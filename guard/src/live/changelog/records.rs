@@ -63,13 +63,13 @@ impl Published {
     }
 }
 
-/// The state record: the checkpoint without its dedup ids.
+/// The state record: the checkpoint without its dedup ids. On the wire this head as
+/// one line of JSON, then the engine snapshot's own bytes (JSON text without the
+/// dedup ids), so the snapshot is neither escaped nor copied into a string.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StateRecord {
     pub instance: String,
     pub seq: u64,
-    /// The engine snapshot without the dedup ids (JSON text).
-    pub engine: String,
     #[serde(with = "crate::engine::pairs")]
     pub offsets: BTreeMap<Partition, i64>,
     pub outbox: Vec<OutMsg>,
@@ -142,6 +142,21 @@ pub(super) fn decode_entries(bytes: &[u8]) -> impl Iterator<Item = SeenEntry> + 
             i64::from_be_bytes(raw[16..].try_into().expect("8 bytes")),
         )
     })
+}
+
+/// The state record of `checkpoint`: its head, a newline, its engine snapshot.
+fn state_record(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
+    let head = StateRecord {
+        instance: instance.to_owned(),
+        seq: checkpoint.seq,
+        offsets: checkpoint.offsets.clone(),
+        outbox: checkpoint.outbox.clone(),
+        seen_from: checkpoint.seen_from,
+    };
+    let mut bytes = serde_json::to_vec(&head).expect("state records serialise");
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&checkpoint.engine);
+    bytes
 }
 
 /// A block as the writer remembers it: enough to count it and to tombstone it.
@@ -247,15 +262,7 @@ impl Publisher {
             self.entries -= mark.entries;
             gone.push(number);
         }
-        let state = StateRecord {
-            instance: self.instance.clone(),
-            seq: checkpoint.seq,
-            engine: String::from_utf8_lossy(&checkpoint.engine).into_owned(),
-            offsets: checkpoint.offsets.clone(),
-            outbox: checkpoint.outbox.clone(),
-            seen_from: checkpoint.seen_from,
-        };
-        let bytes = serde_json::to_vec(&state).expect("state records serialise");
+        let bytes = state_record(&self.instance, checkpoint);
         let mut records = Vec::new();
         let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
         for (index, data) in chunks.iter().enumerate() {

@@ -49,7 +49,7 @@ use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::merge::{Merge, MergeKey};
 use super::order_log::{self, Journal, Step};
 use super::outbox::{Outbox, RESEND_AFTER};
-use super::status::{state_view, StatusHandle};
+use super::status::{state_text, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
 use crate::decode::{decode, DecodeError};
 use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};

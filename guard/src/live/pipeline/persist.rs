@@ -88,7 +88,8 @@ impl<S: Store> LiveGuard<S> {
     /// not: the previous checkpoint stays in force, its dedup ids go into the next.
     fn on_written(&mut self, written: Written) {
         let Written {
-            checkpoint,
+            seq,
+            offsets,
             seen,
             result,
             took,
@@ -103,16 +104,12 @@ impl<S: Store> LiveGuard<S> {
                     self.status.lock().degraded = self.inputs_lost;
                     warn!("the state is persisted again; the global pause stays until an operator resumes");
                 }
-                self.seq = checkpoint.seq;
+                self.seq = seq;
                 self.status.lock().metrics.checkpoints += 1;
                 // /state follows the checkpoints too (the forgetting of old windows).
                 self.view_stale = true;
-                debug!(
-                    seq = checkpoint.seq,
-                    took_us = took.as_micros() as u64,
-                    "checkpoint written"
-                );
-                self.commit_offsets(&checkpoint.offsets);
+                debug!(seq, took_us = took.as_micros() as u64, "checkpoint written");
+                self.commit_offsets(&offsets);
             }
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");

@@ -95,7 +95,7 @@ impl<S: Store> LiveGuard<S> {
         status.ready = true;
         status.publishing = true;
         status.role = "active";
-        status.state = state_view(&self.engine);
+        status.state = state_text(&self.engine);
         status.offsets = self
             .offsets
             .iter()

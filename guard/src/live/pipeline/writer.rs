@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::live::changelog::ChangelogWriter;
-use crate::live::store::{Checkpoint, SeenEntry, Store, StoreError};
+use std::collections::BTreeMap;
+
+use crate::live::store::{Checkpoint, Partition, SeenEntry, Store, StoreError};
 
 /// How often an idle writer looks whether a changelog snapshot is due.
 const IDLE_EVERY: Duration = Duration::from_millis(200);
@@ -28,8 +30,10 @@ struct Job {
 
 /// What the writer did with a [`Job`].
 pub(super) struct Written {
-    /// The checkpoint it wrote (or failed to write).
-    pub checkpoint: Checkpoint,
+    /// The number of the checkpoint it wrote (or failed to write).
+    pub seq: u64,
+    /// The input offsets that checkpoint covers.
+    pub offsets: BTreeMap<Partition, i64>,
     /// Its dedup ids: on a failure they belong in the next checkpoint.
     pub seen: Vec<SeenEntry>,
     /// The store's answer.
@@ -65,11 +69,13 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
         ))
     });
     let took = started.elapsed();
+    let (seq, offsets) = (job.checkpoint.seq, job.checkpoint.offsets.clone());
     if let (Ok(()), Some(changelog)) = (&result, changelog.as_mut()) {
-        changelog.written(&job.checkpoint, &job.seen, job.full.as_deref());
+        changelog.written(job.checkpoint, &job.seen, job.full.as_deref());
     }
     Written {
-        checkpoint: job.checkpoint,
+        seq,
+        offsets,
         seen: job.seen,
         result,
         took,
@@ -144,7 +150,8 @@ impl<S: Store> Writer<S> {
             full,
         }) {
             self.refused = Some(Written {
-                checkpoint: job.checkpoint,
+                seq: job.checkpoint.seq,
+                offsets: job.checkpoint.offsets,
                 seen: job.seen,
                 result: Err(StoreError::Corrupt(
                     "the store writer thread is gone".into(),
