@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::engine::Engine;
 use crate::message::Decision;
+use crate::time::Timestamp;
 
 /// Counters and gauges of the live guard.
 pub struct Metrics {
@@ -106,18 +108,63 @@ pub struct StateText {
     pub paused: usize,
 }
 
-/// [`state_view`], rendered.
+/// A breach as `/state` shows it.
+#[derive(Serialize)]
+struct BreachView<'a> {
+    fill_id: &'a str,
+    strategy_id: &'a str,
+    ts: Timestamp,
+}
+
+/// A slippage window as `/state` shows it.
+#[derive(Serialize)]
+struct WindowView<'a> {
+    group: &'a str,
+    breaches: Vec<BreachView<'a>>,
+}
+
+/// [`state_view`], rendered: the same document, but the slippage windows (tens of
+/// thousands of breaches on a busy day) are written out directly rather than built
+/// as values first.
 pub fn state_text(engine: &Engine) -> StateText {
-    let view = state_view(engine);
-    StateText {
-        paused: view["paused"].as_array().map_or(0, Vec::len),
-        json: view.to_string(),
-    }
+    let mut view = view_head(engine);
+    engine.state().rules.view_without_windows(&mut view);
+    let paused = view["paused"].as_array().map_or(0, Vec::len);
+    let windows: Vec<WindowView<'_>> = engine
+        .state()
+        .rules
+        .slippage
+        .groups()
+        .map(|(group, breaches)| WindowView {
+            group: group.unwrap_or("(all strategies)"),
+            breaches: breaches
+                .iter()
+                .map(|b| BreachView {
+                    fill_id: &b.fill_id,
+                    strategy_id: &b.strategy_id,
+                    ts: b.ts,
+                })
+                .collect(),
+        })
+        .collect();
+    let mut json = Value::Object(view).to_string();
+    json.pop();
+    json.push_str(",\"slippage_windows\":");
+    json.push_str(&serde_json::to_string(&windows).expect("views serialise"));
+    json.push('}');
+    StateText { json, paused }
 }
 
 /// Builds the `/state` document from the engine: its paused scopes, then what every
 /// rule shows of itself.
 pub fn state_view(engine: &Engine) -> Value {
+    let mut view = view_head(engine);
+    engine.state().rules.view(&mut view);
+    Value::Object(view)
+}
+
+/// The engine's own part of the `/state` document.
+fn view_head(engine: &Engine) -> Map<String, Value> {
     let state = engine.state();
     let paused: Vec<Value> = state
         .scopes
@@ -128,9 +175,8 @@ pub fn state_view(engine: &Engine) -> Value {
     view.insert("policy_version".into(), json!(engine.policy_version()));
     view.insert("clock".into(), json!(state.clock));
     view.insert("paused".into(), Value::Array(paused));
-    state.rules.view(&mut view);
     view.insert("seen_ids".into(), json!(state.seen.len()));
-    Value::Object(view)
+    view
 }
 
 impl Metrics {
@@ -252,4 +298,40 @@ fn latency(h: &Histogram<u64>, out: &mut String) {
         ));
     }
     line(format!("guard_decision_latency_seconds_count {}", h.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rules::testing::{fill, t};
+    use crate::engine::EngineOptions;
+    use crate::message::Input;
+    use crate::policy::Policy;
+
+    #[test]
+    fn the_state_text_is_the_state_view_rendered() {
+        let mut engine = Engine::new(Policy::default(), EngineOptions::default());
+        for (i, (strategy, bps)) in [
+            ("alpha", 7.0),
+            ("beta", 9.0),
+            ("alpha", 8.0),
+            ("alpha", 1.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = t(60.0 * i as f64);
+            engine.apply(&Input::Fill(fill(&format!("f{i}"), strategy, bps, at)));
+        }
+        let view = state_view(&engine);
+        assert_eq!(
+            view["slippage_windows"].as_array().map(Vec::len),
+            Some(2),
+            "two windows hold breaches: {view}"
+        );
+        let text = state_text(&engine);
+        let parsed: Value = serde_json::from_str(&text.json).unwrap();
+        assert_eq!(parsed, view);
+        assert_eq!(text.paused, view["paused"].as_array().unwrap().len());
+    }
 }

@@ -153,7 +153,9 @@ fn state_record(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
         outbox: checkpoint.outbox.clone(),
         seen_from: checkpoint.seen_from,
     };
-    let mut bytes = serde_json::to_vec(&head).expect("state records serialise");
+    let head = serde_json::to_vec(&head).expect("state records serialise");
+    let mut bytes = Vec::with_capacity(head.len() + 1 + checkpoint.engine.len());
+    bytes.extend_from_slice(&head);
     bytes.push(b'\n');
     bytes.extend_from_slice(&checkpoint.engine);
     bytes

@@ -24,9 +24,13 @@ impl<S: Store> LiveGuard<S> {
             return;
         }
         self.pending_seen.extend(self.engine.drain_seen_journal());
+        let mut engine = self.engine.snapshot_without_seen();
+        // The snapshot lives on in the store writer and the changelog's pending
+        // state (up to a second): without the slack its growth left, up to twice.
+        engine.shrink_to_fit();
         let checkpoint = Checkpoint {
             seq: self.seq + 1,
-            engine: self.engine.snapshot_without_seen(),
+            engine,
             offsets: self.offsets.clone(),
             outbox: self.outbox.messages(),
             seen_from: self.engine.seen_forgotten_before(),
