@@ -143,8 +143,11 @@ impl Store for MemStore {
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 const CHECKPOINT_KEY: &[u8] = b"c/checkpoint";
-/// The engine snapshot of the checkpoint, raw (its JSON text).
-const ENGINE_KEY: &[u8] = b"c/engine";
+/// Where the engine snapshot of checkpoint `seq` is kept, raw (its JSON text): in a
+/// file, as sled held on to every multi-megabyte value it was given.
+fn engine_file(dir: &Path, seq: u64) -> std::path::PathBuf {
+    dir.join("engine").join(format!("{seq:016x}.json"))
+}
 const SEEN_PREFIX: u8 = b's';
 /// Bumped when the layout changes; a store of another version is refused at start,
 /// but for layout 3, which the first checkpoint migrates.
@@ -153,8 +156,9 @@ const LAYOUT: &[u8] = b"noctria-guard/4";
 /// Layout 3: the engine snapshot inside `c/checkpoint`, as a JSON array of bytes.
 const LAYOUT_3: &[u8] = b"noctria-guard/3";
 
-/// The sled-backed store: one tree, keys `c/checkpoint` (offsets, outbox, horizon)
-/// and `c/engine` (the engine snapshot), and a file per checkpoint under `seen/`
+/// The sled-backed store: one tree, key `c/checkpoint` (number, offsets, outbox,
+/// horizon); the engine snapshot of that checkpoint in `engine/<number>.json`, and a
+/// file per checkpoint under `seen/`
 /// holding the entries it first saw (24 bytes each: key, event second), named by the
 /// block's newest event second so that blocks wholly beyond the state horizon are
 /// the first files. Layout 3 kept those blocks in sled (`s<newest><seq>`); they are
@@ -283,7 +287,10 @@ impl SledStore {
         };
         let bytes = serde_json::to_vec(&head).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(CHECKPOINT_KEY, bytes);
-        batch.insert(ENGINE_KEY, &checkpoint.engine[..]);
+        let engine = engine_file(&self.dir, checkpoint.seq);
+        std::fs::create_dir_all(self.dir.join("engine"))
+            .and_then(|()| seen_files::write_durably(&engine, &checkpoint.engine))
+            .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", engine.display())))?;
         // A layout-3 store is migrated by its first checkpoint, in the same batch.
         batch.insert(LAYOUT_KEY, LAYOUT);
         // The block is on disk before the checkpoint that names it is committed.
@@ -300,6 +307,16 @@ impl SledStore {
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
+        // Committed: the engine snapshots of earlier checkpoints are no longer needed.
+        for entry in std::fs::read_dir(self.dir.join("engine"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path() != engine {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         if let Some(from) = checkpoint.seen_from {
             // Committed: the blocks beyond its horizon are no longer needed.
             self.seen.forget_before(from).map_err(|e| {
@@ -318,13 +335,13 @@ impl Store for SledStore {
         let mut checkpoint: Checkpoint =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if self.db.get(LAYOUT_KEY)?.as_deref() != Some(LAYOUT_3) {
-            checkpoint.engine = self
-                .db
-                .get(ENGINE_KEY)?
-                .ok_or_else(|| {
-                    StoreError::Corrupt("the checkpoint's engine snapshot is missing".into())
-                })?
-                .to_vec();
+            let path = engine_file(&self.dir, checkpoint.seq);
+            checkpoint.engine = std::fs::read(&path).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the checkpoint's engine snapshot {}: {e}",
+                    path.display()
+                ))
+            })?;
         }
         let mut seen = Vec::new();
         let from = checkpoint.seen_from.unwrap_or(i64::MIN);

@@ -16,6 +16,20 @@ use super::SeenEntry;
 
 const ENTRY: usize = 24;
 
+/// Writes `bytes` to `path` so that a crash leaves the old file or the whole new one:
+/// a temporary file, fsynced, renamed, and the directory fsynced.
+pub(super) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut file = fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// The block files of one store, by (newest event second, checkpoint number).
 pub(super) struct SeenFiles {
     dir: PathBuf,
@@ -75,12 +89,7 @@ impl SeenFiles {
             bytes.extend_from_slice(&second.to_be_bytes());
         }
         let path = self.dir.join(name(newest, seq));
-        let temporary = path.with_extension("tmp");
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(&bytes)?;
-        file.sync_data()?;
-        fs::rename(&temporary, &path)?;
-        fs::File::open(&self.dir)?.sync_all()?;
+        write_durably(&path, &bytes)?;
         self.files.insert((newest, seq), path);
         Ok(())
     }
