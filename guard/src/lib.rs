@@ -4,14 +4,15 @@
 //!  source (Kafka | replay file)                       sink (Kafka | file)
 //!        │ bytes                                            ▲ decisions
 //!        ▼                                                  │
-//!   decode::decode ──Input──▶ engine::Engine::apply ──▶ Decision (GuardCommand, RiskEvent)
+//!   decode::Admission ──Input──▶ engine::Engine::apply ──▶ Decision (GuardCommand, RiskEvent)
 //!        │ invalid                    ▲ tick (wall clock, live only)
 //!        ▼
 //!   dead letters / replay summary
 //! ```
 //!
 //! - [`message`]: the wire types of CONTRACT §1.
-//! - [`decode`]: bytes → validated [`message::Input`], or the reason it is invalid.
+//! - [`decode`]: bytes → validated [`message::Input`], or the reason it is invalid;
+//!   [`decode::Admission`] adds the limits, the same on every path.
 //! - [`policy`]: the TOML policy of CONTRACT §3, defaults and validation.
 //! - [`engine`]: the pure rules of CONTRACT §2; no I/O, no clock.
 //! - [`replay`]: the replay tool of CONTRACT §4, reports and parameter sweeps.

@@ -200,12 +200,20 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let ts = Timestamp::parse(&text).map_err(serde::de::Error::custom)?;
-        // chrono accepts years up to 262143; keep to what formats back cleanly.
+        Timestamp::from_text(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Timestamp {
+    /// A message's time as its JSON text gives it: RFC 3339 with an offset, within
+    /// the years 1–9999 (what formats back cleanly).
+    ///
+    /// # Errors
+    /// [`TimeError`] when the text is not such a time.
+    pub fn from_text(text: &str) -> Result<Self, TimeError> {
+        let ts = Timestamp::parse(text)?;
         if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&ts.0) {
-            return Err(serde::de::Error::custom(TimeError::OutOfRange(
-                text.into_owned(),
-            )));
+            return Err(TimeError::OutOfRange(text.to_owned()));
         }
         Ok(ts)
     }
@@ -220,6 +228,11 @@ impl Span {
     /// A span of whole seconds.
     pub const fn from_secs(secs: i64) -> Self {
         Span(secs * 1_000_000)
+    }
+
+    /// The length of this span, whichever its direction.
+    pub const fn abs(self) -> Self {
+        Span(self.0.saturating_abs())
     }
 
     /// Microseconds in this span.

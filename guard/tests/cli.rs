@@ -377,3 +377,25 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn guard_policy_prints_a_file_that_reads_back_to_the_same_version() {
+    let dir = temp("policy-print");
+    let source = dir.join("in.toml");
+    std::fs::write(
+        &source,
+        "env = \"prod\"\n[daily]\nmax_loss = 500\ntz = \"UTC\"\n[state]\nhorizon = \"6h\"\n",
+    )
+    .unwrap();
+    let first = guard(&["policy", "--policy", source.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let printed = text(&first.stdout);
+    assert!(
+        printed.contains("[state]") && printed.contains("horizon = \"6h\""),
+        "{printed}"
+    );
+    let again = dir.join("printed.toml");
+    std::fs::write(&again, &printed).unwrap();
+    let second = guard(&["policy", "--policy", again.to_str().unwrap()]);
+    assert_eq!(text(&second.stdout), printed);
+}

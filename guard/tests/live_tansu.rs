@@ -208,6 +208,38 @@ fn operator_cli_and_http_endpoints() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A reduce-only order over HTTP puts the scope in reduce-only, not paused.
+    let body = r#"{"scope":"strategy:alpha","operator":"sato","reason":"wind down"}"#;
+    let (code, answer) = http(
+        &guard.http,
+        "POST",
+        "/ops/reduce-only",
+        &[("Authorization", "Bearer s3cret-token")],
+        body,
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{answer}");
+    loop {
+        let (_, state) = http(&guard.http, "GET", "/state", &[], "").unwrap();
+        if state.contains("\"reduce_only\":[{") {
+            assert!(state.contains("\"paused\":[]"), "{state}");
+            assert!(
+                state.contains("\"reduce_only_reasons\":[\"operator\"]"),
+                "{state}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HTTP reduce-only was not applied: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, metrics) = http(&guard.http, "GET", "/metrics", &[], "").unwrap();
+    assert!(
+        metrics.contains("guard_commands_total{rule=\"operator\",action=\"reduce_only\"} 1"),
+        "{metrics}"
+    );
     // Every attempt is audited, the token never logged.
     drop(guard);
     let log = std::fs::read_to_string(dir.join("guard.log")).unwrap();

@@ -144,6 +144,7 @@ fn key_of(line: &str) -> Option<(String, String)> {
         Some(Input::Release(r)) => r.strategy_id,
         Some(Input::Ops(o)) => scope_key(&o.scope),
         Some(Input::RiskEvent(e)) => scope_key(&e.scope),
+        Some(Input::Ack(a)) => a.command_id,
         None => "invalid".to_owned(),
     };
     Some((stream, key))

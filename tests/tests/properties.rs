@@ -1,7 +1,7 @@
 //! Invariants over arbitrary message histories (proptest).
 
 use guard::engine::{Engine, EngineOptions};
-use guard::message::{Action, Decision, Input, RiskAction, Scope, Severity};
+use guard::message::{Action, Decision, Env, GuardAck, Input, RiskAction, Scope, Severity};
 use guard::policy::Policy;
 use guard_tests::*;
 use proptest::prelude::*;
@@ -23,21 +23,27 @@ fn message(n: usize) -> impl Strategy<Value = Input> {
     let ts = (-30i64..60)
         .prop_map(move |jitter| t(12.0 * 3600.0 + (n as f64) * 900.0 + (jitter as f64) * 60.0));
     prop_oneof![
-        8 => (0..3usize, prop_oneof![Just(0.0), Just(3.0), Just(6.0), Just(12.0)], prop_oneof![Just(None), Just(Some(-1.0)), Just(Some(0.0)), Just(Some(2.0))], ts.clone())
-            .prop_map(move |(s, bps, pnl, ts)| {
+        8 => (0..3usize, prop_oneof![Just(0.0), Just(3.0), Just(6.0), Just(12.0)], prop_oneof![Just(None), Just(Some(-1.0)), Just(Some(0.0)), Just(Some(2.0))], ts.clone(), prop_oneof![6 => Just(None), 1 => Just(Some(Env::Prod)), 1 => Just(Some(Env::Stg))])
+            .prop_map(move |(s, bps, pnl, ts, env)| {
                 let mut f = fill(&format!("f{n}"), STRATEGIES[s], bps, ts);
                 f.realized_pnl = pnl;
+                f.env = env;
                 Input::Fill(f)
             }),
-        1 => (scope_strategy(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::None)), Just(Some(RiskAction::Pause))], any::<bool>(), ts.clone())
+        1 => (scope_strategy(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::None)), Just(Some(RiskAction::Pause)), Just(Some(RiskAction::ReduceOnly))], any::<bool>(), ts.clone())
             .prop_map(move |(scope, severity, action, own, ts)| {
                 let mut e = risk_event(&format!("e{n}"), if own { "guard" } else { "noctus" }, severity, scope, ts);
                 e.action = action;
                 Input::RiskEvent(e)
             }),
-        1 => (scope_strategy(), any::<bool>(), ts.clone())
-            .prop_map(move |(scope, pause, ts)| Input::Ops(ops(&format!("o{n}"), if pause { Action::Pause } else { Action::Resume }, scope, ts))),
-        1 => (0..3usize, ts).prop_map(|(s, ts)| Input::Release(release(STRATEGIES[s], ts))),
+        1 => (scope_strategy(), prop_oneof![Just(Action::Pause), Just(Action::ReduceOnly), Just(Action::Resume)], ts.clone())
+            .prop_map(move |(scope, action, ts)| Input::Ops(ops(&format!("o{n}"), action, scope, ts))),
+        1 => (0..3usize, ts.clone()).prop_map(|(s, ts)| Input::Release(release(STRATEGIES[s], ts))),
+        1 => (prop_oneof![Just("gw-a"), Just("gw-b"), Just("gw-x")], ts).prop_map(move |(gateway, ts)| Input::Ack(GuardAck {
+            command_id: format!("cmd-{}", n % 7),
+            gateway: gateway.into(),
+            ts,
+        })),
     ]
 }
 
@@ -49,7 +55,11 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::default()),
         Just(Policy::from_toml("[slippage]\ngroup_by = \"global\"\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"").unwrap()),
+        Just(Policy::from_toml("[acks]\ngateways = [\"gw-a\", \"gw-b\"]\ntimeout = \"20m\"\n[slippage]\ntrip_at = 2").unwrap()),
+        Just(Policy::from_toml("[daily]\nmax_loss = 1.5\nmax_drawdown = 3.0\ntz = \"America/New_York\"\nday_start = \"09:30\"\n[warnings]\nenabled = true").unwrap()),
+        Just(Policy::from_toml("env = \"prod\"\n[slippage]\naction = \"reduce_only\"\npause = \"group\"\n[losing_streak]\ntrip_at = 2\naction = \"reduce_only\"").unwrap()),
         Just(Policy::from_toml("[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"22:00\"\nend = \"02:00\"\ntz = \"UTC\"\n[[maintenance]]\nname = \"other\"\nweekday = \"Tue\"\nstart = \"01:00\"\nend = \"09:00\"\ntz = \"Europe/London\"").unwrap()),
+        Just(Policy::from_toml("[[maintenance]]\nname = \"patch\"\nweekday = \"Mon\"\nstart = \"16:00\"\nend = \"18:00\"\ntz = \"UTC\"\nresume = \"operator\"\n[[maintenance]]\nname = \"wide\"\nweekday = \"Mon\"\nstart = \"15:00\"\nend = \"20:00\"\ntz = \"UTC\"").unwrap()),
     ]
 }
 
@@ -112,15 +122,15 @@ proptest! {
     #[test]
     fn commands_alternate_per_scope_and_ids_are_unique(policy in policies(), inputs in history()) {
         let (decisions, _) = run(&policy, &inputs);
-        let mut paused = std::collections::BTreeSet::new();
+        // Every command changes its scope's mode: no pause of a paused scope, no
+        // resume of a running one, no reduce-only of a reduce-only one.
+        let mut modes = std::collections::BTreeMap::new();
         let mut ids = std::collections::BTreeSet::new();
         for d in &decisions {
             prop_assert!(ids.insert(d.id().to_owned()), "repeated id {}", d.id());
             if let Decision::GuardCommand(c) = d {
-                match c.action {
-                    Action::Pause => prop_assert!(paused.insert(c.scope.clone()), "pause of paused {}", c.scope),
-                    Action::Resume => prop_assert!(paused.remove(&c.scope), "resume of running {}", c.scope),
-                }
+                let before = modes.insert(c.scope.clone(), c.action).unwrap_or(Action::Resume);
+                prop_assert!(before != c.action, "{} of {} while it already was", c.action.as_str(), c.scope);
             }
         }
     }

@@ -38,13 +38,13 @@ fn message(n: usize) -> impl Strategy<Value = Input> {
                 f.realized_pnl = pnl;
                 Input::Fill(f)
             }),
-        1 => (scope(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::Pause))], ts.clone())
+        1 => (scope(), prop_oneof![Just(Severity::Warning), Just(Severity::Critical)], prop_oneof![Just(None), Just(Some(RiskAction::Pause)), Just(Some(RiskAction::ReduceOnly))], ts.clone())
             .prop_map(move |(scope, severity, action, ts)| {
                 let mut e = risk_event(&format!("e{n}"), "noctus", severity, scope, ts);
                 e.action = action;
                 Input::RiskEvent(e)
             }),
-        2 => (scope(), prop_oneof![1 => Just(Action::Pause), 3 => Just(Action::Resume)], ts.clone())
+        2 => (scope(), prop_oneof![1 => Just(Action::Pause), 1 => Just(Action::ReduceOnly), 3 => Just(Action::Resume)], ts.clone())
             .prop_map(move |(scope, action, ts)| Input::Ops(ops(&format!("o{n}"), action, scope, ts))),
         1 => (0..STRATEGIES.len(), ts).prop_map(|(s, ts)| Input::Release(release(STRATEGIES[s], ts))),
     ]
@@ -76,6 +76,8 @@ fn policies() -> impl Strategy<Value = Policy> {
     prop_oneof![
         Just(Policy::from_toml(base).unwrap()),
         Just(Policy::from_toml(&format!("{base}[slippage]\npause = \"group\"\ntrip_at = 2\n[losing_streak]\ntrip_at = 3\npause = \"group\"")).unwrap()),
+        Just(Policy::from_toml(&format!("{base}[daily]\nmax_loss = 1.5\nmax_drawdown = 2.0\npause = \"group\"\ntz = \"UTC\"\nday_start = \"13:00\"")).unwrap()),
+        Just(Policy::from_toml(&format!("{base}[warnings]\nenabled = true\n[slippage]\npause = \"group\"\naction = \"reduce_only\"\n[losing_streak]\ntrip_at = 3")).unwrap()),
         Just(Policy::from_toml(&format!("{base}[enhanced]\nfactor = 0.3\n[[maintenance]]\nname = \"daily\"\nweekday = \"Mon\"\nstart = \"18:00\"\nend = \"23:00\"\ntz = \"UTC\"")).unwrap()),
     ]
 }
@@ -139,7 +141,8 @@ fn scaled(policy: &Policy, inputs: &[Input]) -> Vec<Decision> {
                 }
                 aggregator.apply_into(input, &mut out);
             }
-            Input::RiskEvent(_) => {
+            // Acknowledgements concern commands: the aggregator decides those.
+            Input::RiskEvent(_) | Input::Ack(_) => {
                 aggregator.apply_into(input, &mut out);
             }
         }

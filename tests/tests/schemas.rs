@@ -116,3 +116,8 @@ fn replay_envelope_schema_and_decoder_agree() {
 fn policy_schema_and_policy_reader_agree() {
     check("policy");
 }
+
+#[test]
+fn guard_ack_schema_and_decoder_agree() {
+    check("guard_ack");
+}

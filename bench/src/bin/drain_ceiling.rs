@@ -1,6 +1,6 @@
 //! `drain-ceiling`: the ceiling row of bench/compare.sh. A consumer that reads the
 //! input and does nothing with it, built from the guard's own consumer settings
-//! (`guard::live::kafka::consumer`: fetch waits, queue limits, no Nagle) and reading
+//! (`guard::live::kafka::input_consumer`: fetch waits, queue limits, no Nagle) and reading
 //! the way the guard reads: every partition of the topic assigned from the beginning,
 //! `BaseConsumer::poll` one message at a time. What the guard does on top of this is
 //! its own cost; this is what the client library and the broker allow.
@@ -33,7 +33,7 @@ fn main() {
         .unwrap_or_else(|_| die("MESSAGES is a count"));
     let mut config = LiveConfig::new(brokers.as_str(), std::env::temp_dir());
     config.kafka = guard::live::config::kafka_settings_from_env();
-    let consumer: BaseConsumer = kafka::consumer(&config)
+    let consumer: BaseConsumer = kafka::input_consumer(&config)
         .create()
         .unwrap_or_else(|e| die(&e.to_string()));
     let metadata = consumer

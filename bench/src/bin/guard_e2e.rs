@@ -11,6 +11,9 @@
 //!
 //! The guard runs as a child process (this binary in `--as-guard` mode, which runs
 //! the library's `guard run` path), so its CPU time and peak RSS are its own.
+//! `guard_cpu_s` is its whole life (start-up and every rate included); `guard cpu/fill`
+//! (`guard_cpu_per_fill_us`) is its CPU time from just before a run's first fill to
+//! that run's last trip command, divided by the fills sent by then.
 //!
 //!   cargo run --release -p bench --bin guard-e2e -- --broker mock --rate 1000 --duration 30s
 //!   cargo run --release -p bench --bin guard-e2e -- --broker 127.0.0.1:9092 --rate 1000 --duration 30s
@@ -221,13 +224,17 @@ struct Outcome {
     hop: Histogram<u64>,
     /// Every recorded e2e latency, µs.
     samples: Vec<u64>,
+    /// The guard's CPU time per fill sent, µs: from just before the first fill to the
+    /// last trip's command (so the start-up and the wait after the run are left out).
+    cpu_per_fill_us: Option<f64>,
 }
 
 fn fill(id: &str, strategy: &str, bps: f64, ts: &str) -> Vec<u8> {
     format!(r#"{{"fill_id":"{id}","strategy_id":"{strategy}","symbol":"SYM","side":"buy","qty":100,"expected_price":1000.0,"fill_price":{:.4},"ts":"{ts}"}}"#, 1000.0 * (1.0 + bps / 10_000.0)).into_bytes()
 }
 
-/// One open-loop run at `rate` for `duration` against a running guard.
+/// One open-loop run at `rate` for `duration` against a running guard (process
+/// `guard_pid`, 0 for another implementation).
 fn load(
     config: &LiveConfig,
     rate: u64,
@@ -235,6 +242,7 @@ fn load(
     burst_every: u64,
     strategies: u64,
     run: &str,
+    guard_pid: u32,
 ) -> Outcome {
     // The Do layer batches like a real one once the rate is high (linger 1 ms); at low
     // rates every fill goes out alone.
@@ -246,7 +254,7 @@ fn load(
             .create()
             .expect("producer"),
     );
-    let listener: BaseConsumer = kafka::consumer(config)
+    let listener: BaseConsumer = kafka::input_consumer(config)
         .set("group.id", "e2e-listener")
         .create()
         .expect("listener");
@@ -263,7 +271,7 @@ fn load(
     ));
     let ping_stop = Arc::new(AtomicBool::new(false));
     let ping_reader = {
-        let consumer: BaseConsumer = kafka::consumer(config)
+        let consumer: BaseConsumer = kafka::input_consumer(config)
             .set("group.id", "e2e-ping")
             .create()
             .expect("ping listener");
@@ -298,6 +306,9 @@ fn load(
     };
     std::thread::sleep(Duration::from_millis(300));
 
+    let cpu_at_start = (guard_pid != 0).then(|| proc_cpu_seconds(guard_pid));
+    // The guard's CPU time and the fills sent when the latest trip's command came.
+    let mut cpu_at_last_trip: Option<(f64, u64)> = None;
     let scheduled: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -411,6 +422,10 @@ fn load(
             let micros = arrived.saturating_duration_since(due).as_micros().max(1) as u64;
             let _ = e2e.record(micros);
             samples.push(micros);
+            if guard_pid != 0 {
+                cpu_at_last_trip =
+                    Some((proc_cpu_seconds(guard_pid), sent.load(Ordering::Relaxed)));
+            }
             // The guard keeps the strategy paused: resume at once, so the guard keeps
             // deciding. (Another implementation under --external keeps no pause state.)
             if let Ok(command) = serde_json::from_value::<GuardCommand>(value) {
@@ -439,6 +454,10 @@ fn load(
     ping_stop.store(true, Ordering::Relaxed);
     let _ = ping_reader.join();
     let hop = hop.lock().unwrap().clone();
+    let cpu_per_fill_us = cpu_at_start
+        .zip(cpu_at_last_trip)
+        .filter(|(_, (_, fills))| *fills > 0)
+        .map(|(start, (end, fills))| (end - start) * 1e6 / fills as f64);
     Outcome {
         sent: sent.load(Ordering::Relaxed),
         bursts: bursts.load(Ordering::Relaxed),
@@ -447,6 +466,7 @@ fn load(
         e2e,
         hop,
         samples,
+        cpu_per_fill_us,
     }
 }
 
@@ -511,7 +531,7 @@ fn main() {
     } else {
         vec![args.rate]
     };
-    let mut best: Option<(u64, f64)> = None;
+    let mut best: Option<(u64, f64, Option<f64>)> = None;
     let mut last = None;
     for (k, rate) in runs.iter().enumerate() {
         let duration = if args.max_throughput {
@@ -526,16 +546,18 @@ fn main() {
             args.burst_every.max(4),
             args.strategies,
             &format!("p{}r{k}", std::process::id()),
+            pid,
         );
         let p99 = ms(&outcome.e2e, 0.99);
         let lost = outcome.bursts.saturating_sub(outcome.matched);
-        println!("rate {:>7}/s  sent {:>8}  trips {:>6}  commands {:>6}  lost {:>4}  e2e p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  hop p99 {:>6.2} ms", rate, outcome.sent, outcome.bursts, outcome.commands, lost, ms(&outcome.e2e, 0.5), p99, outcome.e2e.max() as f64 / 1e3, ms(&outcome.hop, 0.99));
+        let per_fill = outcome.cpu_per_fill_us.unwrap_or(0.0);
+        println!("rate {:>7}/s  sent {:>8}  trips {:>6}  commands {:>6}  lost {:>4}  e2e p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  hop p99 {:>6.2} ms  guard cpu/fill {per_fill:>5.2} µs", rate, outcome.sent, outcome.bursts, outcome.commands, lost, ms(&outcome.e2e, 0.5), p99, outcome.e2e.max() as f64 / 1e3, ms(&outcome.hop, 0.99));
         if args.max_throughput {
             if lost == 0
                 && p99 < 50.0
                 && outcome.sent as f64 >= *rate as f64 * duration.as_secs_f64() * 0.99
             {
-                best = Some((*rate, p99));
+                best = Some((*rate, p99, outcome.cpu_per_fill_us));
             } else {
                 break;
             }
@@ -576,15 +598,18 @@ fn main() {
         hop_p99
     );
     println!("guard process: cpu {cpu:.2} s, peak RSS {rss:.1} MB");
-    if let Some((best_rate, best_p99)) = best {
-        println!("max sustained: {best_rate} fills/s with e2e p99 {best_p99:.2} ms");
+    if let Some((best_rate, best_p99, per_fill)) = best {
+        let per_fill = per_fill.unwrap_or(0.0);
+        println!("max sustained: {best_rate} fills/s with e2e p99 {best_p99:.2} ms, guard CPU {per_fill:.2} µs per fill");
     }
     let json = serde_json::json!({
         "broker": args.broker, "rate": rate, "sent": o.sent, "commands": o.commands, "lost": o.bursts.saturating_sub(o.matched),
         "e2e_p50_ms": round2(ms(&o.e2e, 0.5)), "e2e_p99_ms": round2(e2e_p99), "e2e_p999_ms": round2(ms(&o.e2e, 0.999)), "e2e_max_ms": round2(o.e2e.max() as f64 / 1e3),
         "hop_p50_ms": round2(ms(&o.hop, 0.5)), "hop_p99_ms": round2(hop_p99), "ratio_p99": round2(ratio),
         "guard_cpu_s": round2(cpu), "guard_peak_rss_mb": round2(rss),
+        "guard_cpu_per_fill_us": o.cpu_per_fill_us.map(round2),
         "max_sustained_fills_per_s": best.map(|b| b.0),
+        "max_sustained_cpu_per_fill_us": best.and_then(|b| b.2).map(round2),
     });
     println!("{json}");
     drop(mock);

@@ -70,8 +70,16 @@ enum Command {
     ///   guard pause --brokers 127.0.0.1:9092 --scope global --operator tanaka --reason "venue outage"
     #[command(verbatim_doc_comment)]
     Pause(ops_cmd::OpsArgs),
-    /// Resume trading in a scope (toggle_trading_pause --off); clears every pause reason
-    /// of the scope and resets its slippage windows and losing streaks.
+    /// Let a scope only reduce positions (toggle_trading_pause --reduce-only): the
+    /// gateways accept only orders that reduce a strategy's position while the global
+    /// scope or its own is reduce-only. A pause outranks it; a resume clears it.
+    ///
+    /// Example:
+    ///   guard reduce-only --brokers 127.0.0.1:9092 --scope strategy:alpha --operator tanaka --reason "wind down"
+    #[command(verbatim_doc_comment)]
+    ReduceOnly(ops_cmd::OpsArgs),
+    /// Resume trading in a scope (toggle_trading_pause --off); clears every reason of the
+    /// scope (pause and reduce-only) and resets its slippage windows and losing streaks.
     ///
     /// Example:
     ///   guard resume --brokers 127.0.0.1:9092 --scope strategy:alpha --operator tanaka --reason "reviewed"
@@ -149,6 +157,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
         Command::Pause(args) => ops_cmd::run(args, guard::message::Action::Pause),
+        Command::ReduceOnly(args) => ops_cmd::run(args, guard::message::Action::ReduceOnly),
         Command::Resume(args) => ops_cmd::run(args, guard::message::Action::Resume),
         Command::Status(args) => status_cmd::run(args),
         Command::Record(args) => record_cmd::run(args),

@@ -1,4 +1,4 @@
-//! `guard pause` / `guard resume`: the runbook's toggle. Publishes an `ops_command`,
+//! `guard pause` / `guard reduce-only` / `guard resume`: the runbook's toggle. Publishes an `ops_command`,
 //! prints its id, and waits for the guard's answer: the resulting `guard_command`, or
 //! word from the guard's HTTP endpoint that the scope was already in that state.
 
@@ -157,10 +157,10 @@ fn await_answer(
         if Instant::now() >= next_http {
             next_http = Instant::now() + Duration::from_millis(250);
             if applied_without_change(http, &command.command_id) {
-                let state = if command.action == Action::Pause {
-                    "paused"
-                } else {
-                    "running"
+                let state = match command.action {
+                    Action::Pause => "paused",
+                    Action::ReduceOnly => "reduce-only or paused",
+                    Action::Resume => "running",
                 };
                 println!(
                     "guard: applied; {} was already {state}, so no command was issued",

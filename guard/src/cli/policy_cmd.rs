@@ -12,10 +12,11 @@ pub struct PolicyArgs {
     policy: Option<PathBuf>,
 }
 
+/// Prints the resolved policy as a policy file (every key with the value in force) that
+/// `guard policy --policy` reads back to the same `policy_version`, which heads it.
 pub fn run(args: PolicyArgs) -> Result<(), Failure> {
     let (_, policy) = load_policy(args.policy.as_deref())?;
-    let json = serde_json::to_string_pretty(&policy).map_err(|e| Failure::run(e.to_string()))?;
     println!("# policy_version = {}", policy.version());
-    println!("{json}");
+    print!("{}", policy.to_toml());
     Ok(())
 }

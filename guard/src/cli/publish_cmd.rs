@@ -57,6 +57,8 @@ fn key_of(input: &Input) -> String {
         Input::Release(r) => r.strategy_id.clone(),
         Input::RiskEvent(e) => scope_key(&e.scope),
         Input::Ops(o) => scope_key(&o.scope),
+        // CONTRACT §1: acknowledgements are keyed by command id.
+        Input::Ack(a) => a.command_id.clone(),
     }
 }
 

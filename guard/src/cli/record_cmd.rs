@@ -77,13 +77,16 @@ pub fn run(args: RecordArgs) -> Result<(), Failure> {
     let entries = read_until(&consumer, &config, to_ms, idle, partitions)?;
     let recorded = entries.len();
     let per_stream = write_in_merge_order(&args.output, entries)?;
+    let counts: Vec<String> = Stream::ALL
+        .iter()
+        .zip(per_stream)
+        // Acknowledgements (version 2) are named only when there were some.
+        .filter(|(stream, n)| **stream != Stream::GuardAck || *n > 0)
+        .map(|(stream, n)| format!("{n} {}", stream.as_str()))
+        .collect();
     eprintln!(
-        "recorded {} messages ({} exec_result, {} risk_event, {} strategy_release, {} ops_command) from {from} to {to} into {}",
-        recorded,
-        per_stream[0],
-        per_stream[1],
-        per_stream[2],
-        per_stream[3],
+        "recorded {recorded} messages ({}) from {from} to {to} into {}",
+        counts.join(", "),
         args.output.display()
     );
     Ok(())
@@ -189,11 +192,14 @@ fn replay_line(stream: Stream, payload: &[u8]) -> String {
 /// # Errors
 /// A usage [`Failure`] when the file cannot be created; a run [`Failure`] when a write
 /// fails.
-fn write_in_merge_order(path: &Path, mut entries: Merge<String>) -> Result<[usize; 4], Failure> {
+fn write_in_merge_order(
+    path: &Path,
+    mut entries: Merge<String>,
+) -> Result<[usize; Stream::ALL.len()], Failure> {
     let file = File::create(path)
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
     let mut out = BufWriter::new(file);
-    let mut per_stream = [0usize; 4];
+    let mut per_stream = [0usize; Stream::ALL.len()];
     while let Some((_, key, line)) = entries.pop_first() {
         per_stream[key.rank] += 1;
         writeln!(out, "{line}").map_err(|e| Failure::run(e.to_string()))?;

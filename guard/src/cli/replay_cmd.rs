@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use guard::decode::decode_envelope;
+use guard::decode::{Admission, MAX_MESSAGE_BYTES};
 use guard::engine::{Engine, EngineOptions};
 use guard::replay::{
     parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, Summary, Sweep, SweepAxis,
@@ -45,6 +45,10 @@ pub struct ReplayArgs {
     /// The guard's own `source` name: risk events carrying it are ignored.
     #[arg(long, default_value = "guard")]
     source: String,
+    /// A line whose event (its JSON text) is larger than this many bytes is invalid,
+    /// as `guard run --max-message-bytes` sends such a message to the dead-letter topic.
+    #[arg(long, default_value_t = MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
 }
 
 /// Prints progress on stderr, at most five times a second, only on a terminal.
@@ -114,7 +118,8 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     let mut replay = Replay::new(
         Engine::new(policy, options),
         JsonlSink::new(open_output(args.output.as_ref())?),
-    );
+    )
+    .with_max_message_bytes(args.max_message_bytes);
     for_each_line(sources, started, |line| match replay.feed(line) {
         Ok(()) => Ok(()),
         Err(ReplayError::Invalid(invalid)) if args.strict => {
@@ -173,8 +178,12 @@ fn run_sweep(
         .map_err(|e| Failure::usage(format!("--sweep: {e}")))?;
     // The summary counts as the first variant saw things; every variant sees the same input.
     let mut summary = Summary::default();
+    let admission = Admission {
+        max_message_bytes: args.max_message_bytes,
+        ..Admission::default()
+    };
     for_each_line(sources, started, |line| {
-        match decode_envelope(line.bytes) {
+        match admission.line(line.bytes) {
             Ok(input) => {
                 let disposition = sweep.apply(&input);
                 summary.record(input.stream(), disposition);

@@ -76,28 +76,45 @@ fn print_role(http: &str, state: &Value) {
     );
 }
 
-/// The paused scopes with their reasons, or a line saying trading is allowed: the
-/// answer an operator looks for first.
+/// The paused and reduce-only scopes with their reasons, or a line saying trading is
+/// allowed: the answer an operator looks for first.
 fn print_paused(state: &Value) {
     let paused = items(&state["paused"]);
-    if paused.is_empty() {
+    let reduce_only = items(&state["reduce_only"]);
+    if paused.is_empty() && reduce_only.is_empty() {
         println!("\nPAUSED SCOPES: none — trading is allowed everywhere");
         return;
     }
-    println!("\nPAUSED SCOPES");
-    println!("  {:<28} {:<40} SINCE", "SCOPE", "REASONS");
-    for p in paused {
-        let scope = match p["scope"]["kind"].as_str() {
-            Some("strategy") => format!("strategy:{}", text(&p["scope"]["strategy_id"])),
-            _ => "global".into(),
-        };
-        let reasons: Vec<String> = items(&p["reasons"]).iter().map(text).collect();
-        println!(
-            "  {:<28} {:<40} {}",
-            scope,
-            reasons.join(", "),
-            text(&p["since"])
-        );
+    for (title, scopes) in [
+        ("PAUSED SCOPES", paused),
+        (
+            "REDUCE-ONLY SCOPES (only orders that reduce a position)",
+            reduce_only,
+        ),
+    ] {
+        if scopes.is_empty() {
+            continue;
+        }
+        println!("\n{title}");
+        println!("  {:<28} {:<40} SINCE", "SCOPE", "REASONS");
+        for p in scopes {
+            let scope = match p["scope"]["kind"].as_str() {
+                Some("strategy") => format!("strategy:{}", text(&p["scope"]["strategy_id"])),
+                _ => "global".into(),
+            };
+            let mut reasons: Vec<String> = items(&p["reasons"]).iter().map(text).collect();
+            reasons.extend(
+                items(&p["reduce_only_reasons"])
+                    .iter()
+                    .map(|r| format!("{} (reduce-only)", text(r))),
+            );
+            println!(
+                "  {:<28} {:<40} {}",
+                scope,
+                reasons.join(", "),
+                text(&p["since"])
+            );
+        }
     }
 }
 
@@ -138,6 +155,11 @@ fn print_maintenance(state: &Value) {
         println!(
             "\nIN MAINTENANCE WINDOW: {}",
             maintenance.iter().map(text).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if state["maintenance_awaits_operator"] == Value::Bool(true) {
+        println!(
+            "\nMAINTENANCE AWAITS AN OPERATOR: a window with resume = \"operator\" held the global pause; run the health check, then resume global"
         );
     }
 }

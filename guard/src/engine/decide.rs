@@ -1,4 +1,5 @@
-//! What a rule can do to the world: pause or resume a scope, and raise its risk event.
+//! What a rule can do to the world: add or remove a reason of a scope (and so change
+//! its mode), resume it, and raise its risk event.
 //!
 //! A rule never touches the scopes or the output list itself. It hands a [`Decide`]
 //! its verdicts; `Decide` keeps the scope book (CONTRACT §2, first paragraph), turns
@@ -8,7 +9,7 @@
 //! its risk event, which the aggregator turns into the command.
 
 use crate::message::{
-    Action, Decision, GuardCommand, RiskAction, RiskEvent, Rule, Scope, Severity,
+    Action, Decision, Effect, GuardCommand, RiskAction, RiskEvent, Rule, Scope, Severity,
 };
 use crate::time::Timestamp;
 
@@ -47,6 +48,7 @@ pub struct Decide<'a> {
     role: Role,
     source: &'a str,
     policy_version: &'a str,
+    warnings: bool,
 }
 
 impl<'a> Decide<'a> {
@@ -58,6 +60,7 @@ impl<'a> Decide<'a> {
         role: Role,
         source: &'a str,
         policy_version: &'a str,
+        warnings: bool,
     ) -> Self {
         Decide {
             scopes,
@@ -66,6 +69,7 @@ impl<'a> Decide<'a> {
             role,
             source,
             policy_version,
+            warnings,
         }
     }
 
@@ -76,10 +80,11 @@ impl<'a> Decide<'a> {
         *self.arrivals
     }
 
-    /// A rule tripped: pause its scope (a command only on a transition), then raise
-    /// the risk event that records the incident.
-    pub fn trip(&mut self, rule: Rule, scope: Scope, trigger: Trigger<'_>) {
-        self.pause(rule, &scope, &trigger);
+    /// A rule tripped: add its reason with `effect` to `scope` (a command only on a
+    /// change of mode), then raise the risk event that records the incident, whose
+    /// `action` is that effect.
+    pub fn trip(&mut self, rule: Rule, effect: Effect, scope: Scope, trigger: Trigger<'_>) {
+        self.hold(rule, effect, &scope, &trigger);
         let kind = rule.as_str();
         self.out.push(Decision::RiskEvent(RiskEvent {
             event_id: ids::event_id(kind, &scope, trigger.id),
@@ -87,30 +92,77 @@ impl<'a> Decide<'a> {
             kind: kind.to_owned(),
             severity: Severity::Critical,
             scope,
-            action: Some(RiskAction::Pause),
+            action: Some(effect.risk_action()),
             reason: Some(trigger.reason),
             evidence: Some(trigger.evidence),
             ts: trigger.event_ts,
         }));
     }
 
-    /// Adds the reason `rule` to `scope`; a command when that paused a running scope.
+    /// Whether warnings are on (`[warnings] enabled`): a rule keeps no warning memory
+    /// while they are off.
+    pub fn warnings(&self) -> bool {
+        self.warnings
+    }
+
+    /// A rule is one step from tripping (CONTRACT §2.7): its warning, a risk event of
+    /// kind `RULE_warning`, severity `warning`, action `none`, scoped like the trip it
+    /// announces. Changes no scope; nothing while warnings are off.
+    pub fn warn(&mut self, rule: Rule, scope: Scope, trigger: Trigger<'_>) {
+        if !self.warnings {
+            return;
+        }
+        let kind = format!("{}_warning", rule.as_str());
+        self.event(&kind, Severity::Warning, scope, trigger);
+    }
+
+    /// A risk event of the guard's own that asks for nothing (action `none`): a
+    /// warning, or an escalation such as `command_unacknowledged`.
+    pub fn event(&mut self, kind: &str, severity: Severity, scope: Scope, trigger: Trigger<'_>) {
+        self.out.push(Decision::RiskEvent(RiskEvent {
+            event_id: ids::event_id(kind, &scope, trigger.id),
+            source: self.source.to_owned(),
+            kind: kind.to_owned(),
+            severity,
+            scope,
+            action: Some(RiskAction::None),
+            reason: Some(trigger.reason),
+            evidence: Some(trigger.evidence),
+            ts: trigger.event_ts,
+        }));
+    }
+
+    /// Adds the reason (`rule`, `effect`) to `scope`; a command when that changed the
+    /// scope's mode.
+    pub fn hold(&mut self, rule: Rule, effect: Effect, scope: &Scope, trigger: &Trigger<'_>) {
+        if self.role == Role::Worker {
+            return;
+        }
+        if let Some(mode) = self.scopes.add(scope, rule, effect, trigger.event_ts) {
+            self.command(mode.action(), scope, rule, trigger);
+        }
+    }
+
+    /// Adds the reason `rule` with effect `pause` to `scope`.
     pub fn pause(&mut self, rule: Rule, scope: &Scope, trigger: &Trigger<'_>) {
-        if self.role != Role::Worker && self.scopes.add(scope, rule, trigger.event_ts) {
-            self.command(Action::Pause, scope, rule, trigger);
+        self.hold(rule, Effect::Pause, scope, trigger);
+    }
+
+    /// Removes the reason (`rule`, `effect`) from `scope`; a command when that changed
+    /// the scope's mode.
+    pub fn lift(&mut self, rule: Rule, effect: Effect, scope: &Scope, trigger: &Trigger<'_>) {
+        if self.role == Role::Worker {
+            return;
+        }
+        if let Some(mode) = self.scopes.remove(scope, rule, effect, trigger.event_ts) {
+            self.command(mode.action(), scope, rule, trigger);
         }
     }
 
-    /// Removes the reason `rule` from `scope`; a command when that resumed the scope.
-    pub fn lift(&mut self, rule: Rule, scope: &Scope, trigger: &Trigger<'_>) {
-        if self.role != Role::Worker && self.scopes.remove(scope, rule) {
-            self.command(Action::Resume, scope, rule, trigger);
-        }
-    }
-
-    /// Clears every reason of `scope`; a command (caused by `rule`) when it was paused.
+    /// Clears every reason of `scope`; a command (caused by `rule`) when it was not
+    /// running.
     pub fn resume(&mut self, rule: Rule, scope: &Scope, trigger: &Trigger<'_>) {
-        if self.role != Role::Worker && self.scopes.clear(scope) {
+        if self.role != Role::Worker && self.scopes.clear(scope).is_some() {
             self.command(Action::Resume, scope, rule, trigger);
         }
     }

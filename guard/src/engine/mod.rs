@@ -31,12 +31,12 @@ pub use rules::{
     occurrence_ending_after, Breach, GuardRule, LosingStreaks, Occurrence, Place, Rules,
     SlippageWindows,
 };
-pub use scopes::{Paused, ScopeBook};
+pub use scopes::{Held, ScopeBook};
 pub use seen::Seen;
 pub use snapshot::{EngineState, Snapshot, SnapshotError, SNAPSHOT_FORMAT};
 pub use trip::{TripError, TripFact};
 
-use crate::message::{Decision, Input, Stream};
+use crate::message::{Action, Decision, Effect, Input, RiskAction, Scope, Stream};
 use crate::policy::{Policy, RulePolicies};
 use crate::time::{Span, Timestamp};
 
@@ -97,6 +97,9 @@ pub enum Disposition {
     Duplicate,
     /// A risk event of the guard's own source; nothing changed.
     OwnEvent,
+    /// A fill of another environment than the policy's `env` (CONTRACT §2.9): valid,
+    /// but not applied, not recorded as seen, and the clock did not move.
+    OtherEnv,
 }
 
 /// The result of one [`Engine::apply`].
@@ -163,10 +166,19 @@ impl Engine {
     /// [`Engine::apply`], appending decisions to `out` (no allocation when nothing
     /// is decided).
     pub fn apply_into(&mut self, input: &Input, out: &mut Vec<Decision>) -> Disposition {
-        if let Input::RiskEvent(event) = input {
-            if event.source == self.options.source {
+        match input {
+            Input::RiskEvent(event) if event.source == self.options.source => {
                 return Disposition::OwnEvent;
             }
+            Input::Fill(fill)
+                if self
+                    .policy
+                    .env
+                    .is_some_and(|env| fill.env.is_some_and(|e| e != env)) =>
+            {
+                return Disposition::OtherEnv;
+            }
+            _ => {}
         }
         if !self.is_new(input) {
             return Disposition::Duplicate;
@@ -175,8 +187,10 @@ impl Engine {
         if self.options.clock == ClockMode::EventTime {
             self.advance_clock(event_time, out);
         }
+        let from = out.len();
         let (rules, policies, mut decide) = self.parts(out);
         rules.apply(policies, input, &mut decide);
+        self.await_acks(out, from);
         self.observe_event_time(event_time);
         Disposition::Applied
     }
@@ -186,7 +200,9 @@ impl Engine {
     /// the whole engine does when the fill trips: the clock moves to the trip's event
     /// time (event-time mode), the rule's reason is added to the scope — a command on
     /// a transition — and the risk event is raised. A trip forwarded twice (a worker
-    /// re-reading after a crash) is a duplicate by its deterministic event id.
+    /// re-reading after a crash) is a duplicate by its deterministic event id. A
+    /// worker's warning (kind `RULE_warning`) is raised as the whole engine raises it,
+    /// changing no scope.
     ///
     /// # Errors
     /// [`TripError`] when the trip names no rule of this guard, or one the workers do
@@ -196,10 +212,11 @@ impl Engine {
         fact: &TripFact,
         out: &mut Vec<Decision>,
     ) -> Result<Disposition, TripError> {
-        let rule = self
-            .state
-            .rules
-            .route(&self.policy.rules, fact.rule_name())?;
+        let (name, warning) = match fact.rule_name().strip_suffix("_warning") {
+            Some(rule) => (rule, true),
+            None => (fact.rule_name(), false),
+        };
+        let rule = self.state.rules.route(&self.policy.rules, name)?;
         let event = &fact.event;
         let second = event.ts.whole_seconds();
         if !self
@@ -218,8 +235,19 @@ impl Engine {
             evidence: event.evidence.clone().unwrap_or_default(),
             reason: event.reason.clone().unwrap_or_default(),
         };
+        let from = out.len();
         let (_, _, mut decide) = self.parts(out);
-        decide.trip(rule, event.scope.clone(), trigger);
+        if warning {
+            decide.warn(rule, event.scope.clone(), trigger);
+        } else {
+            // The worker's risk event carries the effect of the reason its trip adds.
+            let effect = event
+                .action
+                .and_then(RiskAction::effect)
+                .unwrap_or(Effect::Pause);
+            decide.trip(rule, effect, event.scope.clone(), trigger);
+        }
+        self.await_acks(out, from);
         self.observe_event_time(event.ts);
         Ok(Disposition::Applied)
     }
@@ -243,7 +271,41 @@ impl Engine {
             Input::RiskEvent(m) => seen.insert(Stream::RiskEvent, &m.event_id, second),
             Input::Ops(m) => seen.insert(Stream::OpsCommand, &m.command_id, second),
             Input::Release(m) => !self.state.rules.knows(m),
+            Input::Ack(m) => {
+                let id = format!("{}\u{1f}{}", m.command_id, m.gateway);
+                seen.insert(Stream::GuardAck, &id, second)
+            }
         }
+    }
+
+    /// Every command decided since `out[from]` awaits the gateways' acknowledgements
+    /// (CONTRACT §2.10), from the guard's clock now.
+    fn await_acks(&mut self, out: &mut Vec<Decision>, from: usize) {
+        if self.policy.rules.acks.gateways.is_empty() || self.options.role == Role::Worker {
+            return;
+        }
+        let commands: Vec<(String, Action, Scope, Timestamp)> = out[from..]
+            .iter()
+            .filter_map(|d| match d {
+                Decision::GuardCommand(c) => {
+                    Some((c.command_id.clone(), c.action, c.scope.clone(), c.event_ts))
+                }
+                Decision::RiskEvent(_) => None,
+            })
+            .collect();
+        let Some(first) = commands.first() else {
+            return;
+        };
+        // Live, before the first tick, the clock is the trigger's time.
+        let clock = self.state.clock.unwrap_or(first.3);
+        let commands = commands
+            .into_iter()
+            .map(|(id, a, s, _)| (id, a, s))
+            .collect();
+        let (rules, policies, mut decide) = self.parts(out);
+        rules
+            .acks
+            .register(&policies.acks, commands, clock, &mut decide);
     }
 
     /// The rules, their policies and the scopes they decide on, borrowed apart.
@@ -264,6 +326,7 @@ impl Engine {
             self.options.role,
             &self.options.source,
             &self.policy_version,
+            self.policy.rules.warnings.enabled,
         );
         (rules, &self.policy.rules, decide)
     }
@@ -273,8 +336,10 @@ impl Engine {
             return;
         }
         self.state.clock = Some(now);
+        let from = out.len();
         let (rules, policies, mut decide) = self.parts(out);
         rules.on_clock(policies, now, &mut decide);
+        self.await_acks(out, from);
     }
 
     /// Moves the newest event time forward and forgets what fell beyond the horizon.

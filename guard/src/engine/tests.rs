@@ -133,8 +133,8 @@ fn a_trip_naming_no_rule_of_the_guard_is_refused_and_changes_nothing() {
     let mut aggregator = Engine::new(Policy::default(), with_role(Role::Aggregator));
     let before = aggregator.state().clone();
     let mut out = Vec::new();
-    let refused = aggregator.apply_trip(&trip_of("daily_loss"), &mut out);
-    assert_eq!(refused, Err(TripError::UnknownRule("daily_loss".into())));
+    let refused = aggregator.apply_trip(&trip_of("intraday_var"), &mut out);
+    assert_eq!(refused, Err(TripError::UnknownRule("intraday_var".into())));
     assert!(out.is_empty());
     assert_eq!(aggregator.state(), &before);
 }

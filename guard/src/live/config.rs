@@ -1,5 +1,6 @@
-//! The live guard's settings, resolved from flags, `GUARD_*` variables and an optional
-//! TOML file (flags win), with defaults in one place.
+//! The configuration the live guard runs with: [`LiveConfig`], resolved from the
+//! [`Settings`] that flags, `GUARD_*` variables and a TOML file give (where the
+//! defaults live), and the topic names.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use crate::engine::ClockMode;
 use crate::message::Stream;
 use crate::policy::Policy;
+
+use super::settings::Settings;
 
 /// Topic names (CONTRACT §1), each overridable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct Topics {
     pub strategy_release: String,
     /// Operators' orders.
     pub ops_command: String,
+    /// Gateways' acknowledgements (version 2).
+    pub guard_ack: String,
     /// The guard's commands.
     pub guard_command: String,
     /// Dead letters.
@@ -37,6 +42,7 @@ impl Default for Topics {
             risk_event: "risk_event".into(),
             strategy_release: "strategy_release".into(),
             ops_command: "ops_command".into(),
+            guard_ack: "guard_ack".into(),
             guard_command: "guard_command".into(),
             dlq: "guard_dlq".into(),
             state: "guard_state".into(),
@@ -53,6 +59,7 @@ impl Topics {
             Stream::RiskEvent => &self.risk_event,
             Stream::StrategyRelease => &self.strategy_release,
             Stream::OpsCommand => &self.ops_command,
+            Stream::GuardAck => &self.guard_ack,
         }
     }
 
@@ -61,15 +68,21 @@ impl Topics {
         Stream::ALL.into_iter().find(|s| self.of(*s) == topic)
     }
 
-    /// Every input topic.
+    /// Every input topic the live guard reads. Not `guard_ack` yet: the live guard
+    /// does not read acknowledgements (replay does; docs/CONTRACT-NOTES.md).
     pub fn inputs(&self) -> Vec<String> {
-        Stream::ALL.iter().map(|s| self.of(*s).to_owned()).collect()
+        Stream::ALL
+            .iter()
+            .filter(|s| **s != Stream::GuardAck)
+            .map(|s| self.of(*s).to_owned())
+            .collect()
     }
 
     /// Every topic the guard touches.
     pub fn all(&self) -> Vec<String> {
         let mut all = self.inputs();
         all.extend([
+            self.guard_ack.clone(),
             self.guard_command.clone(),
             self.dlq.clone(),
             self.state.clone(),
@@ -129,28 +142,40 @@ pub struct LiveConfig {
 }
 
 impl LiveConfig {
-    /// A configuration with every default, for `brokers` and `state_dir`.
+    /// A configuration with every default ([`Settings::default`]), for `brokers` and
+    /// `state_dir`.
     pub fn new(brokers: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        let defaults = Settings::default();
         LiveConfig {
             brokers: brokers.into(),
             policy: Policy::default(),
             state_dir: state_dir.into(),
-            group_id: "noctria-guard".into(),
-            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8686))),
-            topics: Topics::default(),
+            http_listen: defaults.http_listen.parse().ok(),
+            topics: defaults.topics(),
+            group_id: defaults.group_id,
             kafka: Vec::new(),
             source: "guard".into(),
             clock: ClockMode::External,
-            checkpoint_interval: Duration::from_millis(200),
-            message_timeout: Duration::from_secs(10),
-            max_message_bytes: 1 << 20,
+            checkpoint_interval: defaults.checkpoint_interval,
+            message_timeout: defaults.message_timeout,
+            max_message_bytes: defaults.max_message_bytes,
             instance: default_instance(),
             rebuild_from: None,
-            fail_closed_after: Duration::from_secs(10),
-            max_order_wait: Duration::from_millis(50),
-            max_future: Duration::from_secs(300),
+            fail_closed_after: defaults.fail_closed_after,
+            max_order_wait: defaults.max_order_wait,
+            max_future: defaults.max_future,
             role: crate::engine::Role::Whole,
             owned: Vec::new(),
+        }
+    }
+
+    /// The limits inputs are admitted under.
+    pub fn admission(&self) -> crate::decode::Admission {
+        crate::decode::Admission {
+            max_message_bytes: self.max_message_bytes,
+            max_future: crate::time::Span::from_micros(
+                i64::try_from(self.max_future.as_micros()).unwrap_or(i64::MAX),
+            ),
         }
     }
 }

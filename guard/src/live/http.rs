@@ -46,6 +46,12 @@ pub fn router(state: HttpState) -> Router {
             }),
         )
         .route(
+            "/ops/reduce-only",
+            post(|s: State<HttpState>, h: HeaderMap, b: Json<OpsBody>| {
+                ops_order(s, h, b, Action::ReduceOnly)
+            }),
+        )
+        .route(
             "/ops/resume",
             post(|s: State<HttpState>, h: HeaderMap, b: Json<OpsBody>| {
                 ops_order(s, h, b, Action::Resume)
@@ -108,7 +114,7 @@ async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> 
     }
 }
 
-/// Body of `POST /ops/pause` and `/ops/resume`.
+/// Body of `POST /ops/pause`, `/ops/reduce-only` and `/ops/resume`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsBody {

@@ -1,5 +1,6 @@
 //! rdkafka clients tuned for latency (see the broker notes in the README): small
-//! fetch waits, no Nagle, no linger, an idempotent producer with a bounded delivery
+//! fetch waits on the inputs (and only there: a held fetch is a round trip a
+//! millisecond), no Nagle, no linger, an idempotent producer with a bounded delivery
 //! timeout. Extra `--kafka key=value` settings (SASL/SSL) are applied last.
 
 use std::sync::{Arc, Mutex};
@@ -24,15 +25,40 @@ pub fn base(config: &LiveConfig) -> ClientConfig {
     c
 }
 
-/// A consumer of the input topics: manual offsets (the store is the source of truth),
-/// fetches answered within a few milliseconds.
+/// How long a broker may hold a fetch of a consumer that is not on the decision path
+/// (the changelog, start-up reads, tools). Apache Kafka answers a fetch as soon as data
+/// comes, but the mock cluster and tansu hold every empty fetch for this long, so a
+/// 1 ms wait costs a fetch round trip a millisecond — a few percent of a core each on
+/// a small machine — even when nothing flows. A constant for now; a setting later.
+pub const FOLLOW_FETCH_WAIT_MS: u32 = 100;
+
+/// How long a broker may hold a fetch of the guard's inputs: the decision path. On
+/// the mock cluster and tansu a message that comes during an empty fetch waits for the
+/// next one, so this is added to the trigger → command latency.
+pub const INPUT_FETCH_WAIT_MS: u32 = 1;
+
+/// A consumer with manual offsets (the store is the source of truth) whose fetches
+/// may be held up to [`FOLLOW_FETCH_WAIT_MS`]: for topics read in the background (the
+/// changelog: leases are judged in seconds) and by tools.
 pub fn consumer(config: &LiveConfig) -> ClientConfig {
+    consumer_waiting(config, FOLLOW_FETCH_WAIT_MS)
+}
+
+/// A consumer of the input topics: [`consumer`] with fetches answered within a
+/// millisecond or so ([`INPUT_FETCH_WAIT_MS`]) even by brokers that hold them. Also
+/// for the order journal read at start (a takeover waits for it) and for clients
+/// that measure the guard's latency.
+pub fn input_consumer(config: &LiveConfig) -> ClientConfig {
+    consumer_waiting(config, INPUT_FETCH_WAIT_MS)
+}
+
+fn consumer_waiting(config: &LiveConfig, fetch_wait_ms: u32) -> ClientConfig {
     let mut c = base(config);
     c.set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "1")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         .set("fetch.error.backoff.ms", "10")
         .set("fetch.queue.backoff.ms", "10")
         .set("enable.partition.eof", "false")

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub invalid: u64,
     /// Duplicates.
     pub duplicates: u64,
+    /// Fills of another environment than the policy's `env`, ignored (CONTRACT §2.9).
+    pub other_env: u64,
     /// Commands per rule and action.
     pub commands: BTreeMap<(String, String), u64>,
     /// Risk events raised per kind.
@@ -49,6 +51,7 @@ impl Default for Metrics {
             messages: BTreeMap::new(),
             invalid: 0,
             duplicates: 0,
+            other_env: 0,
             commands: BTreeMap::new(),
             risk_events: BTreeMap::new(),
             delivery_failures: 0,
@@ -155,8 +158,9 @@ pub fn state_text(engine: &Engine) -> StateText {
     StateText { json, paused }
 }
 
-/// Builds the `/state` document from the engine: its paused scopes, then what every
-/// rule shows of itself.
+/// Builds the `/state` document from the engine: its paused scopes (`paused`) and
+/// those that may only reduce positions (`reduce_only`), each with its reasons by
+/// effect, then what every rule shows of itself.
 pub fn state_view(engine: &Engine) -> Value {
     let mut view = view_head(engine);
     engine.state().rules.view(&mut view);
@@ -166,15 +170,20 @@ pub fn state_view(engine: &Engine) -> Value {
 /// The engine's own part of the `/state` document.
 fn view_head(engine: &Engine) -> Map<String, Value> {
     let state = engine.state();
-    let paused: Vec<Value> = state
-        .scopes
-        .paused()
-        .map(|(scope, p)| json!({"scope": scope, "reasons": p.reasons, "since": p.since}))
-        .collect();
+    let mut by_mode: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+    for (scope, held) in state.scopes.held() {
+        let mut entry = json!({"scope": scope, "reasons": held.reasons, "since": held.since});
+        if !held.reduce_only.is_empty() {
+            entry["reduce_only_reasons"] = json!(held.reduce_only);
+        }
+        by_mode[usize::from(held.mode() != crate::message::Mode::Paused)].push(entry);
+    }
+    let [paused, reduce_only] = by_mode;
     let mut view = Map::new();
     view.insert("policy_version".into(), json!(engine.policy_version()));
     view.insert("clock".into(), json!(state.clock));
     view.insert("paused".into(), Value::Array(paused));
+    view.insert("reduce_only".into(), Value::Array(reduce_only));
     view.insert("seen_ids".into(), json!(state.seen.len()));
     view
 }
@@ -226,6 +235,9 @@ fn counters(m: &Metrics, out: &mut String) {
     line(format!("guard_invalid_messages_total {}", m.invalid));
     line("# TYPE guard_duplicate_messages_total counter".into());
     line(format!("guard_duplicate_messages_total {}", m.duplicates));
+    line("# HELP guard_other_env_fills_total Valid fills of another environment than the policy's env, ignored.".into());
+    line("# TYPE guard_other_env_fills_total counter".into());
+    line(format!("guard_other_env_fills_total {}", m.other_env));
     line("# TYPE guard_commands_total counter".into());
     for ((rule, action), n) in &m.commands {
         line(format!(

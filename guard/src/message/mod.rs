@@ -5,8 +5,10 @@
 //! `null` means absent. Outputs are [`GuardCommand`] and the guard's own
 //! [`RiskEvent`]s, wrapped in a [`Decision`].
 
+mod mode;
 mod scope;
 
+pub use mode::{Effect, Mode};
 pub use scope::Scope;
 
 use serde::{Deserialize, Serialize};
@@ -99,12 +101,25 @@ pub enum Severity {
 
 /// What a risk event asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RiskAction {
-    /// Nothing.
+    /// Nothing: the event is for the record.
     None,
     /// Pause the event's scope.
     Pause,
+    /// Let the event's scope only reduce positions (CONTRACT §2.3).
+    ReduceOnly,
+}
+
+impl RiskAction {
+    /// The effect of the reason this asks for, if any.
+    pub fn effect(self) -> Option<Effect> {
+        match self {
+            RiskAction::None => None,
+            RiskAction::Pause => Some(Effect::Pause),
+            RiskAction::ReduceOnly => Some(Effect::ReduceOnly),
+        }
+    }
 }
 
 /// A `risk_event` (CONTRACT §1.2), read from Noctus and written by the guard.
@@ -143,6 +158,18 @@ impl RiskEvent {
     }
 }
 
+/// A `guard_ack` (CONTRACT §1.7): a gateway has applied a guard command. A repeat of
+/// the same (`command_id`, `gateway`) is a duplicate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardAck {
+    /// The command applied.
+    pub command_id: String,
+    /// The gateway that applied it.
+    pub gateway: String,
+    /// When it was applied.
+    pub ts: Timestamp,
+}
+
 /// A `strategy_release` (CONTRACT §1.3): a version adopted in production.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StrategyRelease {
@@ -154,12 +181,15 @@ pub struct StrategyRelease {
     pub adopted_at: Timestamp,
 }
 
-/// Pause or resume.
+/// An operator's order, and a guard command's new mode for its scope (CONTRACT §1.4,
+/// §1.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Stop trading in the scope.
     Pause,
+    /// Only orders that reduce a position.
+    ReduceOnly,
     /// Trading in the scope may go on.
     Resume,
 }
@@ -169,6 +199,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Pause => "pause",
+            Action::ReduceOnly => "reduce_only",
             Action::Resume => "resume",
         }
     }
@@ -179,7 +210,7 @@ impl Action {
 pub struct OpsCommand {
     /// Unique; repeats are ignored.
     pub command_id: String,
-    /// Pause or resume.
+    /// Pause, reduce only, or resume.
     pub action: Action,
     /// Which scope.
     pub scope: Scope,
@@ -200,6 +231,10 @@ pub enum Rule {
     SlippageWindow,
     /// Too many losing fills in a row.
     LosingStreak,
+    /// A trading day lost too much.
+    DailyLoss,
+    /// A trading day fell too far from its peak.
+    DailyDrawdown,
     /// A risk event asked for a pause.
     RiskEvent,
     /// An operator's order.
@@ -210,9 +245,11 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order of CONTRACT §1.6.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 7] = [
         Rule::SlippageWindow,
         Rule::LosingStreak,
+        Rule::DailyLoss,
+        Rule::DailyDrawdown,
         Rule::RiskEvent,
         Rule::Operator,
         Rule::Maintenance,
@@ -228,6 +265,8 @@ impl Rule {
         match self {
             Rule::SlippageWindow => "slippage_window",
             Rule::LosingStreak => "losing_streak",
+            Rule::DailyLoss => "daily_loss",
+            Rule::DailyDrawdown => "daily_drawdown",
             Rule::RiskEvent => "risk_event",
             Rule::Operator => "operator",
             Rule::Maintenance => "maintenance",
@@ -240,7 +279,7 @@ impl Rule {
 pub struct GuardCommand {
     /// Deterministic: a hash of action, scope, rule, trigger and event time.
     pub command_id: String,
-    /// Pause or resume.
+    /// The scope's new mode: pause, reduce_only (only orders that reduce a position) or resume.
     pub action: Action,
     /// The scope that changed state.
     pub scope: Scope,
@@ -299,6 +338,8 @@ pub enum Input {
     Release(StrategyRelease),
     /// An operator's order.
     Ops(OpsCommand),
+    /// A gateway's acknowledgement of a command.
+    Ack(GuardAck),
 }
 
 impl Input {
@@ -308,6 +349,7 @@ impl Input {
             Input::Fill(m) => m.ts,
             Input::RiskEvent(m) => m.ts,
             Input::Release(m) => m.adopted_at,
+            Input::Ack(m) => m.ts,
             Input::Ops(m) => m.ts,
         }
     }
@@ -319,6 +361,7 @@ impl Input {
             Input::RiskEvent(_) => Stream::RiskEvent,
             Input::Release(_) => Stream::StrategyRelease,
             Input::Ops(_) => Stream::OpsCommand,
+            Input::Ack(_) => Stream::GuardAck,
         }
     }
 }
@@ -347,6 +390,12 @@ impl From<OpsCommand> for Input {
     }
 }
 
+impl From<GuardAck> for Input {
+    fn from(m: GuardAck) -> Self {
+        Input::Ack(m)
+    }
+}
+
 /// The input streams of CONTRACT §1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -359,15 +408,18 @@ pub enum Stream {
     StrategyRelease,
     /// Operators' orders.
     OpsCommand,
+    /// Gateways' acknowledgements (version 2).
+    GuardAck,
 }
 
 impl Stream {
     /// Every input stream, in the order summaries list them.
-    pub const ALL: [Stream; 4] = [
+    pub const ALL: [Stream; 5] = [
         Stream::ExecResult,
         Stream::RiskEvent,
         Stream::StrategyRelease,
         Stream::OpsCommand,
+        Stream::GuardAck,
     ];
 
     /// The wire name (also the default topic).
@@ -377,6 +429,7 @@ impl Stream {
             Stream::RiskEvent => "risk_event",
             Stream::StrategyRelease => "strategy_release",
             Stream::OpsCommand => "ops_command",
+            Stream::GuardAck => "guard_ack",
         }
     }
 
@@ -403,9 +456,11 @@ mod tests {
             let place = match rule {
                 Rule::SlippageWindow => 0,
                 Rule::LosingStreak => 1,
-                Rule::RiskEvent => 2,
-                Rule::Operator => 3,
-                Rule::Maintenance => 4,
+                Rule::DailyLoss => 2,
+                Rule::DailyDrawdown => 3,
+                Rule::RiskEvent => 4,
+                Rule::Operator => 5,
+                Rule::Maintenance => 6,
             };
             assert_eq!(place, i, "{rule:?}");
             assert_eq!(Rule::from_name(rule.as_str()), Some(rule));

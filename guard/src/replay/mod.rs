@@ -16,7 +16,7 @@ pub use summary::{InvalidLine, Summary};
 pub use sweep::{parse_sweep, Sweep, SweepAxis, SweepVariant};
 pub use tally::Tally;
 
-use crate::decode::decode_envelope;
+use crate::decode::Admission;
 use crate::engine::{Disposition, Engine};
 use crate::message::Decision;
 
@@ -27,6 +27,7 @@ pub struct Replay<S: DecisionSink> {
     summary: Summary,
     tally: Tally,
     decisions: Vec<Decision>,
+    admission: Admission,
 }
 
 impl<S: DecisionSink> Replay<S> {
@@ -38,7 +39,15 @@ impl<S: DecisionSink> Replay<S> {
             summary: Summary::default(),
             tally: Tally::default(),
             decisions: Vec::new(),
+            admission: Admission::default(),
         }
+    }
+
+    /// Refuses events larger than `limit` bytes, as `guard run --max-message-bytes`
+    /// does (1 MiB unless changed).
+    pub fn with_max_message_bytes(mut self, limit: usize) -> Self {
+        self.admission.max_message_bytes = limit;
+        self
     }
 
     /// Decodes and applies one line; an invalid line is counted and returned as the
@@ -48,7 +57,7 @@ impl<S: DecisionSink> Replay<S> {
     /// [`ReplayError::Invalid`] for an invalid line, [`ReplayError::Sink`] when the
     /// decisions cannot be written.
     pub fn feed(&mut self, line: &Line<'_>) -> Result<(), ReplayError> {
-        let input = match decode_envelope(line.bytes) {
+        let input = match self.admission.line(line.bytes) {
             Ok(input) => input,
             Err(reason) => {
                 let invalid = InvalidLine {
@@ -123,4 +132,44 @@ pub enum ReplayError {
     /// The output cannot be written; the run must stop.
     #[error("cannot write decisions: {0}")]
     Sink(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn fill_line(padding: usize) -> String {
+        format!(
+            r#"{{"stream":"exec_result","event":{{"fill_id":"f1","strategy_id":"a","symbol":"X","side":"buy","qty":1,"expected_price":100,"fill_price":100,"ts":"2026-01-01T00:00:00Z"{}}}}}"#,
+            " ".repeat(padding)
+        )
+    }
+
+    /// The event's own bytes are measured, as the live guard measures a message's
+    /// payload: a line just over the limit because of its envelope still passes.
+    #[test]
+    fn an_event_over_the_size_limit_is_invalid_as_live() {
+        let event_len = fill_line(0).len() - r#"{"stream":"exec_result","event":}"#.len();
+        let engine = || Engine::new(Policy::default(), Default::default());
+        for (limit, padding, invalid) in [
+            (event_len, 0, 0),
+            (event_len + 9, 10, 1),
+            (event_len + 10, 10, 0),
+        ] {
+            let mut replay =
+                Replay::new(engine(), MemorySink::default()).with_max_message_bytes(limit);
+            let line = fill_line(padding);
+            let result = replay.feed(&Line {
+                file: "memory",
+                number: 1,
+                bytes: line.as_bytes(),
+            });
+            assert_eq!(replay.summary().invalid, invalid, "limit {limit}");
+            if invalid == 1 {
+                let reason = result.unwrap_err().to_string();
+                assert!(reason.contains("exceeds the limit"), "{reason}");
+            }
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub struct StreamCounts {
     pub duplicates: u64,
     /// Of those, risk events of the guard's own source (ignored).
     pub own: u64,
+    /// Of those, fills of another environment than the policy's `env` (ignored).
+    pub other_env: u64,
 }
 
 /// What one replay read, skipped and wrote.
@@ -66,6 +68,7 @@ impl Summary {
             Disposition::Applied => {}
             Disposition::Duplicate => counts.duplicates += 1,
             Disposition::OwnEvent => counts.own += 1,
+            Disposition::OtherEnv => counts.other_env += 1,
         }
     }
 
@@ -109,12 +112,19 @@ impl fmt::Display for Summary {
         )?;
         for stream in Stream::ALL {
             let c = self.streams.get(&stream).cloned().unwrap_or_default();
+            if stream == Stream::GuardAck && c.read == 0 {
+                // Version 2's stream is listed only when the input has some.
+                continue;
+            }
             write!(f, "  {:<18}{:>10} read", stream.as_str(), c.read)?;
             if c.duplicates > 0 {
                 write!(f, ", {} duplicates", c.duplicates)?;
             }
             if c.own > 0 {
                 write!(f, ", {} own risk events ignored", c.own)?;
+            }
+            if c.other_env > 0 {
+                write!(f, ", {} of another environment ignored", c.other_env)?;
             }
             writeln!(f)?;
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::message::{Action, Decision, Input, Rule, Scope};
+use crate::message::{Action, Decision, Input, Rule, Scope, Severity};
 use crate::time::{human_span, Span, Timestamp};
 
 /// One rule trip (a risk event raised by the guard).
@@ -34,8 +34,16 @@ pub struct Tally {
     pub commands: u64,
     /// Time each scope spent paused.
     pub paused_for: BTreeMap<Scope, Span>,
-    /// Scopes paused now, since when.
-    open: BTreeMap<Scope, Timestamp>,
+    /// Time each scope spent reduce-only.
+    pub reduce_only_for: BTreeMap<Scope, Span>,
+    /// Commands not acknowledged in time by every gateway (CONTRACT §2.10).
+    pub unacknowledged: u64,
+    /// Warnings raised, per kind (not trips: they change no scope).
+    pub warnings: BTreeMap<String, u64>,
+    /// Commands to reduce-only per rule.
+    pub reduce_only_by_rule: BTreeMap<Rule, u64>,
+    /// Scopes not running now: their mode (as the command's action) and since when.
+    open: BTreeMap<Scope, (Action, Timestamp)>,
     /// The first trip.
     pub first_trip: Option<Trip>,
     /// The last trip.
@@ -49,21 +57,35 @@ impl Tally {
             match decision {
                 Decision::GuardCommand(c) => {
                     self.commands += 1;
+                    // A change of mode closes the time of the mode before.
+                    if let Some((mode, since)) = self.open.remove(&c.scope) {
+                        self.add_time(&c.scope, mode, c.event_ts.since(since));
+                    }
                     match c.action {
                         Action::Pause => {
                             *self.pauses_by_rule.entry(c.rule).or_default() += 1;
                             *self.pauses_by_scope.entry(c.scope.clone()).or_default() += 1;
-                            self.open.insert(c.scope.clone(), c.event_ts);
+                            self.open
+                                .insert(c.scope.clone(), (Action::Pause, c.event_ts));
                         }
-                        Action::Resume => {
-                            if let Some(since) = self.open.remove(&c.scope) {
-                                self.add_paused(&c.scope, c.event_ts.since(since));
-                            }
+                        Action::ReduceOnly => {
+                            *self.reduce_only_by_rule.entry(c.rule).or_default() += 1;
+                            self.open
+                                .insert(c.scope.clone(), (Action::ReduceOnly, c.event_ts));
                         }
+                        Action::Resume => {}
                     }
                 }
                 Decision::RiskEvent(e) => {
                     self.risk_events += 1;
+                    if e.kind == "command_unacknowledged" {
+                        self.unacknowledged += 1;
+                        continue;
+                    }
+                    if e.severity == Severity::Warning {
+                        *self.warnings.entry(e.kind.clone()).or_default() += 1;
+                        continue;
+                    }
                     let Input::Fill(fill) = input else { continue };
                     let trip = Trip {
                         at: e.ts,
@@ -88,20 +110,22 @@ impl Tally {
         }
     }
 
-    fn add_paused(&mut self, scope: &Scope, span: Span) {
-        let total = self
-            .paused_for
-            .entry(scope.clone())
-            .or_insert(Span::from_micros(0));
+    /// Adds `span` to the time `scope` spent in the mode `mode` announced.
+    fn add_time(&mut self, scope: &Scope, mode: Action, span: Span) {
+        let times = match mode {
+            Action::ReduceOnly => &mut self.reduce_only_for,
+            Action::Pause | Action::Resume => &mut self.paused_for,
+        };
+        let total = times.entry(scope.clone()).or_insert(Span::from_micros(0));
         *total = Span::from_micros(total.as_micros() + span.as_micros().max(0));
     }
 
-    /// Ends the run at `clock`: scopes still paused count until then.
+    /// Ends the run at `clock`: scopes still paused or reduce-only count until then.
     pub fn close(&mut self, clock: Option<Timestamp>) {
         let open = std::mem::take(&mut self.open);
-        for (scope, since) in open {
+        for (scope, (mode, since)) in open {
             let end = clock.unwrap_or(since).max(since);
-            self.add_paused(&scope, end.since(since));
+            self.add_time(&scope, mode, end.since(since));
         }
     }
 
@@ -175,6 +199,12 @@ impl fmt::Display for Tally {
             writeln!(f, "    by scope  {:<18}{n:>8}", scope.to_string())?;
         }
         more(f, rest)?;
+        if self.unacknowledged > 0 {
+            writeln!(f, "  unacknowledged commands {:>8}", self.unacknowledged)?;
+        }
+        for (kind, n) in &self.warnings {
+            writeln!(f, "  warnings  {kind:<26}{n:>6}")?;
+        }
         if !self.trips_by_strategy.is_empty() {
             writeln!(f, "  trips by strategy:")?;
             let (strategies, rest) = top(self.trips_by_strategy.iter(), |kinds| {
@@ -202,6 +232,17 @@ impl fmt::Display for Tally {
             writeln!(f, "    {:<24}{}", scope.to_string(), human_span(*span))?;
         }
         more(f, rest)?;
+        if !self.reduce_only_for.is_empty() {
+            writeln!(f, "  reduce-only (event time):")?;
+            for (rule, n) in &self.reduce_only_by_rule {
+                writeln!(f, "    by rule   {:<18}{n:>8}", rule.as_str())?;
+            }
+            let (spans, rest) = top(self.reduce_only_for.iter(), |span| span.as_micros());
+            for (scope, span) in spans {
+                writeln!(f, "    {:<24}{}", scope.to_string(), human_span(*span))?;
+            }
+            more(f, rest)?;
+        }
         for (label, trip) in [
             ("first trip", &self.first_trip),
             ("last trip", &self.last_trip),

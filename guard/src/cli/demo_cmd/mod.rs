@@ -226,7 +226,7 @@ impl Clients {
     /// # Errors
     /// A run [`Failure`] when either client cannot be created or assigned.
     fn connect(config: &LiveConfig) -> Result<Clients, Failure> {
-        let listener: BaseConsumer = kafka::consumer(config)
+        let listener: BaseConsumer = kafka::input_consumer(config)
             .set("group.id", "guard-demo-listener")
             .create()
             .map_err(|e| fail("cannot create the listener", &e))?;

@@ -125,6 +125,11 @@ pub fn payload(input: &Input) -> (String, Vec<u8>, String) {
             serde_json::to_vec(r).unwrap_or_default(),
             r.strategy_id.clone(),
         ),
+        Input::Ack(a) => (
+            "guard_ack".into(),
+            serde_json::to_vec(a).unwrap_or_default(),
+            a.command_id.clone(),
+        ),
     }
 }
 
@@ -136,5 +141,6 @@ pub fn input_id(input: &Input) -> String {
         Input::Ops(o) => o.command_id.clone(),
         Input::RiskEvent(e) => e.event_id.clone(),
         Input::Release(r) => format!("{}@{}", r.strategy_id, r.adopted_at),
+        Input::Ack(a) => format!("{}@{}", a.command_id, a.gateway),
     }
 }

@@ -14,8 +14,9 @@ use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
 
 use super::Failure;
 
+pub use guard::live::settings::LogFormat;
 use settings::resolve;
-pub use settings::{LogFormat, RunArgs};
+pub use settings::RunArgs;
 
 /// Installs the tracing subscriber (stderr; `RUST_LOG` filters, default `info`).
 pub fn init_logs(format: LogFormat) {
@@ -129,12 +130,25 @@ async fn stop_on_signal(stop: &AtomicBool) {
 /// A usage [`Failure`] for bad settings; a run [`Failure`] when the store or the
 /// pipeline fails.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
+    if args.print_config {
+        return settings::print(&args);
+    }
     let rebuild = args.rebuild;
     let scale_out = args.scale_out;
-    let (config, log_format) = resolve(args)?;
-    if scale_out && config.policy.rules.slippage.group_by == guard::policy::GroupBy::Global {
+    let (config, log_format) = resolve(&args)?;
+    let rules = &config.policy.rules;
+    let global = guard::policy::GroupBy::Global;
+    if scale_out && rules.slippage.group_by == global {
         return Err(Failure::usage(
             "--scale-out shards the rules by strategy: a slippage window with group_by = \"global\" needs one guard (docs/SCALING.md)",
+        ));
+    }
+    if scale_out
+        && rules.daily.group_by == global
+        && (rules.daily.max_loss > 0.0 || rules.daily.max_drawdown > 0.0)
+    {
+        return Err(Failure::usage(
+            "--scale-out shards the rules by strategy: daily limits with group_by = \"global\" (one book for all strategies) need one guard (docs/SCALING.md)",
         ));
     }
     init_logs(log_format);

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::{GuardRule, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Fill, Rule, Scope};
-use crate::policy::{PauseTarget, Reader, Section, PAUSE_CHOICES};
+use crate::message::{Effect, Fill, Rule, Scope};
+use crate::policy::{is_default, PauseTarget, Reader, Section, ACTION_CHOICES, PAUSE_CHOICES};
 use crate::time::Timestamp;
 
 /// `[losing_streak]` (CONTRACT §2.2).
@@ -21,6 +21,9 @@ pub struct LosingStreakPolicy {
     pub trip_at: u32,
     /// Which scope a trip pauses.
     pub pause: PauseTarget,
+    /// The effect of the reason a trip adds (version 2; left out while `pause`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub action: Effect,
 }
 
 impl Default for LosingStreakPolicy {
@@ -30,6 +33,7 @@ impl Default for LosingStreakPolicy {
             enabled: true,
             trip_at: 5,
             pause: PauseTarget::Global,
+            action: Effect::Pause,
         }
     }
 }
@@ -43,10 +47,15 @@ impl Section for LosingStreakPolicy {
         let Some(t) = r.table(value, "losing_streak") else {
             return;
         };
-        r.keys(t, "losing_streak.", &["enabled", "trip_at", "pause"]);
+        r.keys(
+            t,
+            "losing_streak.",
+            &["enabled", "trip_at", "pause", "action"],
+        );
         r.bool(t, "losing_streak.enabled", &mut self.enabled);
         r.count(t, "losing_streak.trip_at", &mut self.trip_at);
         r.choice(t, "losing_streak.pause", &mut self.pause, &PAUSE_CHOICES);
+        r.choice(t, "losing_streak.action", &mut self.action, &ACTION_CHOICES);
     }
 }
 
@@ -130,6 +139,39 @@ impl LosingStreaks {
     }
 }
 
+impl LosingStreaks {
+    /// After a losing fill that did not trip (CONTRACT §2.7): the warning, when it
+    /// brought the streak to exactly `trip_at - 1` (`trip_at` at least 2).
+    fn warn(
+        &self,
+        fill: &Fill,
+        trip_at: usize,
+        scope: Scope,
+        monitoring: Monitoring,
+        decide: &mut Decide<'_>,
+    ) {
+        let Some(streak) = self.streaks.get(&fill.strategy_id) else {
+            return;
+        };
+        if trip_at < 2 || streak.fills.len() != trip_at - 1 {
+            return;
+        }
+        let reason = format!(
+            "{} losing fills in a row (strategy {}): one more trips{}",
+            streak.fills.len(),
+            fill.strategy_id,
+            monitoring.note()
+        );
+        let trigger = Trigger {
+            id: &fill.fill_id,
+            event_ts: fill.ts,
+            evidence: streak.fills.clone(),
+            reason,
+        };
+        decide.warn(Rule::LosingStreak, scope, trigger);
+    }
+}
+
 impl GuardRule for LosingStreaks {
     type Policy = LosingStreakPolicy;
     const RULE: Rule = Rule::LosingStreak;
@@ -147,18 +189,22 @@ impl GuardRule for LosingStreaks {
             return;
         }
         let trip_at = monitoring.trip_at(policy.trip_at);
-        let Some(losing) = self.observe(
+        let tripped = self.observe(
             &fill.strategy_id,
             &fill.fill_id,
             fill.ts,
             fill.realized_pnl,
             trip_at,
-        ) else {
-            return;
-        };
-        let scope = match policy.pause {
+        );
+        let scope = || match policy.pause {
             PauseTarget::Global => Scope::Global,
             PauseTarget::Group => Scope::strategy(&fill.strategy_id),
+        };
+        let Some(losing) = tripped else {
+            if decide.warnings() && fill.realized_pnl.is_some_and(|pnl| pnl < 0.0) {
+                self.warn(fill, trip_at, scope(), monitoring, decide);
+            }
+            return;
         };
         let reason = format!(
             "{} losing fills in a row (strategy {}){}",
@@ -172,7 +218,7 @@ impl GuardRule for LosingStreaks {
             evidence: losing,
             reason,
         };
-        decide.trip(Rule::LosingStreak, scope, trigger);
+        decide.trip(Rule::LosingStreak, policy.action, scope(), trigger);
     }
 
     fn reset(&mut self, scope: &Scope) {

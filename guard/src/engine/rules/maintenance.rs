@@ -5,6 +5,8 @@
 //! against the occurrence that ends after the new clock; entering pauses the global
 //! scope as of the occurrence's start, leaving resumes it as of its end (once no
 //! window holds it), and a clock that jumps over a whole occurrence changes nothing.
+//! Once a window with `resume = "operator"` has held the reason, leaving no longer
+//! removes it: only an operator's resume of the global scope does (version 2).
 
 mod calendar;
 mod window;
@@ -15,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use calendar::{occurrence_ending_after, Occurrence};
-pub use window::MaintenanceWindow;
+pub(crate) use window::parse_clock;
+pub use window::{MaintenanceWindow, ResumeBy};
 
 use super::GuardRule;
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Rule, Scope};
+use crate::message::{Effect, Rule, Scope};
 use crate::policy::{Reader, Section};
 use crate::time::Timestamp;
 
@@ -54,11 +57,15 @@ impl Section for MaintenancePolicy {
     }
 }
 
-/// The windows the clock is in, each with the occurrence it entered.
+/// The windows the clock is in, each with the occurrence it entered, and whether a
+/// window that only an operator ends has held the reason since the last global
+/// resume.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "Stored", into = "Stored")]
 pub struct Maintenance {
     entered: BTreeMap<String, Occurrence>,
+    /// An operator-resumed window has held the reason: leaving keeps it.
+    until_operator: bool,
     /// Per policy window, the occurrence ending after the clock (derived, not state).
     #[serde(skip)]
     next: Vec<Option<Occurrence>>,
@@ -66,7 +73,49 @@ pub struct Maintenance {
 
 impl PartialEq for Maintenance {
     fn eq(&self, other: &Self) -> bool {
-        self.entered == other.entered
+        self.entered == other.entered && self.until_operator == other.until_operator
+    }
+}
+
+/// How the state is written: the entered windows alone (version 1's form) while no
+/// operator-resumed window holds the reason, else both.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Entered(BTreeMap<String, Occurrence>),
+    Latched {
+        entered: BTreeMap<String, Occurrence>,
+        until_operator: bool,
+    },
+}
+
+impl From<Stored> for Maintenance {
+    fn from(stored: Stored) -> Self {
+        let (entered, until_operator) = match stored {
+            Stored::Entered(entered) => (entered, false),
+            Stored::Latched {
+                entered,
+                until_operator,
+            } => (entered, until_operator),
+        };
+        Maintenance {
+            entered,
+            until_operator,
+            next: Vec::new(),
+        }
+    }
+}
+
+impl From<Maintenance> for Stored {
+    fn from(m: Maintenance) -> Self {
+        if m.until_operator {
+            Stored::Latched {
+                entered: m.entered,
+                until_operator: true,
+            }
+        } else {
+            Stored::Entered(m.entered)
+        }
     }
 }
 
@@ -76,6 +125,7 @@ struct Change {
     enter: bool,
     name: String,
     occurrence: Occurrence,
+    resume: ResumeBy,
 }
 
 impl Maintenance {
@@ -112,7 +162,7 @@ impl Maintenance {
                 }
             }
             if inside && entered != Some(occurrence) {
-                changes.push(Change::enter(&window.name, occurrence));
+                changes.push(Change::enter(&window.name, occurrence, window.resume));
             }
         }
         // A window the policy no longer has (or has switched off) is left now.
@@ -131,6 +181,7 @@ impl Maintenance {
             enter,
             name,
             occurrence,
+            resume,
         } = change;
         let trigger = Trigger {
             id: &name,
@@ -145,23 +196,25 @@ impl Maintenance {
         };
         if enter {
             self.entered.insert(name.clone(), occurrence);
+            self.until_operator |= resume == ResumeBy::Operator;
             decide.pause(Rule::Maintenance, &Scope::Global, &trigger);
         } else {
             self.entered.remove(&name);
-            if self.entered.is_empty() {
-                decide.lift(Rule::Maintenance, &Scope::Global, &trigger);
+            if self.entered.is_empty() && !self.until_operator {
+                decide.lift(Rule::Maintenance, Effect::Pause, &Scope::Global, &trigger);
             }
         }
     }
 }
 
 impl Change {
-    fn enter(name: &str, occurrence: Occurrence) -> Change {
+    fn enter(name: &str, occurrence: Occurrence, resume: ResumeBy) -> Change {
         Change {
             at: occurrence.start,
             enter: true,
             name: name.to_owned(),
             occurrence,
+            resume,
         }
     }
 
@@ -171,6 +224,7 @@ impl Change {
             enter: false,
             name: name.to_owned(),
             occurrence,
+            resume: ResumeBy::Auto,
         }
     }
 }
@@ -188,9 +242,20 @@ impl GuardRule for Maintenance {
         }
     }
 
+    /// A global resume is the operator's word after the health check: a window that
+    /// waits for it lets go.
+    fn reset(&mut self, scope: &Scope) {
+        if *scope == Scope::Global {
+            self.until_operator = false;
+        }
+    }
+
     fn view(&self, out: &mut Map<String, Value>) {
         let active = self.active().map(|name| Value::String(name.to_owned()));
         out.insert("maintenance_active".into(), Value::Array(active.collect()));
+        if self.until_operator {
+            out.insert("maintenance_awaits_operator".into(), Value::Bool(true));
+        }
     }
 
     fn adopt_policy(&mut self, _policy: &MaintenancePolicy) {

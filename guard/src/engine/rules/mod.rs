@@ -12,10 +12,14 @@
 //! |---|---|---|---|
 //! | `slippage_window.rs` | §2.1 slippage window | `[slippage]` | `slippage` |
 //! | `losing_streak.rs` | §2.2 losing streak | `[losing_streak]` | `streaks` |
+//! | `daily/loss.rs` | §2.8 daily loss | `[daily]` | `daily_loss` |
+//! | `daily/drawdown.rs` | §2.8 daily drawdown | `[daily]` | `daily_drawdown` |
 //! | `risk_event.rs` | §2.3 risk events from other sources | — | — |
 //! | `operator.rs` | §2.4 operators' orders | — | — |
 //! | `enhanced.rs` | §2.5 enhanced monitoring (a modifier, not a rule) | `[enhanced]` | `adoptions` |
 //! | `maintenance.rs` | §2.6 maintenance windows | `[[maintenance]]` | `maintenance` |
+//! | `acks.rs` | §2.10 acknowledgements (escalates; changes no scope) | `[acks]` | `acks` |
+//! | `warnings.rs` | §2.7 warnings (raised by the fill rules; changes no scope) | `[warnings]` | in `slippage` |
 //!
 //! Enhanced monitoring pauses nothing: it changes how strictly the fill rules judge a
 //! fill. The registry asks it for the fill's [`Monitoring`] and hands that to every
@@ -38,6 +42,8 @@
 //! it up from the registry; nothing else changes. The registry's tests fail when a
 //! wire name has no rule or a rule no wire name.
 
+mod acks;
+mod daily;
 mod enhanced;
 mod losing_streak;
 mod maintenance;
@@ -47,9 +53,12 @@ mod risk_event;
 mod slippage_window;
 #[cfg(test)]
 pub(crate) mod testing;
+mod warnings;
 
 use serde_json::{Map, Value};
 
+pub use acks::{Acks, AcksPolicy, Pending, MAX_PENDING};
+pub use daily::{Daily, DailyDrawdown, DailyLoss, DailyPolicy, Day, DayBook, Limit};
 pub use enhanced::{Adoptions, EnhancedPolicy, Monitoring};
 pub use losing_streak::{LosingStreakPolicy, LosingStreaks, Streak};
 pub use maintenance::{
@@ -59,6 +68,7 @@ pub use operator::OperatorOrders;
 pub use registry::{RulePolicies, Rules};
 pub use risk_event::RiskEvents;
 pub use slippage_window::{Breach, SlippagePolicy, SlippageWindows};
+pub use warnings::{run_start, LastWarnings, WarningsPolicy};
 
 use super::decide::Decide;
 use crate::message::{Fill, OpsCommand, RiskEvent, Rule, Scope};

@@ -1,11 +1,11 @@
-//! Operators' orders (CONTRACT §2.4): `pause` adds the reason `operator` to the
-//! scope; `resume` clears every reason of the scope. What a resume makes the other
+//! Operators' orders (CONTRACT §2.4): `pause` (or `reduce_only`) adds the reason
+//! `operator` with that effect to the scope; `resume` clears every reason of the scope. What a resume makes the other
 //! rules forget is theirs to say ([`GuardRule::reset`]); the registry resets them
 //! before this rule resumes the scope. No policy section, no state.
 
 use super::{detail, GuardRule};
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Action, OpsCommand, Rule};
+use crate::message::{Action, Effect, OpsCommand, Rule};
 
 /// The rule for operators' orders (`guard pause`, `guard resume`, the GUI).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,16 +16,23 @@ impl GuardRule for OperatorOrders {
     const RULE: Rule = Rule::Operator;
 
     fn on_ops(&mut self, _policy: &(), command: &OpsCommand, decide: &mut Decide<'_>) {
+        let did = match command.action {
+            Action::Pause => "paused",
+            Action::ReduceOnly => "set reduce-only on",
+            Action::Resume => "resumed",
+        };
         let reason = format!(
-            "operator {} {}d {}{}",
+            "operator {} {did} {}{}",
             command.operator,
-            command.action.as_str(),
             command.scope,
             detail(command.reason.as_deref())
         );
         let trigger = Trigger::message(&command.command_id, command.ts, reason);
         match command.action {
             Action::Pause => decide.pause(Rule::Operator, &command.scope, &trigger),
+            Action::ReduceOnly => {
+                decide.hold(Rule::Operator, Effect::ReduceOnly, &command.scope, &trigger);
+            }
             Action::Resume => decide.resume(Rule::Operator, &command.scope, &trigger),
         }
     }

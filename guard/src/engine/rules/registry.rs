@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    Adoptions, EnhancedPolicy, GuardRule, LosingStreakPolicy, LosingStreaks, Maintenance,
-    MaintenancePolicy, Monitoring, OperatorOrders, Place, RiskEvents, SlippagePolicy,
-    SlippageWindows,
+    Acks, AcksPolicy, Adoptions, DailyDrawdown, DailyLoss, DailyPolicy, EnhancedPolicy, GuardRule,
+    LosingStreakPolicy, LosingStreaks, Maintenance, MaintenancePolicy, Monitoring, OperatorOrders,
+    Place, RiskEvents, SlippagePolicy, SlippageWindows, WarningsPolicy,
 };
 use crate::engine::decide::Decide;
 use crate::engine::trip::TripError;
@@ -29,17 +29,29 @@ pub struct RulePolicies {
     pub losing_streak: LosingStreakPolicy,
     /// `[enhanced]`: enhanced monitoring after an adoption.
     pub enhanced: EnhancedPolicy,
+    /// `[daily]`: daily loss and drawdown limits (version 2; left out while default).
+    #[serde(skip_serializing_if = "DailyPolicy::is_default")]
+    pub daily: DailyPolicy,
+    /// `[acks]`: gateways' acknowledgements (version 2; left out while default).
+    #[serde(skip_serializing_if = "AcksPolicy::is_default")]
+    pub acks: AcksPolicy,
+    /// `[warnings]`: warnings before a trip (version 2; left out while off).
+    #[serde(skip_serializing_if = "crate::policy::is_default")]
+    pub warnings: WarningsPolicy,
     /// `[[maintenance]]`: the weekly maintenance windows.
     pub maintenance: MaintenancePolicy,
 }
 
 impl RulePolicies {
     /// Every section, in the order they are read.
-    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 4] {
+    pub(crate) fn sections(&mut self) -> [&mut dyn Section; 7] {
         [
             &mut self.slippage,
             &mut self.losing_streak,
             &mut self.enhanced,
+            &mut self.daily,
+            &mut self.acks,
+            &mut self.warnings,
             &mut self.maintenance,
         ]
     }
@@ -53,10 +65,21 @@ pub struct Rules {
     pub slippage: SlippageWindows,
     /// Running losing streaks.
     pub streaks: LosingStreaks,
+    /// Each group's trading days against the daily loss limit (version 2; left out
+    /// of a snapshot while empty).
+    #[serde(default, skip_serializing_if = "DailyLoss::is_empty")]
+    pub daily_loss: DailyLoss,
+    /// Each group's trading days against the daily drawdown limit.
+    #[serde(default, skip_serializing_if = "DailyDrawdown::is_empty")]
+    pub daily_drawdown: DailyDrawdown,
     /// Adoption times per strategy (enhanced monitoring).
     pub adoptions: Adoptions,
     /// Maintenance windows the clock is in, with the occurrence entered.
     pub maintenance: Maintenance,
+    /// Commands awaiting gateways' acknowledgements (version 2; left out of a
+    /// snapshot while acks are off).
+    #[serde(default, skip_serializing_if = "Acks::is_empty")]
+    pub acks: Acks,
 }
 
 impl Rules {
@@ -64,6 +87,8 @@ impl Rules {
     fn each(&mut self, p: &RulePolicies, mut f: impl FnMut(&mut dyn Unit)) {
         f(&mut Bound(&p.slippage, &mut self.slippage));
         f(&mut Bound(&p.losing_streak, &mut self.streaks));
+        f(&mut Bound(&p.daily, &mut self.daily_loss));
+        f(&mut Bound(&p.daily, &mut self.daily_drawdown));
         f(&mut Bound(&(), &mut RiskEvents));
         f(&mut Bound(&(), &mut OperatorOrders));
         f(&mut Bound(&p.maintenance, &mut self.maintenance));
@@ -79,7 +104,10 @@ impl Rules {
     /// caller may render from [`SlippageWindows::groups`] without building values.
     pub fn view_without_windows(&self, out: &mut Map<String, Value>) {
         self.streaks.view(out);
+        self.daily_loss.view(out);
+        self.daily_drawdown.view(out);
         self.maintenance.view(out);
+        self.acks.view(out);
     }
 
     /// Applies a new message (not a duplicate) to every rule.
@@ -93,6 +121,7 @@ impl Rules {
             Input::RiskEvent(event) => self.each(p, |r| r.on_risk_event(event, decide)),
             Input::Release(release) => self.adoptions.adopt(release),
             Input::Ops(command) => self.on_ops(p, command, decide),
+            Input::Ack(ack) => self.acks.on_ack(ack),
         }
     }
 
@@ -120,8 +149,11 @@ impl Rules {
     }
 
     /// Every rule sees the clock move forward to `now`.
+    /// Deadlines of unacknowledged commands are checked after the maintenance
+    /// windows (CONTRACT §2.10).
     pub(crate) fn on_clock(&mut self, p: &RulePolicies, now: Timestamp, decide: &mut Decide<'_>) {
         self.each(p, |r| r.on_clock(now, decide));
+        self.acks.on_clock(&p.acks, now, decide);
     }
 
     /// Every rule forgets what the state horizon has passed.
@@ -264,8 +296,22 @@ mod tests {
         let keys: Vec<&str> = p.sections().iter().map(|s| s.key()).collect();
         assert_eq!(
             keys,
-            ["slippage", "losing_streak", "enhanced", "maintenance"]
+            [
+                "slippage",
+                "losing_streak",
+                "enhanced",
+                "daily",
+                "acks",
+                "warnings",
+                "maintenance"
+            ]
         );
+        // A version-2 section is printed once it leaves its default.
+        let default = serde_json::to_value(&p).unwrap();
+        assert!(default.get("warnings").is_none(), "{default}");
+        p.warnings.enabled = true;
+        p.daily.max_loss = 1.0;
+        p.acks.gateways = vec!["gw".into()];
         let printed = serde_json::to_value(&p).unwrap();
         let printed: Vec<&String> = printed.as_object().unwrap().keys().collect();
         let mut sorted = keys.clone();

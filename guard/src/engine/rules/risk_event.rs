@@ -1,10 +1,11 @@
 //! Risk events from other sources (CONTRACT §2.3): a risk event whose action —
-//! explicit, or `pause` by default for a critical one — is `pause` pauses its scope.
-//! No policy section, no state.
+//! explicit, or `pause` by default for a critical one — is `pause` or `reduce_only`
+//! adds the reason `risk_event` with that effect to its scope. No policy section, no
+//! state.
 
 use super::{detail, GuardRule};
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{RiskAction, RiskEvent, Rule, Severity};
+use crate::message::{RiskEvent, Rule, Severity};
 
 /// The rule for risk events raised by Noctus and other detectors.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,9 +16,9 @@ impl GuardRule for RiskEvents {
     const RULE: Rule = Rule::RiskEvent;
 
     fn on_risk_event(&mut self, _policy: &(), event: &RiskEvent, decide: &mut Decide<'_>) {
-        if event.effective_action() != RiskAction::Pause {
+        let Some(effect) = event.effective_action().effect() else {
             return;
-        }
+        };
         let reason = format!(
             "risk event {} ({}) from {}{}",
             event.kind,
@@ -26,7 +27,7 @@ impl GuardRule for RiskEvents {
             detail(event.reason.as_deref())
         );
         let trigger = Trigger::message(&event.event_id, event.ts, reason);
-        decide.pause(Rule::RiskEvent, &event.scope, &trigger);
+        decide.hold(Rule::RiskEvent, effect, &event.scope, &trigger);
     }
 }
 
@@ -42,7 +43,7 @@ fn severity_name(severity: Severity) -> &'static str {
 mod tests {
     use super::*;
     use crate::engine::rules::testing::{risk_event, t, Given};
-    use crate::message::Scope;
+    use crate::message::{RiskAction, Scope};
 
     fn noctus(id: &str, severity: Severity, action: Option<RiskAction>) -> RiskEvent {
         RiskEvent {

@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{GuardRule, Monitoring, Place};
+use super::{run_start, GuardRule, LastWarnings, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
-use crate::message::{Fill, Rule, Scope};
-use crate::policy::{GroupBy, PauseTarget, Reader, Section, PAUSE_CHOICES};
+use crate::message::{Effect, Fill, Rule, Scope};
+use crate::policy::{
+    is_default, GroupBy, PauseTarget, Reader, Section, ACTION_CHOICES, PAUSE_CHOICES,
+};
 use crate::time::{Span, Timestamp};
 
 /// `[slippage]` (CONTRACT §2.1).
@@ -31,6 +33,9 @@ pub struct SlippagePolicy {
     pub group_by: GroupBy,
     /// Which scope a trip pauses.
     pub pause: PauseTarget,
+    /// The effect of the reason a trip adds (version 2; left out while `pause`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub action: Effect,
 }
 
 impl Default for SlippagePolicy {
@@ -44,6 +49,7 @@ impl Default for SlippagePolicy {
             window: Span::from_secs(600),
             group_by: GroupBy::Strategy,
             pause: PauseTarget::Global,
+            action: Effect::Pause,
         }
     }
 }
@@ -64,6 +70,7 @@ impl Section for SlippagePolicy {
             "window",
             "group_by",
             "pause",
+            "action",
         ];
         r.keys(t, "slippage.", &keys);
         r.bool(t, "slippage.enabled", &mut self.enabled);
@@ -83,6 +90,7 @@ impl Section for SlippagePolicy {
             &[("strategy", GroupBy::Strategy), ("global", GroupBy::Global)],
         );
         r.choice(t, "slippage.pause", &mut self.pause, &PAUSE_CHOICES);
+        r.choice(t, "slippage.action", &mut self.action, &ACTION_CHOICES);
     }
 }
 
@@ -105,6 +113,9 @@ pub struct Breach {
 pub struct SlippageWindows {
     #[serde(with = "crate::engine::pairs")]
     groups: BTreeMap<Option<String>, Vec<Breach>>,
+    /// Each group's last warning (CONTRACT §2.7), left out of a snapshot while empty.
+    #[serde(default, skip_serializing_if = "LastWarnings::is_empty")]
+    warned: LastWarnings,
 }
 
 impl SlippageWindows {
@@ -116,39 +127,55 @@ impl SlippageWindows {
         trip_at: usize,
         window: Span,
     ) -> Option<Vec<Breach>> {
+        self.insert(group, breach, trip_at, window).ok()
+    }
+
+    /// [`SlippageWindows::add`]: the run that trips, or else where the breach now
+    /// stands in its group.
+    fn insert(
+        &mut self,
+        group: Option<&str>,
+        breach: Breach,
+        trip_at: usize,
+        window: Span,
+    ) -> Result<Vec<Breach>, usize> {
         let key = group.map(str::to_owned);
         let breaches = self.groups.entry(key).or_default();
         // The new breach arrived last, so among equal times it goes after the others.
         let pos = breaches.partition_point(|b| b.ts <= breach.ts);
         breaches.insert(pos, breach);
         let k = trip_at.max(1);
-        let first_start = pos.saturating_sub(k - 1);
-        let run_start = (first_start..=pos)
-            .take_while(|s| s + k <= breaches.len())
-            .find(|&s| breaches[s + k - 1].ts.since(breaches[s].ts) < window)?;
-        let run: Vec<Breach> = breaches.drain(run_start..run_start + k).collect();
+        let Some(start) = run_start(breaches, pos, k, window) else {
+            return Err(pos);
+        };
+        let run: Vec<Breach> = breaches.drain(start..start + k).collect();
         if breaches.is_empty() {
             self.groups.retain(|_, b| !b.is_empty());
         }
-        Some(run)
+        self.warned.forget(group);
+        Ok(run)
     }
 
-    /// Forgets every breach (a global resume).
+    /// Forgets every breach and warning (a global resume).
     pub fn clear(&mut self) {
         self.groups.clear();
+        self.warned.clear();
     }
 
-    /// Forgets one strategy's breaches, in its own group and in a shared one.
+    /// Forgets one strategy's breaches, in its own group and in a shared one, and its
+    /// group's last warning.
     pub fn clear_strategy(&mut self, strategy_id: &str) {
         self.groups.remove(&Some(strategy_id.to_owned()));
+        self.warned.forget(Some(strategy_id));
         if let Some(shared) = self.groups.get_mut(&None) {
             shared.retain(|b| b.strategy_id != strategy_id);
         }
         self.groups.retain(|_, b| !b.is_empty());
     }
 
-    /// Forgets the breaches older than `cutoff`.
+    /// Forgets the breaches and warnings older than `cutoff`.
     pub fn forget_before(&mut self, cutoff: Timestamp) {
+        self.warned.forget_before(cutoff);
         for breaches in self.groups.values_mut() {
             // Sorted by event time: the old ones are a prefix.
             let old = breaches.partition_point(|b| b.ts < cutoff);
@@ -203,14 +230,36 @@ impl GuardRule for SlippageWindows {
             fill_id: fill.fill_id.clone(),
             strategy_id: fill.strategy_id.clone(),
         };
-        let Some(run) = self.add(group, breach, trip_at, window) else {
-            return;
-        };
         let scope = match (policy.pause, group) {
             (PauseTarget::Group, Some(strategy)) => Scope::strategy(strategy),
             _ => Scope::Global,
         };
         let whose = group.map_or_else(|| "all strategies".to_owned(), |s| format!("strategy {s}"));
+        let run = match self.insert(group, breach, trip_at, window) {
+            Ok(run) => run,
+            Err(pos) => {
+                if !decide.warnings() {
+                    return;
+                }
+                let breaches = &self.groups[&group.map(str::to_owned)];
+                let Some(evidence) = self.warned.slippage(group, breaches, pos, trip_at, window)
+                else {
+                    return;
+                };
+                let reason = format!(
+                    "{} fills with slippage > {threshold:?} bps within {window} ({whose}): one more trips{}",
+                    evidence.len(),
+                    monitoring.note()
+                );
+                let trigger = Trigger {
+                    id: &fill.fill_id,
+                    event_ts: fill.ts,
+                    evidence,
+                    reason,
+                };
+                return decide.warn(Rule::SlippageWindow, scope, trigger);
+            }
+        };
         let reason = format!(
             "{trip_at} fills with slippage > {threshold:?} bps within {window} ({whose}){}",
             monitoring.note()
@@ -221,7 +270,7 @@ impl GuardRule for SlippageWindows {
             evidence: run.into_iter().map(|b| b.fill_id).collect(),
             reason,
         };
-        decide.trip(Rule::SlippageWindow, scope, trigger);
+        decide.trip(Rule::SlippageWindow, policy.action, scope, trigger);
     }
 
     fn reset(&mut self, scope: &Scope) {

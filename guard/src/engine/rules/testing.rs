@@ -131,6 +131,8 @@ impl<R: GuardRule> Given<R> {
             self.role,
             "guard",
             "p-test",
+            // Warnings are tested through the whole engine (tests/tests/rules_warnings.rs).
+            false,
         );
         f(&mut self.rule, &self.policy, &mut decide);
         self.decided[from..].iter().map(describe).collect()

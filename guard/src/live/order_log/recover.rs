@@ -81,7 +81,8 @@ pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderL
 /// # Errors
 /// [`OrderLogError::MissingTopic`] when the topic does not exist.
 fn open_from_beginning(config: &LiveConfig, topic: &str) -> Result<BaseConsumer, OrderLogError> {
-    let consumer: BaseConsumer = kafka::consumer(config)
+    // On the takeover path: read with the inputs' short fetch waits.
+    let consumer: BaseConsumer = kafka::input_consumer(config)
         .set("group.id", format!("{}.order", config.group_id))
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), kafka::METADATA_TIMEOUT)?;

@@ -66,35 +66,15 @@ impl<S: Store> LiveGuard<S> {
         self.offsets_moved = true;
     }
 
-    /// Decodes a message of `stream`; the reason it goes to the dead-letter topic
-    /// instead when it is too large, invalid, or (on the wall clock) stamped too far
-    /// ahead of the guard's clock.
+    /// Admits a message of `stream` as every path does ([`Admission`]), on the wall
+    /// clock when the guard runs on it; the reason it goes to the dead-letter topic
+    /// instead.
     fn admit(&self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
-        if payload.len() > self.config.max_message_bytes {
-            return Err(DecodeError::TooLarge {
-                size: payload.len(),
-                limit: self.config.max_message_bytes,
-            }
-            .to_string());
-        }
-        let input = decode(stream, payload).map_err(|e| e.to_string())?;
-        let ahead = || input.event_time().since(Timestamp::now());
-        if self.config.clock == ClockMode::External
-            && ahead().as_micros() > self.config.max_future.as_micros() as i64
-        {
-            // A time far in the future would move the guard's event-time horizon and
-            // make it forget every streak and id at once. (On event time, as replay,
-            // the wall clock is no reference: the guard decides as replay does.)
-            return Err(format!(
-                "event time {} is {} ahead of the guard's clock (limit {})",
-                input.event_time(),
-                crate::time::human_span(ahead()),
-                crate::time::human_span(crate::time::Span::from_micros(
-                    self.config.max_future.as_micros() as i64
-                ))
-            ));
-        }
-        Ok(input)
+        let wall_clock = (self.config.clock == ClockMode::External).then(Timestamp::now);
+        self.config
+            .admission()
+            .payload(stream, payload, wall_clock)
+            .map_err(|refusal| refusal.to_string())
     }
 
     /// Counts an applied input and its decisions. Plain messages are counted for the
@@ -108,8 +88,10 @@ impl<S: Store> LiveGuard<S> {
         decisions: &[Decision],
     ) {
         self.turn_counts.messages[stream.rank()] += 1;
-        if disposition == Disposition::Duplicate {
-            self.turn_counts.duplicates += 1;
+        match disposition {
+            Disposition::Duplicate => self.turn_counts.duplicates += 1,
+            Disposition::OtherEnv => self.turn_counts.other_env += 1,
+            Disposition::Applied | Disposition::OwnEvent => {}
         }
         let ops = matches!(input, Input::Ops(_));
         if decisions.is_empty() && !ops {

@@ -51,7 +51,7 @@ use super::order_log::{self, Journal, Step};
 use super::outbox::{Outbox, RESEND_AFTER};
 use super::status::{state_text, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
-use crate::decode::{decode, DecodeError};
+use super::wakeup::Wakeup;
 use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};
 use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, Stream};
 use crate::time::Timestamp;
@@ -83,6 +83,9 @@ pub enum LiveError {
     /// The order journal on the state topic cannot be read.
     #[error(transparent)]
     OrderLog(#[from] order_log::OrderLogError),
+    /// The socket that wakes the loop cannot be made (out of file descriptors).
+    #[error("cannot make the loop's wake-up socket: {0}")]
+    Wakeup(#[from] std::io::Error),
 }
 
 /// How many messages one loop turn fetches at most before it looks at deliveries and
@@ -92,8 +95,6 @@ const BATCH: usize = 4_096;
 const TICK_EVERY: Duration = Duration::from_millis(100);
 /// How often consumer lag is read from the client's cached watermarks.
 const LAG_EVERY: Duration = Duration::from_secs(2);
-/// How long a turn that waits for an order record's acknowledgement sleeps.
-const RECORD_NAP: Duration = Duration::from_micros(100);
 /// How long a restored order may wait for one of its messages before the guard
 /// gives up replaying it (the message left the topic's retention) and says so.
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
@@ -122,6 +123,9 @@ pub struct LiveGuard<S: Store> {
     engine: Engine,
     /// The store, on its writer thread.
     writer: Writer<S>,
+    /// Wakes the loop for input and delivery reports; declared before the clients
+    /// whose queues it holds, so that it is dropped first.
+    wakeup: Wakeup,
     /// Shared so that a fetched message (which borrows the consumer) can be held
     /// while the guard itself is borrowed mutably.
     consumer: std::sync::Arc<BaseConsumer>,
@@ -190,8 +194,10 @@ struct Prepared {
 #[derive(Default)]
 struct TurnCounts {
     /// Valid messages by stream (indexed by [`Stream::rank`]).
-    messages: [u64; 4],
+    messages: [u64; Stream::ALL.len()],
     duplicates: u64,
+    /// Fills of another environment, ignored.
+    other_env: u64,
     /// A decision or an operator's order changed the state: `/state` is rebuilt.
     state_changed: bool,
 }

@@ -160,8 +160,8 @@ impl<S: Store> LiveGuard<S> {
     /// operator's resume.
     pub(super) fn fail_closed(&mut self, why: &str) {
         self.status.lock().degraded = true;
-        let held = self.engine.state().scopes.paused().any(|(scope, paused)| {
-            *scope == Scope::Global && paused.reasons.contains(&crate::message::Rule::Operator)
+        let held = self.engine.state().scopes.held().any(|(scope, held)| {
+            *scope == Scope::Global && held.reasons.contains(&crate::message::Rule::Operator)
         });
         if held || self.own_pause.is_some() {
             // An operator's (or the guard's own earlier) global pause is in force or on

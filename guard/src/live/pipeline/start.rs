@@ -34,12 +34,17 @@ impl<S: Store> LiveGuard<S> {
         let deliveries = DeliveryContext::default();
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
-        let consumer: BaseConsumer = kafka::consumer(&config).create()?;
+        let consumer: BaseConsumer = kafka::input_consumer(&config).create()?;
+        let wakeup = Wakeup::new(
+            consumer.client().native_ptr(),
+            producer.client().native_ptr(),
+        )?;
         let input_watch = InputWatch::start(&config);
         let mut guard = LiveGuard {
             config,
             engine: restored.engine,
             writer: Writer::start(store, changelog),
+            wakeup,
             consumer: std::sync::Arc::new(consumer),
             producer,
             deliveries,

@@ -8,7 +8,7 @@ impl<S: Store> LiveGuard<S> {
     /// One turn of the loop: take up to a batch of input, tick the clock, handle
     /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
     pub fn turn(&mut self, wait: Duration) {
-        let taken = self.fetch(wait);
+        self.fetch(wait);
         self.apply_held();
         self.watch_inputs();
         // While a recorded order is replayed, its own ticks move the clock.
@@ -20,14 +20,10 @@ impl<S: Store> LiveGuard<S> {
             self.tick(Timestamp::now());
         }
         self.release();
-        // rdkafka 0.39's timed `poll` spins until its deadline (sub-millisecond
-        // timeouts round to zero), so the producer is polled without waiting, and a
-        // turn that waits for an order record naps briefly instead.
+        // Never with a timeout: rdkafka 0.39's timed `poll` spins until its deadline.
+        // The turn slept in `fetch` until a report or a message came.
         self.producer.poll(Duration::ZERO);
         self.handle_deliveries();
-        if taken == 0 && self.outbox.holds_unreleased() {
-            std::thread::sleep(RECORD_NAP);
-        }
         self.show_turn();
         // Not while a decision waits for its order record: it goes out first.
         if self.dirty
@@ -77,6 +73,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         status.metrics.duplicates += counts.duplicates;
+        status.metrics.other_env += counts.other_env;
         if let Some(view) = view {
             status.state = view;
         }
@@ -85,31 +82,26 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
-    /// Fetches up to a batch of messages into the merge, waiting at most `wait` for the
-    /// first (not at all while a decision waits for its order record, a millisecond
-    /// while messages wait in the merge); returns how many were polled.
-    fn fetch(&mut self, wait: Duration) -> usize {
-        let mut taken = 0;
-        let mut timeout = if self.outbox.holds_unreleased() {
-            Duration::ZERO
-        } else if self.merge.is_empty() {
+    /// Sleeps until a message or a delivery report (the one a held decision waits
+    /// for) comes, at most `wait` (a millisecond while messages wait in the merge),
+    /// then fetches up to a batch of messages into the merge.
+    fn fetch(&mut self, wait: Duration) {
+        let timeout = if self.merge.is_empty() {
             wait
         } else {
             wait.min(Duration::from_millis(1))
         };
+        self.wakeup.wait(timeout);
         let consumer = std::sync::Arc::clone(&self.consumer);
-        while taken < BATCH {
-            let Some(polled) = consumer.poll(timeout) else {
+        for _ in 0..BATCH {
+            let Some(polled) = consumer.poll(Duration::ZERO) else {
                 break;
             };
-            timeout = Duration::ZERO;
-            taken += 1;
             match polled {
                 Ok(message) => self.hold(&message),
                 Err(e) => warn!(error = %e, "consumer error"),
             }
         }
-        taken
     }
 
     /// Puts a fetched message into the merge (a worker's progress is read at once).

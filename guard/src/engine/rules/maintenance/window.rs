@@ -24,6 +24,21 @@ pub struct MaintenanceWindow {
     /// IANA time zone.
     #[serde(serialize_with = "ser_tz")]
     pub tz: chrono_tz::Tz,
+    /// Whether leaving the window resumes by itself, or only an operator does (the
+    /// runbook's health check after the work). Left out of the version while `auto`.
+    #[serde(skip_serializing_if = "crate::policy::is_default")]
+    pub resume: ResumeBy,
+}
+
+/// Who lifts a window's pause when it ends (CONTRACT §2.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResumeBy {
+    /// Leaving the window removes its reason.
+    #[default]
+    Auto,
+    /// The reason stays until an operator resumes the global scope.
+    Operator,
 }
 
 impl Default for MaintenanceWindow {
@@ -36,6 +51,7 @@ impl Default for MaintenanceWindow {
             start_secs: 2 * 3_600,
             end_secs: 3 * 3_600,
             tz: chrono_tz::Asia::Tokyo,
+            resume: ResumeBy::Auto,
         }
     }
 }
@@ -83,9 +99,15 @@ fn read_window(r: &mut Reader, at: &str, t: &Table) -> MaintenanceWindow {
     r.keys(
         t,
         &format!("{at}."),
-        &["enabled", "name", "weekday", "start", "end", "tz"],
+        &["enabled", "name", "weekday", "start", "end", "tz", "resume"],
     );
     let mut w = MaintenanceWindow::default();
+    r.choice(
+        t,
+        &format!("{at}.resume"),
+        &mut w.resume,
+        &[("auto", ResumeBy::Auto), ("operator", ResumeBy::Operator)],
+    );
     r.bool(t, &format!("{at}.enabled"), &mut w.enabled);
     if let Some(name) = r.string(t, &format!("{at}.name")) {
         w.name = name;
@@ -165,7 +187,7 @@ fn full_name(d: Weekday) -> &'static str {
     }
 }
 
-fn parse_clock(text: &str, allow_24: bool) -> Option<u32> {
+pub(crate) fn parse_clock(text: &str, allow_24: bool) -> Option<u32> {
     let parts: Vec<&str> = text.split(':').collect();
     if !(2..=3).contains(&parts.len())
         || parts

@@ -10,7 +10,8 @@
 //! ([`RulePolicies`]). This module holds what they share: the `Reader` that walks a
 //! table, the guard's own `[state]` section, and the policy's version.
 
-use std::fmt;
+mod print;
+mod reader;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -20,7 +21,10 @@ pub use crate::engine::rules::{
     EnhancedPolicy, LosingStreakPolicy, MaintenancePolicy, MaintenanceWindow, RulePolicies,
     SlippagePolicy,
 };
+use crate::message::{Effect, Env};
 use crate::time::Span;
+
+pub(crate) use reader::Reader;
 
 /// Which breaches share a slippage window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -48,6 +52,18 @@ pub(crate) const PAUSE_CHOICES: [(&str, PauseTarget); 2] = [
     ("group", PauseTarget::Group),
 ];
 
+/// The values of an `action` key: the effect of the reason a rule adds (CONTRACT §2).
+pub(crate) const ACTION_CHOICES: [(&str, Effect); 2] = [
+    ("pause", Effect::Pause),
+    ("reduce_only", Effect::ReduceOnly),
+];
+
+/// Whether a key holds its default: a key of version 2 is left out of the resolved
+/// policy then, so a version-1 policy keeps its `policy_version` (CONTRACT §3).
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 /// The whole policy, every default filled in.
 ///
 /// It serialises as one object: the rules' sections in registry order, then `state`
@@ -55,6 +71,10 @@ pub(crate) const PAUSE_CHOICES: [(&str, PauseTarget); 2] = [
 /// prints).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Policy {
+    /// The environment the guard guards (CONTRACT §2.9): a fill of another is ignored.
+    /// Absent (every fill counts) by default, and then not part of the version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<Env>,
     /// Every rule's section.
     #[serde(flatten)]
     pub rules: RulePolicies,
@@ -115,6 +135,7 @@ impl Default for Policy {
     /// The runbook's policy (CONTRACT §3).
     fn default() -> Self {
         Policy {
+            env: None,
             rules: RulePolicies::default(),
             state: StatePolicy::default(),
         }
@@ -158,7 +179,18 @@ impl Policy {
         let mut sections = policy.rules.sections();
         let mut allowed: Vec<&str> = sections.iter().map(|s| s.key()).collect();
         allowed.push("state");
+        allowed.push("env");
         r.keys(table, "", &allowed);
+        r.choice(
+            table,
+            "env",
+            &mut policy.env,
+            &[
+                ("prod", Some(Env::Prod)),
+                ("stg", Some(Env::Stg)),
+                ("dev", Some(Env::Dev)),
+            ],
+        );
         // `[state]` comes after the tables and before the arrays of tables: the order
         // in which problems have always been listed.
         let state_at = sections
@@ -237,140 +269,6 @@ fn override_value(raw: &str) -> Value {
     } else {
         Value::String(raw.to_owned())
     }
-}
-
-/// Walks a table, collecting problems instead of stopping at the first. Each reader
-/// method leaves its output alone when the key is absent or its value is refused.
-#[derive(Default)]
-pub(crate) struct Reader {
-    problems: Vec<String>,
-}
-
-impl Reader {
-    /// Records a problem with the key at `key`.
-    pub(crate) fn problem(&mut self, key: &str, text: impl fmt::Display) {
-        self.problems.push(format!("{key}: {text}"));
-    }
-
-    /// Reports every key of `table` that is not `allowed`.
-    pub(crate) fn keys(&mut self, table: &Table, prefix: &str, allowed: &[&str]) {
-        for key in table.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.problem(
-                    &format!("{prefix}{key}"),
-                    format_args!("unknown key (allowed here: {})", allowed.join(", ")),
-                );
-            }
-        }
-    }
-
-    /// The value of section `key` as a table, or a problem.
-    pub(crate) fn table<'t>(&mut self, value: &'t Value, key: &str) -> Option<&'t Table> {
-        match value {
-            Value::Table(t) => Some(t),
-            _ => {
-                self.problem(key, "must be a table ([section])");
-                None
-            }
-        }
-    }
-
-    pub(crate) fn bool(&mut self, t: &Table, path: &str, out: &mut bool) {
-        match t.get(leaf(path)) {
-            None => {}
-            Some(Value::Boolean(b)) => *out = *b,
-            Some(_) => self.problem(path, "must be true or false"),
-        }
-    }
-
-    pub(crate) fn number(
-        &mut self,
-        t: &Table,
-        path: &str,
-        out: &mut f64,
-        ok: impl Fn(f64) -> bool,
-        allowed: &str,
-    ) {
-        let value = match t.get(leaf(path)) {
-            None => return,
-            Some(Value::Float(f)) => *f,
-            Some(Value::Integer(i)) => *i as f64,
-            Some(_) => return self.problem(path, format_args!("must be {allowed}")),
-        };
-        if value.is_finite() && ok(value) {
-            *out = value;
-        } else {
-            self.problem(path, format_args!("must be {allowed}, not {value}"));
-        }
-    }
-
-    pub(crate) fn count(&mut self, t: &Table, path: &str, out: &mut u32) {
-        match t.get(leaf(path)) {
-            None => {}
-            Some(Value::Integer(i)) if (1..=1_000_000).contains(i) => *out = *i as u32,
-            Some(v) => self.problem(
-                path,
-                format_args!("must be a whole number from 1 to 1000000, not {v}"),
-            ),
-        }
-    }
-
-    pub(crate) fn span(&mut self, t: &Table, path: &str, out: &mut Span) {
-        match t.get(leaf(path)) {
-            None => {}
-            Some(Value::String(s)) => match Span::parse(s) {
-                Ok(span) if span.as_micros() > 0 => *out = span,
-                Ok(_) => self.problem(path, "must be longer than zero"),
-                Err(e) => self.problem(path, e),
-            },
-            Some(v) => self.problem(
-                path,
-                format_args!(
-                    "must be a duration string such as \"600s\", \"10m\" or \"24h\", not {v}"
-                ),
-            ),
-        }
-    }
-
-    pub(crate) fn choice<T: Copy>(
-        &mut self,
-        t: &Table,
-        path: &str,
-        out: &mut T,
-        choices: &[(&str, T)],
-    ) {
-        let Some(value) = t.get(leaf(path)) else {
-            return;
-        };
-        let found = value
-            .as_str()
-            .and_then(|s| choices.iter().find(|(name, _)| *name == s));
-        match found {
-            Some((_, choice)) => *out = *choice,
-            None => {
-                let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
-                self.problem(
-                    path,
-                    format_args!("must be one of {}, not {value}", names.join(", ")),
-                );
-            }
-        }
-    }
-
-    pub(crate) fn string(&mut self, t: &Table, path: &str) -> Option<String> {
-        match t.get(leaf(path)) {
-            None => None,
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            Some(v) => {
-                self.problem(path, format_args!("must be a non-empty string, not {v}"));
-                None
-            }
-        }
-    }
-}
-
-fn leaf(path: &str) -> &str {
-    path.rsplit('.').next().unwrap_or(path)
 }
 
 #[cfg(test)]

@@ -12,7 +12,12 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::message::{Fill, Input, OpsCommand, RiskEvent, Scope, StrategyRelease, Stream};
+mod admit;
+mod fast;
+
+pub use admit::{Admission, Refusal};
+
+use crate::message::{Input, Scope, Stream};
 
 /// Why a message is invalid.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,7 +41,7 @@ pub enum DecodeError {
         problem: &'static str,
     },
     /// A replay envelope names a stream the guard does not read.
-    #[error("envelope: unknown input stream {0:?} (expected exec_result, risk_event, strategy_release or ops_command)")]
+    #[error("envelope: unknown input stream {0:?} (expected exec_result, risk_event, strategy_release, ops_command or guard_ack)")]
     UnknownStream(String),
     /// Larger than the configured limit.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
@@ -48,11 +53,28 @@ pub enum DecodeError {
     },
 }
 
-/// Decodes one message of `stream` from its JSON bytes and validates it.
+/// The largest input message accepted by default (1 MiB), live and in replay.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Decodes one message of `stream` from its JSON bytes and validates it. A fill of the
+/// common shape is read in one pass (`decode::fast`); everything else by serde, whose
+/// answers the one-pass reader is held to.
 ///
 /// # Errors
 /// [`DecodeError`] with the reason when the message is not valid.
 pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
+    if stream == Stream::ExecResult {
+        if let Some(fill) = fast::fill(bytes) {
+            let input = Input::Fill(fill);
+            validate(&input)?;
+            return Ok(input);
+        }
+    }
+    decode_with_serde(stream, bytes)
+}
+
+/// [`decode`] by serde alone: the reference.
+fn decode_with_serde(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
     fn parse<'a, T: Deserialize<'a>>(stream: Stream, bytes: &'a [u8]) -> Result<T, DecodeError> {
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
             stream: stream.as_str(),
@@ -64,6 +86,7 @@ pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
         Stream::RiskEvent => Input::RiskEvent(parse(stream, bytes)?),
         Stream::StrategyRelease => Input::Release(parse(stream, bytes)?),
         Stream::OpsCommand => Input::Ops(parse(stream, bytes)?),
+        Stream::GuardAck => Input::Ack(parse(stream, bytes)?),
     };
     validate(&input)?;
     Ok(input)
@@ -129,6 +152,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                                 Stream::RiskEvent => Input::RiskEvent(map.next_value()?),
                                 Stream::StrategyRelease => Input::Release(map.next_value()?),
                                 Stream::OpsCommand => Input::Ops(map.next_value()?),
+                                Stream::GuardAck => Input::Ack(map.next_value()?),
                             });
                             *self.phase.borrow_mut() = Phase::Envelope;
                         }
@@ -159,6 +183,9 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                     Stream::OpsCommand => {
                         Input::Ops(Deserialize::deserialize(&mut de).map_err(de::Error::custom)?)
                     }
+                    Stream::GuardAck => {
+                        Input::Ack(Deserialize::deserialize(&mut de).map_err(de::Error::custom)?)
+                    }
                 };
                 *self.phase.borrow_mut() = Phase::Envelope;
                 Ok(input)
@@ -173,6 +200,23 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
 /// # Errors
 /// [`DecodeError`] when the envelope or the event is not valid.
 pub fn decode_envelope(line: &[u8]) -> Result<Input, DecodeError> {
+    // The form `guard record` writes, with a fill of the common shape: read in one pass.
+    if let Some(fill) = line
+        .strip_prefix(FILL_ENVELOPE.as_bytes())
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .and_then(fast::fill)
+    {
+        let input = Input::Fill(fill);
+        validate(&input)?;
+        return Ok(input);
+    }
+    decode_envelope_with_serde(line)
+}
+
+/// How a fill's envelope starts in the form `guard record` writes.
+const FILL_ENVELOPE: &str = r#"{"stream":"exec_result","event":"#;
+
+fn decode_envelope_with_serde(line: &[u8]) -> Result<Input, DecodeError> {
     let phase = RefCell::new(Phase::Envelope);
     let mut de = serde_json::Deserializer::from_slice(line);
     let decoded = EnvelopeSeed { phase: &phase }
@@ -202,82 +246,55 @@ pub fn decode_envelope(line: &[u8]) -> Result<Input, DecodeError> {
 /// # Errors
 /// [`DecodeError::Invalid`] naming the first field that breaks the contract.
 pub fn validate(input: &Input) -> Result<(), DecodeError> {
-    let stream = input.stream().as_str();
-    let fail = |field, problem| {
-        Err(DecodeError::Invalid {
-            stream,
-            field,
-            problem,
-        })
-    };
     const EMPTY: &str = "must not be empty";
     const POSITIVE: &str = "must be a number > 0";
-    match input {
-        Input::Fill(Fill {
-            fill_id,
-            strategy_id,
-            symbol,
-            qty,
-            expected_price,
-            fill_price,
-            ..
-        }) => {
-            if fill_id.is_empty() {
-                return fail("fill_id", EMPTY);
-            }
-            if strategy_id.is_empty() {
-                return fail("strategy_id", EMPTY);
-            }
-            if symbol.is_empty() {
-                return fail("symbol", EMPTY);
-            }
-            // `!(x > 0.0)` also refuses NaN, should one ever get past the parser.
-            if !(*qty > 0.0) {
-                return fail("qty", POSITIVE);
-            }
-            if !(*expected_price > 0.0) {
-                return fail("expected_price", POSITIVE);
-            }
-            if !(*fill_price > 0.0) {
-                return fail("fill_price", POSITIVE);
-            }
-        }
-        Input::RiskEvent(RiskEvent {
-            event_id, scope, ..
-        }) => {
-            if event_id.is_empty() {
-                return fail("event_id", EMPTY);
-            }
-            check_scope(scope).or_else(|problem| fail("scope.strategy_id", problem))?;
-        }
-        Input::Release(StrategyRelease { strategy_id, .. }) => {
-            if strategy_id.is_empty() {
-                return fail("strategy_id", EMPTY);
-            }
-        }
-        Input::Ops(OpsCommand {
-            command_id,
-            scope,
-            operator,
-            ..
-        }) => {
-            if command_id.is_empty() {
-                return fail("command_id", EMPTY);
-            }
-            if operator.is_empty() {
-                return fail("operator", EMPTY);
-            }
-            check_scope(scope).or_else(|problem| fail("scope.strategy_id", problem))?;
-        }
+    let bad_scope =
+        |scope: &Scope| matches!(scope, Scope::Strategy { strategy_id } if strategy_id.is_empty());
+    // (field, broken, what is wrong), in the order the fields are reported. Not
+    // greater than 0 also refuses NaN, should one ever get past the parser.
+    let not_positive = |x: f64| x.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater);
+    let failed = match input {
+        Input::Fill(f) => first_broken(&[
+            ("fill_id", f.fill_id.is_empty(), EMPTY),
+            ("strategy_id", f.strategy_id.is_empty(), EMPTY),
+            ("symbol", f.symbol.is_empty(), EMPTY),
+            ("qty", not_positive(f.qty), POSITIVE),
+            ("expected_price", not_positive(f.expected_price), POSITIVE),
+            ("fill_price", not_positive(f.fill_price), POSITIVE),
+        ]),
+        Input::RiskEvent(e) => first_broken(&[
+            ("event_id", e.event_id.is_empty(), EMPTY),
+            ("scope.strategy_id", bad_scope(&e.scope), EMPTY),
+        ]),
+        Input::Release(r) => first_broken(&[("strategy_id", r.strategy_id.is_empty(), EMPTY)]),
+        Input::Ops(o) => first_broken(&[
+            ("command_id", o.command_id.is_empty(), EMPTY),
+            ("operator", o.operator.is_empty(), EMPTY),
+            ("scope.strategy_id", bad_scope(&o.scope), EMPTY),
+        ]),
+        Input::Ack(a) => first_broken(&[
+            ("command_id", a.command_id.is_empty(), EMPTY),
+            ("gateway", a.gateway.is_empty(), EMPTY),
+        ]),
+    };
+    match failed {
+        Some((field, problem)) => Err(DecodeError::Invalid {
+            stream: input.stream().as_str(),
+            field,
+            problem,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-fn check_scope(scope: &Scope) -> Result<(), &'static str> {
-    match scope {
-        Scope::Strategy { strategy_id } if strategy_id.is_empty() => Err("must not be empty"),
-        _ => Ok(()),
-    }
+/// The first check that is broken: its field and what is wrong.
+fn first_broken(
+    checks: &[(&'static str, bool, &'static str)],
+) -> Option<(&'static str, &'static str)> {
+    checks
+        .iter()
+        .find(|(_, broken, _)| *broken)
+        .map(|(field, _, problem)| (*field, *problem))
 }
 
 #[cfg(test)]

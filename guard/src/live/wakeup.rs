@@ -1,0 +1,158 @@
+//! Sleeping until librdkafka has something for the decision thread.
+//!
+//! The loop must react at once to two queues of two clients: fetched input on the
+//! consumer's queue and delivery reports on the producer's (a decision waits for the
+//! report of its order record). Polling one with a timeout misses the other, and
+//! polling both in turn with short naps costs a wake-up every nap. Instead each queue
+//! writes a byte to one socket when it turns non-empty (librdkafka's queue IO events,
+//! `rd_kafka_queue_io_event_enable`), and the loop blocks on that socket: it wakes
+//! for a message, a report, or its timeout, and for nothing else.
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use rdkafka::bindings as rd;
+
+/// librdkafka queue handles that wake one socket when they turn non-empty.
+///
+/// Drop it before the clients whose queues it holds (declare it before them in a
+/// struct): a queue handle must not outlive its client.
+pub struct Wakeup {
+    queues: Vec<Queue>,
+    /// Read end: the loop sleeps on it.
+    rx: UnixStream,
+    /// Write end, handed to librdkafka; kept open as long as the queues write to it.
+    _tx: UnixStream,
+}
+
+/// One queue handle of a client (a reference librdkafka counts).
+struct Queue(*mut rd::rd_kafka_queue_t);
+
+// librdkafka's queue handles may be used from any thread.
+unsafe impl Send for Queue {}
+
+impl Wakeup {
+    /// Wakes on the consumer queue of `consumer` (fetched messages, errors,
+    /// rebalances) and the main queue of `producer` (delivery reports).
+    ///
+    /// # Errors
+    /// When the socket pair cannot be made.
+    pub fn new(consumer: *mut rd::rd_kafka_t, producer: *mut rd::rd_kafka_t) -> io::Result<Self> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        // SAFETY: the clients are alive (the caller owns them and drops this first);
+        // each call returns a new reference to a queue, or null for a consumer without
+        // a group.
+        let handles = unsafe {
+            [
+                rd::rd_kafka_queue_get_consumer(consumer),
+                rd::rd_kafka_queue_get_main(producer),
+            ]
+        };
+        let queues: Vec<Queue> = handles
+            .into_iter()
+            .filter(|q| !q.is_null())
+            .map(Queue)
+            .collect();
+        for queue in &queues {
+            // SAFETY: a live queue handle; the payload is copied.
+            unsafe {
+                rd::rd_kafka_queue_io_event_enable(queue.0, tx.as_raw_fd(), b"!".as_ptr().cast(), 1)
+            };
+        }
+        Ok(Wakeup {
+            queues,
+            rx,
+            _tx: tx,
+        })
+    }
+
+    /// Whether a queue holds something not yet polled.
+    pub fn pending(&self) -> bool {
+        // SAFETY: live queue handles.
+        self.queues
+            .iter()
+            .any(|q| unsafe { rd::rd_kafka_queue_length(q.0) } > 0)
+    }
+
+    /// Sleeps until a queue turns non-empty, at most `timeout`; returns at once when
+    /// one already holds something. A queue writes its byte only when it turns
+    /// non-empty after it was last polled, so the bytes of events already polled are
+    /// dropped first, and the queues are looked at after that: an event that comes
+    /// in between leaves its byte, which ends the sleep.
+    pub fn wait(&mut self, timeout: Duration) {
+        let mut stale = [0u8; 64];
+        while matches!(self.rx.read(&mut stale), Ok(n) if n > 0) {}
+        if timeout.is_zero() || self.pending() {
+            return;
+        }
+        let mut fds = libc::pollfd {
+            fd: self.rx.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: one valid pollfd; no signal mask change. An interrupted or failed
+        // wait is a short wait: the loop looks at the queues either way.
+        unsafe { libc::ppoll(&mut fds, 1, &ts, std::ptr::null()) };
+    }
+}
+
+impl Drop for Wakeup {
+    fn drop(&mut self) {
+        for queue in &self.queues {
+            // SAFETY: live queue handles; io events off before the socket closes,
+            // then the handle's reference is released.
+            unsafe {
+                rd::rd_kafka_queue_io_event_enable(queue.0, -1, std::ptr::null(), 0);
+                rd::rd_kafka_queue_destroy(queue.0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+    use std::time::Instant;
+
+    #[test]
+    fn a_delivery_report_ends_the_sleep_and_an_empty_queue_does_not() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 1, 1).expect("topic");
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", mock.bootstrap_servers());
+        let producer: BaseProducer = config.create().expect("producer");
+        let consumer: BaseConsumer = config
+            .clone()
+            .set("group.id", "g")
+            .create()
+            .expect("consumer");
+        let mut wakeup = Wakeup::new(
+            consumer.client().native_ptr(),
+            producer.client().native_ptr(),
+        )
+        .expect("wakeup");
+        assert!(!wakeup.pending());
+        producer
+            .send(BaseRecord::to("t").key("k").payload("v"))
+            .expect("queued");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !wakeup.pending() && Instant::now() < deadline {
+            wakeup.wait(Duration::from_secs(1));
+        }
+        assert!(wakeup.pending(), "the delivery report is queued");
+        drop(wakeup);
+        let _ = producer.flush(Duration::from_secs(5));
+    }
+}
