@@ -108,6 +108,8 @@ fn applied(status: &StatusHandle, prefix: &str) -> u64 {
 }
 
 fn main() {
+    // As `guard` does at start.
+    guard::live::memory::hold_mmap_threshold();
     let args = parse_args();
     let config = config_of(&args);
     let status = StatusHandle::default();

@@ -89,17 +89,21 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 
 async fn state_doc(State(s): State<HttpState>) -> Response {
     let status = s.status.lock();
-    let mut doc = if status.state.is_object() {
-        status.state.clone()
-    } else {
-        json!({})
+    // The state's own object, with the instance's fields added at its end.
+    let own = json!({
+        "role": status.role,
+        "ready": status.ready,
+        "offsets": status.offsets,
+    })
+    .to_string();
+    let state = status.state.json.trim_end();
+    let doc = match state.strip_suffix('}') {
+        Some(open) if open.trim_end().ends_with('{') => own,
+        Some(open) => format!("{open},{}", &own[1..]),
+        None => own,
     };
-    if let Some(map) = doc.as_object_mut() {
-        map.insert("role".into(), json!(status.role));
-        map.insert("ready".into(), json!(status.ready));
-        map.insert("offsets".into(), json!(status.offsets));
-    }
-    Json(doc).into_response()
+    drop(status);
+    ([("content-type", "application/json")], doc).into_response()
 }
 
 async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> Response {

@@ -63,7 +63,10 @@ fn consumer_waiting(config: &LiveConfig, fetch_wait_ms: u32) -> ClientConfig {
         .set("fetch.queue.backoff.ms", "10")
         .set("enable.partition.eof", "false")
         // Bound the prefetch queue: memory stays flat when the guard falls behind.
-        .set("queued.max.messages.kbytes", "16384");
+        // 1 MiB is ~4,000 fills, over 10 ms of the guard's work; at 16 MiB the
+        // queue and its fetch buffers were ~45-75 MB of a drain's peak RSS
+        // (bench/README.md).
+        .set("queued.max.messages.kbytes", "1024");
     for (key, value) in &config.kafka {
         c.set(key, value);
     }

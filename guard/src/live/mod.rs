@@ -11,12 +11,14 @@
 //! - [`wakeup`]: the loop sleeps until a message or a delivery report comes.
 //! - [`status`]: metrics and the readable state for the HTTP server.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
+//! - [`memory`]: the allocator setting that keeps large buffers off the heap.
 
 pub mod changelog;
 pub mod config;
 pub mod http;
 pub mod input_watch;
 pub mod kafka;
+pub mod memory;
 pub mod merge;
 pub mod ops;
 pub mod order_log;

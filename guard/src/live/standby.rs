@@ -2,8 +2,8 @@
 //!
 //! Every instance tails the changelog. An instance becomes active when no other
 //! instance has renewed its lease for [`LEASE_TIMEOUT`]; it then restores the newest
-//! of its local checkpoint and the changelog's snapshot and seeks the inputs to the
-//! offsets stored with it. An active instance that sees a live lease of an instance
+//! of its local checkpoint and the changelog's snapshot, seeks the inputs to the
+//! offsets stored with it, and hands the changelog's publishing to its store writer. An active instance that sees a live lease of an instance
 //! with a smaller name steps down (checkpoint, release the inputs, back to standby).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,17 +46,25 @@ pub fn run<S: Store>(
             changelog.poll(Duration::from_millis(100));
         }
         info!(instance = %config.instance, "taking the active role");
-        let mut guard =
-            LiveGuard::start_from(config.clone(), store, status.clone(), changelog.latest())?;
-        // From here on it writes the snapshots itself: reading them back is waste.
-        changelog.set_active(true);
+        let snapshot = changelog.latest();
+        // From here on the store writer publishes the changelog; this instance reads
+        // back only the lease.
+        let publisher = changelog.activate()?;
+        let mut guard = LiveGuard::start_from(
+            config.clone(),
+            store,
+            status.clone(),
+            snapshot.as_ref(),
+            Some(publisher),
+        )?;
+        drop(snapshot);
         let stepped_down = loop {
             if stop.load(Ordering::Relaxed) {
                 break false;
             }
             guard.turn(Duration::from_millis(5));
             changelog.poll(Duration::ZERO);
-            changelog.publish(guard.seq(), || guard.published());
+            changelog.publish_lease();
             if let Some(other) = changelog.other_active(LEASE_TIMEOUT) {
                 if other.instance < config.instance {
                     warn!(other = %other.instance, "another instance is active too; stepping down");
@@ -65,10 +73,11 @@ pub fn run<S: Store>(
             }
         };
         guard.shutdown();
-        changelog.publish(guard.seq(), || guard.published());
-        changelog.flush();
+        changelog.publish_lease();
+        // The writer publishes its last snapshot before it hands the store back.
         store = guard.into_store();
-        changelog.set_active(false);
+        changelog.flush();
+        changelog.deactivate();
         if !stepped_down {
             return Ok(());
         }

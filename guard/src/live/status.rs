@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::engine::Engine;
 use crate::message::Decision;
+use crate::time::Timestamp;
 
 /// Counters and gauges of the live guard.
 pub struct Metrics {
@@ -79,8 +81,9 @@ pub struct Status {
     pub role: &'static str,
     /// Counters.
     pub metrics: Metrics,
-    /// The `/state` document.
-    pub state: Value,
+    /// The `/state` document, as JSON text: kept as a `Value` it took several times
+    /// the memory, and two of it were alive while it was rebuilt.
+    pub state: StateText,
     /// Ops command ids applied recently, with whether they changed a scope
     /// (read by `guard pause`/`resume` to report "already in that state").
     pub ops_applied: BTreeMap<String, bool>,
@@ -99,10 +102,105 @@ impl StatusHandle {
     }
 }
 
+/// The `/state` document (a JSON object's text) and the gauges `/metrics` reads from
+/// it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateText {
+    /// The JSON text.
+    pub json: String,
+    /// How many entries some of its lists hold.
+    pub gauges: StateGauges,
+}
+
+/// Counts of the `/state` document's lists that `/metrics` shows as gauges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateGauges {
+    /// Paused scopes.
+    pub paused: usize,
+    /// Reduce-only scopes.
+    pub reduce_only: usize,
+    /// Commands awaiting acknowledgements.
+    pub acks_pending: usize,
+    /// Group-days of the daily loss book.
+    pub daily_loss: usize,
+    /// Group-days of the daily drawdown book.
+    pub daily_drawdown: usize,
+}
+
+impl StateGauges {
+    /// The counts of a `/state` document (without its slippage windows, which no
+    /// gauge reads).
+    pub fn of(view: &Value) -> Self {
+        let count = |key: &str| view[key].as_array().map_or(0, Vec::len);
+        StateGauges {
+            paused: count("paused"),
+            reduce_only: count("reduce_only"),
+            acks_pending: count("acks_pending"),
+            daily_loss: count("daily_loss"),
+            daily_drawdown: count("daily_drawdown"),
+        }
+    }
+}
+
+/// A breach as `/state` shows it.
+#[derive(Serialize)]
+struct BreachView<'a> {
+    fill_id: &'a str,
+    strategy_id: &'a str,
+    ts: Timestamp,
+}
+
+/// A slippage window as `/state` shows it.
+#[derive(Serialize)]
+struct WindowView<'a> {
+    group: &'a str,
+    breaches: Vec<BreachView<'a>>,
+}
+
+/// [`state_view`], rendered: the same document, but the slippage windows (tens of
+/// thousands of breaches on a busy day) are written out directly rather than built
+/// as values first.
+pub fn state_text(engine: &Engine) -> StateText {
+    let mut view = view_head(engine);
+    engine.state().rules.view_without_windows(&mut view);
+    let view = Value::Object(view);
+    let gauges = StateGauges::of(&view);
+    let windows: Vec<WindowView<'_>> = engine
+        .state()
+        .rules
+        .slippage
+        .groups()
+        .map(|(group, breaches)| WindowView {
+            group: group.unwrap_or("(all strategies)"),
+            breaches: breaches
+                .iter()
+                .map(|b| BreachView {
+                    fill_id: &b.fill_id,
+                    strategy_id: &b.strategy_id,
+                    ts: b.ts,
+                })
+                .collect(),
+        })
+        .collect();
+    let mut json = view.to_string();
+    json.pop();
+    json.push_str(",\"slippage_windows\":");
+    json.push_str(&serde_json::to_string(&windows).expect("views serialise"));
+    json.push('}');
+    StateText { json, gauges }
+}
+
 /// Builds the `/state` document from the engine: its paused scopes (`paused`) and
 /// those that may only reduce positions (`reduce_only`), each with its reasons by
 /// effect, then what every rule shows of itself.
 pub fn state_view(engine: &Engine) -> Value {
+    let mut view = view_head(engine);
+    engine.state().rules.view(&mut view);
+    Value::Object(view)
+}
+
+/// The engine's own part of the `/state` document.
+fn view_head(engine: &Engine) -> Map<String, Value> {
     let state = engine.state();
     let mut by_mode: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
     for (scope, held) in state.scopes.held() {
@@ -118,9 +216,8 @@ pub fn state_view(engine: &Engine) -> Value {
     view.insert("clock".into(), json!(state.clock));
     view.insert("paused".into(), Value::Array(paused));
     view.insert("reduce_only".into(), Value::Array(reduce_only));
-    state.rules.view(&mut view);
     view.insert("seen_ids".into(), json!(state.seen.len()));
-    Value::Object(view)
+    view
 }
 
 impl Metrics {
@@ -146,7 +243,7 @@ pub fn prometheus(status: &Status) -> String {
     counters(&status.metrics, &mut out);
     gauges(status, &mut out);
     latency(&status.metrics.decision_latency, &mut out);
-    state_gauges(&status.state, &mut out);
+    state_gauges(&status.state.gauges, &mut out);
     out.push_str("# TYPE guard_ready gauge\n");
     out.push_str(&format!("guard_ready {}\n", u8::from(status.ready)));
     out.push_str(&format!(
@@ -158,26 +255,22 @@ pub fn prometheus(status: &Status) -> String {
 
 /// Gauges read from the `/state` view (as of its last rebuild): scopes by mode,
 /// commands awaiting acknowledgements, daily books that tripped today.
-fn state_gauges(state: &Value, out: &mut String) {
-    let count = |key: &str| state[key].as_array().map_or(0, Vec::len);
+fn state_gauges(g: &StateGauges, out: &mut String) {
     out.push_str("# HELP guard_scopes Scopes not running, by mode (paused, reduce_only).\n");
     out.push_str("# TYPE guard_scopes gauge\n");
-    for mode in ["paused", "reduce_only"] {
-        out.push_str(&format!(
-            "guard_scopes{{mode=\"{mode}\"}} {}\n",
-            count(mode)
-        ));
+    for (mode, n) in [("paused", g.paused), ("reduce_only", g.reduce_only)] {
+        out.push_str(&format!("guard_scopes{{mode=\"{mode}\"}} {n}\n"));
     }
     out.push_str("# HELP guard_acks_pending Commands awaiting gateways' acknowledgements.\n");
     out.push_str("# TYPE guard_acks_pending gauge\n");
-    out.push_str(&format!("guard_acks_pending {}\n", count("acks_pending")));
+    out.push_str(&format!("guard_acks_pending {}\n", g.acks_pending));
     out.push_str("# HELP guard_daily_books Groups' trading days kept by a daily limit.\n");
     out.push_str("# TYPE guard_daily_books gauge\n");
-    for rule in ["daily_loss", "daily_drawdown"] {
-        out.push_str(&format!(
-            "guard_daily_books{{rule=\"{rule}\"}} {}\n",
-            count(rule)
-        ));
+    for (rule, n) in [
+        ("daily_loss", g.daily_loss),
+        ("daily_drawdown", g.daily_drawdown),
+    ] {
+        out.push_str(&format!("guard_daily_books{{rule=\"{rule}\"}} {n}\n"));
     }
 }
 
@@ -241,11 +334,7 @@ fn gauges(status: &Status, out: &mut String) {
         out.push_str(&text);
         out.push('\n');
     };
-    let paused = status
-        .state
-        .get("paused")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let paused = status.state.gauges.paused;
     line("# TYPE guard_paused_scopes gauge".into());
     line(format!("guard_paused_scopes {paused}"));
     line("# TYPE guard_consumer_lag gauge".into());
@@ -280,16 +369,24 @@ fn latency(h: &Histogram<u64>, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::rules::testing::{fill, t};
+    use crate::engine::EngineOptions;
+    use crate::message::Input;
+    use crate::policy::Policy;
 
     #[test]
     fn metrics_show_modes_pending_acks_and_daily_books() {
+        let view = json!({
+            "paused": [{"scope": {"kind": "global"}}],
+            "reduce_only": [{"scope": {"kind": "global"}}, {"scope": {"kind": "strategy", "strategy_id": "a"}}],
+            "acks_pending": [{"command_id": "c"}],
+            "daily_loss": [{"group": "a"}],
+        });
         let status = Status {
-            state: json!({
-                "paused": [{"scope": {"kind": "global"}}],
-                "reduce_only": [{"scope": {"kind": "global"}}, {"scope": {"kind": "strategy", "strategy_id": "a"}}],
-                "acks_pending": [{"command_id": "c"}],
-                "daily_loss": [{"group": "a"}],
-            }),
+            state: StateText {
+                json: view.to_string(),
+                gauges: StateGauges::of(&view),
+            },
             ..Status::default()
         };
         let text = prometheus(&status);
@@ -302,5 +399,33 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_state_text_is_the_state_view_rendered() {
+        let mut engine = Engine::new(Policy::default(), EngineOptions::default());
+        for (i, (strategy, bps)) in [
+            ("alpha", 7.0),
+            ("beta", 9.0),
+            ("alpha", 8.0),
+            ("alpha", 1.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = t(60.0 * i as f64);
+            engine.apply(&Input::Fill(fill(&format!("f{i}"), strategy, bps, at)));
+        }
+        let view = state_view(&engine);
+        assert_eq!(
+            view["slippage_windows"].as_array().map(Vec::len),
+            Some(2),
+            "two windows hold breaches: {view}"
+        );
+        let text = state_text(&engine);
+        let parsed: Value = serde_json::from_str(&text.json).unwrap();
+        assert_eq!(parsed, view);
+        assert_eq!(text.gauges, StateGauges::of(&view));
+        assert_eq!(text.gauges.paused, view["paused"].as_array().unwrap().len());
     }
 }

@@ -97,6 +97,12 @@ impl Rules {
     /// Adds every rule's part of the `/state` document.
     pub fn view(&self, out: &mut Map<String, Value>) {
         self.slippage.view(out);
+        self.view_without_windows(out);
+    }
+
+    /// [`Rules::view`] but the slippage windows, by far its largest part, which a
+    /// caller may render from [`SlippageWindows::groups`] without building values.
+    pub fn view_without_windows(&self, out: &mut Map<String, Value>) {
         self.streaks.view(out);
         self.daily_loss.view(out);
         self.daily_drawdown.view(out);

@@ -42,14 +42,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
-use super::changelog::Published;
+use super::changelog::{ChangelogWriter, Published};
 use super::config::LiveConfig;
 use super::input_watch::InputWatch;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::merge::{Merge, MergeKey};
 use super::order_log::{self, Journal, Step};
 use super::outbox::{Outbox, RESEND_AFTER};
-use super::status::{state_view, StatusHandle};
+use super::status::{state_text, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
 use super::wakeup::Wakeup;
 use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};
@@ -139,9 +139,12 @@ pub struct LiveGuard<S: Store> {
     /// Order records to send again after a failed delivery.
     record_resend: Vec<(Instant, u64)>,
     /// A checkpoint waiting for the order record that ends at it, with its seen ids.
-    prepared: Option<(Checkpoint, Vec<SeenEntry>, u64)>,
+    prepared: Option<Prepared>,
     offsets: BTreeMap<Partition, i64>,
     pending_seen: Vec<SeenEntry>,
+    /// The changelog's publisher (on the writer thread) needs every dedup id with
+    /// the next checkpoint: it starts a lineage.
+    publish_full: bool,
     seq: u64,
     dirty: bool,
     /// Inputs were applied since the status last showed the offsets.
@@ -174,6 +177,17 @@ pub struct LiveGuard<S: Store> {
     worker_partitions: Vec<i32>,
     inputs: Vec<InputPartition>,
     blocked_since: Option<Instant>,
+}
+
+/// A checkpoint waiting for the order record that ends at it.
+struct Prepared {
+    checkpoint: Checkpoint,
+    /// The dedup ids new since the last checkpoint.
+    seen: Vec<SeenEntry>,
+    /// Every dedup id of the checkpoint, when the changelog starts a lineage with it.
+    full: Option<Vec<SeenEntry>>,
+    /// The journal record that must be on the broker first.
+    record: u64,
 }
 
 /// Counts of one turn, added to the status at its end.
@@ -254,18 +268,6 @@ impl<S: Store> LiveGuard<S> {
     /// The last checkpoint's number.
     pub fn seq(&self) -> u64 {
         self.seq
-    }
-
-    /// The state now in the changelog's form (full snapshot, offsets, outbox), taken at
-    /// a boundary of the order journal: the next record starts at its offsets.
-    pub fn published(&mut self) -> Published {
-        self.cut_journal();
-        Published {
-            instance: self.config.instance.clone(),
-            engine: String::from_utf8(self.engine.snapshot()).expect("snapshots are JSON text"),
-            offsets: self.offsets.clone(),
-            outbox: self.outbox.messages(),
-        }
     }
 
     /// Stops reading the inputs and hands the store back (stepping down to standby).

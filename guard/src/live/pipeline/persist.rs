@@ -13,7 +13,7 @@ impl<S: Store> LiveGuard<S> {
         if self.prepared.is_some() || self.writer.busy() {
             self.try_save();
             let record_acked = match &self.prepared {
-                Some((_, _, record)) => self.journal.is_acked(*record),
+                Some(prepared) => self.journal.is_acked(prepared.record),
                 None => true,
             };
             if !record_acked {
@@ -24,9 +24,13 @@ impl<S: Store> LiveGuard<S> {
             return;
         }
         self.pending_seen.extend(self.engine.drain_seen_journal());
+        let mut engine = self.engine.snapshot_without_seen();
+        // The snapshot lives on in the store writer and the changelog's pending
+        // state (up to a second): without the slack its growth left, up to twice.
+        engine.shrink_to_fit();
         let checkpoint = Checkpoint {
             seq: self.seq + 1,
-            engine: self.engine.snapshot_without_seen(),
+            engine,
             offsets: self.offsets.clone(),
             outbox: self.outbox.messages(),
             seen_from: self.engine.seen_forgotten_before(),
@@ -36,8 +40,17 @@ impl<S: Store> LiveGuard<S> {
             self.pending_seen.retain(|(_, second)| *second >= from);
         }
         let seen = std::mem::take(&mut self.pending_seen);
+        // A new changelog lineage needs the whole dedup set once, exactly as the
+        // checkpoint has it.
+        let full = std::mem::take(&mut self.publish_full)
+            .then(|| self.engine.state().seen.entries().collect());
         self.cut_journal();
-        self.prepared = Some((checkpoint, seen, self.journal.written()));
+        self.prepared = Some(Prepared {
+            checkpoint,
+            seen,
+            full,
+            record: self.journal.written(),
+        });
         self.dirty = false;
         self.try_save();
     }
@@ -48,16 +61,17 @@ impl<S: Store> LiveGuard<S> {
         if self.writer.busy() {
             return;
         }
-        let Some((_, _, record)) = &self.prepared else {
+        let Some(prepared) = &self.prepared else {
             return;
         };
-        if !self.journal.is_acked(*record) {
+        if !self.journal.is_acked(prepared.record) {
             return;
         }
-        let Some((checkpoint, seen, _)) = self.prepared.take() else {
+        let Some(prepared) = self.prepared.take() else {
             return;
         };
-        self.writer.submit(checkpoint, seen);
+        self.writer
+            .submit(prepared.checkpoint, prepared.seen, prepared.full);
     }
 
     /// Takes the store writer's answer, when it has one (never waits).
@@ -78,11 +92,14 @@ impl<S: Store> LiveGuard<S> {
     /// not: the previous checkpoint stays in force, its dedup ids go into the next.
     fn on_written(&mut self, written: Written) {
         let Written {
-            checkpoint,
+            seq,
+            offsets,
             seen,
             result,
             took,
+            wants_full,
         } = written;
+        self.publish_full = wants_full;
         match result {
             Ok(()) => {
                 self.last_persisted = Instant::now();
@@ -91,16 +108,12 @@ impl<S: Store> LiveGuard<S> {
                     self.status.lock().degraded = self.inputs_lost;
                     warn!("the state is persisted again; the global pause stays until an operator resumes");
                 }
-                self.seq = checkpoint.seq;
+                self.seq = seq;
                 self.status.lock().metrics.checkpoints += 1;
                 // /state follows the checkpoints too (the forgetting of old windows).
                 self.view_stale = true;
-                debug!(
-                    seq = checkpoint.seq,
-                    took_us = took.as_micros() as u64,
-                    "checkpoint written"
-                );
-                self.commit_offsets(&checkpoint.offsets);
+                debug!(seq, took_us = took.as_micros() as u64, "checkpoint written");
+                self.commit_offsets(&offsets);
             }
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");

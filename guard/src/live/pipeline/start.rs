@@ -9,13 +9,14 @@ impl<S: Store> LiveGuard<S> {
     /// # Errors
     /// [`LiveError`] when the store, the snapshot or the broker fails.
     pub fn start(config: LiveConfig, store: S, status: StatusHandle) -> Result<Self, LiveError> {
-        Self::start_from(config, store, status, None)
+        Self::start_from(config, store, status, None, None)
     }
 
     /// [`LiveGuard::start`], restoring from the changelog's snapshot instead of the
     /// local store when the changelog's reaches further into the inputs (a standby
     /// taking over, or a guard on a new machine). The restored state is written to
-    /// the local store at once, seen ids included.
+    /// the local store at once, seen ids included. With `changelog`, the store writer
+    /// publishes every checkpoint it writes to the changelog.
     ///
     /// # Errors
     /// [`LiveError`] when the store, the snapshot or the broker fails.
@@ -23,9 +24,11 @@ impl<S: Store> LiveGuard<S> {
         config: LiveConfig,
         mut store: S,
         status: StatusHandle,
-        changelog: Option<&Published>,
+        snapshot: Option<&Published>,
+        changelog: Option<ChangelogWriter>,
     ) -> Result<Self, LiveError> {
-        let mut restored = restore(&config, &mut store, changelog)?;
+        let mut restored = restore(&config, &mut store, snapshot)?;
+        let publishing = changelog.is_some();
         restored.engine.enable_seen_journal();
         let (journal, script) = Self::recover_order(&config, &restored.offsets)?;
         let deliveries = DeliveryContext::default();
@@ -37,7 +40,7 @@ impl<S: Store> LiveGuard<S> {
         let mut guard = LiveGuard {
             config,
             engine: restored.engine,
-            writer: Writer::start(store),
+            writer: Writer::start(store, changelog),
             wakeup,
             consumer: std::sync::Arc::new(consumer),
             producer,
@@ -50,8 +53,10 @@ impl<S: Store> LiveGuard<S> {
             prepared: None,
             offsets: restored.offsets,
             pending_seen: Vec::new(),
+            publish_full: publishing,
             seq: restored.seq,
-            dirty: false,
+            // A new lineage on the changelog starts with a checkpoint at once.
+            dirty: publishing,
             offsets_moved: false,
             turn_counts: TurnCounts::default(),
             view_stale: false,
@@ -92,7 +97,7 @@ impl<S: Store> LiveGuard<S> {
         status.ready = true;
         status.publishing = true;
         status.role = "active";
-        status.state = state_view(&self.engine);
+        status.state = state_text(&self.engine);
         status.offsets = self
             .offsets
             .iter()
@@ -342,21 +347,18 @@ fn restore_published<S: Store>(
     local_progress: i64,
 ) -> Result<Restored, LiveError> {
     let (mut engine, _) =
-        Engine::restore(config.policy.clone(), options, published.engine.as_bytes())?;
-    info!(from = %published.instance, progress = published.progress(), local = local_progress, "state restored from the changelog");
+        Engine::restore(config.policy.clone(), options, &published.checkpoint.engine)?;
+    engine.restore_seen(published.seen.iter().copied());
+    info!(from = %published.instance, progress = published.progress(), local = local_progress, seen = published.seen.len(), "state restored from the changelog");
     let checkpoint = Checkpoint {
         seq,
-        engine: engine.snapshot_without_seen(),
-        offsets: published.offsets.clone(),
-        outbox: published.outbox.clone(),
-        seen_from: engine.seen_forgotten_before(),
+        ..published.checkpoint.clone()
     };
-    let seen: Vec<SeenEntry> = engine.state().seen.entries().collect();
-    store.save(&checkpoint, &seen)?;
+    store.save(&checkpoint, &published.seen)?;
     Ok(Restored {
         engine,
-        offsets: published.offsets.clone(),
-        outbox: published.outbox.clone(),
+        offsets: checkpoint.offsets,
+        outbox: checkpoint.outbox,
         seq,
     })
 }

@@ -53,7 +53,7 @@ impl<S: Store> LiveGuard<S> {
         let view = (self.view_stale && self.last_view.elapsed() >= VIEW_EVERY).then(|| {
             self.view_stale = false;
             self.last_view = Instant::now();
-            state_view(&self.engine)
+            state_text(&self.engine)
         });
         let moved = std::mem::take(&mut self.offsets_moved);
         if !moved && view.is_none() {

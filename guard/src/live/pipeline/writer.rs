@@ -1,33 +1,47 @@
 //! The store writer: checkpoints are written (and fsynced) on a thread of their own,
-//! so the decision thread never waits on the disk.
+//! so the decision thread never waits on the disk; the same thread then publishes
+//! what it wrote to the changelog (when this guard keeps one), so the decision
+//! thread never serialises a snapshot for it either.
 //!
 //! One checkpoint is in flight at a time; the next is prepared only once the writer
 //! has answered, so checkpoints reach the store in order and a failed one can hand its
 //! new dedup ids on to the next. The decision thread learns the outcome from
 //! [`Writer::finished`] on a later turn and only then commits the covered offsets.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::live::store::{Checkpoint, SeenEntry, Store, StoreError};
+use crate::live::changelog::ChangelogWriter;
+use std::collections::BTreeMap;
+
+use crate::live::store::{Checkpoint, Partition, SeenEntry, Store, StoreError};
+
+/// How often an idle writer looks whether a changelog snapshot is due.
+const IDLE_EVERY: Duration = Duration::from_millis(200);
 
 /// A checkpoint handed to the writer, with the dedup ids new since the last one.
 struct Job {
     checkpoint: Checkpoint,
     seen: Vec<SeenEntry>,
+    /// Every dedup id of the state, when the changelog asked for them.
+    full: Option<Vec<SeenEntry>>,
 }
 
 /// What the writer did with a [`Job`].
 pub(super) struct Written {
-    /// The checkpoint it wrote (or failed to write).
-    pub checkpoint: Checkpoint,
+    /// The number of the checkpoint it wrote (or failed to write).
+    pub seq: u64,
+    /// The input offsets that checkpoint covers.
+    pub offsets: BTreeMap<Partition, i64>,
     /// Its dedup ids: on a failure they belong in the next checkpoint.
     pub seen: Vec<SeenEntry>,
     /// The store's answer.
     pub result: Result<(), StoreError>,
     /// How long the write took, fsync included.
     pub took: Duration,
+    /// The changelog needs every dedup id with the next checkpoint.
+    pub wants_full: bool,
 }
 
 /// The handle the decision thread holds.
@@ -41,36 +55,62 @@ pub(super) struct Writer<S> {
     refused: Option<Written>,
 }
 
+/// Writes one job to the store, then to the changelog when the store has it.
+fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: Job) -> Written {
+    let started = Instant::now();
+    // A panicking store (sled is beta) must not take the dedup ids of the job with
+    // it: it is reported as a failed write.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.save(&job.checkpoint, &job.seen)
+    }))
+    .unwrap_or_else(|_| {
+        Err(StoreError::Corrupt(
+            "the store panicked while writing".into(),
+        ))
+    });
+    let took = started.elapsed();
+    let (seq, offsets) = (job.checkpoint.seq, job.checkpoint.offsets.clone());
+    if let (Ok(()), Some(changelog)) = (&result, changelog.as_mut()) {
+        changelog.written(job.checkpoint, &job.seen, job.full.as_deref());
+    }
+    Written {
+        seq,
+        offsets,
+        seen: job.seen,
+        result,
+        took,
+        wants_full: changelog.as_ref().is_some_and(ChangelogWriter::wants_full),
+    }
+}
+
 impl<S: Store> Writer<S> {
-    /// Moves `store` onto a writer thread.
-    pub fn start(store: S) -> Self {
+    /// Moves `store` (and the changelog's publisher, when there is one) onto a
+    /// writer thread.
+    pub fn start(store: S, changelog: Option<ChangelogWriter>) -> Self {
         let (jobs, inbox) = mpsc::sync_channel::<Job>(1);
         let (report, done) = mpsc::channel::<Written>();
         let thread = std::thread::Builder::new()
             .name("guard-store-writer".into())
             .spawn(move || {
                 let mut store = store;
-                for job in inbox {
-                    let started = Instant::now();
-                    // A panicking store (sled is beta) must not take the dedup ids of
-                    // the job with it: it is reported as a failed write.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        store.save(&job.checkpoint, &job.seen)
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Corrupt(
-                            "the store panicked while writing".into(),
-                        ))
-                    });
-                    let written = Written {
-                        checkpoint: job.checkpoint,
-                        seen: job.seen,
-                        result,
-                        took: started.elapsed(),
-                    };
-                    if report.send(written).is_err() {
-                        break;
+                let mut changelog = changelog;
+                loop {
+                    match inbox.recv_timeout(IDLE_EVERY) {
+                        Ok(job) => {
+                            if report.send(write(&mut store, &mut changelog, job)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Some(changelog) = changelog.as_mut() {
+                                changelog.idle();
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
+                }
+                if let Some(changelog) = changelog {
+                    changelog.close();
                 }
                 store
             })
@@ -90,7 +130,12 @@ impl<S: Store> Writer<S> {
     }
 
     /// Hands a checkpoint to the writer; the caller checks [`Writer::busy`] first.
-    pub fn submit(&mut self, checkpoint: Checkpoint, seen: Vec<SeenEntry>) {
+    pub fn submit(
+        &mut self,
+        checkpoint: Checkpoint,
+        seen: Vec<SeenEntry>,
+        full: Option<Vec<SeenEntry>>,
+    ) {
         debug_assert!(
             self.in_flight.is_none(),
             "one checkpoint in flight at a time"
@@ -99,14 +144,20 @@ impl<S: Store> Writer<S> {
             return;
         };
         self.in_flight = Some(Instant::now());
-        if let Err(mpsc::SendError(job)) = jobs.send(Job { checkpoint, seen }) {
+        if let Err(mpsc::SendError(job)) = jobs.send(Job {
+            checkpoint,
+            seen,
+            full,
+        }) {
             self.refused = Some(Written {
-                checkpoint: job.checkpoint,
+                seq: job.checkpoint.seq,
+                offsets: job.checkpoint.offsets,
                 seen: job.seen,
                 result: Err(StoreError::Corrupt(
                     "the store writer thread is gone".into(),
                 )),
                 took: Duration::ZERO,
+                wants_full: job.full.is_some(),
             });
         }
     }
@@ -140,7 +191,8 @@ impl<S: Store> Writer<S> {
         written
     }
 
-    /// Stops the writer after what it holds and hands the store back.
+    /// Stops the writer after what it holds (publishing the changelog's pending
+    /// snapshot) and hands the store back.
     pub fn into_store(mut self) -> S {
         self.jobs = None;
         let thread = self

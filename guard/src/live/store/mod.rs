@@ -3,13 +3,16 @@
 //!
 //! [`Store`] is the boundary; [`SledStore`] keeps it in sled (one tree, one
 //! `sled::Batch` per checkpoint, then an fsync), [`MemStore`] in memory for tests and
-//! benchmarks. The set of seen ids is written incrementally (one block per checkpoint) so a
-//! checkpoint costs what changed, not the whole history.
+//! benchmarks. The set of seen ids is written incrementally (one block file per
+//! checkpoint, beside sled) so a checkpoint costs what changed, not the whole history.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+mod seen_files;
+use seen_files::SeenFiles;
 
 /// A message on its way out, kept until the broker acknowledged it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +41,10 @@ pub type Partition = (String, i32);
 pub struct Checkpoint {
     /// Monotonic number of this checkpoint (compared with the changelog's).
     pub seq: u64,
-    /// The engine snapshot, without the seen ids.
+    /// The engine snapshot, without the seen ids. The sled store keeps it as raw
+    /// bytes under a key of its own (layout 4); a layout-3 checkpoint carried it
+    /// inside its JSON, and is still read.
+    #[serde(default)]
     pub engine: Vec<u8>,
     /// Next offset to read, per input partition.
     #[serde(with = "crate::engine::pairs")]
@@ -49,6 +55,24 @@ pub struct Checkpoint {
     /// them, and never loads them back.
     #[serde(default)]
     pub seen_from: Option<i64>,
+}
+
+/// A checkpoint as the sled store writes it under `c/checkpoint`: everything but the
+/// engine snapshot (read back as a [`Checkpoint`]).
+#[derive(Serialize)]
+struct CheckpointHead<'a> {
+    seq: u64,
+    #[serde(serialize_with = "offsets_as_pairs")]
+    offsets: &'a BTreeMap<Partition, i64>,
+    outbox: &'a [OutMsg],
+    seen_from: Option<i64>,
+}
+
+fn offsets_as_pairs<S: serde::Serializer>(
+    offsets: &&BTreeMap<Partition, i64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    crate::engine::pairs::serialize(offsets, s)
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
@@ -119,17 +143,29 @@ impl Store for MemStore {
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 const CHECKPOINT_KEY: &[u8] = b"c/checkpoint";
+/// Where the engine snapshot of checkpoint `seq` is kept, raw (its JSON text): in a
+/// file, as sled held on to every multi-megabyte value it was given.
+fn engine_file(dir: &Path, seq: u64) -> std::path::PathBuf {
+    dir.join("engine").join(format!("{seq:016x}.json"))
+}
 const SEEN_PREFIX: u8 = b's';
-/// Bumped when the layout changes; a store of another version is refused at start.
+/// Bumped when the layout changes; a store of another version is refused at start,
+/// but for layout 3, which the first checkpoint migrates.
 const LAYOUT_KEY: &[u8] = b"c/layout";
-const LAYOUT: &[u8] = b"noctria-guard/3";
+const LAYOUT: &[u8] = b"noctria-guard/4";
+/// Layout 3: the engine snapshot inside `c/checkpoint`, as a JSON array of bytes.
+const LAYOUT_3: &[u8] = b"noctria-guard/3";
 
-/// The sled-backed store: one tree, keys `c/checkpoint`, and `s<newest><seq>` holding
-/// the entries first seen by checkpoint `seq` (24 bytes each: key, event second),
-/// `newest` being the block's newest event second, so that blocks wholly beyond the
-/// state horizon are a key range to delete.
+/// The sled-backed store: one tree, key `c/checkpoint` (number, offsets, outbox,
+/// horizon); the engine snapshot of that checkpoint in `engine/<number>.json`, and a
+/// file per checkpoint under `seen/`
+/// holding the entries it first saw (24 bytes each: key, event second), named by the
+/// block's newest event second so that blocks wholly beyond the state horizon are
+/// the first files. Layout 3 kept those blocks in sled (`s<newest><seq>`); they are
+/// still read, and deleted at the horizon.
 pub struct SledStore {
     db: sled::Db,
+    seen: SeenFiles,
     dir: std::path::PathBuf,
     marker: std::path::PathBuf,
     marked: bool,
@@ -161,11 +197,12 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = Self::open_db(dir)?;
         match db.get(LAYOUT_KEY)? {
-            Some(layout) if layout.as_ref() != LAYOUT => {
+            Some(layout) if layout.as_ref() != LAYOUT && layout.as_ref() != LAYOUT_3 => {
                 return Err(StoreError::Corrupt(format!(
-                    "layout {:?}, this build reads {:?}",
+                    "layout {:?}, this build reads {:?} (and migrates {:?})",
                     String::from_utf8_lossy(&layout),
-                    String::from_utf8_lossy(LAYOUT)
+                    String::from_utf8_lossy(LAYOUT),
+                    String::from_utf8_lossy(LAYOUT_3)
                 )))
             }
             Some(_) => {}
@@ -188,8 +225,11 @@ impl SledStore {
                 "the store says a checkpoint was written, but none can be read".into(),
             ));
         }
+        let seen = SeenFiles::open(&dir.join("seen"))
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.join("seen").display())))?;
         Ok(SledStore {
             db,
+            seen,
             dir: dir.to_owned(),
             marker,
             marked,
@@ -237,22 +277,28 @@ impl SledStore {
             self.failed = false;
         }
         let mut batch = sled::Batch::default();
-        let bytes =
-            serde_json::to_vec(checkpoint).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The engine snapshot goes raw under its own key: as a JSON array of bytes
+        // inside the checkpoint it took three to four times its size, every time.
+        let head = CheckpointHead {
+            seq: checkpoint.seq,
+            offsets: &checkpoint.offsets,
+            outbox: &checkpoint.outbox,
+            seen_from: checkpoint.seen_from,
+        };
+        let bytes = serde_json::to_vec(&head).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(CHECKPOINT_KEY, bytes);
-        if !new_seen.is_empty() {
-            // One value per checkpoint holding its new ids: far fewer tree entries
-            // (and far less sled memory) than a key per id.
-            let newest = new_seen.iter().map(|(_, s)| *s).max().unwrap_or(i64::MIN);
-            let mut ids = Vec::with_capacity(new_seen.len() * 24);
-            for (id, second) in new_seen {
-                ids.extend_from_slice(&id.to_be_bytes());
-                ids.extend_from_slice(&second.to_be_bytes());
-            }
-            batch.insert(&seen_block_key(newest, checkpoint.seq)[..], ids);
-        }
+        let engine = engine_file(&self.dir, checkpoint.seq);
+        std::fs::create_dir_all(self.dir.join("engine"))
+            .and_then(|()| seen_files::write_durably(&engine, &checkpoint.engine))
+            .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", engine.display())))?;
+        // A layout-3 store is migrated by its first checkpoint, in the same batch.
+        batch.insert(LAYOUT_KEY, LAYOUT);
+        // The block is on disk before the checkpoint that names it is committed.
+        self.seen
+            .write(checkpoint.seq, new_seen)
+            .map_err(|e| StoreError::Corrupt(format!("cannot write a block of seen ids: {e}")))?;
         if let Some(from) = checkpoint.seen_from {
-            // Blocks whose newest entry is beyond the horizon.
+            // Layout-3 blocks whose newest entry is beyond the horizon.
             let end = seen_block_key(from, 0);
             for entry in self.db.range(&[SEEN_PREFIX][..]..&end[..]) {
                 let (key, _) = entry?;
@@ -261,6 +307,22 @@ impl SledStore {
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
+        // Committed: the engine snapshots of earlier checkpoints are no longer needed.
+        for entry in std::fs::read_dir(self.dir.join("engine"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path() != engine {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        if let Some(from) = checkpoint.seen_from {
+            // Committed: the blocks beyond its horizon are no longer needed.
+            self.seen.forget_before(from).map_err(|e| {
+                StoreError::Corrupt(format!("cannot delete a block of seen ids: {e}"))
+            })?;
+        }
         Ok(())
     }
 }
@@ -270,8 +332,17 @@ impl Store for SledStore {
         let Some(bytes) = self.db.get(CHECKPOINT_KEY)? else {
             return Ok(None);
         };
-        let checkpoint: Checkpoint =
+        let mut checkpoint: Checkpoint =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if self.db.get(LAYOUT_KEY)?.as_deref() != Some(LAYOUT_3) {
+            let path = engine_file(&self.dir, checkpoint.seq);
+            checkpoint.engine = std::fs::read(&path).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the checkpoint's engine snapshot {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
         let mut seen = Vec::new();
         let from = checkpoint.seen_from.unwrap_or(i64::MIN);
         for entry in self.db.scan_prefix([SEEN_PREFIX]) {
@@ -292,6 +363,9 @@ impl Store for SledStore {
                     .filter(|(_, second)| *second >= from),
             );
         }
+        self.seen
+            .read(checkpoint.seq, from, &mut seen)
+            .map_err(StoreError::Corrupt)?;
         Ok(Some(Restored { checkpoint, seen }))
     }
 
@@ -318,76 +392,4 @@ impl Store for SledStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn checkpoint(seq: u64) -> Checkpoint {
-        Checkpoint {
-            seq,
-            engine: b"{}".to_vec(),
-            offsets: BTreeMap::from([(("exec_result".to_owned(), 0), 42)]),
-            outbox: vec![OutMsg {
-                id: "cmd-1".into(),
-                topic: "guard_command".into(),
-                key: "global".into(),
-                payload: b"{}".to_vec(),
-                headers: vec![],
-                timestamp_ms: None,
-            }],
-            seen_from: None,
-        }
-    }
-
-    #[test]
-    fn sled_store_round_trips_checkpoint_and_seen_ids() {
-        let dir = std::env::temp_dir().join(format!("guard-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        {
-            let mut store = SledStore::open(&dir).unwrap();
-            assert!(store.load().unwrap().is_none());
-            store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
-            store.save(&checkpoint(2), &[(u128::MAX, 30)]).unwrap();
-        }
-        let store = SledStore::open(&dir).unwrap();
-        let restored = store.load().unwrap().unwrap();
-        drop(store);
-        // A store whose checkpoint vanished is refused, not taken for a fresh one.
-        std::fs::remove_dir_all(dir.join("db")).ok();
-        std::fs::write(dir.join("db"), vec![0u8; 64]).unwrap();
-        assert!(matches!(
-            SledStore::open(&dir),
-            Err(StoreError::Corrupt(_)) | Err(StoreError::Sled(_))
-        ));
-        let store = SledStore::open(&dir.join("x")).unwrap();
-        assert_eq!(restored.checkpoint, checkpoint(2));
-        let mut seen = restored.seen;
-        seen.sort_unstable();
-        assert_eq!(seen, vec![(1, 10), (2, 20), (u128::MAX, 30)]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
-        let dir = std::env::temp_dir().join(format!("guard-store-horizon-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        {
-            let mut store = SledStore::open(&dir).unwrap();
-            store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
-            store.save(&checkpoint(2), &[(3, 25)]).unwrap();
-            store.save(&checkpoint(3), &[(4, 40)]).unwrap();
-            // The horizon moves past the first two blocks' newest entries but one.
-            let mut moved = checkpoint(4);
-            moved.seen_from = Some(22);
-            store.save(&moved, &[]).unwrap();
-            let blocks = store.db.scan_prefix([SEEN_PREFIX]).count();
-            assert_eq!(blocks, 2, "the block whose newest entry is 20 is deleted");
-        }
-        let store = SledStore::open(&dir).unwrap();
-        let mut seen = store.load().unwrap().unwrap().seen;
-        seen.sort_unstable();
-        assert_eq!(seen, vec![(3, 25), (4, 40)]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+mod tests;

@@ -1,0 +1,218 @@
+//! The state changelog (CONTRACT §5 layer 2) and the standby lease.
+//!
+//! The active guard publishes to the compacted `guard_state` topic, keyed under its
+//! group id:
+//! - `GROUP/lease` every second (from the decision thread: it says the guard is
+//!   alive): which instance is active, and when it last said so;
+//! - what its store holds, as deltas (from the store writer thread, after each
+//!   written checkpoint; [`records`] has the format): the dedup ids each checkpoint
+//!   added, in blocks under keys of their own, and about once a second the
+//!   checkpoint without its dedup ids and the manifest that makes a consistent cut.
+//!
+//! A standby tails the topic, holds what it read, and takes over when no lease has
+//! arrived for `lease_timeout`, restoring the newest snapshot whose every part is
+//! present and matches its manifest. Two instances that both believe they are active
+//! publish the same deterministic ids, so the worst case is harmless duplicates until
+//! the one with the larger instance name steps down.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::config::LiveConfig;
+use super::kafka;
+
+mod publish;
+mod reader;
+mod records;
+#[cfg(test)]
+mod tests;
+
+pub use publish::ChangelogWriter;
+pub use reader::{ReadError, Reader};
+pub use records::{Published, Publisher, Record, FORMAT};
+
+/// What the active guard says every second.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    /// The active instance.
+    pub instance: String,
+    /// Wall-clock milliseconds when it was sent.
+    pub at_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Tails the changelog and publishes the lease.
+pub struct Changelog {
+    config: LiveConfig,
+    consumer: BaseConsumer,
+    producer: BaseProducer,
+    reader: Reader,
+    last_lease: Option<(Lease, Instant)>,
+    last_lease_sent: Option<Instant>,
+    active: bool,
+}
+
+impl Changelog {
+    /// Opens the changelog of `config` and starts tailing it from the beginning.
+    ///
+    /// # Errors
+    /// The Kafka error when the clients cannot be created or the topic assigned.
+    pub fn open(config: &LiveConfig) -> Result<Self, rdkafka::error::KafkaError> {
+        let consumer: BaseConsumer = kafka::consumer(config)
+            .set("group.id", format!("{}.changelog", config.group_id))
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&config.topics.state, 0, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        let producer: BaseProducer = kafka::producer(config).create()?;
+        Ok(Changelog {
+            config: config.clone(),
+            consumer,
+            producer,
+            reader: Reader::default(),
+            last_lease: None,
+            last_lease_sent: None,
+            active: false,
+        })
+    }
+
+    /// Reads whatever has arrived, waiting at most `wait` for the first message.
+    pub fn poll(&mut self, wait: Duration) {
+        let prefix = format!("{}/", self.config.group_id);
+        let mut timeout = wait;
+        for _ in 0..1_000 {
+            let Some(polled) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            let Ok(message) = polled else { continue };
+            let Some(key) = message.key() else { continue };
+            let key = String::from_utf8_lossy(key);
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            if rest == "lease" {
+                let payload = message.payload().unwrap_or_default();
+                if let Ok(lease) = serde_json::from_slice::<Lease>(payload) {
+                    self.last_lease = Some((lease, Instant::now()));
+                }
+            } else if self.active {
+                // The active instance wrote these itself (or will tombstone them):
+                // holding them is waste. Only the epochs are followed.
+                if rest == "manifest" {
+                    self.reader.take(rest, message.payload());
+                    self.reader.clear();
+                }
+            } else {
+                self.reader.take(rest, message.payload());
+            }
+        }
+    }
+
+    /// The newest complete snapshot read so far (`None`, with a warning, when the
+    /// newest one is incomplete or of another format).
+    pub fn latest(&self) -> Option<Published> {
+        match self.reader.snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                warn!(error = %e, "no snapshot from the changelog");
+                None
+            }
+        }
+    }
+
+    /// Whether another instance holds a live lease (seen within `timeout`, and not
+    /// older than `timeout` by its own clock).
+    pub fn other_active(&self, timeout: Duration) -> Option<&Lease> {
+        let (lease, seen) = self.last_lease.as_ref()?;
+        let fresh = seen.elapsed() < timeout && now_ms() - lease.at_ms < timeout.as_millis() as i64;
+        (lease.instance != self.config.instance && fresh).then_some(lease)
+    }
+
+    /// Takes the active role: the publisher of a new lineage for the store writer
+    /// (it deletes the blocks of every older one read so far); from here on this
+    /// instance holds nothing of what it reads but the lease.
+    ///
+    /// # Errors
+    /// The Kafka error when the writer's producer cannot be created.
+    pub fn activate(&mut self) -> Result<ChangelogWriter, rdkafka::error::KafkaError> {
+        let publisher = Publisher::new(
+            &self.config.instance,
+            self.reader.max_epoch() + 1,
+            self.reader.block_keys(),
+        );
+        self.active = true;
+        self.reader.clear();
+        ChangelogWriter::open(&self.config, publisher)
+    }
+
+    /// Back to standby: reads snapshots again.
+    pub fn deactivate(&mut self) {
+        self.active = false;
+    }
+
+    /// Publishes the lease, once a second.
+    pub fn publish_lease(&mut self) {
+        if self
+            .last_lease_sent
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            self.producer.poll(Duration::ZERO);
+            return;
+        }
+        self.last_lease_sent = Some(Instant::now());
+        let lease = Lease {
+            instance: self.config.instance.clone(),
+            at_ms: now_ms(),
+        };
+        let payload = serde_json::to_vec(&lease).unwrap_or_default();
+        let key = format!("{}/lease", self.config.group_id);
+        if let Err((e, _)) = self.producer.send(
+            BaseRecord::to(&self.config.topics.state)
+                .key(&key)
+                .payload(&payload),
+        ) {
+            warn!(error = %e, "cannot publish the lease");
+        }
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Flushes what was published.
+    pub fn flush(&self) {
+        let _ = self.producer.flush(Duration::from_secs(5));
+    }
+
+    /// Reads the changelog until it has been quiet for `quiet` (catching up at start).
+    pub fn catch_up(&mut self, quiet: Duration) {
+        let started = Instant::now();
+        let mut last = Instant::now();
+        // An active peer keeps writing leases; ten seconds is enough to reach the end.
+        while last.elapsed() < quiet && started.elapsed() < Duration::from_secs(10) {
+            let before = (
+                self.last_lease.as_ref().map(|l| l.0.at_ms),
+                self.reader.taken,
+            );
+            self.poll(Duration::from_millis(50));
+            if before
+                != (
+                    self.last_lease.as_ref().map(|l| l.0.at_ms),
+                    self.reader.taken,
+                )
+            {
+                last = Instant::now();
+            }
+        }
+        info!(snapshot = self.reader.has_cut(), lease = ?self.last_lease.as_ref().map(|l| &l.0.instance), "changelog read");
+    }
+}

@@ -1,0 +1,147 @@
+//! The changelog as the store writer publishes it: after every checkpoint the store
+//! has written, its new dedup blocks at once, and its state record and manifest at
+//! most about once a second (the newest written checkpoint, when it moved).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use tracing::{debug, warn};
+
+use super::records::{Publisher, Record};
+use crate::live::config::LiveConfig;
+use crate::live::kafka;
+use crate::live::store::{Checkpoint, SeenEntry};
+
+/// How often the state record and the manifest are published at most.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// Publishes what the store writer wrote.
+pub struct ChangelogWriter {
+    topic: String,
+    group: String,
+    producer: BaseProducer,
+    publisher: Publisher,
+    /// The newest written checkpoint not yet in a manifest.
+    pending: Option<Checkpoint>,
+    last_snapshot: Option<Instant>,
+}
+
+impl ChangelogWriter {
+    /// A writer for `config`'s changelog, publishing `publisher`'s lineage.
+    ///
+    /// # Errors
+    /// The Kafka error when the producer cannot be created.
+    pub fn open(config: &LiveConfig, publisher: Publisher) -> Result<Self, KafkaError> {
+        Ok(ChangelogWriter {
+            topic: config.topics.state.clone(),
+            group: config.group_id.clone(),
+            producer: kafka::producer(config).create()?,
+            publisher,
+            pending: None,
+            last_snapshot: None,
+        })
+    }
+
+    /// Whether the next checkpoint must carry the whole dedup set (the lineage's
+    /// first).
+    pub fn wants_full(&self) -> bool {
+        self.publisher.wants_full()
+    }
+
+    /// A checkpoint is in the store: its new dedup ids go out now (`full`: the
+    /// whole set, which a new lineage needs once), its state when due.
+    pub fn written(
+        &mut self,
+        checkpoint: Checkpoint,
+        seen: &[SeenEntry],
+        full: Option<&[SeenEntry]>,
+    ) {
+        let records = match full {
+            Some(all) => self.publisher.blocks(all, true),
+            // Without its whole set first, a lineage's blocks would be a cut of
+            // nothing: the next checkpoint brings it.
+            None if self.publisher.wants_full() => return,
+            None => self.publisher.blocks(seen, false),
+        };
+        self.send(records);
+        if self.publisher.wants_full() {
+            // A record was lost: this lineage is abandoned.
+            return;
+        }
+        self.pending = Some(checkpoint);
+        self.idle();
+    }
+
+    /// Publishes the pending state when it is due; serves delivery reports.
+    pub fn idle(&mut self) {
+        if self.pending.is_some()
+            && self
+                .last_snapshot
+                .is_none_or(|t| t.elapsed() >= SNAPSHOT_EVERY)
+        {
+            self.publish_pending();
+        }
+        self.producer.poll(Duration::ZERO);
+    }
+
+    fn publish_pending(&mut self) {
+        let Some(checkpoint) = self.pending.take() else {
+            return;
+        };
+        if self.publisher.wants_full() {
+            return;
+        }
+        self.last_snapshot = Some(Instant::now());
+        let records = self.publisher.snapshot(&checkpoint);
+        debug!(
+            seq = checkpoint.seq,
+            records = records.len(),
+            "changelog snapshot published"
+        );
+        self.send(records);
+    }
+
+    /// Publishes what is pending and waits for the broker to have it (a clean stop).
+    pub fn close(mut self) {
+        self.publish_pending();
+        if let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+            warn!(error = %e, "the changelog's last records may not be on the broker");
+        }
+    }
+
+    fn send(&mut self, records: Vec<Record>) {
+        for record in records {
+            let key = format!("{}/{}", self.group, record.key);
+            if !self.send_waiting(&key, record.payload.as_deref()) {
+                warn!("a changelog record was not published: a new lineage starts with the next checkpoint");
+                self.publisher.restart();
+                self.pending = None;
+                return;
+            }
+        }
+    }
+
+    /// Whether the producer took the record.
+    fn send_waiting(&self, key: &str, payload: Option<&[u8]>) -> bool {
+        for _ in 0..200 {
+            let mut message = BaseRecord::<str, [u8]>::to(&self.topic).key(key);
+            if let Some(payload) = payload {
+                message = message.payload(payload);
+            }
+            match self.producer.send(message) {
+                Ok(()) => return true,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    warn!(error = %e, key, "cannot publish to the changelog");
+                    return false;
+                }
+            }
+        }
+        warn!(key, "the changelog producer stayed full");
+        false
+    }
+}

@@ -1,0 +1,128 @@
+//! The sled store: round trips, the horizon, torn and older layouts.
+use super::*;
+
+fn checkpoint(seq: u64) -> Checkpoint {
+    Checkpoint {
+        seq,
+        engine: b"{}".to_vec(),
+        offsets: BTreeMap::from([(("exec_result".to_owned(), 0), 42)]),
+        outbox: vec![OutMsg {
+            id: "cmd-1".into(),
+            topic: "guard_command".into(),
+            key: "global".into(),
+            payload: b"{}".to_vec(),
+            headers: vec![],
+            timestamp_ms: None,
+        }],
+        seen_from: None,
+    }
+}
+
+#[test]
+fn sled_store_round_trips_checkpoint_and_seen_ids() {
+    let dir = std::env::temp_dir().join(format!("guard-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut store = SledStore::open(&dir).unwrap();
+        assert!(store.load().unwrap().is_none());
+        store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
+        store.save(&checkpoint(2), &[(u128::MAX, 30)]).unwrap();
+    }
+    let store = SledStore::open(&dir).unwrap();
+    let restored = store.load().unwrap().unwrap();
+    drop(store);
+    // A store whose checkpoint vanished is refused, not taken for a fresh one.
+    std::fs::remove_dir_all(dir.join("db")).ok();
+    std::fs::write(dir.join("db"), vec![0u8; 64]).unwrap();
+    assert!(matches!(
+        SledStore::open(&dir),
+        Err(StoreError::Corrupt(_)) | Err(StoreError::Sled(_))
+    ));
+    let store = SledStore::open(&dir.join("x")).unwrap();
+    assert_eq!(restored.checkpoint, checkpoint(2));
+    let mut seen = restored.seen;
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(1, 10), (2, 20), (u128::MAX, 30)]);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_layout_3_store_is_read_and_migrated_by_the_next_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("guard-store-v3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let engine = br#"{"format":3,"state":{}}"#.to_vec();
+    {
+        // What layout 3 wrote: the engine inside the checkpoint's JSON.
+        let db = SledStore::open_db(&dir).unwrap();
+        db.insert(LAYOUT_KEY, LAYOUT_3).unwrap();
+        let old = Checkpoint {
+            engine: engine.clone(),
+            ..checkpoint(5)
+        };
+        db.insert(CHECKPOINT_KEY, serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let mut store = SledStore::open(&dir).unwrap();
+    let restored = store.load().unwrap().unwrap();
+    assert_eq!(restored.checkpoint.engine, engine);
+    assert_eq!(restored.checkpoint.seq, 5);
+    let next = Checkpoint {
+        engine: b"{}".to_vec(),
+        ..checkpoint(6)
+    };
+    store.save(&next, &[]).unwrap();
+    assert_eq!(store.db.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
+    let head = store.db.get(CHECKPOINT_KEY).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&head).contains("engine"));
+    assert_eq!(store.load().unwrap().unwrap().checkpoint, next);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_block_of_a_checkpoint_never_committed_is_ignored_and_replaced() {
+    let dir = std::env::temp_dir().join(format!("guard-store-torn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut store = SledStore::open(&dir).unwrap();
+    store.save(&checkpoint(1), &[(1, 10)]).unwrap();
+    // A crash after checkpoint 2's block reached the disk, before sled had it.
+    store.seen.write(2, &[(2, 20)]).unwrap();
+    drop(store);
+    let mut store = SledStore::open(&dir).unwrap();
+    assert_eq!(store.load().unwrap().unwrap().seen, vec![(1, 10)]);
+    store.save(&checkpoint(2), &[(3, 30)]).unwrap();
+    let mut seen = store.load().unwrap().unwrap().seen;
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(1, 10), (3, 30)]);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
+    let dir = std::env::temp_dir().join(format!("guard-store-horizon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut store = SledStore::open(&dir).unwrap();
+        store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
+        store.save(&checkpoint(2), &[(3, 25)]).unwrap();
+        store.save(&checkpoint(3), &[(4, 40)]).unwrap();
+        // The horizon moves past the first two blocks' newest entries but one.
+        let mut moved = checkpoint(4);
+        moved.seen_from = Some(22);
+        store.save(&moved, &[]).unwrap();
+        assert_eq!(
+            store.seen.len(),
+            2,
+            "the block whose newest entry is 20 is deleted"
+        );
+    }
+    let store = SledStore::open(&dir).unwrap();
+    let mut seen = store.load().unwrap().unwrap().seen;
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(3, 25), (4, 40)]);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
