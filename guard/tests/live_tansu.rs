@@ -570,7 +570,7 @@ fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
     let tansu = Tansu::start(&dir);
     let prefix = "tp.";
     let brokers = tansu.brokers.as_str();
-    // `guard topics` creates the seven topics, then finds them on a second run.
+    // `guard topics` creates the nine topics, then finds them on a second run.
     let args = [
         "topics",
         "--brokers",
@@ -589,13 +589,13 @@ fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
         String::from_utf8_lossy(&first.stderr)
     );
     let listing = String::from_utf8_lossy(&first.stdout);
-    assert_eq!(listing.matches("created").count(), 8, "{listing}");
+    assert_eq!(listing.matches("created").count(), 9, "{listing}");
     let again = guard_cli(&args);
     assert!(again.status.success());
     let listing = String::from_utf8_lossy(&again.stdout);
     assert_eq!(
         listing.matches("exists (3 partitions)").count(),
-        5,
+        6,
         "{listing}"
     );
     assert_eq!(

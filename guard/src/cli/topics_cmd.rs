@@ -69,6 +69,10 @@ fn plans(args: &TopicsArgs, retention_ms: i64) -> Vec<Plan> {
         input(&t.risk_event, "risk events (input, and the guard's own)"),
         input(&t.strategy_release, "adoptions (input)"),
         input(&t.ops_command, "operators' orders (input)"),
+        input(
+            &t.guard_ack,
+            "gateways' acknowledgements (input while [acks] gateways is set)",
+        ),
         Plan {
             name: named(&t.guard_command),
             partitions: args.partitions,
