@@ -311,6 +311,27 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// A span in the largest unit that states it exactly (`10m`, `24h`, `1500ms`, `7us`;
+/// `0` for none): what settings and policies are written back with, and read again
+/// by [`Span::parse`].
+pub fn exact_span(span: Span) -> String {
+    let micros = span.0;
+    if micros == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("h", 3_600_000_000i64),
+        ("m", 60_000_000),
+        ("s", 1_000_000),
+        ("ms", 1_000),
+    ] {
+        if micros % size == 0 {
+            return format!("{}{unit}", micros / size);
+        }
+    }
+    format!("{micros}us")
+}
+
 /// Writes a span for people: `1h02m`, `4m10s`, `950ms`.
 pub fn human_span(span: Span) -> String {
     let micros = span.0.max(0);

@@ -85,18 +85,8 @@ impl<'a> Decide<'a> {
     /// `action` is that effect.
     pub fn trip(&mut self, rule: Rule, effect: Effect, scope: Scope, trigger: Trigger<'_>) {
         self.hold(rule, effect, &scope, &trigger);
-        let kind = rule.as_str();
-        self.out.push(Decision::RiskEvent(RiskEvent {
-            event_id: ids::event_id(kind, &scope, trigger.id),
-            source: self.source.to_owned(),
-            kind: kind.to_owned(),
-            severity: Severity::Critical,
-            scope,
-            action: Some(effect.risk_action()),
-            reason: Some(trigger.reason),
-            evidence: Some(trigger.evidence),
-            ts: trigger.event_ts,
-        }));
+        let action = effect.risk_action();
+        self.raise(rule.as_str(), Severity::Critical, action, scope, trigger);
     }
 
     /// Whether warnings are on (`[warnings] enabled`): a rule keeps no warning memory
@@ -119,13 +109,25 @@ impl<'a> Decide<'a> {
     /// A risk event of the guard's own that asks for nothing (action `none`): a
     /// warning, or an escalation such as `command_unacknowledged`.
     pub fn event(&mut self, kind: &str, severity: Severity, scope: Scope, trigger: Trigger<'_>) {
+        self.raise(kind, severity, RiskAction::None, scope, trigger);
+    }
+
+    /// The guard's own risk event: its id derived from kind, scope and trigger.
+    fn raise(
+        &mut self,
+        kind: &str,
+        severity: Severity,
+        action: RiskAction,
+        scope: Scope,
+        trigger: Trigger<'_>,
+    ) {
         self.out.push(Decision::RiskEvent(RiskEvent {
             event_id: ids::event_id(kind, &scope, trigger.id),
             source: self.source.to_owned(),
             kind: kind.to_owned(),
             severity,
             scope,
-            action: Some(RiskAction::None),
+            action: Some(action),
             reason: Some(trigger.reason),
             evidence: Some(trigger.evidence),
             ts: trigger.event_ts,

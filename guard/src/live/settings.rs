@@ -278,22 +278,8 @@ pub mod span {
 
     /// A span in the largest unit that states it exactly.
     pub fn format(d: Duration) -> String {
-        let micros = d.as_micros();
-        if micros == 0 {
-            return "0".into();
-        }
-        for (unit, size) in [
-            ("d", 86_400_000_000u128),
-            ("h", 3_600_000_000),
-            ("m", 60_000_000),
-            ("s", 1_000_000),
-            ("ms", 1_000),
-        ] {
-            if micros % size == 0 {
-                return format!("{}{unit}", micros / size);
-            }
-        }
-        format!("{micros}us")
+        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        crate::time::exact_span(crate::time::Span::from_micros(micros))
     }
 
     /// serde: write.

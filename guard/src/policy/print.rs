@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::Policy;
+use crate::time::{exact_span, Span};
 
 impl Policy {
     /// This policy as TOML that [`Policy::from_toml`] reads back to an equal policy:
@@ -78,11 +79,7 @@ impl Policy {
 fn spans(value: Value) -> Value {
     match value {
         Value::String(s) => Value::String(match s.strip_suffix('s').map(str::parse::<u64>) {
-            Some(Ok(secs)) if secs > 0 => match (secs % 3_600, secs % 60) {
-                (0, _) => format!("{}h", secs / 3_600),
-                (_, 0) => format!("{}m", secs / 60),
-                _ => s,
-            },
+            Some(Ok(_)) => Span::parse(&s).map_or(s, exact_span),
             _ => s,
         }),
         Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, spans(v))).collect()),

@@ -82,6 +82,22 @@ impl Reader {
         }
     }
 
+    /// An IANA time zone (`Asia/Tokyo`, `UTC`).
+    pub(crate) fn tz(&mut self, t: &Table, path: &str, out: &mut chrono_tz::Tz) {
+        let Some(tz) = self.string(t, path) else {
+            return;
+        };
+        match tz.parse::<chrono_tz::Tz>() {
+            Ok(z) => *out = z,
+            Err(_) => self.problem(
+                path,
+                format_args!(
+                    "must be an IANA time zone such as \"Asia/Tokyo\" or \"UTC\", not {tz:?}"
+                ),
+            ),
+        }
+    }
+
     pub(crate) fn span(&mut self, t: &Table, path: &str, out: &mut Span) {
         match t.get(leaf(path)) {
             None => {}

@@ -42,13 +42,6 @@ impl Default for AcksPolicy {
     }
 }
 
-impl AcksPolicy {
-    /// Whether the section is as the contract's default (then it is not printed).
-    pub fn is_default(&self) -> bool {
-        *self == AcksPolicy::default()
-    }
-}
-
 impl Section for AcksPolicy {
     fn key(&self) -> &'static str {
         "acks"

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use calendar::{occurrence_ending_after, Occurrence};
-pub(crate) use window::parse_clock;
+pub(crate) use window::{parse_clock, ser_tz};
 pub use window::{MaintenanceWindow, ResumeBy};
 
 use super::GuardRule;

@@ -30,10 +30,10 @@ pub struct RulePolicies {
     /// `[enhanced]`: enhanced monitoring after an adoption.
     pub enhanced: EnhancedPolicy,
     /// `[daily]`: daily loss and drawdown limits (version 2; left out while default).
-    #[serde(skip_serializing_if = "DailyPolicy::is_default")]
+    #[serde(skip_serializing_if = "crate::policy::is_default")]
     pub daily: DailyPolicy,
     /// `[acks]`: gateways' acknowledgements (version 2; left out while default).
-    #[serde(skip_serializing_if = "AcksPolicy::is_default")]
+    #[serde(skip_serializing_if = "crate::policy::is_default")]
     pub acks: AcksPolicy,
     /// `[warnings]`: warnings before a trip (version 2; left out while off).
     #[serde(skip_serializing_if = "crate::policy::is_default")]

@@ -230,11 +230,13 @@ impl GuardRule for SlippageWindows {
             fill_id: fill.fill_id.clone(),
             strategy_id: fill.strategy_id.clone(),
         };
-        let scope = match (policy.pause, group) {
+        // Built only for a trip or a warning, not for every breach.
+        let scope = || match (policy.pause, group) {
             (PauseTarget::Group, Some(strategy)) => Scope::strategy(strategy),
             _ => Scope::Global,
         };
-        let whose = group.map_or_else(|| "all strategies".to_owned(), |s| format!("strategy {s}"));
+        let whose =
+            || group.map_or_else(|| "all strategies".to_owned(), |s| format!("strategy {s}"));
         let run = match self.insert(group, breach, trip_at, window) {
             Ok(run) => run,
             Err(pos) => {
@@ -247,8 +249,9 @@ impl GuardRule for SlippageWindows {
                     return;
                 };
                 let reason = format!(
-                    "{} fills with slippage > {threshold:?} bps within {window} ({whose}): one more trips{}",
+                    "{} fills with slippage > {threshold:?} bps within {window} ({}): one more trips{}",
                     evidence.len(),
+                    whose(),
                     monitoring.note()
                 );
                 let trigger = Trigger {
@@ -257,11 +260,12 @@ impl GuardRule for SlippageWindows {
                     evidence,
                     reason,
                 };
-                return decide.warn(Rule::SlippageWindow, scope, trigger);
+                return decide.warn(Rule::SlippageWindow, scope(), trigger);
             }
         };
         let reason = format!(
-            "{trip_at} fills with slippage > {threshold:?} bps within {window} ({whose}){}",
+            "{trip_at} fills with slippage > {threshold:?} bps within {window} ({}){}",
+            whose(),
             monitoring.note()
         );
         let trigger = Trigger {
@@ -270,7 +274,7 @@ impl GuardRule for SlippageWindows {
             evidence: run.into_iter().map(|b| b.fill_id).collect(),
             reason,
         };
-        decide.trip(Rule::SlippageWindow, policy.action, scope, trigger);
+        decide.trip(Rule::SlippageWindow, policy.action, scope(), trigger);
     }
 
     fn reset(&mut self, scope: &Scope) {

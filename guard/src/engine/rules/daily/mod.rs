@@ -35,9 +35,7 @@ use super::maintenance::parse_clock;
 use super::{GuardRule, Monitoring, Place};
 use crate::engine::decide::{Decide, Trigger};
 use crate::message::{Effect, Fill, Rule, Scope};
-use crate::policy::{
-    is_default, GroupBy, PauseTarget, Reader, Section, ACTION_CHOICES, PAUSE_CHOICES,
-};
+use crate::policy::{GroupBy, PauseTarget, Reader, Section, ACTION_CHOICES, PAUSE_CHOICES};
 use crate::time::Timestamp;
 
 /// `[daily]` (CONTRACT §2.8). Every limit is off while it is 0, the default; the
@@ -50,7 +48,7 @@ pub struct DailyPolicy {
     #[serde(rename = "day_start", serialize_with = "ser_clock")]
     pub day_start_secs: u32,
     /// The time zone of the trading day.
-    #[serde(serialize_with = "ser_tz")]
+    #[serde(serialize_with = "super::maintenance::ser_tz")]
     pub tz: chrono_tz::Tz,
     /// A group's day loses at most this much (`P <= -max_loss` trips); 0: off.
     pub max_loss: f64,
@@ -82,12 +80,6 @@ impl Default for DailyPolicy {
 }
 
 impl DailyPolicy {
-    /// Whether the section is as the contract's default (then it is not printed, and
-    /// the policy keeps its version-1 name).
-    pub fn is_default(&self) -> bool {
-        is_default(self)
-    }
-
     /// The trading day of `ts`: the date, in `tz`, of its local time minus
     /// `day_start`.
     pub fn trading_day(&self, ts: Timestamp) -> NaiveDate {
@@ -114,10 +106,6 @@ impl DailyPolicy {
 
 fn ser_clock<S: serde::Serializer>(secs: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("{:02}:{:02}", secs / 3_600, secs / 60 % 60))
-}
-
-fn ser_tz<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&tz.name())
 }
 
 impl Section for DailyPolicy {
@@ -150,17 +138,7 @@ impl Section for DailyPolicy {
                 ),
             }
         }
-        if let Some(tz) = r.string(t, "daily.tz") {
-            match tz.parse::<chrono_tz::Tz>() {
-                Ok(z) => self.tz = z,
-                Err(_) => r.problem(
-                    "daily.tz",
-                    format_args!(
-                        "must be an IANA time zone such as \"Asia/Tokyo\" or \"UTC\", not {tz:?}"
-                    ),
-                ),
-            }
-        }
+        r.tz(t, "daily.tz", &mut self.tz);
         for (key, out) in [
             ("daily.max_loss", &mut self.max_loss),
             ("daily.max_drawdown", &mut self.max_drawdown),

@@ -60,7 +60,8 @@ fn ser_weekday<S: serde::Serializer>(w: &Weekday, s: S) -> Result<S::Ok, S::Erro
     s.collect_str(w)
 }
 
-fn ser_tz<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
+/// A time zone as its IANA name.
+pub(crate) fn ser_tz<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&tz.name())
 }
 
@@ -141,17 +142,7 @@ fn read_window(r: &mut Reader, at: &str, t: &Table) -> MaintenanceWindow {
     if w.start_secs == w.end_secs % 86_400 {
         r.problem(at, "start and end must differ");
     }
-    if let Some(tz) = r.string(t, &format!("{at}.tz")) {
-        match tz.parse::<chrono_tz::Tz>() {
-            Ok(z) => w.tz = z,
-            Err(_) => r.problem(
-                &format!("{at}.tz"),
-                format_args!(
-                    "must be an IANA time zone such as \"Asia/Tokyo\" or \"UTC\", not {tz:?}"
-                ),
-            ),
-        }
-    }
+    r.tz(t, &format!("{at}.tz"), &mut w.tz);
     w
 }
 
