@@ -259,6 +259,77 @@ fn a_backlog_of_every_stream_is_applied_in_kafka_timestamp_order() {
 }
 
 #[test]
+fn a_backlog_is_applied_in_timestamp_order_however_slow_its_fetches() {
+    // Everything is on the broker before the guard starts, and every fetch takes
+    // 150 ms (the broker's round trip), longer than `max_order_wait`: the operators'
+    // orders and risk events come whole with the first fetch, the fills a megabyte a
+    // fetch. The merge must wait for the fills the broker holds rather than apply the
+    // later-stamped orders ahead of them (which a wait bounded by `max_order_wait`
+    // did: the guard then decided differently from replay).
+    let lines = common::stream(12_000, 100);
+    let file = std::env::temp_dir().join(format!("guard-slow-fetch-{}.jsonl", std::process::id()));
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let all = common::messages(&file);
+    let _ = std::fs::remove_file(&file);
+    let fills = all.iter().filter(|(t, _)| t == "exec_result").count();
+    assert!(
+        fills > 10_000 && fills < all.len(),
+        "a mixed stream with a backlog of fills"
+    );
+    let rig = Rig::on(MockCluster::new(1).unwrap(), "slowfetch", 1, |_, config| {
+        config.message_timeout = Duration::from_secs(10);
+    });
+    let start_ms = 1_700_000_000_000i64;
+    for (i, (topic, payload)) in all.iter().enumerate() {
+        rig.producer
+            .send(
+                BaseRecord::to(topic)
+                    .key("k")
+                    .payload(payload)
+                    .timestamp(start_ms + i as i64),
+            )
+            .unwrap();
+        rig.producer.poll(Duration::ZERO);
+    }
+    rig.producer.flush(Duration::from_secs(20)).unwrap();
+    rig.cluster
+        .broker_round_trip_time(1, Duration::from_millis(150))
+        .unwrap();
+    let mut guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    let total = all.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rig
+        .config
+        .topics
+        .inputs()
+        .iter()
+        .map(|t| guard.next_offset(t, 0).unwrap_or(0))
+        .sum::<i64>()
+        < total
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the guard did not read the backlog"
+        );
+        guard.turn(Duration::from_millis(2));
+    }
+    rig.cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .unwrap();
+    rig.settle(&mut guard);
+    let (expected, replay_engine) = common::replay(&lines);
+    let live: Vec<String> = rig.commands().iter().map(judged).collect();
+    assert!(!expected.is_empty(), "the stream makes decisions");
+    assert_eq!(live, expected.iter().map(judged).collect::<Vec<_>>());
+    assert_eq!(guard.engine().state(), replay_engine.state());
+}
+
+#[test]
 fn a_restart_from_sled_applies_nothing_twice() {
     let file = "tests/golden/late_breaches/input.jsonl";
     let all = messages(file);

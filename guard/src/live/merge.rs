@@ -9,11 +9,39 @@
 //! partition's own order is never changed.
 //!
 //! The merge is exact only when every partition either has a message held or has
-//! nothing more on the broker; the pipeline waits (a bounded time) for a partition
-//! whose cached high watermark says more is there. `guard record` uses the same merge,
+//! nothing more on the broker; the pipeline waits for a partition whose cached high
+//! watermark says more is there ([`patience`]). `guard record` uses the same merge,
 //! so a recorded file replays in the order a guard applies it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// How far a partition's high watermark may run ahead of anything a consumer will
+/// ever fetch: a transaction's commit or abort marker takes an offset no message has,
+/// so a partition read to its end can still look a few offsets behind.
+pub const WATERMARK_SLACK: i64 = 8;
+
+/// How long held messages wait for a partition whose broker holds a backlog of it.
+pub const BACKLOG_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long held messages wait for a partition with nothing held, from the offset it
+/// is fetched from next and its high watermark: `None` when the broker has nothing more
+/// of it; `max_order_wait` when it has at most [`WATERMARK_SLACK`] offsets more (maybe
+/// only control records, or messages just produced); [`BACKLOG_PATIENCE`] when it has
+/// more. Those messages are on the broker, a fetch away: applying a later-stamped
+/// message of another partition before them would apply a backlog (a restart, a
+/// takeover, a guard that was down) in another order than its timestamps', however slow
+/// the fetch. `max_order_wait` of zero never waits.
+pub fn patience(fetch_next: i64, high: i64, max_order_wait: Duration) -> Option<Duration> {
+    let ahead = high - fetch_next;
+    if max_order_wait.is_zero() || ahead <= 0 {
+        None
+    } else if ahead <= WATERMARK_SLACK {
+        Some(max_order_wait)
+    } else {
+        Some(BACKLOG_PATIENCE.max(max_order_wait))
+    }
+}
 
 /// A partition: topic and partition number.
 pub type Partition = (String, i32);
@@ -175,6 +203,28 @@ mod tests {
         merge.push("exec_result", key(10, 0, 1), "fill@10");
         merge.push("ops_command", key(20, 3, 0), "ops@20");
         assert_eq!(drain(&mut merge), ["ops@20", "fill@50", "fill@10"]);
+    }
+
+    #[test]
+    fn a_backlog_is_waited_for_longer_than_a_few_offsets() {
+        let short = Duration::from_millis(50);
+        // Read to the end: nothing to wait for.
+        assert_eq!(patience(100, 100, short), None);
+        // A watermark behind the fetch position (a broker that under-reports it).
+        assert_eq!(patience(100, 90, short), None);
+        // A few offsets more: maybe only a transaction marker, so a short wait.
+        assert_eq!(patience(100, 101, short), Some(short));
+        assert_eq!(patience(100, 100 + WATERMARK_SLACK, short), Some(short));
+        // A backlog: the messages are there, wait for the fetch.
+        assert_eq!(
+            patience(100, 101 + WATERMARK_SLACK, short),
+            Some(BACKLOG_PATIENCE)
+        );
+        // A configured wait longer than the backlog patience is kept.
+        let long = BACKLOG_PATIENCE * 2;
+        assert_eq!(patience(0, 10_000, long), Some(long));
+        // Zero: messages are applied in fetch order.
+        assert_eq!(patience(0, 10_000, Duration::ZERO), None);
     }
 
     #[test]

@@ -112,9 +112,11 @@ pub struct RunArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_closed_after: Option<String>,
     /// Input order: a fetched message waits up to this long for another input
-    /// partition that has more on the broker, so messages of all streams are applied
-    /// in Kafka-timestamp order and a restart re-reads them in the same order; 0
-    /// applies them in fetch order. [default: 50ms]
+    /// partition whose high watermark is a few offsets ahead of what was fetched, so
+    /// messages of all streams are applied in Kafka-timestamp order and a restart
+    /// re-reads them in the same order. A partition with a backlog on the broker (more
+    /// than 8 offsets) is waited for up to 30 s, or this long if longer. 0 applies
+    /// messages in fetch order. [default: 50ms]
     #[arg(long, env = "GUARD_MAX_ORDER_WAIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_order_wait: Option<String>,

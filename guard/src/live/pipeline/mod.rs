@@ -26,7 +26,7 @@
 //!
 //! New input is merged across topics by Kafka timestamp ([`super::merge`]), holding
 //! fetched messages until every input partition with more on the broker has shown its
-//! next one (bounded by `max_order_wait`); the journal makes whatever order that gave
+//! next one (bounded by [`super::merge::patience`]); the journal makes whatever order that gave
 //! final once a decision rests on it.
 
 use std::collections::{BTreeMap, VecDeque};

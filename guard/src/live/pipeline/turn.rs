@@ -2,6 +2,8 @@
 
 use rdkafka::message::BorrowedMessage;
 
+use crate::live::merge;
+
 use super::*;
 
 impl<S: Store> LiveGuard<S> {
@@ -156,8 +158,8 @@ impl<S: Store> LiveGuard<S> {
 
     /// Applies the held messages in merge order. A message waits while another input
     /// partition has nothing held but more on the broker (by the high watermark of
-    /// its last fetch), at most `max_order_wait`, so that a restart that re-reads the
-    /// same messages applies them in the same order.
+    /// its last fetch) for as long as [`merge::patience`] says, so that a restart that
+    /// re-reads the same messages applies them in the same order.
     pub(super) fn apply_held(&mut self) {
         if !self.script.is_empty() && !self.apply_script() {
             return;
@@ -165,36 +167,40 @@ impl<S: Store> LiveGuard<S> {
         if self.merge.is_empty() {
             return;
         }
-        // Partitions with more on the broker than fetched; fetching is done for
-        // this turn, so this cannot change while the held messages are applied.
-        let mut behind: Vec<usize> = if self.config.max_order_wait.is_zero() {
-            Vec::new()
-        } else {
-            (0..self.inputs.len())
-                .filter(|i| self.fetch_behind(&self.inputs[*i]))
-                .collect()
-        };
+        // Partitions with more on the broker than fetched, and how long to wait for
+        // each; fetching is done for this turn, so this cannot change while the held
+        // messages are applied.
+        let mut behind: Vec<(usize, Duration)> = (0..self.inputs.len())
+            .filter_map(|i| self.fetch_behind(&self.inputs[i]).map(|p| (i, p)))
+            .collect();
         while !self.merge.is_empty() {
             // The first partition holds a message, so it is never waited for.
-            let waiting_for: Vec<usize> = behind
+            let waiting_for: Vec<(usize, Duration)> = behind
                 .iter()
                 .copied()
-                .filter(|i| {
+                .filter(|(i, _)| {
                     let input = &self.inputs[*i];
                     !self.merge.holds(&input.topic, input.partition)
                 })
                 .collect();
             if !waiting_for.is_empty() {
-                let since = *self.blocked_since.get_or_insert_with(Instant::now);
-                if since.elapsed() < self.config.max_order_wait {
+                let waited = self
+                    .blocked_since
+                    .get_or_insert_with(Instant::now)
+                    .elapsed();
+                if waiting_for.iter().any(|(_, patience)| waited < *patience) {
                     return;
                 }
-                for i in &waiting_for {
+                for (i, patience) in &waiting_for {
                     let input = &mut self.inputs[*i];
-                    debug!(topic = %input.topic, partition = input.partition, "stopped waiting for a partition's next message");
+                    if *patience >= merge::BACKLOG_PATIENCE {
+                        warn!(topic = %input.topic, partition = input.partition, waited_ms = waited.as_millis() as u64, "the broker holds more of a partition than the guard could fetch in time; applying later-stamped messages of other partitions first");
+                    } else {
+                        debug!(topic = %input.topic, partition = input.partition, "stopped waiting for a partition's next message");
+                    }
                     input.waived = Some(input.fetched_next);
                 }
-                behind.retain(|i| !waiting_for.contains(i));
+                behind.retain(|(i, _)| !waiting_for.iter().any(|(w, _)| w == i));
                 self.status.lock().metrics.order_waits_expired += 1;
             }
             if self.awaits_progress() {
@@ -332,16 +338,20 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
-    /// Whether the broker holds messages of `input` that the guard has not fetched
-    /// (the high watermark cached from the last fetch; no request is made). A
-    /// partition already waited for in vain is not waited for again until it brings
-    /// a message: a watermark that lies costs one wait, not one per message.
-    pub(super) fn fetch_behind(&self, input: &InputPartition) -> bool {
+    /// How long to wait for `input` when it has nothing held, if the broker holds
+    /// messages of it that the guard has not fetched (the high watermark cached from
+    /// the last fetch; no request is made). A partition already waited for in vain is
+    /// not waited for again until it brings a message: a watermark that lies costs one
+    /// wait, not one per message.
+    pub(super) fn fetch_behind(&self, input: &InputPartition) -> Option<Duration> {
+        let max_wait = self.config.max_order_wait;
+        if input.waived == Some(input.fetched_next) {
+            return None;
+        }
         match self.cached_watermarks(&input.name, input.partition) {
-            _ if input.waived == Some(input.fetched_next) => false,
-            Some((low, high)) => high > input.fetched_next.unwrap_or(low),
-            // No fetch answered yet: assume there is more.
-            None => true,
+            Some((low, high)) => merge::patience(input.fetched_next.unwrap_or(low), high, max_wait),
+            // No fetch answered yet: the broker may hold a backlog of it.
+            None => (!max_wait.is_zero()).then_some(merge::BACKLOG_PATIENCE.max(max_wait)),
         }
     }
 
