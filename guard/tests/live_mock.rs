@@ -106,6 +106,26 @@ impl Rig {
         }
     }
 
+    /// Turns the guard until it has read `total` messages of the input topics.
+    fn read_backlog<S: Store>(&self, guard: &mut LiveGuard<S>, total: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        let read = |guard: &LiveGuard<S>| -> i64 {
+            self.config
+                .topics
+                .inputs()
+                .iter()
+                .map(|t| guard.next_offset(t, 0).unwrap_or(0))
+                .sum()
+        };
+        while read(guard) < total as i64 {
+            assert!(
+                Instant::now() < deadline,
+                "the guard did not read the backlog"
+            );
+            guard.turn(Duration::from_millis(2));
+        }
+    }
+
     fn settle<S: Store>(&self, guard: &mut LiveGuard<S>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while guard.outbox_len() > 0 && Instant::now() < deadline {
@@ -234,23 +254,7 @@ fn a_backlog_of_every_stream_is_applied_in_kafka_timestamp_order() {
         StatusHandle::default(),
     )
     .unwrap();
-    let total = messages(file).len() as i64;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while rig
-        .config
-        .topics
-        .inputs()
-        .iter()
-        .map(|t| guard.next_offset(t, 0).unwrap_or(0))
-        .sum::<i64>()
-        < total
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the guard did not read the backlog"
-        );
-        guard.turn(Duration::from_millis(2));
-    }
+    rig.read_backlog(&mut guard, messages(file).len(), Duration::from_secs(20));
     rig.settle(&mut guard);
     let (expected, replay_engine) = replay_commands(file);
     let live: Vec<String> = rig.commands().iter().map(judged).collect();
@@ -301,23 +305,7 @@ fn a_backlog_is_applied_in_timestamp_order_however_slow_its_fetches() {
         StatusHandle::default(),
     )
     .unwrap();
-    let total = all.len() as i64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while rig
-        .config
-        .topics
-        .inputs()
-        .iter()
-        .map(|t| guard.next_offset(t, 0).unwrap_or(0))
-        .sum::<i64>()
-        < total
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the guard did not read the backlog"
-        );
-        guard.turn(Duration::from_millis(2));
-    }
+    rig.read_backlog(&mut guard, all.len(), Duration::from_secs(120));
     rig.cluster
         .broker_round_trip_time(1, Duration::ZERO)
         .unwrap();
