@@ -67,7 +67,7 @@ TOOL=target/release/peer-tool
 echo "== stream: $N fills, $STRATEGIES strategies" >&2
 target/release/gen-stream "$N" "$STRATEGIES" 0.05 fills > "$WORK/stream.jsonl"
 G=cmp.guard.
-$TOOL create "$B" cmp.in cmp.plain.out cmp.quix.out ${G}risk_event ${G}strategy_release ${G}ops_command ${G}guard_command ${G}guard_dlq ${G}guard_state
+$TOOL create "$B" cmp.in cmp.plain.out cmp.quix.out ${G}risk_event ${G}strategy_release ${G}ops_command ${G}guard_command ${G}guard_dlq ${G}guard_state ${G}guard_pause_state ${G}guard_heartbeat
 LOAD_START=$(date +%s.%N)
 LOADED=$($TOOL load "$B" cmp.in "$WORK/stream.jsonl")
 LOAD_END=$(date +%s.%N)

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use guard::decode::decode_envelope;
 use guard::engine::{ClockMode, Engine};
+use guard::live::heartbeat::Beacon;
 use guard::live::{LiveConfig, LiveGuard, MemStore, SledStore, StatusHandle, Store};
-use guard::message::GuardCommand;
+use guard::message::{Action, GuardCommand, Heartbeat, Mode, PauseState};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
@@ -227,6 +228,93 @@ fn live_commands_equal_replay_for_the_same_messages() {
         .map(|(k, _, _)| k)
         .collect();
     assert_eq!(keys[0].as_deref(), Some("global"));
+}
+
+#[test]
+fn every_command_goes_out_with_its_scopes_pause_state_in_the_same_order() {
+    // CONTRACT §1.8: guard_pause_state holds, per scope key, the mode each command
+    // announced, written with every command; a compacted read (the last record per
+    // key) gives every scope's present mode, and a resumed scope keeps its record.
+    let file = "tests/golden/runbook_day/input.jsonl";
+    let mut rig = Rig::new("pausestate");
+    let mut guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    for (topic, payload) in messages(file) {
+        rig.feed(&mut guard, &topic, &payload);
+    }
+    rig.settle(&mut guard);
+    let commands = rig.commands();
+    let states: Vec<(Option<String>, PauseState)> = rig
+        .read_topic("guard_pause_state")
+        .into_iter()
+        .map(|(k, p, _)| (k, serde_json::from_slice(&p).unwrap()))
+        .collect();
+    assert!(commands.iter().any(|c| c.action == Action::Resume));
+    assert_eq!(states.len(), commands.len(), "one record per command");
+    let policy_version = guard.engine().policy().version();
+    let mut last: BTreeMap<String, &PauseState> = BTreeMap::new();
+    for (command, (key, state)) in commands.iter().zip(&states) {
+        assert_eq!(state.command_id, command.command_id, "in command order");
+        assert_eq!(key.as_deref(), Some(command.scope.to_string().as_str()));
+        assert_eq!(state.scope, command.scope);
+        let mode = match command.action {
+            Action::Pause => Mode::Paused,
+            Action::ReduceOnly => Mode::ReduceOnly,
+            Action::Resume => Mode::Running,
+        };
+        assert_eq!(state.mode, mode);
+        assert_eq!(state.mode == Mode::Running, state.reasons.is_empty());
+        let mut sorted = state.reasons.clone();
+        sorted.sort();
+        assert_eq!(state.reasons, sorted, "reasons sorted");
+        assert_eq!(state.policy_version, policy_version);
+        last.insert(command.scope.to_string(), state);
+    }
+    // The compacted view is the engine's present state.
+    let scopes = &guard.engine().state().scopes;
+    for state in last.values() {
+        assert_eq!(state.mode, scopes.mode(&state.scope), "{}", state.scope);
+        if let Some(held) = scopes.get(&state.scope) {
+            let mut reasons: Vec<&str> = held.all().map(|(r, _)| r.as_str()).collect();
+            reasons.sort();
+            reasons.dedup();
+            assert_eq!(state.reasons, reasons);
+            assert_eq!(state.since, held.since);
+        }
+    }
+}
+
+#[test]
+fn the_beacon_says_whether_its_instance_decides() {
+    let rig = Rig::new("heartbeat");
+    let guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    let mut beacon = Beacon::open(&rig.config).unwrap();
+    beacon.beat(Some(guard.engine()));
+    // Within the interval nothing more goes out; standing down goes out at once.
+    beacon.beat(Some(guard.engine()));
+    beacon.stand_down();
+    let beats: Vec<(Option<String>, Heartbeat)> = rig
+        .read_topic("guard_heartbeat")
+        .into_iter()
+        .map(|(k, p, _)| (k, serde_json::from_slice(&p).unwrap()))
+        .collect();
+    assert_eq!(beats.len(), 2, "{beats:?}");
+    assert!(beats[0].1.active && !beats[1].1.active);
+    for (key, beat) in &beats {
+        assert_eq!(key.as_deref(), Some(rig.config.instance.as_str()));
+        assert_eq!(beat.instance, rig.config.instance);
+        assert_eq!(beat.policy_version, rig.config.policy.version());
+        assert_eq!(beat.paused_scopes, 0);
+    }
 }
 
 #[test]

@@ -589,7 +589,7 @@ fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
         String::from_utf8_lossy(&first.stderr)
     );
     let listing = String::from_utf8_lossy(&first.stdout);
-    assert_eq!(listing.matches("created").count(), 9, "{listing}");
+    assert_eq!(listing.matches("created").count(), 11, "{listing}");
     let again = guard_cli(&args);
     assert!(again.status.success());
     let listing = String::from_utf8_lossy(&again.stdout);
@@ -600,7 +600,7 @@ fn topics_publish_and_a_guard_on_partitioned_inputs_decide_as_replay() {
     );
     assert_eq!(
         listing.matches("exists (1 partitions)").count(),
-        3,
+        5,
         "{listing}"
     );
 

@@ -101,6 +101,21 @@ fn plans(args: &TopicsArgs, retention_ms: i64) -> Vec<Plan> {
             configs: delete(retention_ms),
             purpose: "trips, workers to aggregator (--scale-out)",
         },
+        Plan {
+            name: named(&t.pause_state),
+            partitions: 1,
+            configs: vec![
+                ("cleanup.policy", "compact".to_owned()),
+                ("min.compaction.lag.ms", "60000".to_owned()),
+            ],
+            purpose: "every scope's present mode, for gateways (compacted, keyed by scope)",
+        },
+        Plan {
+            name: named(&t.heartbeat),
+            partitions: 1,
+            configs: delete(day_ms),
+            purpose: "the guard's heartbeat, for gateways and monitoring",
+        },
     ]
 }
 

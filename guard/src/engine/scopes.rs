@@ -120,6 +120,11 @@ impl ScopeBook {
         self.held.get(scope).map_or(Mode::Running, Held::mode)
     }
 
+    /// `scope`'s reasons, when it is not running.
+    pub fn get(&self, scope: &Scope) -> Option<&Held> {
+        self.held.get(scope)
+    }
+
     /// Whether `scope` is paused.
     pub fn is_paused(&self, scope: &Scope) -> bool {
         self.mode(scope) == Mode::Paused

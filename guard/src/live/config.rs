@@ -33,6 +33,10 @@ pub struct Topics {
     pub state: String,
     /// Trips from scale-out workers to the aggregator (one partition).
     pub facts: String,
+    /// Every scope's present mode, for the gateways (compacted, keyed by scope).
+    pub pause_state: String,
+    /// The guard's sign of life, for the gateways and monitoring.
+    pub heartbeat: String,
 }
 
 impl Default for Topics {
@@ -47,6 +51,8 @@ impl Default for Topics {
             dlq: "guard_dlq".into(),
             state: "guard_state".into(),
             facts: "guard_facts".into(),
+            pause_state: "guard_pause_state".into(),
+            heartbeat: "guard_heartbeat".into(),
         }
     }
 }
@@ -87,6 +93,8 @@ impl Topics {
             self.dlq.clone(),
             self.state.clone(),
             self.facts.clone(),
+            self.pause_state.clone(),
+            self.heartbeat.clone(),
         ]);
         all
     }

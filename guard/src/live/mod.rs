@@ -15,6 +15,7 @@
 
 pub mod changelog;
 pub mod config;
+pub mod heartbeat;
 pub mod http;
 pub mod input_watch;
 pub mod kafka;

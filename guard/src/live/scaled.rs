@@ -139,6 +139,7 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
         s.ready = true;
         s.publishing = true;
     }
+    let mut beacon = super::heartbeat::Beacon::open(&config)?;
     info!(instance = %config.instance, "scaled-out guard: joining the worker and aggregator groups");
     while !stop.load(Ordering::Relaxed) {
         follow_workers(&config, &mut workers, &workers_group.poll())?;
@@ -151,6 +152,8 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
             Some(a) => a.turn(Duration::from_millis(1)),
             None => std::thread::sleep(Duration::from_millis(1)),
         }
+        // Only the instance that decides says it is active.
+        beacon.beat(aggregator.as_ref().map(|a| a.engine()));
     }
     for worker in workers.values_mut() {
         worker.shutdown();
@@ -158,6 +161,7 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
     if let Some(a) = &mut aggregator {
         a.shutdown();
     }
+    beacon.stand_down();
     Ok(())
 }
 

@@ -72,6 +72,10 @@ pub struct Settings {
     pub topic_dlq: String,
     /// State changelog topic (compacted).
     pub topic_state: String,
+    /// Every scope's present mode (compacted, keyed by scope).
+    pub topic_pause_state: String,
+    /// The guard's heartbeat.
+    pub topic_heartbeat: String,
     /// Trips from scale-out workers to the aggregator.
     pub topic_facts: String,
     /// Log format.
@@ -118,6 +122,8 @@ impl Default for Settings {
             topic_dlq: topics.dlq,
             topic_state: topics.state,
             topic_facts: topics.facts,
+            topic_pause_state: topics.pause_state,
+            topic_heartbeat: topics.heartbeat,
             log_format: LogFormat::Human,
             clock: ClockSetting::Wall,
             checkpoint_interval: Duration::from_millis(200),
@@ -212,6 +218,8 @@ impl Settings {
             dlq: self.topic_dlq.clone(),
             state: self.topic_state.clone(),
             facts: self.topic_facts.clone(),
+            pause_state: self.topic_pause_state.clone(),
+            heartbeat: self.topic_heartbeat.clone(),
         }
     }
 

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::changelog::Changelog;
 use super::config::LiveConfig;
+use super::heartbeat::Beacon;
 use super::pipeline::{LiveError, LiveGuard};
 use super::status::StatusHandle;
 use super::store::Store;
@@ -31,6 +32,7 @@ pub fn run<S: Store>(
     stop: &AtomicBool,
 ) -> Result<(), LiveError> {
     let mut changelog = Changelog::open(&config)?;
+    let mut beacon = Beacon::open(&config)?;
     changelog.catch_up(Duration::from_millis(700));
     loop {
         if let Some(lease) = changelog.other_active(LEASE_TIMEOUT) {
@@ -41,8 +43,10 @@ pub fn run<S: Store>(
         }
         while changelog.other_active(LEASE_TIMEOUT).is_some() {
             if stop.load(Ordering::Relaxed) {
+                beacon.stand_down();
                 return Ok(());
             }
+            beacon.beat(None);
             changelog.poll(Duration::from_millis(100));
         }
         info!(instance = %config.instance, "taking the active role");
@@ -63,6 +67,7 @@ pub fn run<S: Store>(
                 break false;
             }
             guard.turn(Duration::from_millis(5));
+            beacon.beat(Some(guard.engine()));
             changelog.poll(Duration::ZERO);
             changelog.publish_lease();
             if let Some(other) = changelog.other_active(LEASE_TIMEOUT) {
@@ -73,6 +78,7 @@ pub fn run<S: Store>(
             }
         };
         guard.shutdown();
+        beacon.stand_down();
         changelog.publish_lease();
         // The writer publishes its last snapshot before it hands the store back.
         store = guard.into_store();

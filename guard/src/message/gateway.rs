@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Mode, Scope};
+use super::{Action, GuardCommand, Mode, Scope};
+use crate::engine::Held;
 use crate::time::Timestamp;
 
 /// One scope's present mode, as `guard_pause_state` carries it (keyed by scope).
@@ -21,6 +22,37 @@ pub struct PauseState {
     pub command_id: String,
     /// The policy in force.
     pub policy_version: String,
+}
+
+impl PauseState {
+    /// The record that goes with `command`, given what its scope holds after the
+    /// decision (`None`: running). Deterministic — a re-published command goes out
+    /// with an exact repeat of its record. When a later decision of the same step
+    /// already changed the scope again, what it holds is not this command's mode:
+    /// then the record names only the command's own rule.
+    pub fn after(command: &GuardCommand, held: Option<&Held>) -> PauseState {
+        let mode = match command.action {
+            Action::Pause => Mode::Paused,
+            Action::ReduceOnly => Mode::ReduceOnly,
+            Action::Resume => Mode::Running,
+        };
+        let held = held.filter(|h| h.mode() == mode);
+        let mut reasons: Vec<String> = match (held, mode) {
+            (Some(h), _) => h.all().map(|(rule, _)| rule.as_str().to_owned()).collect(),
+            (None, Mode::Running) => Vec::new(),
+            (None, _) => vec![command.rule.as_str().to_owned()],
+        };
+        reasons.sort();
+        reasons.dedup();
+        PauseState {
+            scope: command.scope.clone(),
+            mode,
+            reasons,
+            since: held.map_or(command.event_ts, |h| h.since),
+            command_id: command.command_id.clone(),
+            policy_version: command.policy_version.clone(),
+        }
+    }
 }
 
 /// The guard's sign of life (`guard_heartbeat`), at least once a second.

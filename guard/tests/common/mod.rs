@@ -120,7 +120,7 @@ impl Tansu {
         }
     }
 
-    /// Creates the guard's seven topics (CONTRACT §1) under `prefix`.
+    /// Creates the guard's topics (CONTRACT §1; not `guard_ack`) under `prefix`.
     pub fn create_guard_topics(&self, prefix: &str) {
         let names: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
         self.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
@@ -252,6 +252,8 @@ impl GuardProcess {
             ("--topic-dlq", "guard_dlq"),
             ("--topic-state", "guard_state"),
             ("--topic-facts", "guard_facts"),
+            ("--topic-pause-state", "guard_pause_state"),
+            ("--topic-heartbeat", "guard_heartbeat"),
         ] {
             cmd.args([flag, &format!("{topics_prefix}{stream}")]);
         }
@@ -543,7 +545,7 @@ pub fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
     first_seen
 }
 
-pub const TOPICS: [&str; 8] = [
+pub const TOPICS: [&str; 10] = [
     "exec_result",
     "risk_event",
     "strategy_release",
@@ -552,6 +554,8 @@ pub const TOPICS: [&str; 8] = [
     "guard_dlq",
     "guard_state",
     "guard_facts",
+    "guard_pause_state",
+    "guard_heartbeat",
 ];
 
 /// Records the offset the broker gave each delivered message, per topic.

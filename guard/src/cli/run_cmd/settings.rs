@@ -77,6 +77,16 @@ pub struct RunArgs {
     #[arg(long, env = "GUARD_TOPIC_FACTS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_facts: Option<String>,
+    /// Every scope's present mode for the gateways (CONTRACT §1.8; compacted, keyed
+    /// by scope). [default: guard_pause_state]
+    #[arg(long, env = "GUARD_TOPIC_PAUSE_STATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_pause_state: Option<String>,
+    /// The guard's heartbeat, at least once a second (CONTRACT §1.8). [default:
+    /// guard_heartbeat]
+    #[arg(long, env = "GUARD_TOPIC_HEARTBEAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_heartbeat: Option<String>,
     /// Scale out (docs/SCALING.md): run as one of several instances sharing the input
     /// partitions through the consumer groups GROUP-workers and GROUP-aggregator,
     /// instead of one active guard with hot standbys. Needs every input topic with the

@@ -1,6 +1,7 @@
 //! Applying one input: decode, check, decide; trips, progress, decisions and dead letters out.
 
 use crate::engine::Disposition;
+use crate::message::{GuardCommand, PauseState};
 
 use super::*;
 
@@ -220,6 +221,7 @@ impl<S: Store> LiveGuard<S> {
                     command.decided_at = now;
                     info!(action = command.action.as_str(), scope = %command.scope, rule = command.rule.as_str(), trigger = %command.trigger, id = %command.command_id, reason = %command.reason, "guard command");
                     let payload = serde_json::to_vec(&command).expect("commands serialise");
+                    self.enqueue_pause_state(&command);
                     (
                         self.config.topics.guard_command.clone(),
                         command.command_id,
@@ -249,6 +251,26 @@ impl<S: Store> LiveGuard<S> {
                 Some(received),
             );
         }
+    }
+
+    /// Puts the scope's new `guard_pause_state` record (CONTRACT §1.8) in the outbox
+    /// right behind its command, so it goes out, is re-published and retried exactly
+    /// as the command is: in decision order. (Not measured in the decision latency,
+    /// which times the command.)
+    fn enqueue_pause_state(&mut self, command: &GuardCommand) {
+        let held = self.engine.state().scopes.get(&command.scope);
+        let state = PauseState::after(command, held);
+        self.enqueue(
+            OutMsg {
+                id: format!("state:{}", command.command_id),
+                topic: self.config.topics.pause_state.clone(),
+                key: command.scope.to_string(),
+                payload: serde_json::to_vec(&state).expect("pause states serialise"),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            },
+            None,
+        );
     }
 
     pub(super) fn dead_letter(

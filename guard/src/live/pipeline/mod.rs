@@ -77,8 +77,8 @@ pub enum LiveError {
     /// The stored snapshot cannot be restored.
     #[error("cannot restore the engine snapshot: {0}")]
     Snapshot(#[from] crate::engine::SnapshotError),
-    /// An input topic does not exist.
-    #[error("input topic {0:?} does not exist (create it, or set --topic-*)")]
+    /// A topic the guard reads or writes does not exist.
+    #[error("topic {0:?} does not exist (create the guard's topics with `guard topics`, or set --topic-*)")]
     MissingTopic(String),
     /// The order journal on the state topic cannot be read.
     #[error(transparent)]

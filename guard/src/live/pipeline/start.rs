@@ -172,6 +172,10 @@ impl<S: Store> LiveGuard<S> {
     /// Assigns every input partition this guard reads at its stored offset (from the
     /// rebuild time, or the beginning, when none is stored) and starts tracking them.
     pub(super) fn assign(&mut self) -> Result<(), LiveError> {
+        if self.config.role != Role::Worker {
+            // Every command is written there too: without it, none could go out.
+            self.partitions_of(&self.config.topics.pause_state, None)?;
+        }
         let mut tpl = TopicPartitionList::new();
         for (topic, owned) in self.reads() {
             for partition in self.partitions_of(&topic, owned.as_deref())? {
