@@ -11,6 +11,8 @@ export TANSU_BIN
 echo "== broker: $("$TANSU_BIN" --version)"
 # Unit, integration, golden, schema, property and CLI tests.
 cargo test --workspace --locked
+# The gateways' Python client (clients/python) against the same broker.
+bash scripts/test-python.sh -q
 # The benchmarks must keep compiling even though CI does not time them.
 cargo build --workspace --benches --locked --quiet
 # Hostile input: the decoders and the policy reader under libFuzzer, a minute each.
