@@ -4,7 +4,9 @@
 use std::fs;
 
 use guard::decode::{decode, decode_envelope};
+use guard::engine::{Engine, EngineOptions};
 use guard::message::Stream;
+use guard::message::{Decision, Heartbeat, PauseState};
 use guard::policy::Policy;
 use guard_tests::{repo_root, schema};
 use serde_json::Value;
@@ -51,6 +53,9 @@ fn guard_accepts(name: &str, value: &Value) -> Result<(), String> {
     }
 }
 
+/// Streams only the guard writes.
+const OUTPUTS: [&str; 3] = ["guard_command", "guard_pause_state", "guard_heartbeat"];
+
 fn check(name: &str) {
     let validator = schema(name);
     for (label, value) in examples(name, "valid") {
@@ -73,7 +78,8 @@ fn check(name: &str) {
             !validator.is_valid(&value),
             "{name} invalid example '{why}' passes the schema"
         );
-        if name != "guard_command" {
+        // The guard's own outputs are not read back, so only their schemas judge them.
+        if !OUTPUTS.contains(&name) {
             assert!(
                 guard_accepts(name, &value).is_err(),
                 "{name} invalid example '{why}': the guard accepts it"
@@ -120,4 +126,59 @@ fn policy_schema_and_policy_reader_agree() {
 #[test]
 fn guard_ack_schema_and_decoder_agree() {
     check("guard_ack");
+}
+
+#[test]
+fn guard_pause_state_schema_examples() {
+    check("guard_pause_state");
+    // Every valid example is what the guard's own type reads.
+    for (label, value) in examples("guard_pause_state", "valid") {
+        serde_json::from_value::<PauseState>(value)
+            .unwrap_or_else(|e| panic!("guard_pause_state {label}: {e}"));
+    }
+}
+
+#[test]
+fn guard_heartbeat_schema_examples() {
+    check("guard_heartbeat");
+    for (label, value) in examples("guard_heartbeat", "valid") {
+        serde_json::from_value::<Heartbeat>(value)
+            .unwrap_or_else(|e| panic!("guard_heartbeat {label}: {e}"));
+    }
+}
+
+#[test]
+fn the_pause_state_the_guard_writes_for_every_golden_command_fits_its_schema() {
+    // The record goes out with each command, built from the scopes right after the
+    // step that decided it (as the live guard does).
+    let validator = schema("guard_pause_state");
+    let mut modes = std::collections::BTreeSet::new();
+    for entry in fs::read_dir(repo_root().join("tests/golden")).expect("golden dir") {
+        let dir = entry.expect("entry").path();
+        let policy = fs::read_to_string(dir.join("policy.toml"))
+            .map(|text| Policy::from_toml(&text).expect("golden policy is valid"))
+            .unwrap_or_default();
+        let mut engine = Engine::new(policy, EngineOptions::default());
+        // Bytes, not text: a golden case holds lines that are not UTF-8.
+        let input = fs::read(dir.join("input.jsonl")).expect("input exists");
+        for line in input.split(|b| *b == b'\n') {
+            let Ok(message) = decode_envelope(line) else {
+                continue;
+            };
+            for decision in engine.apply(&message).decisions {
+                let Decision::GuardCommand(command) = decision else {
+                    continue;
+                };
+                let state = PauseState::after(&command, engine.state().scopes.get(&command.scope));
+                let value = serde_json::to_value(&state).expect("serialises");
+                let errors: Vec<String> = validator
+                    .iter_errors(&value)
+                    .map(|e| e.to_string())
+                    .collect();
+                assert!(errors.is_empty(), "{}: {value}: {errors:?}", dir.display());
+                modes.insert(value["mode"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    assert_eq!(modes.len(), 3, "every mode is written somewhere: {modes:?}");
 }
