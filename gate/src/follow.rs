@@ -249,7 +249,7 @@ impl Run {
 
     fn assign(&self) -> Result<Ends, FollowError> {
         let topics = &self.config.topics;
-        let timeout = Duration::from_secs(5);
+        let timeout = Duration::from_secs(2);
         let mut list = TopicPartitionList::new();
         let mut ends = Ends::new();
         for partition in partitions(&self.consumer, &topics.pause_state, timeout)? {

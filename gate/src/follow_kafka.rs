@@ -22,6 +22,11 @@ pub(crate) fn consumer_config(config: &FollowConfig, gateway: &str) -> ClientCon
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        // Should retention ever delete what the gate has not read yet, read on from
+        // the oldest record rather than skip: guard_pause_state must be read whole,
+        // and a re-read of guard_command ends on each scope's newest decision
+        // (CONTRACT §1.6) while a skipped pause would be lost.
+        .set("auto.offset.reset", "earliest")
         .set("socket.nagle.disable", "true")
         .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
         .set("fetch.error.backoff.ms", "10")

@@ -131,13 +131,15 @@ impl GateHandle {
     }
 
     /// Calls `f` with the full verdict for `strategy_id` now, reasons included,
-    /// under the read lock (keep `f` short).
+    /// under the read lock: keep `f` short, and do not call the handle from it (a
+    /// second read lock waits behind a waiting writer).
     pub fn verdict<R>(&self, strategy_id: &str, f: impl FnOnce(Verdict<'_>) -> R) -> R {
         let now_ms = self.now_ms();
         f(self.read().may_trade(strategy_id, now_ms))
     }
 
-    /// Read access to the gate (hold it briefly: the follower waits for it).
+    /// Read access to the gate (hold it briefly: the follower waits for it; take no
+    /// second one meanwhile).
     pub fn read(&self) -> RwLockReadGuard<'_, Gate> {
         self.shared.gate.read().unwrap_or_else(|e| e.into_inner())
     }
