@@ -3,7 +3,8 @@
 //!
 //! It `assign`s partitions (never joins a consumer group, so it starts without a
 //! join delay): every partition of `guard_pause_state` from the beginning, and of
-//! `guard_command` and `guard_heartbeat` from the end. The gate is caught up once
+//! `guard_command` and `guard_heartbeat` from the end (for commands, the end before
+//! the pause state's was read: see `Run::assign`). The gate is caught up once
 //! every pause-state partition's position reached the end offset it had at start
 //! *and* the client's queue is empty: tansu under-reports a partition's end after a
 //! multi-message batch, so a position past a reported end proves nothing while
@@ -247,28 +248,43 @@ impl Run {
         None
     }
 
+    /// Assigns `guard_command` from its end offsets, then `guard_pause_state` from
+    /// the beginning (noting its end offsets), then `guard_heartbeat` from the end.
+    /// Commands are read from end offsets taken *before* the pause state's, so no
+    /// command falls between the two reads: one published once the gate started is
+    /// read (and acknowledged) as a command, and its decision is also in the state.
     fn assign(&self) -> Result<Ends, FollowError> {
         let topics = &self.config.topics;
         let timeout = Duration::from_secs(2);
         let mut list = TopicPartitionList::new();
+        for partition in partitions(&self.consumer, &topics.command, timeout)? {
+            let (_, high) = self.watermarks(&topics.command, partition, timeout)?;
+            add(&mut list, &topics.command, partition, Offset::Offset(high))?;
+        }
         let mut ends = Ends::new();
         for partition in partitions(&self.consumer, &topics.pause_state, timeout)? {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&topics.pause_state, partition, timeout)
-                .map_err(kafka("reading guard_pause_state's end offsets"))?;
+            let (low, high) = self.watermarks(&topics.pause_state, partition, timeout)?;
             ends.push((partition, low, high));
             add(&mut list, &topics.pause_state, partition, Offset::Beginning)?;
         }
-        for topic in [&topics.command, &topics.heartbeat] {
-            for partition in partitions(&self.consumer, topic, timeout)? {
-                add(&mut list, topic, partition, Offset::End)?;
-            }
+        for partition in partitions(&self.consumer, &topics.heartbeat, timeout)? {
+            add(&mut list, &topics.heartbeat, partition, Offset::End)?;
         }
         self.consumer
             .assign(&list)
             .map_err(kafka("assigning the guard's partitions"))?;
         Ok(ends)
+    }
+
+    fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<(i64, i64), FollowError> {
+        self.consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(kafka("reading end offsets"))
     }
 
     /// Whether every pause-state partition's position reached its end at start.

@@ -134,8 +134,9 @@ fn the_gate_learns_every_scope_from_the_pause_state_and_opens_when_an_active_gua
 
 #[test]
 fn commands_come_into_force_and_are_acknowledged_once_on_guard_ack() {
-    // Given an open gate
+    // Given an open gate, started after a command it owes no ack for
     let rig = Rig::new();
+    rig.command("c0", "resume", "old", "operator");
     let _beats = rig.beats();
     let (handle, _changes, _follower) = start(&rig, 3_000);
     wait_for("the gate to open", || {
