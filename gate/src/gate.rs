@@ -20,18 +20,20 @@ pub struct Now {
 }
 
 /// A change of a scope's effective mode, as the gateway logs it: one JSON line
-/// `{"gateway","scope","mode","command_id","at"}` with a `reason` when the gate fails
-/// closed. Scope `*` is every scope at once (failing closed).
+/// `{"gateway","scope","mode","command_id","at"}`, with a `reason` when the gate fails
+/// closed. Scope `*` is every scope at once: `paused` with the reason when the gate
+/// fails closed, `running` when it opens again — followed then by every scope the
+/// guard holds in another mode, so a scope not named runs. While the gate is closed
+/// no other change is reported (no scope's effective mode moves).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModeChange {
     /// This gateway.
     pub gateway: String,
-    /// `global`, `strategy:ID`, or `*` when the gate fails closed.
+    /// `global`, `strategy:ID`, or `*` when the gate closes or opens.
     pub scope: String,
     /// The scope's effective mode from now on.
     pub mode: Mode,
-    /// The guard's command that set it; `null` when the gate fails closed or the
-    /// scope was never commanded.
+    /// The guard's command that set it; `null` for `*`.
     pub command_id: Option<String>,
     /// When the gateway saw the change (UTC, milliseconds).
     pub at: String,
@@ -84,7 +86,7 @@ pub struct Counters {
     pub repeats_dropped: u64,
     /// Heartbeats, a standby's included.
     pub heartbeats: u64,
-    /// Acknowledgements owed: one for the first sight of every command.
+    /// Acknowledgements owed: one per command id, once the gate has state.
     pub acks_owed: u64,
     /// Times the gate started failing closed (the start, before any state, is one).
     pub fail_closed_episodes: u64,
@@ -178,7 +180,9 @@ impl Gate {
     }
 
     /// A `guard_pause_state` record: the scope's present mode. The topic is read
-    /// from its beginning, so this is how the gate learns every scope.
+    /// from its beginning, so this is how the gate learns every scope. Once the gate
+    /// has state, a record that brings a decision into force owes its command's
+    /// acknowledgement (unless the command came first and owed it).
     pub fn on_pause_state(&mut self, record: &PauseState, now: Now) -> Effects {
         let mut fx = Effects::default();
         self.observe(now, &mut fx);
@@ -186,17 +190,25 @@ impl Gate {
         let open = self.reported == Reported::Open;
         let held = scope_mut(&mut self.global, &mut self.strategies, &record.scope);
         let before = held.mode;
-        if held.take_record(record) == Outcome::Repeat {
-            self.counters.repeats_dropped += 1;
-        } else if open && held.mode != before {
+        match held.take_record(record) {
+            Outcome::Repeat => self.counters.repeats_dropped += 1,
+            Outcome::Paired => {}
+            Outcome::Applied if self.has_state => {
+                let id = &record.command_id;
+                owe_ack(&self.gateway, &mut self.counters, held, id, now, &mut fx);
+            }
+            Outcome::Applied => {}
+        }
+        if open && held.mode != before {
             fx.changes
                 .push(change(&self.gateway, &record.scope, held, now));
         }
         fx
     }
 
-    /// A `guard_command`: the scope's new mode. The first sight of a command owes an
-    /// acknowledgement (returned in [`Effects::acks`]); a repeat changes nothing.
+    /// A `guard_command`: the scope's new mode. A command owes its acknowledgement
+    /// (returned in [`Effects::acks`]) unless its record brought it into force and
+    /// owed it already; a repeat changes nothing and owes nothing.
     ///
     /// Before the pause-state topic is read to its end the command waits, and is
     /// applied by [`Gate::caught_up`]: a record read later in the initial read may be
@@ -226,12 +238,20 @@ impl Gate {
     }
 
     /// The pause-state topic has been read to the end it had when the gate started:
-    /// from now on the gate answers from what it knows. Applies the commands that came
-    /// meanwhile (their acknowledgements are owed now).
+    /// from now on the gate answers from what it knows. Owes the acknowledgement of
+    /// the decision in force in every scope (each id once: the guard may be waiting
+    /// for this gateway's), then applies the commands that came meanwhile.
     pub fn caught_up(&mut self, now: Now) -> Effects {
         let mut fx = Effects::default();
         if !self.has_state {
             self.has_state = true;
+            let (gateway, counters) = (&self.gateway, &mut self.counters);
+            let scopes = std::iter::once(&mut self.global).chain(self.strategies.values_mut());
+            for held in scopes {
+                if let Some(id) = held.command_id.clone() {
+                    owe_ack(gateway, counters, held, &id, now, &mut fx);
+                }
+            }
             for command in std::mem::take(&mut self.deferred) {
                 self.apply_command(&command, now, &mut fx);
             }
@@ -263,18 +283,16 @@ impl Gate {
                 if outcome == Outcome::Applied {
                     self.counters.commands_applied += 1;
                 }
-                self.counters.acks_owed += 1;
-                fx.acks.push(GuardAck {
-                    command_id: command.command_id.clone(),
-                    gateway: self.gateway.clone(),
-                    ts: utc_millis(now.utc_ms),
-                });
+                let id = &command.command_id;
+                owe_ack(&self.gateway, &mut self.counters, held, id, now, fx);
             }
         }
     }
 
     /// Reports a change of failing closed: `*` paused with the reason when the gate
-    /// closes (or its reason changes), and every known scope's mode when it opens.
+    /// closes (or its reason changes); `*` running when it opens, then every scope
+    /// the guard holds in another mode (global first, strategies by id) — any scope
+    /// not named runs.
     fn observe(&mut self, now: Now, fx: &mut Effects) {
         let closed = self.fail_closed(now.mono_ms);
         let next = closed.map_or(Reported::Open, Reported::Closed);
@@ -285,30 +303,32 @@ impl Gate {
             self.counters.fail_closed_episodes += 1;
         }
         self.reported = next;
-        let at = utc_millis(now.utc_ms);
-        match closed {
-            Some(why) => fx.changes.push(ModeChange {
-                gateway: self.gateway.clone(),
-                scope: "*".into(),
-                mode: Mode::Paused,
-                command_id: None,
-                at,
-                reason: Some(why.as_str().into()),
-            }),
-            None => {
-                fx.changes
-                    .push(change(&self.gateway, &Scope::Global, &self.global, now));
-                let mut known: Vec<_> = self
-                    .strategies
-                    .iter()
-                    .filter(|(_, s)| s.is_known())
-                    .collect();
-                known.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                for (id, held) in known {
-                    let scope = Scope::strategy(id.as_str());
-                    fx.changes.push(change(&self.gateway, &scope, held, now));
-                }
-            }
+        fx.changes.push(ModeChange {
+            gateway: self.gateway.clone(),
+            scope: "*".into(),
+            mode: if closed.is_some() {
+                Mode::Paused
+            } else {
+                Mode::Running
+            },
+            command_id: None,
+            at: utc_millis(now.utc_ms),
+            reason: closed.map(|why| why.as_str().into()),
+        });
+        if closed.is_some() {
+            return;
+        }
+        if self.global.mode != Mode::Running {
+            fx.changes
+                .push(change(&self.gateway, &Scope::Global, &self.global, now));
+        }
+        let mut held: Vec<_> = (self.strategies.iter())
+            .filter(|(_, s)| s.mode != Mode::Running)
+            .collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (id, state) in held {
+            let scope = Scope::strategy(id.as_str());
+            fx.changes.push(change(&self.gateway, &scope, state, now));
         }
     }
 }
@@ -372,6 +392,26 @@ fn scope_mut<'a>(
             }
             strategies.get_mut(strategy_id).expect("inserted above")
         }
+    }
+}
+
+/// Owes the acknowledgement of `command_id`, a decision of `held`, unless it was owed
+/// already.
+fn owe_ack(
+    gateway: &str,
+    counters: &mut Counters,
+    held: &mut ScopeState,
+    command_id: &str,
+    now: Now,
+    fx: &mut Effects,
+) {
+    if held.take_ack(command_id) {
+        counters.acks_owed += 1;
+        fx.acks.push(GuardAck {
+            command_id: command_id.to_owned(),
+            gateway: gateway.to_owned(),
+            ts: utc_millis(now.utc_ms),
+        });
     }
 }
 

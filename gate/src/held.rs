@@ -106,18 +106,28 @@ impl ScopeState {
         outcome
     }
 
-    /// Whether the scope was ever set by a command or a record.
-    pub(crate) fn is_known(&self) -> bool {
-        self.command_id.is_some()
+    /// Whether the acknowledgement of `command_id`, a decision of this scope, is
+    /// still owed; if so it is owed no more (each id is acknowledged once).
+    pub(crate) fn take_ack(&mut self, command_id: &str) -> bool {
+        match self.applied.find(command_id) {
+            Some(seen) if !seen.acked => {
+                seen.acked = true;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
-/// A decision applied to a scope, and which of its two messages came.
+/// A decision applied to a scope, which of its two messages came, and whether it was
+/// acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Seen {
     command_id: Box<str>,
     command: bool,
     record: bool,
+    /// Its acknowledgement was owed (and returned) already.
+    acked: bool,
 }
 
 /// The last [`REMEMBERED_DECISIONS`] decisions of a scope, oldest first.
@@ -142,6 +152,7 @@ impl Applied {
             command_id: command_id.into(),
             command,
             record,
+            acked: false,
         });
     }
 }

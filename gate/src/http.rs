@@ -200,7 +200,7 @@ fn counters(state: &GateState, shell: ShellCounters, out: &mut String) {
         (
             "acks_owed",
             c.acks_owed,
-            "Acknowledgements owed (first sight of a command).",
+            "Acknowledgements owed (one per command id).",
         ),
         (
             "acks_published",

@@ -48,13 +48,17 @@
 //!   its scope back when the guard repeats it after a restart (see [`held`] for the
 //!   bound of that memory). A command and a pause-state record of the same decision
 //!   (same `command_id`) end with the record's full reasons, whichever comes first.
-//! - **Acknowledged once in force.** The first sight of every command owes one
-//!   `guard_ack` (CONTRACT §1.7), returned only after the shared state holds the
-//!   command; the follower publishes it then. A repeat owes none.
+//! - **Acknowledged once in force.** Every command id owes one `guard_ack` (CONTRACT
+//!   §1.7), once the gate has state: when its decision comes into force (by its
+//!   command or its pause-state record, whichever comes first), when its command
+//!   comes after a newer decision, and, at the end of the initial read, for the
+//!   decision in force in every scope (the guard may await this gateway's ack of a
+//!   command decided while it restarted). An ack is returned only after the shared
+//!   state holds its decision; the follower publishes it then. A repeat owes none.
 //! - **Reported.** Every change of a scope's effective mode is a [`ModeChange`],
-//!   failing closed included (scope `*`, mode `paused`, reason `no_state` or
-//!   `guard_silent`); when the gate opens again every known scope is reported with the
-//!   mode the guard gave it.
+//!   failing closed included: scope `*`, mode `paused`, reason `no_state` or
+//!   `guard_silent`; when the gate opens again, `*` `running` and then every scope
+//!   the guard holds in another mode.
 //!
 //! # Modules
 //! - [`wire`]: the messages, as tolerant serde views.

@@ -115,21 +115,31 @@ fn the_gate_learns_every_scope_from_the_pause_state_and_opens_when_an_active_gua
     assert_eq!(handle.may_trade("s-9"), Mode::Paused);
     assert_eq!(handle.may_trade("s-10"), Mode::Running);
 
-    // And the changes said so: closed for no_state, then for guard_silent, then the
-    // known scopes' modes (global first)
-    let seen = changes_until(&changes, "global", Mode::Running);
-    let closed: Vec<_> = seen
+    // And the changes said so: closed for no_state, then for guard_silent, then open
+    // with the scopes held named, by key
+    let seen = changes_until(&changes, "strategy:s-9", Mode::Paused);
+    let seen: Vec<_> = seen
         .iter()
-        .map(|c| (c.scope.as_str(), c.reason.as_deref()))
+        .map(|c| (c.scope.as_str(), c.mode, c.reason.as_deref()))
         .collect();
-    assert_eq!(
-        closed,
-        vec![
-            ("*", Some("no_state")),
-            ("*", Some("guard_silent")),
-            ("global", None)
-        ]
-    );
+    let mut expected = vec![
+        ("*", Mode::Paused, Some("no_state")),
+        ("*", Mode::Paused, Some("guard_silent")),
+        ("*", Mode::Running, None),
+        ("strategy:alpha", Mode::Paused, None),
+        ("strategy:beta", Mode::ReduceOnly, None),
+    ];
+    let held: Vec<_> = (0..10).map(|s| format!("strategy:s-{s}")).collect();
+    expected.extend(held.iter().map(|s| (s.as_str(), Mode::Paused, None)));
+    assert_eq!(seen, expected);
+
+    // And the decision in force in every scope was acknowledged, once each
+    let mut acked: Vec<_> = rig.acks(33).into_iter().map(|(k, _)| k).collect();
+    acked.sort_unstable();
+    let mut in_force = vec!["c2".to_owned(), "c3".to_owned(), "c4".to_owned()];
+    in_force.extend((0..30).map(|s| format!("s{s}-9")));
+    in_force.sort_unstable();
+    assert_eq!(acked, in_force);
 }
 
 #[test]

@@ -100,11 +100,9 @@ fn the_gateway_prints_changes_serves_its_verdicts_acknowledges_and_stops_on_sigt
     assert_eq!(first["reason"], "no_state");
     assert_eq!(first["gateway"], "gw-proc");
 
-    // When an active guard beats, the global scope is reported running
+    // When an active guard beats, the gate is reported open
     let _beats = rig.beats();
-    gateway.line("global running", |l| {
-        l["scope"] == "global" && l["mode"] == "running"
-    });
+    gateway.line("opening", |l| l["scope"] == "*" && l["mode"] == "running");
     // When the guard pauses alpha
     rig.command("c1", "pause", "alpha", "slippage_window");
     let line = gateway.line("alpha paused", |l| l["scope"] == "strategy:alpha");

@@ -15,6 +15,10 @@ fn change(scope: &str, mode: Mode, command_id: Option<&str>, ms: i64) -> ModeCha
     }
 }
 
+fn opened(ms: i64) -> ModeChange {
+    change("*", Mode::Running, None, ms)
+}
+
 fn closed(reason: &str, ms: i64) -> ModeChange {
     ModeChange {
         reason: Some(reason.into()),
@@ -23,8 +27,9 @@ fn closed(reason: &str, ms: i64) -> ModeChange {
 }
 
 #[test]
-fn an_ack_is_owed_only_for_a_newly_applied_command() {
+fn an_ack_is_owed_once_per_command_when_its_decision_comes_into_force() {
     let mut gate = open_gate();
+    // A new command owes its ack, stamped with the wall clock
     let pause = command("c1", Action::Pause, alpha(), "operator");
     let fx = gate.on_command(&pause, at(120));
     assert_eq!(fx.acks.len(), 1);
@@ -37,9 +42,46 @@ fn an_ack_is_owed_only_for_a_newly_applied_command() {
         ),
         ("c1", "gw-1", "2025-08-11T00:09:30.120Z")
     );
+    // Its repeat and its record owe nothing
     assert!(gate.on_command(&pause, at(130)).acks.is_empty());
-    let record = record("c2", alpha(), Mode::Running, &[]);
-    assert!(gate.on_pause_state(&record, at(140)).acks.is_empty());
+    let paired = record("c1", alpha(), Mode::Paused, &["operator"]);
+    assert!(gate.on_pause_state(&paired, at(135)).acks.is_empty());
+    // A decision whose record comes first owes its ack then, and not again
+    let resumed = record("c2", alpha(), Mode::Running, &[]);
+    let fx = gate.on_pause_state(&resumed, at(140));
+    assert_eq!(
+        fx.acks
+            .iter()
+            .map(|a| a.command_id.as_str())
+            .collect::<Vec<_>>(),
+        ["c2"]
+    );
+    let resume = command("c2", Action::Resume, alpha(), "operator");
+    assert!(gate.on_command(&resume, at(150)).acks.is_empty());
+    assert_eq!(gate.counters().acks_owed, 2);
+}
+
+#[test]
+fn the_end_of_the_initial_read_owes_the_ack_of_every_decision_in_force_once() {
+    // Given a pause state where alpha was paused then resumed, and global paused
+    let mut gate = Gate::new("gw-1", 3_000);
+    gate.on_pause_state(&record("c1", alpha(), Mode::Paused, &["operator"]), at(0));
+    gate.on_pause_state(&record("c2", alpha(), Mode::Running, &[]), at(0));
+    gate.on_pause_state(
+        &record("c3", Scope::Global, Mode::Paused, &["operator"]),
+        at(0),
+    );
+    // and a command of global's decision that came during the read
+    gate.on_command(
+        &command("c3", Action::Pause, Scope::Global, "operator"),
+        at(0),
+    );
+    // When the read ends
+    let fx = gate.caught_up(at(1));
+    // Then the decisions in force are acknowledged once each, the overtaken one not
+    let mut ids: Vec<_> = fx.acks.iter().map(|a| a.command_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["c2", "c3"]);
 }
 
 #[test]
@@ -73,12 +115,12 @@ fn failing_closed_and_opening_again_are_reported() {
     // When the state is read but no guard is heard yet
     let fx = gate.caught_up(at(2));
     assert_eq!(fx.changes, vec![closed("guard_silent", 2)]);
-    // When an active guard is heard: every known scope, with the guard's mode
+    // When an active guard is heard: the gate opens, and names the scopes held
     let fx = gate.on_heartbeat(&beat(true), at(3));
     assert_eq!(
         fx.changes,
         vec![
-            change("global", Mode::Running, None, 3),
+            opened(3),
             change("strategy:alpha", Mode::Paused, Some("c1"), 3),
         ]
     );
@@ -105,7 +147,10 @@ fn a_decision_taken_while_closed_is_reported_when_the_gate_opens() {
     let fx = gate.on_heartbeat(&beat(true), at(3_003));
     assert_eq!(
         fx.changes,
-        vec![change("global", Mode::Paused, Some("c1"), 3_003)]
+        vec![
+            opened(3_003),
+            change("global", Mode::Paused, Some("c1"), 3_003)
+        ]
     );
 }
 
