@@ -217,3 +217,35 @@ mod tests {
         assert!(config.kafka.contains(&("a.b".into(), "c".into())));
     }
 }
+
+/// Raises `stop` on SIGINT or SIGTERM, so the gateway stops from inside (flushing
+/// its acknowledgements) rather than being killed.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub fn stop_on_signal(stop: &'static AtomicBool) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // Registered here, before the gateway starts, so no early signal is lost.
+    let (mut term, mut int) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
+            tracing::info!("signal received: stopping");
+            stop.store(true, Ordering::Relaxed);
+        })?;
+    Ok(())
+}

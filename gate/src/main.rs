@@ -2,7 +2,7 @@
 //! guard binary. Exit codes: 0 stopped by a signal, 1 the run failed, 2 bad usage.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    if let Err(e) = stop_on_signal() {
+    if let Err(e) = gate::gateway::stop_on_signal(&STOP) {
         eprintln!("guard-gate: cannot handle signals: {e}");
         return ExitCode::from(1);
     }
@@ -42,33 +42,4 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// Raises [`STOP`] on SIGINT or SIGTERM, so the gateway stops from inside (flushing
-/// its acknowledgements) rather than being killed.
-fn stop_on_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    // Registered here, before the gateway starts, so no early signal is lost.
-    let (mut term, mut int) = runtime.block_on(async {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        ))
-    })?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            });
-            tracing::info!("signal received: stopping");
-            STOP.store(true, Ordering::Relaxed);
-        })?;
-    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Sub-commands of the `guard` binary, one file each.
 
 mod demo_cmd;
+mod gate_cmd;
 mod http_client;
 mod ops_cmd;
 mod policy_cmd;
@@ -114,6 +115,19 @@ enum Command {
     ///   guard publish --brokers 127.0.0.1:9092 --input examples/day.jsonl --rate 20
     #[command(verbatim_doc_comment)]
     Publish(publish_cmd::PublishArgs),
+    /// Run a reference order gateway (CONTRACT §6) on the gate library: follow the
+    /// guard's pause state, commands and heartbeats, print one JSON line for every
+    /// change of a scope's effective mode as this gateway sees it
+    /// ({"gateway","scope","mode","command_id","at"}; scope "*" with a "reason" while
+    /// it fails closed: no_state before the pause state is read, guard_silent when no
+    /// active guard was heard for --max-silence), acknowledge every command on
+    /// guard_ack, and with --http-listen serve /healthz, /metrics and
+    /// GET /gate?strategy=ID. docs/GATEWAYS.md says what a gateway owes.
+    ///
+    /// Example:
+    ///   guard gate --brokers 127.0.0.1:9092 --gateway gw-tokyo --http-listen 127.0.0.1:9310
+    #[command(verbatim_doc_comment)]
+    Gate(gate_cmd::GateArgs),
     /// Exit 0 when the running guard answers /healthz (or /readyz with --ready) with
     /// 200, else 1: for container health checks.
     Healthcheck(status_cmd::HealthcheckArgs),
@@ -165,6 +179,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Topics(args) => topics_cmd::run(args),
         Command::Publish(args) => publish_cmd::run(args),
         Command::Healthcheck(args) => status_cmd::healthcheck(args),
+        Command::Gate(args) => gate_cmd::run(args),
     }
 }
 

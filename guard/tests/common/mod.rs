@@ -201,7 +201,26 @@ impl GuardProcess {
         extra_env: &[(&str, &str)],
         log: &Path,
     ) -> GuardProcess {
-        let guard = Self::spawn(brokers, state_dir, topics_prefix, extra_env, log);
+        Self::start_with(brokers, state_dir, topics_prefix, extra_env, log, &[])
+    }
+
+    /// [`GuardProcess::start`] with extra `guard run` flags.
+    pub fn start_with(
+        brokers: &str,
+        state_dir: &Path,
+        topics_prefix: &str,
+        extra_env: &[(&str, &str)],
+        log: &Path,
+        extra_args: &[&str],
+    ) -> GuardProcess {
+        let guard = Self::spawn_with(
+            brokers,
+            state_dir,
+            topics_prefix,
+            extra_env,
+            log,
+            extra_args,
+        );
         guard.wait_ready(Duration::from_secs(60));
         guard
     }
@@ -236,8 +255,6 @@ impl GuardProcess {
             state_dir.to_str().unwrap(),
             "--http-listen",
             &format!("127.0.0.1:{port}"),
-            "--clock",
-            "event-time",
             "--checkpoint-interval",
             "30ms",
             "--message-timeout",
@@ -254,8 +271,12 @@ impl GuardProcess {
             ("--topic-facts", "guard_facts"),
             ("--topic-pause-state", "guard_pause_state"),
             ("--topic-heartbeat", "guard_heartbeat"),
+            ("--topic-guard-ack", "guard_ack"),
         ] {
             cmd.args([flag, &format!("{topics_prefix}{stream}")]);
+        }
+        if !extra_args.contains(&"--clock") {
+            cmd.args(["--clock", "event-time"]);
         }
         cmd.args(extra_args);
         for (k, v) in extra_env {
