@@ -429,3 +429,40 @@ fn sweep_with_report_prints_each_variants_report_and_sweeps_version_2_keys() {
     assert!(err.contains("== warnings.enabled=true env=prod"), "{err}");
     assert!(err.contains("1 of another environment ignored"), "{err}");
 }
+
+#[test]
+fn the_demo_closes_the_loop_from_fill_to_every_gateways_acknowledgement() {
+    // The quick start's main job: the live guard on the mock cluster, two in-process
+    // gateways that obey and acknowledge, one silenced, and the guard's escalation.
+    let out = guard(&["demo", "--step-pause", "0ms"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for needle in [
+        "gw-tokyo  * is paused (no_state: fail closed)",
+        "gw-osaka  global is paused (cmd-",
+        "✓ acknowledged by gw-tokyo and gw-osaka",
+        "commands received    5 (3 pause, 2 resume)",
+        "trigger → all gateways acknowledged  p50",
+        "(4 commands)",
+        "unacknowledged       1 command(s) escalated by the guard",
+        "not acknowledged within 1s by gw-osaka",
+        "live == replay       yes",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
+    // The silenced gateway never heard of the last pause.
+    let last_pause = stdout
+        .lines()
+        .filter(|l| l.contains("⇒ PAUSE"))
+        .last()
+        .expect("a last pause");
+    assert!(last_pause.contains("strategy gamma"), "{last_pause}");
+    assert!(
+        !stdout
+            .lines()
+            .skip_while(|l| !l.contains("gw-osaka stopped"))
+            .skip(1)
+            .any(|l| l.trim_start().starts_with("gw-osaka")),
+        "gw-osaka said something after it stopped:\n{stdout}"
+    );
+}

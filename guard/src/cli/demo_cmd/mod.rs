@@ -1,6 +1,7 @@
 //! `guard demo`: the live guard on librdkafka's in-process mock cluster, fed by a
 //! synthetic Do layer, watched by a command listener. No external broker needed.
 
+mod gateways;
 mod script;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use guard::time::Timestamp;
 
 use super::run_cmd::{init_logs, start_shell, LogFormat};
 use super::Failure;
+use gateways::{Gateways, GATEWAYS};
 use script::{input_id, payload, script, Step};
 
 #[derive(Args, Debug)]
@@ -57,6 +59,10 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     let guard_thread = spawn_guard(&config, status.clone(), stop.clone());
     wait_until_ready(&status, &guard_thread);
+    println!(
+        "▶ two order gateways start: closed until they have the pause state and hear the guard"
+    );
+    let mut gateways = Gateways::start(&config)?;
     let clients = Clients::connect(&config)?;
     let mut tally = Tally::new();
     let run_id = format!("{:x}", Timestamp::now().as_micros());
@@ -64,7 +70,10 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
         if guard_thread.is_finished() {
             break;
         }
-        clients.play(step, &guard_thread, &mut tally)?;
+        if let Some(name) = step.silence {
+            gateways.silence(name);
+        }
+        clients.play(step, &guard_thread, &mut tally, &gateways)?;
         std::thread::sleep(Duration::from_micros(step_pause.as_micros().max(0) as u64));
     }
     let checkpoints = checkpoints_written(&status);
@@ -82,6 +91,7 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
     print_summary(&tally, &checkpoints, got == expected);
     let _ = std::fs::remove_dir_all(&config.state_dir);
     // Clients go before the cluster they talk to.
+    gateways.stop();
     drop(clients);
     drop(cluster);
     if got != expected {
@@ -118,6 +128,11 @@ fn mock_cluster(
     let state_dir = std::env::temp_dir().join(format!("guard-demo-{}", std::process::id()));
     let mut config = LiveConfig::new(cluster.bootstrap_servers(), state_dir);
     config.http_listen = http_listen;
+    // The runbook default, plus acknowledgements from the demo's two gateways.
+    config.policy = Policy::from_toml(&format!(
+        "[acks]\ngateways = {GATEWAYS:?}\ntimeout = \"1s\"\n"
+    ))
+    .map_err(|e| fail("the demo's policy", &e))?;
     config.checkpoint_interval = Duration::from_millis(100);
     for topic in config.topics.all() {
         cluster
@@ -134,7 +149,7 @@ fn print_banner(config: &LiveConfig) {
         config.brokers,
         config.state_dir.display()
     );
-    println!("policy {} (the runbook default: 3 fills > 5.0 bps within 10 min, 5 losses in a row, pause global)\n", config.policy.version());
+    println!("policy {} (the runbook default: 3 fills > 5.0 bps within 10 min, 5 losses in a row, pause global;\n  every command acknowledged by {} within 1 s)\n", config.policy.version(), GATEWAYS.join(" and "));
 }
 
 /// The guard's thread; it ends with the guard's error, if any, as text.
@@ -170,6 +185,14 @@ struct Tally {
     received: Vec<GuardCommand>,
     /// Trigger sent → command received, in microseconds.
     latency: Histogram<u64>,
+    /// When each command's trigger was sent, by command id.
+    trigger_sent: HashMap<String, Instant>,
+    /// The gateways that acknowledged each command so far.
+    acked_by: HashMap<String, Vec<String>>,
+    /// Trigger sent → the last gateway's acknowledgement arrived, in microseconds.
+    ack_latency: Histogram<u64>,
+    /// The guard's `command_unacknowledged` risk events: their reasons.
+    escalations: Vec<String>,
 }
 
 impl Tally {
@@ -180,6 +203,48 @@ impl Tally {
             sent: Vec::new(),
             received: Vec::new(),
             latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            trigger_sent: HashMap::new(),
+            acked_by: HashMap::new(),
+            ack_latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("histogram bounds"),
+            escalations: Vec::new(),
+        }
+    }
+
+    /// Takes one `guard_ack`; once every gateway has acknowledged a command, prints
+    /// how long after its trigger.
+    fn ack(&mut self, payload: &[u8], arrived: Instant) {
+        let Ok(ack) = serde_json::from_slice::<guard::message::GuardAck>(payload) else {
+            return;
+        };
+        let by = self.acked_by.entry(ack.command_id.clone()).or_default();
+        if by.contains(&ack.gateway) {
+            return;
+        }
+        by.push(ack.gateway);
+        if by.len() < GATEWAYS.len() {
+            return;
+        }
+        if let Some(sent) = self.trigger_sent.get(&ack.command_id) {
+            let micros = arrived.duration_since(*sent).as_micros() as u64;
+            let _ = self.ack_latency.record(micros.max(1));
+            println!(
+                "  ✓ acknowledged by {} {:.2} ms after the trigger was sent",
+                GATEWAYS.join(" and "),
+                micros as f64 / 1e3
+            );
+        }
+    }
+
+    /// Takes one risk event: the guard's `command_unacknowledged` is shown and kept.
+    fn event(&mut self, payload: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return;
+        };
+        if event["source"] == "guard" && event["kind"] == "command_unacknowledged" {
+            let reason = event["reason"].as_str().unwrap_or_default().to_owned();
+            println!("  ⚠ risk event command_unacknowledged: {reason}");
+            self.escalations.push(reason);
         }
     }
 
@@ -195,6 +260,9 @@ impl Tally {
             .map(|t| arrived.duration_since(*t).as_secs_f64() * 1e3);
         if let Some(ms) = ms {
             let _ = self.latency.record((ms * 1e3).max(1.0) as u64);
+        }
+        if let Some(sent) = self.sent_at.get(&command.trigger) {
+            self.trigger_sent.insert(command.command_id.clone(), *sent);
         }
         println!(
             "  ⇒ {} {:<8} rule={:<16} trigger={:<22} {}  ({})",
@@ -212,10 +280,12 @@ impl Tally {
     }
 }
 
-/// The demo's two Kafka clients: the synthetic Do layer and the command listener.
+/// The demo's two Kafka clients: the synthetic Do layer and the listener (commands,
+/// the gateways' acknowledgements, the guard's risk events).
 struct Clients {
     listener: BaseConsumer,
     do_layer: BaseProducer,
+    topics: guard::live::config::Topics,
 }
 
 impl Clients {
@@ -231,8 +301,11 @@ impl Clients {
             .create()
             .map_err(|e| fail("cannot create the listener", &e))?;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&config.topics.guard_command, 0, Offset::Beginning)
-            .map_err(|e| fail("listener", &e))?;
+        let t = &config.topics;
+        for topic in [&t.guard_command, &t.guard_ack, &t.risk_event] {
+            tpl.add_partition_offset(topic, 0, Offset::Beginning)
+                .map_err(|e| fail("listener", &e))?;
+        }
         listener.assign(&tpl).map_err(|e| fail("listener", &e))?;
         let do_layer: BaseProducer = kafka::producer(config)
             .create()
@@ -244,7 +317,11 @@ impl Clients {
                 .payload("{}"),
         );
         let _ = do_layer.flush(Duration::from_secs(5));
-        Ok(Clients { listener, do_layer })
+        Ok(Clients {
+            listener,
+            do_layer,
+            topics: config.topics.clone(),
+        })
     }
 
     /// Plays one step: announces it, sends its messages and listens for its commands.
@@ -256,15 +333,49 @@ impl Clients {
         step: Step,
         guard_thread: &GuardThread,
         tally: &mut Tally,
+        gateways: &Gateways,
     ) -> Result<(), Failure> {
         println!("▶ {}", step.label);
         for input in step.inputs {
             self.send(input, tally)?;
         }
-        let wanted = tally.received.len() + step.expect_commands;
-        self.listen(step.expect_commands, wanted, guard_thread, tally);
+        let before = tally.received.len();
+        let wanted = before + step.expect_commands;
+        let quiet = step.expect_commands == 0;
+        self.listen(
+            |t| t.received.len() >= wanted,
+            quiet,
+            guard_thread,
+            tally,
+            gateways,
+        );
         if tally.received.len() < wanted {
             println!("  (no command within 15 s — see the guard's log)");
+        }
+        if step.silence.is_none() {
+            // Every gateway acknowledges the step's commands.
+            let ids: Vec<String> = tally.received[before..]
+                .iter()
+                .map(|c| c.command_id.clone())
+                .collect();
+            let all_acked = |t: &Tally| {
+                ids.iter().all(|id| {
+                    t.acked_by
+                        .get(id)
+                        .is_some_and(|by| by.len() >= GATEWAYS.len())
+                })
+            };
+            self.listen(all_acked, false, guard_thread, tally, gateways);
+        }
+        if step.expect_escalation {
+            let escalations = tally.escalations.len() + 1;
+            self.listen(
+                |t| t.escalations.len() >= escalations,
+                false,
+                guard_thread,
+                tally,
+                gateways,
+            );
         }
         Ok(())
     }
@@ -284,24 +395,35 @@ impl Clients {
         Ok(())
     }
 
-    /// Listens until the tally holds `wanted` commands, 15 s have passed or the guard
-    /// has stopped. A step that expects none listens until the topic is quiet for
-    /// 200 ms instead, so a wrong command would still show.
-    fn listen(&self, expect: usize, wanted: usize, guard_thread: &GuardThread, tally: &mut Tally) {
+    /// Listens until `done` holds, 15 s have passed or the guard has stopped; with
+    /// `quiet`, until the topics are quiet for 200 ms instead, so a wrong command
+    /// would still show. Prints what the gateways saw meanwhile.
+    fn listen(
+        &self,
+        done: impl Fn(&Tally) -> bool,
+        quiet: bool,
+        guard_thread: &GuardThread,
+        tally: &mut Tally,
+        gateways: &Gateways,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let wait = Duration::from_millis(if expect == 0 { 200 } else { 1 });
-        while Instant::now() < deadline
-            && (tally.received.len() < wanted || expect == 0)
-            && !guard_thread.is_finished()
-        {
+        let wait = Duration::from_millis(if quiet { 200 } else { 1 });
+        while Instant::now() < deadline && (quiet || !done(tally)) && !guard_thread.is_finished() {
             self.do_layer.poll(Duration::ZERO);
-            match self.listener.poll(wait) {
+            let polled = self.listener.poll(wait);
+            gateways.print_changes();
+            match polled {
                 Some(Ok(message)) => {
                     let arrived = Instant::now();
-                    tally.receive(message.payload().unwrap_or_default(), arrived);
+                    let payload = message.payload().unwrap_or_default();
+                    match message.topic() {
+                        t if t == self.topics.guard_ack => tally.ack(payload, arrived),
+                        t if t == self.topics.risk_event => tally.event(payload),
+                        _ => tally.receive(payload, arrived),
+                    }
                 }
                 Some(Err(e)) => println!("  listener error: {e}"),
-                None if expect == 0 => break,
+                None if quiet => break,
                 None => {}
             }
         }
@@ -360,6 +482,23 @@ fn print_summary(tally: &Tally, checkpoints: &str, same_as_replay: bool) {
             tally.latency.max() as f64 / 1e3
         );
     }
+    if !tally.ack_latency.is_empty() {
+        println!(
+            "  trigger → all gateways acknowledged  p50 {:.2} ms, max {:.2} ms ({} commands)",
+            tally.ack_latency.value_at_quantile(0.5) as f64 / 1e3,
+            tally.ack_latency.max() as f64 / 1e3,
+            tally.ack_latency.len()
+        );
+    }
+    println!(
+        "  unacknowledged       {} command(s) escalated by the guard{}",
+        tally.escalations.len(),
+        tally
+            .escalations
+            .first()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
     println!("  state checkpoints    {checkpoints}");
     println!(
         "  live == replay       {}",

@@ -12,6 +12,10 @@ pub struct Step {
     pub inputs: Vec<Input>,
     /// Commands the guard should answer with; zero for a step that must trip nothing.
     pub expect_commands: usize,
+    /// A gateway that stops before the step's messages go out.
+    pub silence: Option<&'static str>,
+    /// Whether the guard should escalate a command nobody acknowledged in time.
+    pub expect_escalation: bool,
 }
 
 /// A fill of 100 shares `bps` worse than expected, stamped now: the demo's guard runs
@@ -64,6 +68,8 @@ pub fn script(run: &str) -> Vec<Step> {
                 })
                 .collect(),
             expect_commands: 0,
+            silence: None,
+            expect_escalation: false,
         },
         Step {
             label: "slippage burst on alpha: 3 fills at 7-9 bps",
@@ -73,11 +79,15 @@ pub fn script(run: &str) -> Vec<Step> {
                 fill(&id("s3"), "alpha", 9.0, None),
             ],
             expect_commands: 1,
+            silence: None,
+            expect_escalation: false,
         },
         Step {
             label: "operator resumes after review",
             inputs: vec![resume(&id("ops-1"))],
             expect_commands: 1,
+            silence: None,
+            expect_escalation: false,
         },
         Step {
             label: "losing streak on beta: 5 losing fills",
@@ -92,11 +102,26 @@ pub fn script(run: &str) -> Vec<Step> {
                 })
                 .collect(),
             expect_commands: 1,
+            silence: None,
+            expect_escalation: false,
         },
         Step {
             label: "operator resumes",
             inputs: vec![resume(&id("ops-2"))],
             expect_commands: 1,
+            silence: None,
+            expect_escalation: false,
+        },
+        Step {
+            label: "gateway gw-osaka goes silent; a slippage burst on gamma",
+            inputs: vec![
+                fill(&id("g1"), "gamma", 7.0, None),
+                fill(&id("g2"), "gamma", 8.0, None),
+                fill(&id("g3"), "gamma", 9.0, None),
+            ],
+            expect_commands: 1,
+            silence: Some("gw-osaka"),
+            expect_escalation: true,
         },
     ]
 }
