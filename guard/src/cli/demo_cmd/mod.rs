@@ -3,8 +3,8 @@
 
 mod gateways;
 mod script;
+mod tally;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
@@ -21,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use guard::engine::{Engine, EngineOptions};
 use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
-use guard::message::{Action, Decision, GuardCommand, Input};
+use guard::message::{Action, Decision, Input};
 use guard::policy::Policy;
 use guard::time::Timestamp;
 
@@ -29,6 +28,7 @@ use super::run_cmd::{init_logs, start_shell, LogFormat};
 use super::Failure;
 use gateways::{Gateways, GATEWAYS};
 use script::{input_id, payload, script, Step};
+use tally::Tally;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -171,112 +171,6 @@ fn wait_until_ready(status: &StatusHandle, guard_thread: &GuardThread) {
     let ready_by = Instant::now() + Duration::from_secs(30);
     while !status.lock().ready && Instant::now() < ready_by && !guard_thread.is_finished() {
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// What the Do layer sent and what came back: for the live lines, the summary and
-/// the replay check.
-struct Tally {
-    /// When each input was sent, by id, to time the command it triggers.
-    sent_at: HashMap<String, Instant>,
-    /// Every input, in the order sent, to replay them.
-    sent: Vec<Input>,
-    /// Every command the listener heard, in order.
-    received: Vec<GuardCommand>,
-    /// Trigger sent → command received, in microseconds.
-    latency: Histogram<u64>,
-    /// When each command's trigger was sent, by command id.
-    trigger_sent: HashMap<String, Instant>,
-    /// The gateways that acknowledged each command so far.
-    acked_by: HashMap<String, Vec<String>>,
-    /// Trigger sent → the last gateway's acknowledgement arrived, in microseconds.
-    ack_latency: Histogram<u64>,
-    /// The guard's `command_unacknowledged` risk events: their reasons.
-    escalations: Vec<String>,
-}
-
-impl Tally {
-    /// An empty tally; latencies up to a minute, to three significant digits.
-    fn new() -> Self {
-        Tally {
-            sent_at: HashMap::new(),
-            sent: Vec::new(),
-            received: Vec::new(),
-            latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-            trigger_sent: HashMap::new(),
-            acked_by: HashMap::new(),
-            ack_latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                .expect("histogram bounds"),
-            escalations: Vec::new(),
-        }
-    }
-
-    /// Takes one `guard_ack`; once every gateway has acknowledged a command, prints
-    /// how long after its trigger.
-    fn ack(&mut self, payload: &[u8], arrived: Instant) {
-        let Ok(ack) = serde_json::from_slice::<guard::message::GuardAck>(payload) else {
-            return;
-        };
-        let by = self.acked_by.entry(ack.command_id.clone()).or_default();
-        if by.contains(&ack.gateway) {
-            return;
-        }
-        by.push(ack.gateway);
-        if by.len() < GATEWAYS.len() {
-            return;
-        }
-        if let Some(sent) = self.trigger_sent.get(&ack.command_id) {
-            let micros = arrived.duration_since(*sent).as_micros() as u64;
-            let _ = self.ack_latency.record(micros.max(1));
-            println!(
-                "  ✓ acknowledged by {} {:.2} ms after the trigger was sent",
-                GATEWAYS.join(" and "),
-                micros as f64 / 1e3
-            );
-        }
-    }
-
-    /// Takes one risk event: the guard's `command_unacknowledged` is shown and kept.
-    fn event(&mut self, payload: &[u8]) {
-        let Ok(event) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return;
-        };
-        if event["source"] == "guard" && event["kind"] == "command_unacknowledged" {
-            let reason = event["reason"].as_str().unwrap_or_default().to_owned();
-            println!("  ⚠ risk event command_unacknowledged: {reason}");
-            self.escalations.push(reason);
-        }
-    }
-
-    /// Takes one message from `guard_command`: prints the command with its latency
-    /// and keeps it. Anything that is not a command is skipped.
-    fn receive(&mut self, payload: &[u8], arrived: Instant) {
-        let Ok(command) = serde_json::from_slice::<GuardCommand>(payload) else {
-            return;
-        };
-        let ms = self
-            .sent_at
-            .get(&command.trigger)
-            .map(|t| arrived.duration_since(*t).as_secs_f64() * 1e3);
-        if let Some(ms) = ms {
-            let _ = self.latency.record((ms * 1e3).max(1.0) as u64);
-        }
-        if let Some(sent) = self.sent_at.get(&command.trigger) {
-            self.trigger_sent.insert(command.command_id.clone(), *sent);
-        }
-        println!(
-            "  ⇒ {} {:<8} rule={:<16} trigger={:<22} {}  ({})",
-            command.action.as_str().to_uppercase(),
-            command.scope.to_string(),
-            command.rule.as_str(),
-            command.trigger,
-            ms.map_or_else(
-                || "latency n/a".to_owned(),
-                |ms| format!("{ms:.2} ms after the trigger was sent")
-            ),
-            command.reason
-        );
-        self.received.push(command);
     }
 }
 
