@@ -137,6 +137,9 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
         &mut config.topics.dlq,
         &mut config.topics.state,
         &mut config.topics.facts,
+        &mut config.topics.guard_ack,
+        &mut config.topics.pause_state,
+        &mut config.topics.heartbeat,
     ] {
         *t = format!("{prefix}{t}");
     }
@@ -221,6 +224,9 @@ struct Outcome {
     commands: u64,
     matched: u64,
     e2e: Histogram<u64>,
+    /// Trigger fill scheduled → the command in force in an in-process gateway (the gate
+    /// library following the guard's topics), µs; empty under --external.
+    gate: Histogram<u64>,
     hop: Histogram<u64>,
     /// Every recorded e2e latency, µs.
     samples: Vec<u64>,
@@ -305,6 +311,7 @@ fn load(
         })
     };
     std::thread::sleep(Duration::from_millis(300));
+    let gateway = (guard_pid != 0).then(|| start_gateway(config));
 
     let cpu_at_start = (guard_pid != 0).then(|| proc_cpu_seconds(guard_pid));
     // The guard's CPU time and the fills sent when the latest trip's command came.
@@ -377,6 +384,9 @@ fn load(
         })
     };
     let mut e2e = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
+    let mut gate = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap();
+    // Commands seen by the listener whose time in force at the gateway is not known yet.
+    let mut awaiting_gate: Vec<(String, Instant)> = Vec::new();
     let mut samples = Vec::new();
     let mut commands = 0u64;
     let mut matched = 0u64;
@@ -393,6 +403,16 @@ fn load(
         }
         if finished_at.is_some_and(|t| t.elapsed() > Duration::from_secs(15)) {
             break;
+        }
+        if let Some((handle, _)) = &gateway {
+            awaiting_gate.retain(|(id, due)| match handle.in_force_at(id) {
+                Some(at) => {
+                    let _ =
+                        gate.record(at.saturating_duration_since(*due).as_micros().max(1) as u64);
+                    false
+                }
+                None => true,
+            });
         }
         let Some(Ok(message)) = listener.poll(Duration::from_millis(5)) else {
             continue;
@@ -422,6 +442,9 @@ fn load(
             let micros = arrived.saturating_duration_since(due).as_micros().max(1) as u64;
             let _ = e2e.record(micros);
             samples.push(micros);
+            if let Some(id) = value.get("command_id").and_then(|c| c.as_str()) {
+                awaiting_gate.push((id.to_owned(), due));
+            }
             if guard_pid != 0 {
                 cpu_at_last_trip =
                     Some((proc_cpu_seconds(guard_pid), sent.load(Ordering::Relaxed)));
@@ -447,6 +470,15 @@ fn load(
         }
     }
     let _ = sender.join();
+    if !awaiting_gate.is_empty() {
+        eprintln!(
+            "guard-e2e: {} command(s) never came into force at the gateway",
+            awaiting_gate.len()
+        );
+    }
+    if let Some((_, follower)) = gateway {
+        let _ = follower.stop();
+    }
     let unmatched: Vec<String> = scheduled.lock().unwrap().keys().cloned().collect();
     if !unmatched.is_empty() {
         eprintln!("guard-e2e: no command seen for trigger(s) {unmatched:?}");
@@ -464,10 +496,34 @@ fn load(
         commands,
         matched,
         e2e,
+        gate,
         hop,
         samples,
         cpu_per_fill_us,
     }
+}
+
+/// An order gateway in this process, on the gate library, following the guard's topics
+/// like `guard gate`; returns once it has the pause state and hears the guard.
+fn start_gateway(config: &LiveConfig) -> (gate::GateHandle, gate::follow::Follower) {
+    let handle = gate::GateHandle::new(gate::Gate::new("e2e-gateway", 3_000));
+    let mut follow = gate::follow::FollowConfig::new(config.brokers.clone());
+    follow.topics.pause_state = config.topics.pause_state.clone();
+    follow.topics.command = config.topics.guard_command.clone();
+    follow.topics.heartbeat = config.topics.heartbeat.clone();
+    follow.topics.ack = config.topics.guard_ack.clone();
+    // A fetch answered within a millisecond, like the guard's own input consumer.
+    follow.fetch_wait_ms = 1;
+    let follower = gate::follow::Follower::start(follow, handle.clone())
+        .unwrap_or_else(|e| die(&format!("gateway: {e}")));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while handle.may_trade("warm-up") != gate::Mode::Running {
+        if Instant::now() > deadline {
+            die("the gateway did not open (no pause state or no heartbeat) within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (handle, follower)
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -592,6 +648,9 @@ fn main() {
         o.bursts.saturating_sub(o.matched)
     );
     println!("e2e  p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms   (trigger fill scheduled → guard_command received)", ms(&o.e2e, 0.5), e2e_p99, ms(&o.e2e, 0.999), o.e2e.max() as f64 / 1e3);
+    if !o.gate.is_empty() {
+        println!("gate p50 {:.2}  p99 {:.2}  max {:.2} ms   (trigger fill scheduled → command in force at an in-process gateway)", ms(&o.gate, 0.5), ms(&o.gate, 0.99), o.gate.max() as f64 / 1e3);
+    }
     println!(
         "hop  p50 {:.2}  p99 {:.2} ms   ratio_p99 = e2e_p99 / (2 × hop_p99) = {ratio:.2}",
         ms(&o.hop, 0.5),
@@ -605,6 +664,7 @@ fn main() {
     let json = serde_json::json!({
         "broker": args.broker, "rate": rate, "sent": o.sent, "commands": o.commands, "lost": o.bursts.saturating_sub(o.matched),
         "e2e_p50_ms": round2(ms(&o.e2e, 0.5)), "e2e_p99_ms": round2(e2e_p99), "e2e_p999_ms": round2(ms(&o.e2e, 0.999)), "e2e_max_ms": round2(o.e2e.max() as f64 / 1e3),
+        "gate_p50_ms": (!o.gate.is_empty()).then(|| round2(ms(&o.gate, 0.5))), "gate_p99_ms": (!o.gate.is_empty()).then(|| round2(ms(&o.gate, 0.99))),
         "hop_p50_ms": round2(ms(&o.hop, 0.5)), "hop_p99_ms": round2(hop_p99), "ratio_p99": round2(ratio),
         "guard_cpu_s": round2(cpu), "guard_peak_rss_mb": round2(rss),
         "guard_cpu_per_fill_us": o.cpu_per_fill_us.map(round2),
