@@ -722,6 +722,26 @@ fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
             ));
         }
     }
+    // The aggregator writes every scope's present mode: the last pause-state record of
+    // each scope announces replay's last command for it (CONTRACT §1.8).
+    let mut last_state: BTreeMap<String, String> = BTreeMap::new();
+    for payload in tansu.read_all(
+        &format!("{prefix}guard_pause_state"),
+        Duration::from_secs(2),
+    ) {
+        let state: guard::message::PauseState =
+            serde_json::from_slice(&payload).expect("pause state records parse");
+        last_state.insert(state.scope.to_string(), state.command_id);
+    }
+    let want_last: BTreeMap<String, String> = want
+        .iter()
+        .filter_map(|(scope, commands)| Some((scope.clone(), commands.last()?.command_id.clone())))
+        .collect();
+    if last_state != want_last {
+        failures.push(format!(
+            "guard_pause_state: the last record per scope is not replay's last command\n    replay: {want_last:?}\n    pause state: {last_state:?}"
+        ));
+    }
     // Risk events: every one of replay's, no other, per scope in replay's order.
     let missing: Vec<&String> = want_event_ids.difference(&outputs.event_ids).collect();
     let extra: Vec<&String> = outputs.event_ids.difference(&want_event_ids).collect();
