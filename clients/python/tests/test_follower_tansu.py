@@ -39,6 +39,14 @@ class Events:
         with self._lock:
             return [(e["mode"], e["reason"]) for e in self.items if e["scope"] == "*"]
 
+    def scoped(self):
+        with self._lock:
+            return [(e["scope"], e["mode"]) for e in self.items if e["scope"] != "*"]
+
+    def last(self):
+        with self._lock:
+            return self.items[-1] if self.items else None
+
 
 def follower(tansu, guard, events=None, **kwargs):
     return Follower(tansu.bootstrap, "gw-it", topics=guard.topics, on_event=events, **kwargs)
@@ -60,11 +68,12 @@ def test_starts_paused_with_no_state_then_follows_the_pause_state(tansu, guard):
         wait_for(lambda: gate.may_trade("beta") == RUNNING, "beta running")
         # Then alpha is paused for its own reason and the others run
         assert gate.may_trade("alpha") == Verdict(Mode.PAUSED, ("slippage_window",))
-        # And its events began with the closed start and ended with the opening
+        # And its events began with the closed start and ended with the opening, which
+        # named the one scope held, after `*` running
+        wait_for(lambda: events.scoped() == [("strategy:alpha", "paused")], "alpha named at the opening")
         assert events.star()[0] == ("paused", NO_STATE)
         assert events.star()[-1] == ("running", None)
-        scoped = [(e["scope"], e["mode"]) for e in events.items if e["scope"] != "*"]
-        assert scoped == [("strategy:alpha", "paused")]
+        assert events.last()["scope"] == "strategy:alpha"
 
 
 def test_a_gateway_started_after_a_command_starts_paused_from_the_pause_state(tansu, guard):

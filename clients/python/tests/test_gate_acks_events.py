@@ -60,6 +60,25 @@ def test_a_live_command_overtaken_during_the_catch_up_is_still_acknowledged():
     assert [a["command_id"] for a in out.acks] == ["c1", "c2"]
 
 
+def test_a_command_that_comes_after_a_newer_decision_of_its_scope_is_acknowledged_once():
+    # Given a catch-up that read alpha paused (c1) then resumed (c2): c1 was overtaken
+    # there and never in force, so the end of the catch-up acknowledges c2 alone
+    gate = Gate("gw-1")
+    gate.on_pause_state(pause_state("c1", "paused", "alpha", ["operator"]), 0, WALL_MS)
+    gate.on_pause_state(pause_state("c2", "running", "alpha"), 0, WALL_MS)
+    gate.on_heartbeat(heartbeat(), 0, WALL_MS)
+    assert [a["command_id"] for a in gate.caught_up(1, WALL_MS).acks] == ["c2"]
+    # When c1's command comes after it: the guard awaits its ack, and a newer decision
+    # is in force, so it is acknowledged, and moves nothing
+    out = gate.on_command(command("c1", "pause", "alpha"), 2, WALL_MS)
+    assert ([a["command_id"] for a in out.acks], out.events) == (["c1"], [])
+    assert gate.may_trade("alpha", 2).mode.value == "running"
+    # And its repeat, and c2's command, owe nothing
+    assert gate.on_command(command("c1", "pause", "alpha"), 3, WALL_MS).acks == []
+    assert gate.on_command(command("c2", "resume", "alpha"), 4, WALL_MS).acks == []
+    assert gate.counters()["acks_owed"] == 2
+
+
 def test_a_scope_changing_mode_is_reported_and_an_unchanged_mode_is_not():
     gate = open_gate()
     out = gate.on_command(command("c1", "pause", "alpha"), 1, WALL_MS)
@@ -73,10 +92,11 @@ def test_a_scope_changing_mode_is_reported_and_an_unchanged_mode_is_not():
     assert [(e["scope"], e["mode"]) for e in out.events] == [("strategy:alpha", "running")]
 
 
-def test_the_end_of_the_catch_up_reports_every_scope_that_is_not_running():
+def test_the_opening_after_the_catch_up_reports_every_scope_that_is_not_running():
     gate = Gate("gw-1")
     gate.on_pause_state(pause_state("g1", "paused", reasons=["maintenance"]), 0, WALL_MS)
     gate.on_pause_state(pause_state("a1", "running", "alpha"), 0, WALL_MS)
+    gate.on_heartbeat(heartbeat(), 0, WALL_MS)
     out = gate.caught_up(1, WALL_MS)
     scoped = [(e["scope"], e["mode"], e["command_id"]) for e in out.events if e["scope"] != ALL_SCOPES]
     assert scoped == [("global", "paused", "g1")]

@@ -27,13 +27,19 @@ Decisions the gate keeps, and why:
   pause-state record of an older decision read during the catch-up then cannot
   override a newer command that happened to arrive first.
 * **Acknowledgements** are owed once per command id, and only once the gate has state
-  (before that nothing is in force but the fail-closed pause): for every command that
-  arrives on `guard_command`, for every decision that comes into force afterwards, and,
-  when the catch-up ends, for the decision in force in every scope. A record read during
-  the catch-up and overtaken within it was never in force here and is not acknowledged.
-* **Events** report each scope's own mode when it changes (once the gate has state; the
-  catch-up's end reports every scope that is not running), and the gate failing closed
-  and opening again under the scope ``*``.
+  (before that nothing is in force but the fail-closed pause): for every decision that
+  comes into force (by its command or its record, whichever comes first), for a command
+  that comes after a newer decision of its scope (the guard awaits an ack of every
+  command it decided, and the gateway has a newer state in force), and, when the
+  catch-up ends, for the decision in force in every scope. A record read during the
+  catch-up and overtaken within it was never in force here and is not acknowledged
+  then (its command, if it comes, is). A repeat owes nothing.
+* **Events** report changes of a scope's *effective* mode. The gate failing closed is
+  ``*`` ``paused`` with the reason; while it is closed every strategy is paused, so a
+  scope's own mode changing then is not reported. When it opens again it reports ``*``
+  ``running`` and then every scope the guard holds in another mode (global first, then
+  the strategies by id), whether or not it changed while the gate was closed: a scope
+  not named runs. While it is open, a scope whose own mode changes is reported.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ ALL_SCOPES = "*"
 RecordInput = Union[Mapping[str, Any], bytes, str]
 
 _NOT_REPORTED = object()  # the gate starts closed and says so at its first input
+_OPEN = None  # what `Gate._reported` holds while the gate is open (else the closing reason)
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,8 @@ class Gate:
         """
         state = self._parse(records.pause_state, record)
         self._counters["pause_states"] += 1
-        out = Output()
+        # The time first: a gate that fell silent reports so before this record's effect.
+        out = self._report(now_ms, wall_ms, Output())
         current = self._get(state.scope)
         known = ScopeMode(state.mode, state.reasons, state.command_id)
         if state.command_id not in self._seen:
@@ -153,7 +161,7 @@ class Gate:
             self._set(state.scope, known, wall_ms, out)
         else:
             self._counters["pause_states_known"] += 1
-        return self._report(now_ms, wall_ms, out)
+        return out
 
     def on_command(self, record: RecordInput, now_ms: int, wall_ms: int) -> Output:
         """A `guard_command` (CONTRACT §1.6): the scope's new mode. While the gate has no
@@ -164,12 +172,12 @@ class Gate:
         """
         command = self._parse(records.guard_command, record)
         self._counters["commands"] += 1
-        out = Output()
+        out = self._report(now_ms, wall_ms, Output())
         if self._has_state:
             self._command(command, wall_ms, out)
         else:
             self._waiting.append(command)
-        return self._report(now_ms, wall_ms, out)
+        return out
 
     def on_heartbeat(self, record: RecordInput, now_ms: int, wall_ms: int) -> Output:
         """A `guard_heartbeat`, received at ``now_ms``. Only an active guard's keeps the
@@ -189,15 +197,14 @@ class Gate:
 
     def caught_up(self, now_ms: int, wall_ms: int) -> Output:
         """The pause-state topic has been read to its end: from now on the gate answers
-        from what it knows. Reports every scope that is not running, owes the
-        acknowledgement of each scope's decision in force, then applies the commands
-        that came in meanwhile. Calling it again changes nothing."""
+        from what it knows. Owes the acknowledgement of each scope's decision in force,
+        then applies the commands that came in meanwhile; then reports the gate still
+        closed (``guard_silent`` until an active guard is heard) or open, with every
+        scope that is not running. Calling it again changes nothing."""
         out = Output()
         if not self._has_state:
             self._has_state = True
-            for scope, known in self._scopes():
-                if known.mode is not Mode.RUNNING:
-                    out.events.append(self._event(scope, known, wall_ms))
+            for _scope, known in self._scopes():
                 self._owe_ack(known.command_id, wall_ms, out)
             waiting, self._waiting = self._waiting, []
             for command in waiting:
@@ -307,7 +314,9 @@ class Gate:
             self._strategies[scope.strategy_id] = known
         if not self._has_state:
             return
-        if (before.mode if before else Mode.RUNNING) is not known.mode:
+        # Reported only while the gate is open: while it is closed every strategy is
+        # paused whatever this scope says, and the opening names the scopes held.
+        if self._reported is _OPEN and (before.mode if before else Mode.RUNNING) is not known.mode:
             out.events.append(self._event(scope, known, wall_ms))
         self._owe_ack(known.command_id, wall_ms, out)
 
@@ -317,10 +326,11 @@ class Gate:
             out.acks.append({"command_id": command_id, "gateway": self.gateway, "ts": utc_ms(wall_ms)})
 
     def _report(self, now_ms: int, wall_ms: int, out: Output) -> Output:
+        """Reports a change of failing closed: ``*`` paused with the reason when the gate
+        closes (or its reason changes); ``*`` running when it opens, then every scope the
+        guard holds in another mode (global first, strategies by id)."""
         closed = self.closed_reason(now_ms)
-        if closed == self._reported or (closed is None and self._reported is _NOT_REPORTED):
-            # Unchanged; a gate that is open at its very first input has nothing to say.
-            self._reported = closed
+        if closed == self._reported:
             return out
         self._reported = closed
         if closed is not None:
@@ -335,6 +345,13 @@ class Gate:
                 "reason": closed,
             }
         )
+        if closed is None:
+            if self._global is not None and self._global.mode is not Mode.RUNNING:
+                out.events.append(self._event(Scope(), self._global, wall_ms))
+            for strategy_id in sorted(self._strategies):
+                known = self._strategies[strategy_id]
+                if known.mode is not Mode.RUNNING:
+                    out.events.append(self._event(Scope(strategy_id), known, wall_ms))
         return out
 
     def _event(self, scope: Scope, known: ScopeMode, wall_ms: int) -> Dict[str, Any]:
