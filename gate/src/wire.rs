@@ -117,7 +117,10 @@ pub struct GuardCommand {
     pub action: Action,
     /// The scope.
     pub scope: Scope,
-    /// The rule that caused it (`slippage_window`, `operator`, ...).
+    /// The rule that caused it (`slippage_window`, `operator`, ...); `unknown` when a
+    /// command lacks it: the action and the scope are what a gateway must obey, and a
+    /// pause must not be dropped for a missing label.
+    #[serde(default = "unknown_rule")]
     pub rule: String,
     /// Event time of the trigger, as written.
     #[serde(default)]
@@ -125,6 +128,10 @@ pub struct GuardCommand {
     /// When the guard decided it, as written.
     #[serde(default)]
     pub decided_at: Option<String>,
+}
+
+fn unknown_rule() -> String {
+    "unknown".to_owned()
 }
 
 /// A `guard_pause_state` record (CONTRACT §1.8): one scope's present mode.
@@ -261,6 +268,16 @@ mod tests {
         assert_eq!(command.action, Action::Pause);
         assert_eq!(command.scope.key(), "global");
         assert_eq!(command.rule, "slippage_window");
+    }
+
+    #[test]
+    fn a_command_without_a_rule_is_still_obeyed() {
+        let command = GuardCommand::decode(
+            br#"{"command_id":"c","action":"pause","scope":{"kind":"global"}}"#,
+        )
+        .unwrap();
+        assert_eq!(command.action, Action::Pause);
+        assert_eq!(command.rule, "unknown");
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! (f) the distinct risk events the guard raised equal replay's;
 //! (g) per scope, every record on guard_command (repeats included) obeys §1.6: one
 //!     that comes after a later decision repeats an earlier publication and is
-//!     followed, in order, by everything decided after it.
+//!     followed, in order, by everything decided after it;
+//! (h) per scope, the last record on guard_pause_state announces replay's last
+//!     command (§1.8).
 //!
 //! Knobs (environment): GUARD_FLOW_MESSAGES (lines, default 40000), GUARD_FLOW_KILLS
 //! (default 24: one at a random instant of each equal slot of the time the stream
@@ -783,6 +785,38 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
         if let Some(why) = order_violation(want, records) {
             failures.push(format!("(g) scope {scope}: {why}"));
         }
+    }
+    // (h) the last guard_pause_state record of every scope announces replay's last
+    // command for it (CONTRACT §1.8: written with every command, in the same order).
+    let mut last_state: BTreeMap<String, String> = BTreeMap::new();
+    for payload in tansu.read_all(
+        &format!("{prefix}guard_pause_state"),
+        Duration::from_secs(2),
+    ) {
+        let state: guard::message::PauseState =
+            serde_json::from_slice(&payload).expect("pause state records parse");
+        last_state.insert(state.scope.to_string(), state.command_id);
+    }
+    let want_last: BTreeMap<String, String> = expected
+        .iter()
+        .map(|c| (c.scope.to_string(), c.command_id.clone()))
+        .collect();
+    if last_state != want_last {
+        let differ: Vec<String> = want_last
+            .iter()
+            .filter(|(scope, id)| last_state.get(*scope) != Some(*id))
+            .map(|(scope, id)| {
+                format!(
+                    "{scope}: replay {id}, pause state {:?}",
+                    last_state.get(scope)
+                )
+            })
+            .collect();
+        failures.push(format!(
+            "(h) guard_pause_state: the last record of {} scope(s) is not replay's last command:{}",
+            differ.len(),
+            show(&differ)
+        ));
     }
     // (d) a dead letter for every invalid line.
     let dead: BTreeSet<Vec<u8>> = dlq.iter().cloned().collect();
