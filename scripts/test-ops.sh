@@ -21,8 +21,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Only the tools are wanted: keep the packages' daemons from starting.
+  rc=/usr/sbin/policy-rc.d
+  own_rc=no
+  if [ ! -e "$rc" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$rc" && chmod +x "$rc" && own_rc=yes
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_rc" = yes ]; then rm -f "$rc"; fi
 fi
 echo "== $(promtool --version 2>&1 | head -1)"
 echo "== $(amtool --version 2>&1 | head -1)"

@@ -13,6 +13,9 @@ echo "== broker: $("$TANSU_BIN" --version)"
 cargo test --workspace --locked
 # The gateways' Python client (clients/python) against the same broker.
 bash scripts/test-python.sh -q
+# The operations files: alert rules and their tests, Alertmanager routing, the
+# dashboard's queries, the systemd unit, every shell script under shellcheck.
+bash scripts/test-ops.sh
 # The benchmarks must keep compiling even though CI does not time them.
 cargo build --workspace --benches --locked --quiet
 # Hostile input: the decoders and the policy reader under libFuzzer, a minute each.
