@@ -72,14 +72,25 @@ pub async fn serve(addr: SocketAddr, state: HttpState) -> std::io::Result<()> {
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {
-    let status = s.status.lock();
-    let body = json!({"ready": status.ready, "publishing": status.publishing, "role": status.role});
-    let code = if status.ready && status.publishing {
+    let (code, body) = readiness(&s.status.lock());
+    (code, Json(body)).into_response()
+}
+
+/// `/readyz`: 200 only while this instance decides, publishes and is not degraded
+/// (failed closed because its state cannot be written or its inputs read).
+fn readiness(status: &super::status::Status) -> (StatusCode, serde_json::Value) {
+    let body = json!({
+        "ready": status.ready,
+        "publishing": status.publishing,
+        "degraded": status.degraded,
+        "role": status.role,
+    });
+    let code = if status.ready && status.publishing && !status.degraded {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(body)).into_response()
+    (code, body)
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
@@ -205,6 +216,23 @@ async fn ops_order(
 #[cfg(test)]
 mod tests {
     use super::constant_time_eq;
+
+    #[test]
+    fn readyz_is_ok_only_while_ready_publishing_and_not_degraded() {
+        use super::{readiness, StatusCode};
+        let mut status = super::super::status::Status::default();
+        status.ready = true;
+        status.publishing = true;
+        status.role = "active";
+        assert_eq!(readiness(&status).0, StatusCode::OK);
+        status.degraded = true;
+        let (code, body) = readiness(&status);
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["degraded"], true);
+        status.degraded = false;
+        status.publishing = false;
+        assert_eq!(readiness(&status).0, StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn token_comparison() {

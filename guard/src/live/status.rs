@@ -250,6 +250,15 @@ pub fn prometheus(status: &Status) -> String {
         "guard_publishing {}\n",
         u8::from(status.publishing)
     ));
+    out.push_str("# HELP guard_degraded Whether the guard failed closed (its state cannot be written, or its inputs read) and has not recovered.\n");
+    out.push_str("# TYPE guard_degraded gauge\n");
+    out.push_str(&format!("guard_degraded {}\n", u8::from(status.degraded)));
+    out.push_str("# HELP guard_role This instance's role: active (the guard that decides), standby, aggregator (the scale-out instance that decides), scaled (a scale-out instance with workers only).\n");
+    out.push_str("# TYPE guard_role gauge\n");
+    for role in ["active", "standby", "aggregator", "scaled"] {
+        let on = u8::from(status.role == role);
+        out.push_str(&format!("guard_role{{role=\"{role}\"}} {on}\n"));
+    }
     out
 }
 
@@ -373,6 +382,32 @@ mod tests {
     use crate::engine::EngineOptions;
     use crate::message::Input;
     use crate::policy::Policy;
+
+    #[test]
+    fn metrics_show_the_role_and_whether_the_guard_is_degraded() {
+        let mut status = Status {
+            role: "standby",
+            ..Status::default()
+        };
+        let text = prometheus(&status);
+        for line in [
+            "guard_degraded 0",
+            "guard_role{role=\"standby\"} 1",
+            "guard_role{role=\"active\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        status.role = "aggregator";
+        status.degraded = true;
+        let text = prometheus(&status);
+        for line in [
+            "guard_degraded 1",
+            "guard_role{role=\"aggregator\"} 1",
+            "guard_role{role=\"standby\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
 
     #[test]
     fn metrics_show_modes_pending_acks_and_daily_books() {
