@@ -50,7 +50,10 @@ var="GUARD_BROKERS_$(echo "$env_name" | tr '[:lower:]' '[:upper:]')"
 brokers="${!var:-${GUARD_BROKERS:-}}"
 [ -n "$brokers" ] || { echo "toggle_trading_pause: set $var (or GUARD_BROKERS)" >&2; exit 2; }
 bin="${GUARD_BIN:-$(command -v guard || echo "$(dirname "$0")/../target/release/guard")}"
-operator="${GUARD_OPERATOR:-${USER:-unknown}}"
+operator="${GUARD_OPERATOR:-${USER:-}}"
+case "$operator" in
+  ""|unknown) echo "toggle_trading_pause: say who you are: set GUARD_OPERATOR (or USER)" >&2; exit 2 ;;
+esac
 case "$action" in
   pause) flag="on" ;;
   resume) flag="off" ;;

@@ -96,15 +96,19 @@ route default alertname=SomethingElse
 
 # --- systemd -------------------------------------------------------------------------
 # `systemd-analyze verify` in a scratch root holding the unit, the system's own units
-# and a stand-in for the guard binary (it checks that ExecStart exists). Its warnings
+# and stand-ins for the guard binary and kill (it checks that ExecStart and
+# ExecReload exist). Its warnings
 # ("Unknown key …, ignoring") do not change its exit code: any output fails.
 systemd_checked="skipped (no systemd-analyze)"
 if command -v systemd-analyze >/dev/null 2>&1 && [ -d /usr/lib/systemd/system ]; then
   sysroot="$work/root"
   mkdir -p "$sysroot/etc/systemd/system" "$sysroot/usr/lib/systemd" "$sysroot/usr/local/bin"
   cp -r /usr/lib/systemd/system "$sysroot/usr/lib/systemd/"
-  printf '#!/bin/sh\n' >"$sysroot/usr/local/bin/guard"
-  chmod +x "$sysroot/usr/local/bin/guard"
+  mkdir -p "$sysroot/bin"
+  for stand_in in usr/local/bin/guard bin/kill; do
+    printf '#!/bin/sh\n' >"$sysroot/$stand_in"
+    chmod +x "$sysroot/$stand_in"
+  done
   cp deploy/systemd/noctria-guard.service "$sysroot/etc/systemd/system/"
   echo "== systemd-analyze verify deploy/systemd/noctria-guard.service"
   said="$(systemd-analyze verify --root="$sysroot" noctria-guard.service 2>&1)" \
@@ -150,5 +154,8 @@ toggle 2 --env prod --on --scope
 toggle 2 --env --on
 toggle 2 --env prod --on --reason
 toggle 2 --bogus
+# Nobody named: an order must say who gives it.
+GUARD_OPERATOR=unknown GUARD_BROKERS=127.0.0.1:1 toggle 2 --env prod --on
+GUARD_OPERATOR="" USER="" GUARD_BROKERS=127.0.0.1:1 toggle 2 --env prod --on
 
 echo "== ops checks passed: $passed (alert rules and their tests, scrape config, dashboard queries, alertmanager routes, ${#scripts[@]} shell scripts, toggle usage; systemd unit $systemd_checked)"

@@ -57,8 +57,11 @@ pub struct OpsArgs {
 /// does not answer within `--timeout`.
 pub fn run(args: OpsArgs, action: Action) -> Result<(), Failure> {
     let timeout = span_flag(&args.timeout, "--timeout")?;
-    if args.operator.trim().is_empty() {
-        return Err(Failure::usage("--operator must not be empty"));
+    let operator = args.operator.trim();
+    if operator.is_empty() || operator == "unknown" {
+        return Err(Failure::usage(
+            "--operator must name who gives the order (not empty, not \"unknown\"); set it or GUARD_OPERATOR",
+        ));
     }
     let config = super::client_config(&args.brokers, &args.kafka)?;
     let listener = listen_from_end(&config, &args.topic_guard_command)?;

@@ -113,6 +113,9 @@ pub struct LiveConfig {
     pub group_id: String,
     /// HTTP listen address; `None` switches the server off.
     pub http_listen: Option<SocketAddr>,
+    /// Per-operator tokens for `/ops/*` ([`super::operators`]); `None`: the shared
+    /// `GUARD_OPS_TOKEN`, if set.
+    pub ops_tokens: Option<PathBuf>,
     /// Topic names.
     pub topics: Topics,
     /// Extra librdkafka settings (`key=value`), applied to every client.
@@ -159,6 +162,7 @@ impl LiveConfig {
             policy: Policy::default(),
             state_dir: state_dir.into(),
             http_listen: defaults.http_listen.parse().ok(),
+            ops_tokens: None,
             topics: defaults.topics(),
             group_id: defaults.group_id,
             kafka: Vec::new(),

@@ -1,8 +1,9 @@
 //! The HTTP face of the live guard: health, readiness, Prometheus metrics, the state,
-//! and operator orders guarded by a bearer token (refused when none is configured).
+//! and operator orders guarded by bearer tokens: per operator ([`super::operators`]),
+//! or one shared token; every order is refused when neither is configured.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::operators::{Operators, Role};
 use super::ops;
 use super::status::{prometheus, StatusHandle};
 use crate::message::{Action, Scope};
@@ -28,8 +30,20 @@ pub struct HttpState {
     pub producer: Option<FutureProducer>,
     /// The `ops_command` topic.
     pub ops_topic: String,
-    /// The bearer token for `/ops/*`; `None` refuses every order.
-    pub token: Option<Arc<str>>,
+    /// Who may give orders on `/ops/*`; replaced on SIGHUP.
+    pub auth: Arc<RwLock<Auth>>,
+}
+
+/// Who may give orders on `/ops/*`.
+#[derive(Debug)]
+pub enum Auth {
+    /// Nobody: every order is refused.
+    Disabled,
+    /// One token for everybody (`GUARD_OPS_TOKEN`); the order names its operator in
+    /// its body.
+    Shared(Arc<str>),
+    /// A token per operator (`--ops-tokens`); the order's operator is the token's.
+    Operators(Operators),
 }
 
 /// The router with every endpoint.
@@ -131,10 +145,48 @@ async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> 
 pub struct OpsBody {
     /// `global` or `strategy:ID`.
     scope: String,
-    /// Who gives the order.
-    operator: String,
+    /// Who gives the order: required with the shared token; with per-operator
+    /// tokens the token says who, and this is only logged.
+    #[serde(default)]
+    operator: Option<String>,
     /// Why.
     reason: Option<String>,
+}
+
+/// Who gives an order with `presented` as bearer token, or why it is refused.
+fn identify(
+    auth: &Auth,
+    presented: Option<&str>,
+    claimed: Option<&str>,
+) -> Result<String, (StatusCode, String)> {
+    let refuse = |code, why: &str| Err((code, why.to_owned()));
+    match (auth, presented) {
+        (Auth::Disabled, _) => refuse(
+            StatusCode::FORBIDDEN,
+            "ops endpoints are disabled: neither --ops-tokens nor GUARD_OPS_TOKEN is configured",
+        ),
+        (_, None) => refuse(StatusCode::UNAUTHORIZED, "missing bearer token"),
+        (Auth::Shared(token), Some(given)) => {
+            if !constant_time_eq(token.as_bytes(), given.as_bytes()) {
+                return refuse(StatusCode::UNAUTHORIZED, "wrong bearer token");
+            }
+            match claimed.map(str::trim) {
+                Some(name) if !name.is_empty() && name != "unknown" => Ok(name.to_owned()),
+                _ => refuse(
+                    StatusCode::BAD_REQUEST,
+                    "operator must name who gives the order (not empty, not \"unknown\")",
+                ),
+            }
+        }
+        (Auth::Operators(operators), Some(given)) => match operators.identify(given) {
+            None => refuse(StatusCode::UNAUTHORIZED, "unknown bearer token"),
+            Some(op) if op.role == Role::Viewer => Err((
+                StatusCode::FORBIDDEN,
+                format!("{} is a viewer: viewers may read, not give orders", op.name),
+            )),
+            Some(op) => Ok(op.name.clone()),
+        },
+    }
 }
 
 /// Compares in time independent of where the first difference is.
@@ -158,33 +210,26 @@ async fn ops_order(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let verdict = match (&s.token, presented) {
-        (None, _) => Err((
-            StatusCode::FORBIDDEN,
-            "ops endpoints are disabled: no GUARD_OPS_TOKEN configured",
-        )),
-        (Some(_), None) => Err((StatusCode::UNAUTHORIZED, "missing bearer token")),
-        (Some(token), Some(given)) if !constant_time_eq(token.as_bytes(), given.as_bytes()) => {
-            Err((StatusCode::UNAUTHORIZED, "wrong bearer token"))
-        }
-        _ => Ok(()),
+    let claimed = body.operator.as_deref();
+    let verdict = {
+        let auth = s.auth.read().unwrap_or_else(|p| p.into_inner());
+        identify(&auth, presented, claimed)
     };
-    // Audit every attempt; never the token itself.
-    if let Err((code, why)) = verdict {
-        warn!(action = action.as_str(), scope = %body.scope, operator = %body.operator, outcome = %code, why, "ops order refused");
-        return (code, Json(json!({"error": why}))).into_response();
-    }
+    // Audit every attempt, with who it was (never the token itself).
+    let operator = match verdict {
+        Ok(operator) => operator,
+        Err((code, why)) => {
+            warn!(action = action.as_str(), scope = %body.scope, claimed = claimed.unwrap_or(""), outcome = %code, why, "ops order refused");
+            return (code, Json(json!({"error": why}))).into_response();
+        }
+    };
     let scope = match Scope::parse_cli(&body.scope) {
         Ok(scope) => scope,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+        Err(e) => {
+            warn!(action = action.as_str(), scope = %body.scope, operator, outcome = %StatusCode::BAD_REQUEST, why = %e, "ops order refused");
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+        }
     };
-    if body.operator.trim().is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "operator must not be empty"})),
-        )
-            .into_response();
-    }
     let Some(producer) = &s.producer else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,10 +237,10 @@ async fn ops_order(
         )
             .into_response();
     };
-    let command = ops::command(action, scope, &body.operator, body.reason);
+    let command = ops::command(action, scope, &operator, body.reason);
     match ops::publish(producer, &s.ops_topic, &command, Duration::from_secs(10)).await {
         Ok(()) => {
-            info!(action = action.as_str(), scope = %command.scope, operator = %command.operator, command_id = %command.command_id, "ops order accepted and published");
+            info!(action = action.as_str(), scope = %command.scope, operator = %command.operator, claimed = claimed.unwrap_or(""), command_id = %command.command_id, "ops order accepted and published");
             (
                 StatusCode::ACCEPTED,
                 Json(json!({"command_id": command.command_id})),
@@ -203,7 +248,7 @@ async fn ops_order(
                 .into_response()
         }
         Err(e) => {
-            warn!(error = %e, "ops order could not be published");
+            warn!(action = action.as_str(), scope = %command.scope, operator = %command.operator, command_id = %command.command_id, error = %e, "ops order could not be published");
             (
                 StatusCode::BAD_GATEWAY,
                 Json(json!({"error": e.to_string()})),

@@ -21,6 +21,7 @@ pub mod input_watch;
 pub mod kafka;
 pub mod memory;
 pub mod merge;
+pub mod operators;
 pub mod ops;
 pub mod order_log;
 pub mod outbox;

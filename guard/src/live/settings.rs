@@ -56,6 +56,9 @@ pub struct Settings {
     pub group_id: String,
     /// HTTP address, or `off`.
     pub http_listen: String,
+    /// Per-operator tokens for `/ops/*` (TOML; reread on SIGHUP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops_tokens: Option<PathBuf>,
     /// Topic of fills.
     pub topic_exec_result: String,
     /// Topic of risk events (read and written).
@@ -113,6 +116,7 @@ impl Default for Settings {
             state_dir: PathBuf::from("guard-state"),
             group_id: "noctria-guard".into(),
             http_listen: "127.0.0.1:8686".into(),
+            ops_tokens: None,
             topic_exec_result: topics.exec_result,
             topic_risk_event: topics.risk_event,
             topic_strategy_release: topics.strategy_release,
@@ -188,6 +192,7 @@ impl Settings {
         config.policy = policy;
         config.group_id = self.group_id.clone();
         config.http_listen = http_listen(&self.http_listen)?;
+        config.ops_tokens = self.ops_tokens.clone();
         config.topics = self.topics();
         config.kafka = self.kafka_pairs()?;
         config

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use guard::live::http::{self, HttpState};
+use guard::live::http::{self, Auth, HttpState};
+use guard::live::operators::Operators;
 use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
 
 use super::Failure;
@@ -48,7 +49,10 @@ pub fn start_shell(
         .thread_name("guard-http")
         .build()
         .map_err(|e| Failure::run(format!("cannot start the HTTP runtime: {e}")))?;
-    let state = http_state(config, status);
+    let state = http_state(config, status)?;
+    if let Some(path) = config.ops_tokens.clone() {
+        runtime.spawn(reload_tokens_on_hangup(path, state.auth.clone()));
+    }
     let listen = config.http_listen;
     let bind_error = Arc::new(Mutex::new(None::<String>));
     let shell_bind_error = bind_error.clone();
@@ -65,23 +69,61 @@ pub fn start_shell(
     Ok(())
 }
 
-/// What the HTTP handlers share: the status, and a producer and token for `/ops/*`
-/// orders. Without a token every order is refused, so an open port cannot pause
-/// trading.
-fn http_state(config: &LiveConfig, status: StatusHandle) -> HttpState {
+/// What the HTTP handlers share: the status, and a producer and the operators for
+/// `/ops/*` orders. Without tokens every order is refused, so an open port cannot
+/// pause trading.
+///
+/// # Errors
+/// A usage [`Failure`] when the tokens file does not read, or when both it and
+/// `GUARD_OPS_TOKEN` are set (which would say who gave an order?).
+fn http_state(config: &LiveConfig, status: StatusHandle) -> Result<HttpState, Failure> {
     let producer = kafka::producer(config).create().ok();
-    let token = std::env::var("GUARD_OPS_TOKEN")
+    let shared = std::env::var("GUARD_OPS_TOKEN")
         .ok()
-        .filter(|t| !t.is_empty())
-        .map(Arc::from);
-    if token.is_none() {
-        tracing::info!("GUARD_OPS_TOKEN is not set: POST /ops/* will refuse every order");
-    }
-    HttpState {
+        .filter(|t| !t.is_empty());
+    let auth = match (&config.ops_tokens, shared) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::usage(
+                "both --ops-tokens and GUARD_OPS_TOKEN are set: use the tokens file (one token per operator) and unset GUARD_OPS_TOKEN",
+            ))
+        }
+        (Some(path), None) => {
+            let operators = Operators::load(path).map_err(|e| Failure::usage(e.to_string()))?;
+            tracing::info!(file = %path.display(), operators = operators.len(), "ops tokens read: POST /ops/* orders are given in the name of the token's operator");
+            Auth::Operators(operators)
+        }
+        (None, Some(token)) => Auth::Shared(Arc::from(token)),
+        (None, None) => {
+            tracing::info!("neither --ops-tokens nor GUARD_OPS_TOKEN is set: POST /ops/* will refuse every order");
+            Auth::Disabled
+        }
+    };
+    Ok(HttpState {
         status,
         producer,
         ops_topic: config.topics.ops_command.clone(),
-        token,
+        auth: Arc::new(std::sync::RwLock::new(auth)),
+    })
+}
+
+/// Rereads the tokens file on every SIGHUP; a file that does not read keeps the
+/// operators in force (and says why).
+async fn reload_tokens_on_hangup(path: std::path::PathBuf, auth: Arc<std::sync::RwLock<Auth>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot handle SIGHUP: the ops tokens file is read only at start");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match Operators::load(&path) {
+            Ok(operators) => {
+                tracing::info!(file = %path.display(), operators = operators.len(), "SIGHUP: ops tokens reread");
+                *auth.write().unwrap_or_else(|p| p.into_inner()) = Auth::Operators(operators);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the ops tokens file does not read; the operators in force stay")
+            }
+        }
     }
 }
 

@@ -40,6 +40,12 @@ pub struct RunArgs {
     #[arg(long, env = "GUARD_HTTP_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<String>,
+    /// Per-operator tokens for POST /ops/* (TOML: [[operator]] name, token_sha256,
+    /// role = "operator" | "viewer"; docs/OPERATIONS.md). The order's operator is the
+    /// token's name. Reread on SIGHUP. Instead of the shared GUARD_OPS_TOKEN.
+    #[arg(long, env = "GUARD_OPS_TOKENS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops_tokens: Option<PathBuf>,
     /// Topic of fills. [default: exec_result]
     #[arg(long, env = "GUARD_TOPIC_EXEC_RESULT")]
     #[serde(skip_serializing_if = "Option::is_none")]
