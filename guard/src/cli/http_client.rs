@@ -10,6 +10,19 @@ use std::time::Duration;
 /// # Errors
 /// A message naming the address when the guard cannot be reached or answers garbage.
 pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), String> {
+    get_with(base, path, &[], timeout)
+}
+
+/// [`get`] with extra request headers (e.g. `Authorization`).
+///
+/// # Errors
+/// As [`get`].
+pub fn get_with(
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base}: only http://HOST:PORT is supported"))?
@@ -25,9 +38,13 @@ pub fn get(base: &str, path: &str, timeout: Duration) -> Result<(u16, String), S
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n{extra}\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();

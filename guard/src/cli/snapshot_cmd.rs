@@ -1,20 +1,16 @@
 //! `guard snapshot export|import`: backup and restore of the guard's state (runbook
-//! §10) as one versioned, checksummed file: the checkpoint (engine snapshot, input
-//! offsets, outbox) and every dedup id. The guard must be stopped (sled locks its
-//! directory).
+//! §10) as one versioned, checksummed file ([`guard::live::store::backup`]): the
+//! checkpoint (engine snapshot, input offsets, outbox) and every dedup id. Export
+//! reads a stopped guard's state dir, or asks a running guard (`--http`, its last
+//! committed checkpoint); import needs a stopped guard (sled locks its directory).
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use guard::live::store::{Checkpoint, Restored};
+use guard::live::store::{backup, Restored};
 use guard::live::{SledStore, Store};
 
-use super::Failure;
-
-const FORMAT: &str = "noctria-guard-snapshot/2";
+use super::{http_client, Failure};
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
@@ -24,11 +20,21 @@ pub struct SnapshotArgs {
 
 #[derive(Subcommand, Debug)]
 enum SnapshotAction {
-    /// Write the state of a stopped guard to FILE.
+    /// Write the state of a guard to FILE: of a stopped guard from its state dir, or
+    /// of a running one over HTTP (its last committed checkpoint; the bearer token —
+    /// an operator's or a viewer's — from GUARD_OPS_TOKEN).
+    ///
+    /// Examples:
+    ///   guard snapshot export --state-dir /var/lib/noctria-guard backup.json
+    ///   GUARD_OPS_TOKEN=… guard snapshot export --http http://127.0.0.1:8686 backup.json
+    #[command(verbatim_doc_comment)]
     Export {
-        /// The guard's state directory.
+        /// The state directory of a stopped guard (ignored with --http).
         #[arg(long, env = "GUARD_STATE_DIR")]
-        state_dir: PathBuf,
+        state_dir: Option<PathBuf>,
+        /// A running guard's HTTP address (GET /snapshot).
+        #[arg(long)]
+        http: Option<String>,
         /// The backup file to write.
         file: PathBuf,
     },
@@ -46,26 +52,6 @@ enum SnapshotAction {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-struct Body {
-    checkpoint: Checkpoint,
-    seen: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct File {
-    format: String,
-    sha256: String,
-    body: Box<serde_json::value::RawValue>,
-}
-
-fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Runs `guard snapshot export` or `guard snapshot import`.
 ///
 /// # Errors
@@ -73,7 +59,15 @@ fn digest(bytes: &[u8]) -> String {
 /// already holds state; a run [`Failure`] when the store cannot be read or written.
 pub fn run(args: SnapshotArgs) -> Result<(), Failure> {
     match args.action {
-        SnapshotAction::Export { state_dir, file } => export(&state_dir, &file),
+        SnapshotAction::Export {
+            state_dir,
+            http,
+            file,
+        } => match (state_dir, http) {
+            (_, Some(base)) => export_running(base.as_str(), &file),
+            (Some(dir), None) => export(&dir, &file),
+            (None, None) => Err(Failure::usage("say --state-dir DIR or --http URL")),
+        },
         SnapshotAction::Import {
             state_dir,
             file,
@@ -88,26 +82,34 @@ pub fn run(args: SnapshotArgs) -> Result<(), Failure> {
 /// A run [`Failure`] when the store is locked or empty, or the file cannot be written.
 fn export(state_dir: &Path, file: &Path) -> Result<(), Failure> {
     let restored = load_checkpoint(state_dir)?;
-    let body = Body {
-        checkpoint: restored.checkpoint,
-        seen: restored
-            .seen
-            .iter()
-            .map(|(k, second)| format!("{k:032x}:{second}"))
-            .collect(),
-    };
-    let body = serde_json::to_string(&body).map_err(|e| Failure::run(e.to_string()))?;
-    write_snapshot(file, body.clone())?;
-    let parsed: Body = serde_json::from_str(&body).map_err(|e| Failure::run(e.to_string()))?;
-    println!(
-        "exported checkpoint {} ({} input partitions, {} seen ids, {} outbox) to {}",
-        parsed.checkpoint.seq,
-        parsed.checkpoint.offsets.len(),
-        parsed.seen.len(),
-        parsed.checkpoint.outbox.len(),
-        file.display()
-    );
-    Ok(())
+    let text = backup::encode(&restored).map_err(|e| Failure::run(e.to_string()))?;
+    write_snapshot(file, &text, &restored)
+}
+
+/// Asks a running guard for its last committed checkpoint and writes it to `file`,
+/// after checking it reads back.
+///
+/// # Errors
+/// A run [`Failure`] when the guard cannot be reached or refuses (the message says
+/// why: token, standby, no checkpoint yet), or the file cannot be written.
+fn export_running(base: &str, file: &Path) -> Result<(), Failure> {
+    let token = std::env::var("GUARD_OPS_TOKEN").unwrap_or_default();
+    let auth = format!("Bearer {token}");
+    let (code, body) = http_client::get_with(
+        base,
+        "/snapshot",
+        &[("Authorization", auth.as_str())],
+        std::time::Duration::from_secs(60),
+    )
+    .map_err(Failure::run)?;
+    if code != 200 {
+        return Err(Failure::run(format!(
+            "{base}/snapshot answered {code}: {body}"
+        )));
+    }
+    let restored = backup::decode(&body)
+        .map_err(|e| Failure::run(format!("{base}/snapshot sent a snapshot that {e}")))?;
+    write_snapshot(file, &body, &restored)
 }
 
 /// The stored checkpoint of a stopped guard; sled's lock tells a running one apart.
@@ -128,23 +130,22 @@ fn load_checkpoint(state_dir: &Path) -> Result<Restored, Failure> {
         .ok_or_else(|| Failure::run(format!("{} holds no checkpoint", state_dir.display())))
 }
 
-/// Wraps the serialized body in the versioned envelope with its checksum and writes it.
+/// Writes a backup's text to `file` and says what it holds.
 ///
 /// # Errors
 /// A run [`Failure`] when the file cannot be written.
-fn write_snapshot(file: &Path, body: String) -> Result<(), Failure> {
-    // A struct, not json!(): a RawValue must be written verbatim for the checksum.
-    let out = File {
-        format: FORMAT.to_owned(),
-        sha256: digest(body.as_bytes()),
-        body: serde_json::value::RawValue::from_string(body)
-            .map_err(|e| Failure::run(e.to_string()))?,
-    };
-    std::fs::write(
-        file,
-        serde_json::to_vec(&out).map_err(|e| Failure::run(e.to_string()))?,
-    )
-    .map_err(|e| Failure::run(format!("cannot write {}: {e}", file.display())))
+fn write_snapshot(file: &Path, text: &str, restored: &Restored) -> Result<(), Failure> {
+    std::fs::write(file, text)
+        .map_err(|e| Failure::run(format!("cannot write {}: {e}", file.display())))?;
+    println!(
+        "exported checkpoint {} ({} input partitions, {} seen ids, {} outbox) to {}",
+        restored.checkpoint.seq,
+        restored.checkpoint.offsets.len(),
+        restored.seen.len(),
+        restored.checkpoint.outbox.len(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// Restores `file` into `state_dir`, refusing to overwrite state unless `force`.
@@ -153,8 +154,10 @@ fn write_snapshot(file: &Path, body: String) -> Result<(), Failure> {
 /// A usage [`Failure`] for an unsound file or a directory that already holds state; a
 /// run [`Failure`] when the store cannot be opened or written.
 fn import(state_dir: &Path, file: &Path, force: bool) -> Result<(), Failure> {
-    let body = read_snapshot(file)?;
-    let seen = parse_seen(&body.seen, file)?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+    let restored =
+        backup::decode(&text).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
     let mut store = SledStore::open(state_dir)
         .map_err(|e| Failure::run(format!("{e} (state dir {})", state_dir.display())))?;
     if store
@@ -168,10 +171,6 @@ fn import(state_dir: &Path, file: &Path, force: bool) -> Result<(), Failure> {
             state_dir.display()
         )));
     }
-    let restored = Restored {
-        checkpoint: body.checkpoint,
-        seen,
-    };
     store
         .save(&restored.checkpoint, &restored.seen)
         .map_err(|e| Failure::run(e.to_string()))?;
@@ -183,52 +182,4 @@ fn import(state_dir: &Path, file: &Path, force: bool) -> Result<(), Failure> {
         state_dir.display()
     );
     Ok(())
-}
-
-/// Reads a snapshot file and checks its format and checksum before trusting its body,
-/// so a damaged or foreign file never reaches the store.
-///
-/// # Errors
-/// A usage [`Failure`] for an unreadable file, another format, a checksum mismatch or
-/// a body that does not parse.
-fn read_snapshot(file: &Path) -> Result<Body, Failure> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
-    let parsed: File = serde_json::from_str(&text)
-        .map_err(|e| Failure::usage(format!("{} is not a guard snapshot: {e}", file.display())))?;
-    if parsed.format != FORMAT {
-        return Err(Failure::usage(format!(
-            "{} has format {:?}; this build reads {FORMAT:?}",
-            file.display(),
-            parsed.format
-        )));
-    }
-    if digest(parsed.body.get().as_bytes()) != parsed.sha256 {
-        return Err(Failure::usage(format!(
-            "{} fails its checksum: the file is damaged",
-            file.display()
-        )));
-    }
-    serde_json::from_str(parsed.body.get())
-        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))
-}
-
-/// Turns the file's `key:second` dedup entries back into the store's form.
-///
-/// # Errors
-/// A usage [`Failure`] naming `file` when any entry is malformed.
-fn parse_seen(entries: &[String], file: &Path) -> Result<Vec<(u128, i64)>, Failure> {
-    entries
-        .iter()
-        .map(|entry| {
-            let (hex, second) = entry.split_once(':')?;
-            Some((u128::from_str_radix(hex, 16).ok()?, second.parse().ok()?))
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "{}: a seen entry is not key:second",
-                file.display()
-            ))
-        })
 }

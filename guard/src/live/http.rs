@@ -72,6 +72,7 @@ pub fn router(state: HttpState) -> Router {
             }),
         )
         .route("/ops/applied/{command_id}", get(applied))
+        .route("/snapshot", get(snapshot))
         .with_state(state)
 }
 
@@ -151,6 +152,88 @@ pub struct OpsBody {
     operator: Option<String>,
     /// Why.
     reason: Option<String>,
+}
+
+/// Who reads with `presented` as bearer token (any operator, viewers included), or
+/// why it is refused.
+fn reader(auth: &Auth, presented: Option<&str>) -> Result<String, (StatusCode, String)> {
+    match (auth, presented) {
+        (Auth::Disabled, _) => Err((
+            StatusCode::FORBIDDEN,
+            "disabled: neither --ops-tokens nor GUARD_OPS_TOKEN is configured".into(),
+        )),
+        (_, None) => Err((StatusCode::UNAUTHORIZED, "missing bearer token".into())),
+        (Auth::Shared(token), Some(given))
+            if constant_time_eq(token.as_bytes(), given.as_bytes()) =>
+        {
+            Ok("shared-token".into())
+        }
+        (Auth::Operators(operators), Some(given)) => operators
+            .identify(given)
+            .map(|op| op.name.clone())
+            .ok_or((StatusCode::UNAUTHORIZED, "unknown bearer token".into())),
+        _ => Err((StatusCode::UNAUTHORIZED, "wrong bearer token".into())),
+    }
+}
+
+/// `GET /snapshot`: the last committed checkpoint of this running guard, with every
+/// dedup id, as the backup file `guard snapshot import` reads (runbook §10). The
+/// store writer answers between two writes, so it is always one whole checkpoint;
+/// neither the decision thread nor the disk writes wait for it.
+async fn snapshot(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let who = {
+        let auth = s.auth.read().unwrap_or_else(|p| p.into_inner());
+        reader(&auth, presented)
+    };
+    let who = match who {
+        Ok(who) => who,
+        Err((code, why)) => {
+            warn!(outcome = %code, why, "snapshot export refused");
+            return (code, Json(json!({"error": why}))).into_response();
+        }
+    };
+    let ask = s.status.lock().exports.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let ask = ask.ok_or("this instance has no store to export: a standby, or a scaled-out instance (export each stopped instance's state dir)")?;
+        let (reply, answer) = std::sync::mpsc::channel();
+        ask.send(reply).map_err(|_| "the store writer has stopped")?;
+        match answer.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(Some(restored))) => Ok(restored),
+            Ok(Ok(None)) => Err("no checkpoint yet"),
+            Ok(Err(_)) => Err("the store cannot be read"),
+            Err(_) => Err("the store writer did not answer within 30 s"),
+        }
+    })
+    .await;
+    let restored = match answer {
+        Ok(Ok(restored)) => restored,
+        Ok(Err(why)) => {
+            warn!(operator = %who, why, "snapshot export failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": why}))).into_response();
+        }
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response()
+        }
+    };
+    match super::store::backup::encode(&restored) {
+        Ok(text) => {
+            info!(operator = %who, checkpoint = restored.checkpoint.seq, seen = restored.seen.len(), "snapshot exported");
+            ([("content-type", "application/json")], text).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 /// Who gives an order with `presented` as bearer token, or why it is refused.

@@ -89,7 +89,15 @@ pub struct Status {
     pub ops_applied: BTreeMap<String, bool>,
     /// Next input offset per `topic/partition` (what the state has applied).
     pub offsets: BTreeMap<String, i64>,
+    /// Asks the store writer for the last committed checkpoint (`GET /snapshot`);
+    /// `None` where there is no single store to export (a standby, scale-out).
+    pub exports: Option<std::sync::mpsc::Sender<ExportReply>>,
 }
+
+/// Where the store writer answers an export: the last committed checkpoint with every
+/// dedup id, `None` before the first.
+pub type ExportReply =
+    std::sync::mpsc::Sender<Result<Option<super::store::Restored>, super::store::StoreError>>;
 
 /// A handle to the shared status.
 #[derive(Clone, Default)]

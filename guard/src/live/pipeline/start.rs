@@ -37,10 +37,16 @@ impl<S: Store> LiveGuard<S> {
         let consumer: BaseConsumer = kafka::input_consumer(&config).create()?;
         let wakeup = Wakeup::new(consumer.client(), producer.client())?;
         let input_watch = InputWatch::start(&config);
+        // Only a whole guard has one store to back up (scale-out: one per partition).
+        let exports = (config.role == Role::Whole).then(|| {
+            let (ask, answer) = std::sync::mpsc::channel();
+            status.lock().exports = Some(ask);
+            answer
+        });
         let mut guard = LiveGuard {
             config,
             engine: restored.engine,
-            writer: Writer::start(store, changelog),
+            writer: Writer::start(store, changelog, exports),
             wakeup,
             consumer: std::sync::Arc::new(consumer),
             producer,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::live::changelog::ChangelogWriter;
 use std::collections::BTreeMap;
 
+use crate::live::status::ExportReply;
 use crate::live::store::{Checkpoint, Partition, SeenEntry, Store, StoreError};
 
 /// How often an idle writer looks whether a changelog snapshot is due.
@@ -86,7 +87,14 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
 impl<S: Store> Writer<S> {
     /// Moves `store` (and the changelog's publisher, when there is one) onto a
     /// writer thread.
-    pub fn start(store: S, changelog: Option<ChangelogWriter>) -> Self {
+    ///
+    /// `exports` asks for the last committed checkpoint (a backup of a running guard):
+    /// the writer answers between writes, so the answer is always a whole checkpoint.
+    pub fn start(
+        store: S,
+        changelog: Option<ChangelogWriter>,
+        exports: Option<Receiver<ExportReply>>,
+    ) -> Self {
         let (jobs, inbox) = mpsc::sync_channel::<Job>(1);
         let (report, done) = mpsc::channel::<Written>();
         let thread = std::thread::Builder::new()
@@ -107,6 +115,9 @@ impl<S: Store> Writer<S> {
                             }
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    for reply in exports.iter().flat_map(Receiver::try_iter) {
+                        let _ = reply.send(store.load());
                     }
                 }
                 if let Some(changelog) = changelog {

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub mod backup;
 mod seen_files;
 use seen_files::SeenFiles;
 
