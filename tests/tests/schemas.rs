@@ -8,6 +8,9 @@ use guard::engine::{Engine, EngineOptions};
 use guard::message::Stream;
 use guard::message::{Decision, Heartbeat, PauseState};
 use guard::policy::Policy;
+use guard::replay::{
+    InvalidLine, Line, MemorySink, Replay, ReplayFigures, Sweep, SweepAxis, SweepFigures,
+};
 use guard_tests::{repo_root, schema};
 use serde_json::Value;
 
@@ -53,8 +56,13 @@ fn guard_accepts(name: &str, value: &Value) -> Result<(), String> {
     }
 }
 
-/// Streams only the guard writes.
-const OUTPUTS: [&str; 3] = ["guard_command", "guard_pause_state", "guard_heartbeat"];
+/// Objects only the guard writes.
+const OUTPUTS: [&str; 4] = [
+    "guard_command",
+    "guard_pause_state",
+    "guard_heartbeat",
+    "replay_summary",
+];
 
 fn check(name: &str) {
     let validator = schema(name);
@@ -181,4 +189,106 @@ fn the_pause_state_the_guard_writes_for_every_golden_command_fits_its_schema() {
         }
     }
     assert_eq!(modes.len(), 3, "every mode is written somewhere: {modes:?}");
+}
+
+/// Every golden case's directory, its policy text (empty: the default) and input.
+fn golden_cases() -> Vec<(std::path::PathBuf, String, Vec<u8>)> {
+    let mut cases = Vec::new();
+    for entry in fs::read_dir(repo_root().join("tests/golden")).expect("golden dir") {
+        let dir = entry.expect("entry").path();
+        let policy = fs::read_to_string(dir.join("policy.toml")).unwrap_or_default();
+        // Bytes, not text: a golden case holds lines that are not UTF-8.
+        let input = fs::read(dir.join("input.jsonl")).expect("input exists");
+        cases.push((dir, policy, input));
+    }
+    cases.sort();
+    cases
+}
+
+fn lines(input: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    input
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| (i as u64 + 1, line))
+}
+
+fn assert_fits(validator: &jsonschema::Validator, value: &Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:?}\n{value:#}");
+}
+
+#[test]
+fn replay_summary_schema_examples() {
+    check("replay_summary");
+}
+
+#[test]
+fn the_summary_json_of_every_golden_day_fits_its_schema() {
+    let validator = schema("replay_summary");
+    for (dir, policy, input) in golden_cases() {
+        let policy = Policy::from_toml(&policy).expect("golden policy is valid");
+        let mut replay = Replay::new(
+            Engine::new(policy, EngineOptions::default()),
+            MemorySink::default(),
+        );
+        for (number, bytes) in lines(&input) {
+            let line = Line {
+                file: "input.jsonl",
+                number,
+                bytes,
+            };
+            // An invalid line is counted in the summary, as `guard replay` does.
+            let _ = replay.feed(&line);
+        }
+        let (engine, _, summary, tally) = replay.finish().expect("a memory sink cannot fail");
+        let figures = ReplayFigures::new(&summary, &tally, engine.policy_version());
+        // The span ends at the guard's clock.
+        assert_eq!(figures.last_event_ts, engine.state().clock);
+        assert!(figures.first_event_ts <= figures.last_event_ts);
+        let value = serde_json::to_value(&figures).expect("serialises");
+        assert_fits(&validator, &value, &dir.display().to_string());
+    }
+}
+
+#[test]
+fn the_summary_json_of_a_sweep_fits_its_schema_with_one_entry_per_policy() {
+    let validator = schema("replay_summary");
+    let axes = [
+        ("slippage.threshold_bps", &["3", "5.5"][..]),
+        ("warnings.enabled", &["true", "false"][..]),
+        ("env", &["prod", "stg"][..]),
+    ]
+    .map(|(key, values)| SweepAxis {
+        key: key.to_owned(),
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    });
+    for (dir, policy, input) in golden_cases() {
+        let mut sweep =
+            Sweep::new(&policy, &axes, &EngineOptions::default()).expect("a valid sweep");
+        for (number, bytes) in lines(&input) {
+            match decode_envelope(bytes) {
+                Ok(message) => {
+                    sweep.apply(&message);
+                }
+                Err(reason) => sweep.record_invalid(&InvalidLine {
+                    file: "input.jsonl".into(),
+                    line: number,
+                    reason: reason.to_string(),
+                }),
+            }
+        }
+        sweep.finish();
+        let value = serde_json::to_value(SweepFigures::new(&sweep)).expect("serialises");
+        assert_fits(&validator, &value, &dir.display().to_string());
+        let entries = value["sweep"].as_array().expect("an array");
+        assert_eq!(entries.len(), 8, "{}", dir.display());
+        assert_eq!(entries[1]["policy"]["slippage.threshold_bps"], 3);
+        assert_eq!(entries[7]["policy"]["slippage.threshold_bps"], 5.5);
+        assert_eq!(entries[7]["policy"]["warnings.enabled"], false);
+        assert_eq!(entries[7]["policy"]["env"], "stg");
+    }
 }

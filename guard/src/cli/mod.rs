@@ -48,6 +48,7 @@ enum Command {
     ///   guard replay --input examples/day.jsonl
     ///   guard replay --policy policy.toml --input a.jsonl --input b.jsonl --output out.jsonl --report
     ///   guard replay --input examples/day.jsonl --sweep slippage.threshold_bps=3,5,8 --sweep slippage.trip_at=2,3
+    ///   guard replay --input day.jsonl --output out.jsonl --summary-json -   (the figures as JSON on stdout)
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
     /// Check a policy file and print it with every default filled in, and its version.

@@ -11,7 +11,8 @@ use clap::Args;
 use guard::decode::{Admission, MAX_MESSAGE_BYTES};
 use guard::engine::{Engine, EngineOptions};
 use guard::replay::{
-    parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, Summary, Sweep, SweepAxis,
+    parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, ReplayFigures, Summary, Sweep,
+    SweepAxis, SweepFigures,
 };
 
 use super::{load_policy, Failure};
@@ -39,6 +40,12 @@ pub struct ReplayArgs {
     /// (to --output or stdout) instead of the decisions.
     #[arg(long, value_name = "KEY=V1,V2,…", value_parser = parse_sweep)]
     sweep: Vec<SweepAxis>,
+    /// Also write the run's figures as one JSON object (schemas/replay_summary.schema.json)
+    /// for a KPI job, once the run completes; `-` is standard output, allowed only when
+    /// --output takes the decisions (or the sweep table) elsewhere. With --sweep:
+    /// {"sweep": [...]}, one entry per variant.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
     /// Write the engine's final state (snapshot JSON) to this file.
     #[arg(long, value_name = "FILE")]
     state_out: Option<PathBuf>,
@@ -100,6 +107,54 @@ fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>, Failure> {
     })
 }
 
+/// Opens the `--summary-json` target, refusing one that would mix with or overwrite
+/// another output of the run.
+fn open_summary_json(args: &ReplayArgs) -> Result<Option<Box<dyn Write>>, Failure> {
+    let Some(path) = &args.summary_json else {
+        return Ok(None);
+    };
+    if path.as_os_str() == "-" {
+        if args.output.is_none() {
+            let what = if args.sweep.is_empty() {
+                "the decisions"
+            } else {
+                "the sweep table"
+            };
+            return Err(Failure::usage(format!(
+                "--summary-json -: standard output already carries {what}; \
+                 give --output FILE for them, or --summary-json FILE"
+            )));
+        }
+        return Ok(Some(Box::new(io::stdout())));
+    }
+    for (flag, other) in [("--output", &args.output), ("--state-out", &args.state_out)] {
+        if other.as_ref() == Some(path) {
+            return Err(Failure::usage(format!(
+                "--summary-json and {flag} name the same file {}",
+                path.display()
+            )));
+        }
+    }
+    let file = File::create(path)
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(Box::new(file)))
+}
+
+/// Writes `figures` as pretty JSON and a newline.
+fn write_summary_json(
+    out: Option<Box<dyn Write>>,
+    figures: &impl serde::Serialize,
+) -> Result<(), Failure> {
+    let Some(mut out) = out else {
+        return Ok(());
+    };
+    serde_json::to_writer_pretty(&mut out, figures)
+        .map_err(io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::run(format!("cannot write the summary JSON: {e}")))
+}
+
 pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     let (policy_text, policy) = load_policy(args.policy.as_deref())?;
     let options = EngineOptions {
@@ -111,8 +166,9 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     for path in &args.input {
         sources.push(JsonlSource::open(path).map_err(|e| Failure::usage(e.to_string()))?);
     }
+    let summary_json = open_summary_json(&args)?;
     if !args.sweep.is_empty() {
-        return run_sweep(&args, &policy_text, &options, sources);
+        return run_sweep(&args, &policy_text, &options, sources, summary_json);
     }
     let started = Instant::now();
     let mut replay = Replay::new(
@@ -137,6 +193,8 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     if args.report {
         eprint!("{tally}");
     }
+    let figures = ReplayFigures::new(&summary, &tally, engine.policy_version());
+    write_summary_json(summary_json, &figures)?;
     if let Some(path) = &args.state_out {
         std::fs::write(path, engine.snapshot())
             .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
@@ -172,6 +230,7 @@ fn run_sweep(
     policy_text: &str,
     options: &EngineOptions,
     sources: Vec<JsonlSource>,
+    summary_json: Option<Box<dyn Write>>,
 ) -> Result<(), Failure> {
     let started = Instant::now();
     let mut sweep = Sweep::new(policy_text, &args.sweep, options)
@@ -197,6 +256,7 @@ fn run_sweep(
                 if args.strict {
                     return Err(Failure::run(format!("{invalid} (--strict)")));
                 }
+                sweep.record_invalid(&invalid);
                 summary.record_invalid(invalid);
             }
         }
@@ -214,5 +274,5 @@ fn run_sweep(
     if args.report {
         eprint!("{}", sweep.reports());
     }
-    Ok(())
+    write_summary_json(summary_json, &SweepFigures::new(&sweep))
 }

@@ -275,7 +275,9 @@ impl Policy {
     }
 }
 
-fn override_value(raw: &str) -> Value {
+/// A `--sweep` value as the policy reads it: an integer, a float, a boolean, or
+/// else a string.
+pub fn override_value(raw: &str) -> Value {
     if let Ok(i) = raw.parse::<i64>() {
         Value::Integer(i)
     } else if let Ok(f) = raw.parse::<f64>() {

@@ -2,19 +2,22 @@
 //!
 //! [`JsonlSource`] reads envelopes in file order, [`Replay`] feeds them to the engine
 //! and hands decisions to a [`DecisionSink`], counting everything in a [`Summary`].
-//! [`Tally`] turns decisions into the human report and the sweep table.
+//! [`Tally`] turns decisions into the human report and the sweep table;
+//! [`ReplayFigures`] and [`SweepFigures`] give both as JSON for jobs.
 
+mod figures;
 mod sink;
 mod source;
 mod summary;
 mod sweep;
 mod tally;
 
+pub use figures::{ReplayFigures, SweepEntry, SweepFigures};
 pub use sink::{DecisionSink, JsonlSink, MemorySink};
 pub use source::{JsonlSource, Line, SourceError};
 pub use summary::{InvalidLine, Summary};
 pub use sweep::{parse_sweep, Sweep, SweepAxis, SweepVariant};
-pub use tally::Tally;
+pub use tally::{Tally, Trip};
 
 use crate::decode::Admission;
 use crate::engine::{Disposition, Engine};

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::engine::Disposition;
 use crate::message::{Decision, Stream};
 
@@ -11,7 +13,7 @@ use crate::message::{Decision, Stream};
 pub const INVALID_SHOWN: usize = 20;
 
 /// A line that was reported and skipped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InvalidLine {
     /// File name as given.
     pub file: String,

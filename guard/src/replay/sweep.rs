@@ -8,7 +8,7 @@ use crate::message::{Decision, Input};
 use crate::policy::{Policy, PolicyError};
 use crate::time::human_span;
 
-use super::Tally;
+use super::{InvalidLine, Summary, Tally};
 
 /// A count a sweep column shows, read from a variant's tally.
 type Count = fn(&Tally) -> u64;
@@ -52,6 +52,9 @@ pub struct SweepVariant {
     pub engine: Engine,
     /// What it decided.
     pub tally: Tally,
+    /// What it read: the same lines as every variant, but a fill of another
+    /// environment counts as such only where the variant's `env` says so.
+    pub summary: Summary,
 }
 
 /// Every variant of a sweep, fed the same inputs.
@@ -91,6 +94,7 @@ impl Sweep {
                 settings,
                 engine: Engine::new(policy, options.clone()),
                 tally: Tally::default(),
+                summary: Summary::default(),
             });
         }
         Ok(Sweep {
@@ -108,9 +112,19 @@ impl Sweep {
             self.scratch.clear();
             let disposition = variant.engine.apply_into(input, &mut self.scratch);
             first.get_or_insert(disposition);
-            variant.tally.observe(input, &self.scratch);
+            variant.summary.record(input.stream(), disposition);
+            if disposition == Disposition::Applied {
+                variant.tally.observe(input, &self.scratch);
+            }
         }
         first.unwrap_or(Disposition::Applied)
+    }
+
+    /// Counts a line that is not valid, in every variant.
+    pub fn record_invalid(&mut self, line: &InvalidLine) {
+        for variant in &mut self.variants {
+            variant.summary.record_invalid(line.clone());
+        }
     }
 
     /// Closes every tally at its engine's clock.

@@ -3,13 +3,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::message::{Action, Decision, Input, Rule, Scope, Severity};
+use serde::Serialize;
+
+use crate::message::{Action, Decision, GuardCommand, Input, RiskEvent, Rule, Scope, Severity};
 use crate::time::{human_span, Span, Timestamp};
 
 /// One rule trip (a risk event raised by the guard).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Trip {
     /// Event time of the trigger.
+    #[serde(rename = "ts")]
     pub at: Timestamp,
     /// `slippage_window` or `losing_streak`.
     pub kind: String,
@@ -42,6 +45,15 @@ pub struct Tally {
     pub warnings: BTreeMap<String, u64>,
     /// Commands to reduce-only per rule.
     pub reduce_only_by_rule: BTreeMap<Rule, u64>,
+    /// Commands to reduce-only per scope.
+    pub reduce_only_by_scope: BTreeMap<Scope, u64>,
+    /// Resume commands (back to running).
+    pub resumes: u64,
+    /// The earliest event time of the run: of an applied message, or of a command
+    /// (a maintenance window the first message lands in starts before that message).
+    pub first_event: Option<Timestamp>,
+    /// The latest event time of the run: the guard's clock when it ended.
+    pub last_event: Option<Timestamp>,
     /// Scopes not running now: their mode (as the command's action) and since when.
     open: BTreeMap<Scope, (Action, Timestamp)>,
     /// The first trip.
@@ -51,62 +63,79 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Folds the decisions one input led to.
+    /// Folds the decisions one applied input led to.
     pub fn observe(&mut self, input: &Input, decisions: &[Decision]) {
+        self.saw(input.event_time());
         for decision in decisions {
             match decision {
-                Decision::GuardCommand(c) => {
-                    self.commands += 1;
-                    // A change of mode closes the time of the mode before.
-                    if let Some((mode, since)) = self.open.remove(&c.scope) {
-                        self.add_time(&c.scope, mode, c.event_ts.since(since));
-                    }
-                    match c.action {
-                        Action::Pause => {
-                            *self.pauses_by_rule.entry(c.rule).or_default() += 1;
-                            *self.pauses_by_scope.entry(c.scope.clone()).or_default() += 1;
-                            self.open
-                                .insert(c.scope.clone(), (Action::Pause, c.event_ts));
-                        }
-                        Action::ReduceOnly => {
-                            *self.reduce_only_by_rule.entry(c.rule).or_default() += 1;
-                            self.open
-                                .insert(c.scope.clone(), (Action::ReduceOnly, c.event_ts));
-                        }
-                        Action::Resume => {}
-                    }
-                }
-                Decision::RiskEvent(e) => {
-                    self.risk_events += 1;
-                    if e.kind == "command_unacknowledged" {
-                        self.unacknowledged += 1;
-                        continue;
-                    }
-                    if e.severity == Severity::Warning {
-                        *self.warnings.entry(e.kind.clone()).or_default() += 1;
-                        continue;
-                    }
-                    let Input::Fill(fill) = input else { continue };
-                    let trip = Trip {
-                        at: e.ts,
-                        kind: e.kind.clone(),
-                        strategy_id: fill.strategy_id.clone(),
-                        fill_id: fill.fill_id.clone(),
-                    };
-                    *self
-                        .trips_by_strategy
-                        .entry(trip.strategy_id.clone())
-                        .or_default()
-                        .entry(trip.kind.clone())
-                        .or_default() += 1;
-                    if self.first_trip.as_ref().is_none_or(|t| trip.at < t.at) {
-                        self.first_trip = Some(trip.clone());
-                    }
-                    if self.last_trip.as_ref().is_none_or(|t| trip.at >= t.at) {
-                        self.last_trip = Some(trip);
-                    }
-                }
+                Decision::GuardCommand(c) => self.observe_command(c),
+                Decision::RiskEvent(e) => self.observe_risk_event(input, e),
             }
+        }
+    }
+
+    /// Widens the span of event time the run covers to include `ts`.
+    fn saw(&mut self, ts: Timestamp) {
+        self.first_event = Some(self.first_event.map_or(ts, |first| first.min(ts)));
+        self.last_event = Some(self.last_event.map_or(ts, |last| last.max(ts)));
+    }
+
+    fn observe_command(&mut self, c: &GuardCommand) {
+        self.commands += 1;
+        // A maintenance window entered by the first message starts before it.
+        self.saw(c.event_ts);
+        // A change of mode closes the time of the mode before.
+        if let Some((mode, since)) = self.open.remove(&c.scope) {
+            self.add_time(&c.scope, mode, c.event_ts.since(since));
+        }
+        match c.action {
+            Action::Pause => {
+                *self.pauses_by_rule.entry(c.rule).or_default() += 1;
+                *self.pauses_by_scope.entry(c.scope.clone()).or_default() += 1;
+                self.open
+                    .insert(c.scope.clone(), (Action::Pause, c.event_ts));
+            }
+            Action::ReduceOnly => {
+                *self.reduce_only_by_rule.entry(c.rule).or_default() += 1;
+                *self
+                    .reduce_only_by_scope
+                    .entry(c.scope.clone())
+                    .or_default() += 1;
+                self.open
+                    .insert(c.scope.clone(), (Action::ReduceOnly, c.event_ts));
+            }
+            Action::Resume => self.resumes += 1,
+        }
+    }
+
+    fn observe_risk_event(&mut self, input: &Input, e: &RiskEvent) {
+        self.risk_events += 1;
+        if e.kind == "command_unacknowledged" {
+            self.unacknowledged += 1;
+            return;
+        }
+        if e.severity == Severity::Warning {
+            *self.warnings.entry(e.kind.clone()).or_default() += 1;
+            return;
+        }
+        let Input::Fill(fill) = input else { return };
+        let trip = Trip {
+            at: e.ts,
+            kind: e.kind.clone(),
+            strategy_id: fill.strategy_id.clone(),
+            fill_id: fill.fill_id.clone(),
+        };
+        *self
+            .trips_by_strategy
+            .entry(trip.strategy_id.clone())
+            .or_default()
+            .entry(trip.kind.clone())
+            .or_default() += 1;
+        if self.first_trip.as_ref().is_none_or(|t| trip.at < t.at) {
+            self.first_trip = Some(trip.clone());
+        }
+        if self.last_trip.as_ref().is_none_or(|t| trip.at >= t.at) {
+            self.last_trip = Some(trip);
         }
     }
 
@@ -122,10 +151,22 @@ impl Tally {
 
     /// Ends the run at `clock`: scopes still paused or reduce-only count until then.
     pub fn close(&mut self, clock: Option<Timestamp>) {
+        if let Some(clock) = clock {
+            self.saw(clock);
+        }
         let open = std::mem::take(&mut self.open);
         for (scope, (mode, since)) in open {
             let end = clock.unwrap_or(since).max(since);
             self.add_time(&scope, mode, end.since(since));
+        }
+    }
+
+    /// The event time the run covers: from [`Tally::first_event`] to
+    /// [`Tally::last_event`] (zero without any).
+    pub fn span(&self) -> Span {
+        match (self.first_event, self.last_event) {
+            (Some(first), Some(last)) => last.since(first),
+            _ => Span::from_micros(0),
         }
     }
 
