@@ -27,6 +27,7 @@ mod snapshot;
 mod trip;
 
 pub use decide::{Decide, Trigger};
+pub use ids::event_id;
 pub use rules::{
     occurrence_ending_after, Breach, GuardRule, LosingStreaks, Occurrence, Place, Rules,
     SlippageWindows,

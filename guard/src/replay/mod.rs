@@ -21,7 +21,7 @@ pub use tally::{Tally, Trip};
 
 use crate::decode::Admission;
 use crate::engine::{Disposition, Engine};
-use crate::message::Decision;
+use crate::message::{Decision, Input};
 
 /// The engine, a sink and the counters of one replay run.
 pub struct Replay<S: DecisionSink> {
@@ -60,6 +60,21 @@ impl<S: DecisionSink> Replay<S> {
     /// [`ReplayError::Invalid`] for an invalid line, [`ReplayError::Sink`] when the
     /// decisions cannot be written.
     pub fn feed(&mut self, line: &Line<'_>) -> Result<(), ReplayError> {
+        self.feed_with(line, |_| {})
+    }
+
+    /// [`Replay::feed`], then shows `observe` the step of a valid line: its message,
+    /// what happened to it and what was decided, with the engine after it. `guard
+    /// explain` watches a replay through it, so it sees exactly what `guard replay`
+    /// decides.
+    ///
+    /// # Errors
+    /// As [`Replay::feed`]; `observe` is not called for an invalid line.
+    pub fn feed_with(
+        &mut self,
+        line: &Line<'_>,
+        observe: impl FnOnce(Step<'_>),
+    ) -> Result<(), ReplayError> {
         let input = match self.admission.line(line.bytes) {
             Ok(input) => input,
             Err(reason) => {
@@ -80,6 +95,12 @@ impl<S: DecisionSink> Replay<S> {
             self.summary.record_decisions(&self.decisions);
             self.sink.emit(&self.decisions).map_err(ReplayError::Sink)?;
         }
+        observe(Step {
+            input: &input,
+            disposition,
+            decisions: &self.decisions,
+            engine: &self.engine,
+        });
         Ok(())
     }
 
@@ -102,6 +123,18 @@ impl<S: DecisionSink> Replay<S> {
     pub fn summary(&self) -> &Summary {
         &self.summary
     }
+}
+
+/// One valid line as the replay applied it ([`Replay::feed_with`]).
+pub struct Step<'a> {
+    /// The decoded message.
+    pub input: &'a Input,
+    /// What happened to it.
+    pub disposition: Disposition,
+    /// What was decided, in order (none unless it was applied).
+    pub decisions: &'a [Decision],
+    /// The engine after the line.
+    pub engine: &'a Engine,
 }
 
 /// Replays `lines` (envelopes, in order) through `engine` in memory and returns the

@@ -63,6 +63,7 @@ pub use enhanced::{Adoptions, EnhancedPolicy, Monitoring};
 pub use losing_streak::{LosingStreakPolicy, LosingStreaks, Streak};
 pub use maintenance::{
     occurrence_ending_after, Maintenance, MaintenancePolicy, MaintenanceWindow, Occurrence,
+    ResumeBy,
 };
 pub use operator::OperatorOrders;
 pub use registry::{RulePolicies, Rules};
