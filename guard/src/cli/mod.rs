@@ -1,6 +1,7 @@
 //! Sub-commands of the `guard` binary, one file each.
 
 mod demo_cmd;
+mod explain_cmd;
 mod gate_cmd;
 mod http_client;
 mod ops_cmd;
@@ -51,6 +52,51 @@ enum Command {
     ///   guard replay --input day.jsonl --output out.jsonl --summary-json -   (the figures as JSON on stdout)
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
+    /// Why did trading stop? The chain behind one decision, over replay files.
+    ///
+    /// ID is a command_id (a guard command) or an event_id (a risk event the guard
+    /// raised). The files are replayed with the policy exactly as `guard replay` does
+    /// (same engine, same ids; invalid lines skipped), and explain prints: the decision
+    /// (action or kind, scope, rule, reason, event time, policy version, the line being
+    /// applied when it was decided); its trigger and every evidence message, decoded,
+    /// with FILE:LINE; the scope's reasons (rule and effect) and mode before and after
+    /// that step, and since when; the other decisions of the step with the same
+    /// trigger (for a command: its risk event); the next command of the scope later in
+    /// the files (what resumed it), or the scope at their end; and what to do: one
+    /// line, the command to give, the runbook's section (docs/OPERATIONS.md).
+    ///
+    /// It reads replay files, not a running guard: `guard record` writes them from the
+    /// live topics. Memory: to show evidence it keeps the line of every applied
+    /// message with an id up to the decision (at most the size of the files, plus
+    /// about 100 bytes of index a message) and the decisions up to it; reading stops
+    /// once the next command of the scope is found.
+    ///
+    /// An ID that names no decision exits 1 with how many commands and risk events the
+    /// files hold, the ids that look like it, where it is if it is an input message
+    /// (and which decisions rest on it), and how to list the ids.
+    ///
+    /// --json prints one object with these keys:
+    ///   id              the ID asked for
+    ///   decision        {"stream","event"}: the decision as guard replay writes it
+    ///   policy_version  the policy in force
+    ///   step            {file,line,stream,id}: the line being applied when it was decided
+    ///   trigger         {id,from,...} (null if it cannot be told), as an evidence entry
+    ///   evidence        [{id,from,...}]: from "input" (file, line, stream, message,
+    ///                   and slippage_bps behind a slippage decision), "guard" (file,
+    ///                   line, decision), "maintenance_window" (resume) or "missing"
+    ///   scope           "global" or "strategy:ID"
+    ///   before, after   {mode, reasons: [{rule, effect}], since}: the scope around the step
+    ///   same_trigger    [decision]: the step's other decisions with the same trigger
+    ///   next_command    {file,line,decision}: the scope's next command, or null
+    ///   at_end          the scope at the end of the files when there is no next command
+    ///   act             {command (or null), advice, runbook: {title, link}}
+    ///
+    /// Examples:
+    ///   guard replay --input day.jsonl | grep command_id
+    ///   guard explain cmd-916a5ec32e69bb6e202c3281110962fa --input day.jsonl
+    ///   guard explain evt-09d16fec53a0a66b8c05f9d77dc2da3c --policy policy.toml --input day.jsonl --json
+    #[command(verbatim_doc_comment)]
+    Explain(explain_cmd::ExplainArgs),
     /// Check a policy file and print it with every default filled in, and its version.
     Policy(policy_cmd::PolicyArgs),
     /// Run the live guard: consume the input topics, publish pause and resume
@@ -137,7 +183,7 @@ enum Command {
 /// Why a command failed: the one line to print and the exit code.
 #[derive(Debug)]
 pub struct Failure {
-    /// One line, no trailing newline.
+    /// One line (hints may follow on lines of their own, indented), no trailing newline.
     pub message: String,
     /// Process exit code.
     pub code: u8,
@@ -168,6 +214,7 @@ impl Failure {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Replay(args) => replay_cmd::run(args),
+        Command::Explain(args) => explain_cmd::run(args),
         Command::Policy(args) => policy_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),

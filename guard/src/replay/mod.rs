@@ -3,8 +3,10 @@
 //! [`JsonlSource`] reads envelopes in file order, [`Replay`] feeds them to the engine
 //! and hands decisions to a [`DecisionSink`], counting everything in a [`Summary`].
 //! [`Tally`] turns decisions into the human report and the sweep table;
-//! [`ReplayFigures`] and [`SweepFigures`] give both as JSON for jobs.
+//! [`ReplayFigures`] and [`SweepFigures`] give both as JSON for jobs;
+//! [`explain::Explainer`] watches a replay for the chain behind one decision.
 
+pub mod explain;
 mod figures;
 mod sink;
 mod source;
