@@ -788,15 +788,7 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
     }
     // (h) the last guard_pause_state record of every scope announces replay's last
     // command for it (CONTRACT §1.8: written with every command, in the same order).
-    let mut last_state: BTreeMap<String, String> = BTreeMap::new();
-    for payload in tansu.read_all(
-        &format!("{prefix}guard_pause_state"),
-        Duration::from_secs(2),
-    ) {
-        let state: guard::message::PauseState =
-            serde_json::from_slice(&payload).expect("pause state records parse");
-        last_state.insert(state.scope.to_string(), state.command_id);
-    }
+    let last_state = tansu.last_pause_states(prefix);
     let want_last: BTreeMap<String, String> = expected
         .iter()
         .map(|c| (c.scope.to_string(), c.command_id.clone()))

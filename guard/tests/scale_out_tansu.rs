@@ -724,15 +724,7 @@ fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
     }
     // The aggregator writes every scope's present mode: the last pause-state record of
     // each scope announces replay's last command for it (CONTRACT §1.8).
-    let mut last_state: BTreeMap<String, String> = BTreeMap::new();
-    for payload in tansu.read_all(
-        &format!("{prefix}guard_pause_state"),
-        Duration::from_secs(2),
-    ) {
-        let state: guard::message::PauseState =
-            serde_json::from_slice(&payload).expect("pause state records parse");
-        last_state.insert(state.scope.to_string(), state.command_id);
-    }
+    let last_state = tansu.last_pause_states(prefix);
     let want_last: BTreeMap<String, String> = want
         .iter()
         .filter_map(|(scope, commands)| Some((scope.clone(), commands.last()?.command_id.clone())))

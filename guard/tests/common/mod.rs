@@ -126,6 +126,21 @@ impl Tansu {
         self.create_topics(&names.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
+    /// The command id of the last `guard_pause_state` record of every scope key under
+    /// `prefix` (a compacted read).
+    pub fn last_pause_states(&self, prefix: &str) -> BTreeMap<String, String> {
+        let mut last = BTreeMap::new();
+        for payload in self.read_all(
+            &format!("{prefix}guard_pause_state"),
+            Duration::from_secs(2),
+        ) {
+            let state: guard::message::PauseState =
+                serde_json::from_slice(&payload).expect("pause state records parse");
+            last.insert(state.scope.to_string(), state.command_id);
+        }
+        last
+    }
+
     /// Every `guard_command` published under `prefix`, in topic order.
     pub fn published_commands(&self, prefix: &str) -> Vec<GuardCommand> {
         self.read_all(&format!("{prefix}guard_command"), Duration::from_secs(3))
