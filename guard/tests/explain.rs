@@ -302,12 +302,14 @@ fn an_unknown_id_exits_1_saying_what_the_files_hold_and_how_to_list_it() {
 }
 
 #[test]
-fn help_says_it_reads_replay_files_and_what_the_json_holds() {
+fn help_says_it_reads_replay_files_or_asks_the_guard_and_what_the_json_holds() {
     let out = guard(&["explain", "--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
     for needle in [
-        "It reads replay files, not a running guard: `guard record` writes them",
+        "Over replay files (--input; `guard record` writes them",
+        "Or asking the running guard (--http URL, its GET /explain/ID)",
+        "TOPIC/PARTITION@OFFSET",
         "Memory:",
         "guard replay --input day.jsonl | grep command_id",
         "guard explain cmd-",
@@ -331,7 +333,11 @@ fn runbook_examples() -> Vec<(String, String)> {
         else {
             continue;
         };
-        if line.trim_start() != "```text" || !command.starts_with("guard explain ") {
+        // `--http` asks a running guard: tests/explain_live.rs checks that one.
+        if line.trim_start() != "```text"
+            || !command.starts_with("guard explain ")
+            || command.contains(" --http ")
+        {
             continue;
         }
         let indent = &line[..line.len() - line.trim_start().len()];

@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -21,8 +22,12 @@ pub struct ExplainArgs {
     id: String,
     /// Replay file (JSON Lines); repeat for several, read one after another; `-` is
     /// stdin. Give the files and policy the decision was replayed from.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "http")]
     input: Vec<PathBuf>,
+    /// Ask the running guard at this address instead (its `GET /explain/ID`): a
+    /// decision it made since it started, with evidence from its input topics.
+    #[arg(long, conflicts_with_all = ["input", "policy"], value_name = "URL")]
+    http: Option<String>,
     /// Policy file (TOML, CONTRACT §3); without it, the runbook's default policy.
     #[arg(long, env = "GUARD_POLICY")]
     policy: Option<PathBuf>,
@@ -44,6 +49,9 @@ pub struct ExplainArgs {
 /// A usage [`Failure`] for a bad policy or an unreadable file; a run [`Failure`] when
 /// no decision has the id (with what the files hold and how to list it).
 pub fn run(args: ExplainArgs) -> Result<(), Failure> {
+    if let Some(base) = &args.http {
+        return ask_the_guard(base, &args.id, args.json);
+    }
     let (_, policy) = load_policy(args.policy.as_deref())?;
     let options = EngineOptions {
         source: args.source.clone(),
@@ -102,4 +110,47 @@ fn not_found(missing: &NotFound, args: &ExplainArgs) -> Failure {
     Failure::run(format!(
         "{missing}\n  list them: {replay} 2>/dev/null | grep -E '\"(command|event)_id\"'"
     ))
+}
+
+/// `guard explain ID --http URL`: prints what the running guard answers (its text,
+/// or its JSON with `--json`).
+fn ask_the_guard(base: &str, id: &str, json: bool) -> Result<(), Failure> {
+    let format = if json { "json" } else { "text" };
+    let id: String = id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let path = format!("/explain/{id}?format={format}");
+    // Looking evidence up in the input topics may take the guard a while.
+    let (code, body) =
+        super::http_client::get(base, &path, Duration::from_secs(60)).map_err(Failure::run)?;
+    match code {
+        200 => {
+            let mut out = io::stdout().lock();
+            let mut text = body;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::run(format!("cannot write the explanation: {e}")))
+        }
+        _ => {
+            let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let mut message = answer["error"].as_str().map_or_else(
+                || format!("the guard answered {code}: {body}"),
+                str::to_owned,
+            );
+            if let Some(nearest) = answer["nearest"].as_array().filter(|n| !n.is_empty()) {
+                let ids: Vec<&str> = nearest.iter().filter_map(|n| n.as_str()).collect();
+                message.push_str(&format!("\n  did you mean: {}", ids.join(" ")));
+            }
+            Err(Failure::run(message))
+        }
+    }
 }

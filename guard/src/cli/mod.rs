@@ -65,11 +65,19 @@ enum Command {
     /// the files (what resumed it), or the scope at their end; and what to do: one
     /// line, the command to give, the runbook's section (docs/OPERATIONS.md).
     ///
-    /// It reads replay files, not a running guard: `guard record` writes them from the
-    /// live topics. Memory: to show evidence it keeps the line of every applied
-    /// message with an id up to the decision (at most the size of the files, plus
-    /// about 100 bytes of index a message) and the decisions up to it; reading stops
-    /// once the next command of the scope is found.
+    /// Over replay files (--input; `guard record` writes them from the live topics).
+    /// Memory: to show evidence it keeps the line of every applied message with an id
+    /// up to the decision (at most the size of the files, plus about 100 bytes of
+    /// index a message) and the decisions up to it; reading stops once the next
+    /// command of the scope is found.
+    ///
+    /// Or asking the running guard (--http URL, its GET /explain/ID): the guard keeps
+    /// each decision it made since it started, back to the state's horizon (at most
+    /// the last 2,000), with the step that made it; it looks the evidence up in its
+    /// input topics by id, from the decision back to the horizon, and cites each
+    /// message as TOPIC/PARTITION@OFFSET. A decision made on the guard's clock (a
+    /// maintenance window's edge, an acknowledgement's deadline) was made "on the
+    /// clock at T". Without a later command, `at_end` is the scope now.
     ///
     /// An ID that names no decision exits 1 with how many commands and risk events the
     /// files hold, the ids that look like it, where it is if it is an input message
@@ -80,10 +88,12 @@ enum Command {
     ///   decision        {"stream","event"}: the decision as guard replay writes it
     ///   policy_version  the policy in force
     ///   step            {file,line,stream,id}: the line being applied when it was decided
+    ///                   (live: {topic,partition,offset,stream,id}, or {clock} for a tick)
     ///   trigger         {id,from,...} (null if it cannot be told), as an evidence entry
     ///   evidence        [{id,from,...}]: from "input" (file, line, stream, message,
     ///                   and slippage_bps behind a slippage decision), "guard" (file,
-    ///                   line, decision), "maintenance_window" (resume) or "missing"
+    ///                   line, decision), "maintenance_window" (resume), "missing", or
+    ///                   live "unfound" (searched: where it was looked for)
     ///   scope           "global" or "strategy:ID"
     ///   before, after   {mode, reasons: [{rule, effect}], since}: the scope around the step
     ///   same_trigger    [decision]: the step's other decisions with the same trigger
@@ -95,6 +105,7 @@ enum Command {
     ///   guard replay --input day.jsonl | grep command_id
     ///   guard explain cmd-916a5ec32e69bb6e202c3281110962fa --input day.jsonl
     ///   guard explain evt-09d16fec53a0a66b8c05f9d77dc2da3c --policy policy.toml --input day.jsonl --json
+    ///   guard explain cmd-916a5ec32e69bb6e202c3281110962fa --http http://127.0.0.1:8686
     #[command(verbatim_doc_comment)]
     Explain(explain_cmd::ExplainArgs),
     /// Check a policy file and print it with every default filled in, and its version.

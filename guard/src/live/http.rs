@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::evidence::EvidenceLookup;
 use super::operators::{Operators, Role};
 use super::ops;
 use super::status::{prometheus, StatusHandle};
@@ -32,6 +33,9 @@ pub struct HttpState {
     pub ops_topic: String,
     /// Who may give orders on `/ops/*`; replaced on SIGHUP.
     pub auth: Arc<RwLock<Auth>>,
+    /// Finds the evidence of an explained decision in the input topics (`None`: the
+    /// explanation names it by id only).
+    pub evidence: Option<Arc<EvidenceLookup>>,
 }
 
 /// Who may give orders on `/ops/*`.
@@ -73,6 +77,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/ops/applied/{command_id}", get(applied))
         .route("/snapshot", get(snapshot))
+        .route("/explain/{id}", get(explain))
         .with_state(state)
 }
 
@@ -137,6 +142,63 @@ async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> 
     match status.ops_applied.get(&command_id) {
         Some(changed) => Json(json!({"applied": true, "changed": changed})).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"applied": false}))).into_response(),
+    }
+}
+
+/// `GET /explain/ID`: the chain behind one decision of this guard (`guard explain ID
+/// --http URL`), its evidence looked up in the input topics on a blocking worker
+/// thread; 404 with what the guard keeps when it has no such decision.
+async fn explain(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // `?format=json` (the default) or `?format=text`: `guard explain`'s human text.
+    let text = match query.as_deref() {
+        None | Some("" | "format=json") => false,
+        Some("format=text") => true,
+        Some(other) => {
+            let why = format!("?{other}: give ?format=json or ?format=text");
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
+        }
+    };
+    let (found, role) = {
+        let status = s.status.lock();
+        (status.cases.get(&id), status.role)
+    };
+    let mut case = match found {
+        Ok(case) => case,
+        Err(unknown) => {
+            let oldest = unknown.oldest.map(|t| t.to_string());
+            let why = format!(
+                "this guard ({role}) keeps no decision {id:?}: it keeps the {} it made since it \
+                 started, back to the state's horizon; explain older ones over the recorded \
+                 streams with guard explain ID --input FILE",
+                unknown.kept
+            );
+            let body = json!({"error": why, "kept": unknown.kept, "oldest": oldest, "nearest": unknown.nearest});
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+    };
+    if let Some(lookup) = s.evidence.clone() {
+        let looked = tokio::task::spawn_blocking(move || {
+            lookup.complete(&mut case);
+            case
+        })
+        .await;
+        case = match looked {
+            Ok(case) => case,
+            Err(e) => {
+                let body = Json(json!({"error": e.to_string()}));
+                return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
+            }
+        };
+    }
+    if text {
+        let body = case.explanation.to_string();
+        ([("content-type", "text/plain; charset=utf-8")], body).into_response()
+    } else {
+        Json(&case.explanation).into_response()
     }
 }
 

@@ -13,8 +13,10 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/state`, `/ops/*`.
 //! - [`memory`]: the allocator setting that keeps large buffers off the heap.
 
+pub mod casebook;
 pub mod changelog;
 pub mod config;
+pub mod evidence;
 pub mod heartbeat;
 pub mod http;
 pub mod input_watch;

@@ -92,6 +92,8 @@ pub struct Status {
     /// Asks the store writer for the last committed checkpoint (`GET /snapshot`);
     /// `None` where there is no single store to export (a standby, scale-out).
     pub exports: Option<std::sync::mpsc::Sender<ExportReply>>,
+    /// The decisions this guard can explain (`GET /explain/ID`).
+    pub cases: super::casebook::Casebook,
 }
 
 /// Where the store writer answers an export: the last committed checkpoint with every

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use guard::live::evidence::EvidenceLookup;
 use guard::live::http::{self, Auth, HttpState};
 use guard::live::operators::Operators;
 use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
@@ -103,6 +104,10 @@ fn http_state(config: &LiveConfig, status: StatusHandle) -> Result<HttpState, Fa
         producer,
         ops_topic: config.topics.ops_command.clone(),
         auth: Arc::new(std::sync::RwLock::new(auth)),
+        evidence: Some(Arc::new(EvidenceLookup::new(
+            config,
+            config.policy.state.horizon,
+        ))),
     })
 }
 

@@ -3,6 +3,7 @@
 use crate::engine::Disposition;
 use crate::message::{GuardCommand, PauseState};
 
+use super::cases;
 use super::*;
 
 impl<S: Store> LiveGuard<S> {
@@ -34,10 +35,14 @@ impl<S: Store> LiveGuard<S> {
         };
         self.decisions.clear();
         let disposition = self.engine.apply_into(&input, &mut self.decisions);
-        let decisions = std::mem::take(&mut self.decisions);
+        let mut decisions = std::mem::take(&mut self.decisions);
         self.count(stream, &input, disposition, &decisions);
         for decision in &decisions {
             debug!(id = decision.id(), "decided");
+        }
+        if !decisions.is_empty() || !matches!(input, Input::Fill(_)) {
+            let place = cases::topic_place(topic, partition, offset);
+            self.keep_cases(place, Some(&input), &mut decisions);
         }
         match (&input, self.config.role) {
             (Input::Fill(fill), Role::Worker) => {
@@ -175,7 +180,12 @@ impl<S: Store> LiveGuard<S> {
                 return;
             }
         };
-        let decisions = std::mem::take(&mut self.decisions);
+        let mut decisions = std::mem::take(&mut self.decisions);
+        self.keep_cases(
+            cases::topic_place(topic, partition, offset),
+            None,
+            &mut decisions,
+        );
         {
             let mut status = self.status.lock();
             if disposition == crate::engine::Disposition::Duplicate {
@@ -213,12 +223,12 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
+    /// Puts the decisions in the outbox, in order. Commands carry the time they were
+    /// decided ([`cases::stamp`], done with their cases).
     pub(super) fn publish_all(&mut self, decisions: Vec<Decision>, received: Instant) {
-        let now = Timestamp::now();
         for decision in decisions {
             let (topic, id, payload) = match decision {
-                Decision::GuardCommand(mut command) => {
-                    command.decided_at = now;
+                Decision::GuardCommand(command) => {
                     info!(action = command.action.as_str(), scope = %command.scope, rule = command.rule.as_str(), trigger = %command.trigger, id = %command.command_id, reason = %command.reason, "guard command");
                     let payload = serde_json::to_vec(&command).expect("commands serialise");
                     self.enqueue_pause_state(&command);

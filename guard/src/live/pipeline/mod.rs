@@ -52,10 +52,11 @@ use super::outbox::{Outbox, RESEND_AFTER};
 use super::status::{state_text, StatusHandle};
 use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
 use super::wakeup::Wakeup;
-use crate::engine::{ClockMode, Engine, EngineOptions, Role, TripFact};
+use crate::engine::{ClockMode, Engine, EngineOptions, Role, ScopeBook, TripFact};
 use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, Stream};
 use crate::time::Timestamp;
 
+mod cases;
 mod input;
 mod outbound;
 mod persist;
@@ -177,6 +178,9 @@ pub struct LiveGuard<S: Store> {
     worker_partitions: Vec<i32>,
     inputs: Vec<InputPartition>,
     blocked_since: Option<Instant>,
+    /// The scopes as the last step that changed them left them: the "before" of the
+    /// next decision's case ([`super::casebook`]).
+    case_scopes: ScopeBook,
 }
 
 /// A checkpoint waiting for the order record that ends at it.

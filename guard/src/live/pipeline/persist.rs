@@ -219,13 +219,14 @@ impl<S: Store> LiveGuard<S> {
         // when applied: a copy of the engine decides it now, with the same
         // deterministic id, so the later decision is a harmless duplicate.
         let mut ahead = self.engine.clone();
-        let commands: Vec<Decision> = ahead
+        let mut commands: Vec<Decision> = ahead
             .apply(&Input::Ops(command))
             .decisions
             .into_iter()
             .filter(|d| matches!(d, Decision::GuardCommand(_)))
             .collect();
         drop(ahead);
+        super::cases::stamp(&mut commands);
         self.publish_all(commands, Instant::now());
         self.raise_degraded(&id, &format!("failing closed: {why}"));
         // Out at once when the inputs before it are already recorded; else its order
@@ -259,7 +260,12 @@ impl<S: Store> LiveGuard<S> {
         if self.outbox.contains(&event.event_id) {
             return;
         }
-        self.publish_all(vec![Decision::RiskEvent(event)], Instant::now());
+        let mut decisions = vec![Decision::RiskEvent(event)];
+        let place = crate::replay::explain::Place::Clock {
+            clock: Timestamp::now(),
+        };
+        self.keep_cases(place, None, &mut decisions);
+        self.publish_all(decisions, Instant::now());
     }
 
     pub(super) fn commit_offsets(&self, offsets: &BTreeMap<Partition, i64>) {

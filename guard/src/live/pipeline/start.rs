@@ -43,7 +43,9 @@ impl<S: Store> LiveGuard<S> {
             status.lock().exports = Some(ask);
             answer
         });
+        let case_scopes = restored.engine.state().scopes.clone();
         let mut guard = LiveGuard {
+            case_scopes,
             config,
             engine: restored.engine,
             writer: Writer::start(store, changelog, exports),

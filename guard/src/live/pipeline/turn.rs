@@ -3,6 +3,7 @@
 use rdkafka::message::BorrowedMessage;
 
 use crate::live::merge;
+use crate::replay::explain::Place;
 
 use super::*;
 
@@ -287,11 +288,13 @@ impl<S: Store> LiveGuard<S> {
     /// in the order journal.
     pub(super) fn tick(&mut self, now: Timestamp) {
         let before = self.engine.state().rules.maintenance.clone();
-        let decisions = self.engine.tick(now);
+        let mut decisions = self.engine.tick(now);
         if !decisions.is_empty() || self.engine.state().rules.maintenance != before {
             self.journal.ticked(now.as_micros());
             self.mark_dirty();
         }
+        self.keep_cases(Place::Clock { clock: now }, None, &mut decisions);
+        self.forget_cases(now);
         self.publish_all(decisions, Instant::now());
     }
 

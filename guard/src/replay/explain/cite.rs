@@ -13,10 +13,10 @@ use crate::message::{Decision, Input, Rule};
 
 use super::kept::Known;
 use super::watch::Watch;
-use super::{Cited, Source};
+use super::{Cited, Place, Source};
 
 /// How the maintenance window that triggered a command ends, if it did.
-pub(super) fn window_resume(decision: &Decision, engine: &Engine) -> Option<&'static str> {
+pub(crate) fn window_resume(decision: &Decision, engine: &Engine) -> Option<&'static str> {
     let Decision::GuardCommand(c) = decision else {
         return None;
     };
@@ -36,15 +36,7 @@ impl Watch {
     pub(super) fn cite(&self, id: &str, decision: &Decision, engine: &Engine) -> Cited {
         let source = match self.kept.get(id) {
             Some(Known::Line(at, bytes)) => match decode_envelope(bytes) {
-                Ok(input) => Source::Input {
-                    place: self.place_of(at),
-                    stream: input.stream(),
-                    slippage_bps: match &input {
-                        Input::Fill(fill) if about_slippage(decision) => Some(fill.slippage_bps()),
-                        _ => None,
-                    },
-                    message: message_json(&input),
-                },
+                Ok(input) => input_source(decision, self.place_of(at), &input),
                 Err(_) => Source::Missing,
             },
             Some(Known::Decision(at, d)) => Source::Guard {
@@ -62,6 +54,20 @@ impl Watch {
             id: id.to_owned(),
             source,
         }
+    }
+}
+
+/// An input message at `place` cited by `decision`: decoded, with its adverse
+/// slippage when the decision is about slippage.
+pub fn input_source(decision: &Decision, place: Place, input: &Input) -> Source {
+    Source::Input {
+        place,
+        stream: input.stream(),
+        slippage_bps: match input {
+            Input::Fill(fill) if about_slippage(decision) => Some(fill.slippage_bps()),
+            _ => None,
+        },
+        message: message_json(input),
     }
 }
 

@@ -13,13 +13,16 @@
 //! line (`kept`), and the guard's decisions up to there.
 
 mod act;
+mod case;
 mod cite;
 mod kept;
 mod text;
 mod watch;
 
 pub use act::{playbook, Act, Playbook, PLAYBOOKS};
-pub use cite::Message;
+pub use case::{Case, StepView};
+pub use cite::{input_source, Message};
+pub use watch::input_id;
 
 use std::fmt;
 use std::io;
@@ -34,18 +37,57 @@ use super::{DecisionSink, Line, Replay, Summary};
 use cite::window_resume;
 use watch::{Found, Watch};
 
-/// A line of the replay files: `FILE:LINE`.
+/// Where a message is: a line of the replay files (`FILE:LINE`), or a message of an
+/// input topic of the live guard (`TOPIC/PARTITION@OFFSET`); for a decision the live
+/// guard made on its clock rather than on a message, the clock's time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Place {
-    /// The file's name as given.
-    pub file: String,
-    /// 1-based line number.
-    pub line: u64,
+#[serde(untagged)]
+pub enum Place {
+    /// A line of the replay files.
+    File {
+        /// The file's name as given.
+        file: String,
+        /// 1-based line number.
+        line: u64,
+    },
+    /// A message of a topic.
+    Topic {
+        /// The topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+    },
+    /// A tick of the live guard's clock (a maintenance window's edge, an
+    /// acknowledgement's deadline) or the guard's own doing (failing closed).
+    Clock {
+        /// The wall-clock time of the tick.
+        clock: Timestamp,
+    },
+}
+
+impl Place {
+    /// A line of the files.
+    pub fn line(file: impl Into<String>, line: u64) -> Place {
+        Place::File {
+            file: file.into(),
+            line,
+        }
+    }
 }
 
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        match self {
+            Place::File { file, line } => write!(f, "{file}:{line}"),
+            Place::Topic {
+                topic,
+                partition,
+                offset,
+            } => write!(f, "{topic}/{partition}@{offset}"),
+            Place::Clock { clock } => write!(f, "the clock at {clock}"),
+        }
     }
 }
 
@@ -83,6 +125,11 @@ pub enum Source {
     },
     /// Not a message these files hold, or one the guard did not apply.
     Missing,
+    /// Live: not found in the input topics where it was looked for.
+    Unfound {
+        /// Where it was looked for.
+        searched: String,
+    },
 }
 
 /// An id with where it comes from.
@@ -142,8 +189,9 @@ pub struct StepPlace {
     /// Where it is.
     #[serde(flatten)]
     pub place: Place,
-    /// Its stream.
-    pub stream: Stream,
+    /// Its stream (none for a tick of the live guard's clock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Stream>,
     /// Its message's id, if it has one (a release has none).
     pub id: Option<String>,
 }
@@ -316,10 +364,38 @@ impl Explainer {
     }
 }
 
+/// Explains `id` over `text` as the lines of the file `file`, as `guard explain`
+/// does; also how many lines were read (it stops once nothing later can change the
+/// explanation).
+///
+/// # Errors
+/// As [`Explainer::finish`].
+pub fn explain_text(
+    engine: Engine,
+    id: &str,
+    file: &str,
+    text: &str,
+) -> (Result<Explanation, Box<NotFound>>, usize) {
+    let mut explainer = Explainer::new(engine, id);
+    let mut read = 0;
+    for (i, bytes) in text.lines().enumerate() {
+        read += 1;
+        let line = Line {
+            file,
+            number: i as u64 + 1,
+            bytes: bytes.as_bytes(),
+        };
+        if !explainer.feed(&line) {
+            break;
+        }
+    }
+    (explainer.finish(), read)
+}
+
 fn found_step(watch: &Watch, found: &Found) -> StepPlace {
     StepPlace {
         place: watch.place_of(found.step),
-        stream: found.stream,
+        stream: Some(found.stream),
         id: found.input_id.clone(),
     }
 }

@@ -13,20 +13,7 @@ fn engine(policy: &str) -> Engine {
 
 /// Explains `id` over `text` as the file `day.jsonl`; also how many lines were read.
 fn explain(policy: &str, text: &str, id: &str) -> (Result<Explanation, Box<NotFound>>, usize) {
-    let mut explainer = Explainer::new(engine(policy), id);
-    let mut read = 0;
-    for (i, bytes) in text.lines().enumerate() {
-        read += 1;
-        let line = Line {
-            file: "day.jsonl",
-            number: i as u64 + 1,
-            bytes: bytes.as_bytes(),
-        };
-        if !explainer.feed(&line) {
-            break;
-        }
-    }
-    (explainer.finish(), read)
+    explain_text(engine(policy), id, "day.jsonl", text)
 }
 
 /// The decisions `guard replay` makes of `text`.
@@ -47,10 +34,7 @@ fn command(decisions: &[Decision], rule: Rule, action: Action) -> String {
 }
 
 fn place(line: u64) -> Place {
-    Place {
-        file: "day.jsonl".into(),
-        line,
-    }
+    Place::line("day.jsonl", line)
 }
 
 #[test]
@@ -170,16 +154,14 @@ fn an_unacknowledged_command_is_evidence_from_the_guard_itself() {
     let [cited] = x.evidence.as_slice() else {
         panic!("one command: {:?}", x.evidence);
     };
-    let Source::Guard { place, decision } = &cited.source else {
+    let Source::Guard {
+        place: at,
+        decision,
+    } = &cited.source
+    else {
         panic!("the guard's own command: {cited:?}");
     };
-    assert_eq!(
-        *place,
-        Place {
-            file: "day.jsonl".into(),
-            line: 1
-        }
-    );
+    assert_eq!(*at, place(1));
     assert_eq!(decision.id(), cited.id);
     assert_eq!(x.trigger.unwrap().id, cited.id);
     assert_eq!(

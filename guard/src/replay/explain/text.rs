@@ -5,7 +5,7 @@ use std::fmt::{self, Display, Formatter, Write};
 
 use crate::message::{Decision, RiskAction, RiskEvent, Severity};
 
-use super::{Cited, Explanation, NotFound, ScopeState, Source};
+use super::{Cited, Explanation, NotFound, Place, ScopeState, Source};
 
 impl Display for Explanation {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -52,11 +52,14 @@ impl Explanation {
         }
         writeln!(f, "  policy      {}", self.policy_version)?;
         let step = &self.step;
+        let Some(stream) = step.stream else {
+            return writeln!(f, "  decided     on {}", step.place);
+        };
         write!(
             f,
             "  decided     while applying {} ({}",
             step.place,
-            step.stream.as_str()
+            stream.as_str()
         )?;
         match &step.id {
             Some(id) => writeln!(f, " {id})"),
@@ -114,9 +117,13 @@ impl Explanation {
                     writeln!(f, "    {}", c.reason)?;
                 }
             }
-            (None, Some(end)) => {
+            (None, Some(end)) if matches!(self.step.place, Place::File { .. }) => {
                 writeln!(f, "\nnext command of {}: none in these files", self.scope)?;
                 writeln!(f, "  at their end: {end}")?;
+            }
+            (None, Some(now)) => {
+                writeln!(f, "\nnext command of {}: none since", self.scope)?;
+                writeln!(f, "  now: {now}")?;
             }
             (None, None) => {}
         }
@@ -197,6 +204,7 @@ fn write_cited(f: &mut Formatter<'_>, cited: &Cited, message: bool) -> fmt::Resu
             writeln!(f, "maintenance window of the policy (resume = {resume})")?;
         }
         Source::Missing => writeln!(f, "not in these files (or not applied)")?,
+        Source::Unfound { searched } => writeln!(f, "not found in {searched}")?,
     }
     Ok(())
 }

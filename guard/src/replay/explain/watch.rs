@@ -77,10 +77,7 @@ impl Watch {
     }
 
     pub fn place_of(&self, at: At) -> Place {
-        Place {
-            file: self.files[at.file as usize].clone(),
-            line: at.line,
-        }
+        Place::line(self.files[at.file as usize].clone(), at.line)
     }
 
     /// One valid line, after the engine applied it.
@@ -196,7 +193,7 @@ impl Watch {
 }
 
 /// The id of an input message that evidence can name (acks and releases have none).
-fn input_id(input: &Input) -> Option<&str> {
+pub fn input_id(input: &Input) -> Option<&str> {
     match input {
         Input::Fill(m) => Some(&m.fill_id),
         Input::RiskEvent(m) => Some(&m.event_id),
@@ -207,7 +204,11 @@ fn input_id(input: &Input) -> Option<&str> {
 
 /// A command's trigger; for a risk event of the guard, the candidate its id was made
 /// from: the step's message, a command's trigger, or an id of its evidence.
-fn trigger_of(decision: &Decision, input_id: Option<&str>, step: &[Decision]) -> Option<String> {
+pub(crate) fn trigger_of(
+    decision: &Decision,
+    input_id: Option<&str>,
+    step: &[Decision],
+) -> Option<String> {
     match decision {
         Decision::GuardCommand(c) => Some(c.trigger.clone()),
         Decision::RiskEvent(e) => {
@@ -227,7 +228,7 @@ fn trigger_of(decision: &Decision, input_id: Option<&str>, step: &[Decision]) ->
 }
 
 /// The other decisions of the step with trigger `trigger`.
-fn same_trigger(decision: &Decision, trigger: &str, step: &[Decision]) -> Vec<Decision> {
+pub(crate) fn same_trigger(decision: &Decision, trigger: &str, step: &[Decision]) -> Vec<Decision> {
     step.iter()
         .filter(|d| d.id() != decision.id())
         .filter(|d| match d {

@@ -1,0 +1,192 @@
+//! What the live guard keeps to explain its recent decisions (`GET /explain/ID`,
+//! `guard explain ID --http URL`): one [`Case`] per decision, made by the step that
+//! decided, linked to the next command of its scope when that is made.
+//!
+//! Bounded twice: a case is forgotten once its decision is older than the state's
+//! horizon (the guard keeps no evidence longer either), and the oldest go first
+//! beyond `capacity` cases. Cases live in memory only: after a restart or a takeover
+//! the guard explains what it decided since; `guard explain --input` explains
+//! anything over recorded streams (docs/OPERATIONS.md).
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::engine::{Engine, ScopeBook};
+use crate::message::{Decision, Scope};
+use crate::replay::explain::{Case, Later, ScopeState, Source, StepView};
+use crate::time::Timestamp;
+
+/// The decisions the guard can explain, by id.
+#[derive(Debug)]
+pub struct Casebook {
+    cases: HashMap<String, Case>,
+    /// Ids in the order they were recorded (oldest first).
+    order: VecDeque<String>,
+    /// Per scope, the cases still waiting for the scope's next command.
+    waiting: HashMap<Scope, Vec<String>>,
+    /// Each scope as its latest decision left it.
+    now: HashMap<Scope, ScopeState>,
+    capacity: usize,
+}
+
+/// What is known of an id the guard cannot explain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unknown {
+    /// How many decisions it can explain.
+    pub kept: usize,
+    /// The oldest decision's event time.
+    pub oldest: Option<Timestamp>,
+    /// Kept ids that look like the one asked for.
+    pub nearest: Vec<String>,
+}
+
+impl Casebook {
+    /// An empty casebook of at most `capacity` cases.
+    pub fn new(capacity: usize) -> Casebook {
+        Casebook {
+            cases: HashMap::new(),
+            order: VecDeque::new(),
+            waiting: HashMap::new(),
+            now: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// Records every decision of `step`, given the scopes `before` it and the engine
+    /// after it. A decision already recorded (decided again after a restart, with the
+    /// same id) keeps its first case.
+    pub fn record(&mut self, step: &StepView<'_>, before: &ScopeBook, engine: &Engine) {
+        for (i, decision) in step.decisions.iter().enumerate() {
+            if let Decision::GuardCommand(command) = decision {
+                self.link_next(&command.scope, step, decision);
+            }
+            if self.cases.contains_key(decision.id()) {
+                continue;
+            }
+            let known = |id: &str| {
+                self.cases.get(id).map(|c| Source::Guard {
+                    place: c.explanation.step.place.clone(),
+                    decision: c.explanation.decision.clone(),
+                })
+            };
+            let scope = decision.scope();
+            let case = Case::of(step, i, before.get(scope), engine, &known);
+            self.now
+                .insert(scope.clone(), case.explanation.after.clone());
+            self.waiting
+                .entry(scope.clone())
+                .or_default()
+                .push(decision.id().to_owned());
+            self.order.push_back(decision.id().to_owned());
+            self.cases.insert(decision.id().to_owned(), case);
+        }
+        while self.order.len() > self.capacity {
+            self.drop_oldest();
+        }
+    }
+
+    /// Every case of `scope` still waiting gets `decision` as its next command.
+    fn link_next(&mut self, scope: &Scope, step: &StepView<'_>, decision: &Decision) {
+        let Some(waiting) = self.waiting.remove(scope) else {
+            return;
+        };
+        for id in waiting {
+            if let Some(case) = self.cases.get_mut(&id) {
+                case.explanation.next_command = Some(Later {
+                    place: step.place.clone(),
+                    decision: decision.clone(),
+                });
+            }
+        }
+    }
+
+    /// Forgets every case decided before `cutoff` (the state's horizon).
+    pub fn forget(&mut self, cutoff: Timestamp) {
+        while let Some(oldest) = self.order.front() {
+            match self.cases.get(oldest) {
+                Some(case) if case.event_time >= cutoff => break,
+                _ => self.drop_oldest(),
+            }
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(id) = self.order.pop_front() {
+            if let Some(case) = self.cases.remove(&id) {
+                let scope = &case.explanation.scope;
+                if let Some(waiting) = self.waiting.get_mut(scope) {
+                    waiting.retain(|w| *w != id);
+                }
+            }
+        }
+    }
+
+    /// The case of the decision `id`: with the scope as it is now when no command of
+    /// its scope followed yet.
+    ///
+    /// # Errors
+    /// [`Unknown`] when the guard has no case of that id.
+    pub fn get(&self, id: &str) -> Result<Case, Unknown> {
+        let Some(case) = self.cases.get(id) else {
+            return Err(self.unknown(id));
+        };
+        let mut case = case.clone();
+        let x = &mut case.explanation;
+        if x.next_command.is_none() {
+            x.at_end = self.now.get(&x.scope).cloned();
+        }
+        Ok(case)
+    }
+
+    fn unknown(&self, id: &str) -> Unknown {
+        let mut nearest: Vec<(usize, &String)> = self
+            .order
+            .iter()
+            .map(|kept| (common_start(id, kept), kept))
+            .filter(|(n, _)| *n > "cmd-".len())
+            .collect();
+        nearest.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        Unknown {
+            kept: self.cases.len(),
+            oldest: self
+                .order
+                .front()
+                .and_then(|id| self.cases.get(id))
+                .map(|c| c.event_time),
+            nearest: nearest
+                .into_iter()
+                .take(3)
+                .map(|(_, id)| id.clone())
+                .collect(),
+        }
+    }
+
+    /// How many decisions it can explain.
+    pub fn len(&self) -> usize {
+        self.cases.len()
+    }
+
+    /// Whether it can explain none.
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty()
+    }
+}
+
+impl Default for Casebook {
+    fn default() -> Casebook {
+        Casebook::new(DEFAULT_CAPACITY)
+    }
+}
+
+/// How many decisions the guard keeps to explain by default (a few KB each).
+pub const DEFAULT_CAPACITY: usize = 2_000;
+
+/// The length of the start two ids share (case-insensitive).
+fn common_start(a: &str, b: &str) -> usize {
+    a.bytes()
+        .zip(b.bytes())
+        .take_while(|(x, y)| x.eq_ignore_ascii_case(y))
+        .count()
+}
+
+#[cfg(test)]
+mod tests;
