@@ -80,18 +80,8 @@ fn config_of(args: &Args) -> LiveConfig {
     config.http_listen = None;
     config.clock = ClockMode::EventTime;
     config.kafka = guard::live::config::kafka_settings_from_env();
-    let t = &mut config.topics;
-    for topic in [
-        &mut t.risk_event,
-        &mut t.strategy_release,
-        &mut t.ops_command,
-        &mut t.guard_command,
-        &mut t.dlq,
-        &mut t.state,
-    ] {
-        *topic = format!("{}{topic}", args.prefix);
-    }
-    t.exec_result.clone_from(&args.exec_result);
+    config.topics.prefix(&args.prefix);
+    config.topics.exec_result.clone_from(&args.exec_result);
     config
 }
 

@@ -128,21 +128,7 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
     let mut config = LiveConfig::new(brokers, state_dir);
     config.policy = Policy::from_toml(POLICY).expect("benchmark policy is valid");
     config.http_listen = None;
-    for t in [
-        &mut config.topics.exec_result,
-        &mut config.topics.risk_event,
-        &mut config.topics.strategy_release,
-        &mut config.topics.ops_command,
-        &mut config.topics.guard_command,
-        &mut config.topics.dlq,
-        &mut config.topics.state,
-        &mut config.topics.facts,
-        &mut config.topics.guard_ack,
-        &mut config.topics.pause_state,
-        &mut config.topics.heartbeat,
-    ] {
-        *t = format!("{prefix}{t}");
-    }
+    config.topics.prefix(prefix);
     if let Some(ms) = std::env::var("E2E_MAX_ORDER_WAIT_MS")
         .ok()
         .and_then(|v| v.parse().ok())

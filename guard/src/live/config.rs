@@ -84,6 +84,39 @@ impl Topics {
             .collect()
     }
 
+    /// Puts `prefix` before the name of every topic (benchmarks and tests that share a
+    /// broker): one list, so a topic added later cannot be left out.
+    pub fn prefix(&mut self, prefix: &str) {
+        let Topics {
+            exec_result,
+            risk_event,
+            strategy_release,
+            ops_command,
+            guard_ack,
+            guard_command,
+            dlq,
+            state,
+            facts,
+            pause_state,
+            heartbeat,
+        } = self;
+        for topic in [
+            exec_result,
+            risk_event,
+            strategy_release,
+            ops_command,
+            guard_ack,
+            guard_command,
+            dlq,
+            state,
+            facts,
+            pause_state,
+            heartbeat,
+        ] {
+            topic.insert_str(0, prefix);
+        }
+    }
+
     /// Every topic the guard touches.
     pub fn all(&self) -> Vec<String> {
         let mut all = self.inputs();
