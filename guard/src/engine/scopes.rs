@@ -145,6 +145,18 @@ impl ScopeBook {
     pub fn held(&self) -> impl Iterator<Item = (&Scope, &Held)> {
         self.held.iter()
     }
+
+    /// Makes `scope` here what it is in `other`.
+    pub fn copy_scope(&mut self, other: &ScopeBook, scope: &Scope) {
+        match other.held.get(scope) {
+            Some(held) => {
+                self.held.insert(scope.clone(), held.clone());
+            }
+            None => {
+                self.held.remove(scope);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

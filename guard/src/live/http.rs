@@ -113,12 +113,17 @@ fn readiness(status: &super::status::Status) -> (StatusCode, serde_json::Value) 
     (code, body)
 }
 
+/// How long `/state` and `/metrics` wait for the view of the state as of the request.
+const VIEW_WAIT: Duration = Duration::from_millis(500);
+
 async fn metrics(State(s): State<HttpState>) -> Response {
+    s.status.fresh_view(VIEW_WAIT).await;
     let text = prometheus(&s.status.lock());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn state_doc(State(s): State<HttpState>) -> Response {
+    s.status.fresh_view(VIEW_WAIT).await;
     let status = s.status.lock();
     // The state's own object, with the instance's fields added at its end.
     let own = json!({

@@ -3,7 +3,6 @@
 //! the HTTP server reads it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -12,6 +11,9 @@ use serde_json::{json, Map, Value};
 use crate::engine::Engine;
 use crate::message::Decision;
 use crate::time::Timestamp;
+
+mod handle;
+pub use handle::{StatusHandle, ViewDemand};
 
 /// Counters and gauges of the live guard.
 pub struct Metrics {
@@ -100,17 +102,6 @@ pub struct Status {
 /// dedup id, `None` before the first.
 pub type ExportReply =
     std::sync::mpsc::Sender<Result<Option<super::store::Restored>, super::store::StoreError>>;
-
-/// A handle to the shared status.
-#[derive(Clone, Default)]
-pub struct StatusHandle(Arc<Mutex<Status>>);
-
-impl StatusHandle {
-    /// Locks the status (a poisoned lock still yields the data: status is advisory).
-    pub fn lock(&self) -> MutexGuard<'_, Status> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// The `/state` document (a JSON object's text) and the gauges `/metrics` reads from
 /// it.

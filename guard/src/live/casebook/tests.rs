@@ -29,8 +29,7 @@ impl crate::replay::DecisionSink for Discard {
     }
 }
 
-/// Feeds the day line by line as the live guard feeds its steps (the scopes before a
-/// step are the ones the last step with decisions left), keeping the cases.
+/// Feeds the day line by line as the live guard feeds its steps, keeping the cases.
 fn casebook_of(input: &str, policy: &str, capacity: usize) -> (Casebook, Vec<Decision>) {
     let mut replay = Replay::new(engine(policy), Discard);
     let mut decisions = Vec::new();
@@ -52,8 +51,17 @@ fn casebook_of(input: &str, policy: &str, capacity: usize) -> (Casebook, Vec<Dec
                 };
                 book.record(&view, &before, step.engine);
             }
-            if step.engine.state().scopes != before {
-                before = step.engine.state().scopes.clone();
+            // As the live guard keeps it (pipeline/cases.rs): the decisions' scopes
+            // after a step that decided, everything after one that did not.
+            let scopes = &step.engine.state().scopes;
+            if step.decisions.is_empty() {
+                if !matches!(step.input, crate::message::Input::Fill(_)) {
+                    before = scopes.clone();
+                }
+            } else {
+                for decision in step.decisions {
+                    before.copy_scope(scopes, decision.scope());
+                }
             }
         });
     }

@@ -30,8 +30,18 @@ impl<S: Store> LiveGuard<S> {
                 .cases
                 .record(&view, &self.case_scopes, &self.engine);
         }
-        if self.engine.state().scopes != self.case_scopes {
-            self.case_scopes = self.engine.state().scopes.clone();
+        let scopes = &self.engine.state().scopes;
+        if decisions.is_empty() {
+            // Rare (an order, a risk event, a tick that changed nothing visible): an
+            // order may still have added a reason to a scope in the same mode.
+            if *scopes != self.case_scopes {
+                self.case_scopes = scopes.clone();
+            }
+        } else {
+            // A trip always decides something about its scope: only those changed.
+            for decision in decisions.iter() {
+                self.case_scopes.copy_scope(scopes, decision.scope());
+            }
         }
     }
 

@@ -112,6 +112,7 @@ impl<S: Store> LiveGuard<S> {
                 self.status.lock().metrics.checkpoints += 1;
                 // /state follows the checkpoints too (the forgetting of old windows).
                 self.view_stale = true;
+                self.status.set_view_stale(true);
                 debug!(seq, took_us = took.as_micros() as u64, "checkpoint written");
                 self.commit_offsets(&offsets);
             }

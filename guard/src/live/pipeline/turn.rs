@@ -52,8 +52,16 @@ impl<S: Store> LiveGuard<S> {
     /// most every [`VIEW_EVERY`], as it is built from the whole state.
     fn show_turn(&mut self) {
         let counts = std::mem::take(&mut self.turn_counts);
-        self.view_stale |= counts.state_changed;
-        let view = (self.view_stale && self.last_view.elapsed() >= VIEW_EVERY).then(|| {
+        if counts.state_changed && !self.view_stale {
+            self.view_stale = true;
+            self.status.set_view_stale(true);
+        }
+        // Built from the whole state: only when a reader asked for it (`/state`,
+        // `/metrics`), at most every VIEW_EVERY.
+        let view = (self.view_stale
+            && self.last_view.elapsed() >= VIEW_EVERY
+            && self.status.take_view_wanted())
+        .then(|| {
             self.view_stale = false;
             self.last_view = Instant::now();
             state_text(&self.engine)
@@ -77,11 +85,13 @@ impl<S: Store> LiveGuard<S> {
         }
         status.metrics.duplicates += counts.duplicates;
         status.metrics.other_env += counts.other_env;
-        if let Some(view) = view {
-            status.state = view;
-        }
         if let Some(offsets) = offsets {
             status.offsets = offsets;
+        }
+        if let Some(view) = view {
+            status.state = view;
+            drop(status);
+            self.status.set_view_stale(false);
         }
     }
 
@@ -96,20 +106,21 @@ impl<S: Store> LiveGuard<S> {
         };
         self.wakeup.wait(timeout);
         let consumer = std::sync::Arc::clone(&self.consumer);
+        // One reading of the clock for the batch: the messages were all there at once.
+        let received = Instant::now();
         for _ in 0..BATCH {
             let Some(polled) = consumer.poll(Duration::ZERO) else {
                 break;
             };
             match polled {
-                Ok(message) => self.hold(&message),
+                Ok(message) => self.hold(&message, received),
                 Err(e) => warn!(error = %e, "consumer error"),
             }
         }
     }
 
     /// Puts a fetched message into the merge (a worker's progress is read at once).
-    fn hold(&mut self, message: &BorrowedMessage<'_>) {
-        let received = Instant::now();
+    fn hold(&mut self, message: &BorrowedMessage<'_>, received: Instant) {
         self.last_fetched = received;
         let topic = message.topic();
         let Some(rank) = self.rank_of(topic) else {
