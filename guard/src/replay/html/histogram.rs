@@ -226,6 +226,19 @@ pub(super) fn svg(bins: &[Bin], threshold_bps: f64) -> String {
             );
         }
     }
+    if let Some(Bin {
+        low: Some(_),
+        high: Some(high),
+        ..
+    }) = bins.last()
+    {
+        let _ = writeln!(
+            s,
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{high}</text>",
+            LEFT + plot_w,
+            TOP + plot_h + 16.0
+        );
+    }
     threshold(&mut s, bins, threshold_bps, bar_w, plot_h);
     let _ = writeln!(
         s,
@@ -237,6 +250,12 @@ pub(super) fn svg(bins: &[Bin], threshold_bps: f64) -> String {
 }
 
 fn y_axis(s: &mut String, most: u64, plot_h: f64) {
+    let _ = writeln!(
+        s,
+        "<text class=\"axis-title\" x=\"{}\" y=\"{}\" text-anchor=\"end\">fills</text>",
+        LEFT - 6.0,
+        TOP - 10.0
+    );
     for frac in [0.0, 0.5, 1.0] {
         let y = TOP + plot_h - frac * plot_h;
         let _ = writeln!(
