@@ -16,13 +16,17 @@ use crate::replay::{Line, Step};
 /// The fills that may yet be cited as evidence, with the line they came from.
 ///
 /// A trip's evidence is the breaches of a slippage window, the losing fills of a
-/// streak, or the tripping fill itself: fills the engine holds when the trip is
-/// decided. So every applied fill is kept, and whenever the index has doubled since
-/// it was last trimmed, it is trimmed to the fills the engine still holds in its
+/// streak, or the tripping fill itself (a daily limit): fills the engine holds when
+/// the trip is decided, or the fill being applied. So only fills that could be a
+/// breach (slippage above the lowest threshold any strategy can have: the policy's,
+/// times the enhanced factor) or a loss are kept, and whenever the index has doubled
+/// since it was last trimmed, it is trimmed to the fills the engine still holds in its
 /// slippage windows and losing streaks. Memory stays within about twice what the
 /// engine holds (at least a few thousand fills), not the size of the day.
 #[derive(Debug, Default)]
 pub struct FillIndex {
+    /// A fill with at most this slippage and no loss cannot be a breach or a loss.
+    floor_bps: f64,
     files: Vec<String>,
     kept: HashMap<String, (u32, u64, Fill)>,
     trim_at: usize,
@@ -32,8 +36,26 @@ pub struct FillIndex {
 const KEEP_AT_LEAST: usize = 4096;
 
 impl FillIndex {
-    /// Keeps `fill`, read from `line`.
+    /// An index for a run under `policy`.
+    pub fn new(policy: &Policy) -> Self {
+        let enhanced = &policy.rules.enhanced;
+        let factor = if enhanced.enabled {
+            enhanced.factor.min(1.0)
+        } else {
+            1.0
+        };
+        FillIndex {
+            floor_bps: policy.rules.slippage.threshold_bps * factor,
+            ..FillIndex::default()
+        }
+    }
+
+    /// Keeps `fill`, read from `line`, if it could be a slippage breach or a loss.
     pub fn keep(&mut self, line: &Line<'_>, fill: &Fill) {
+        let loss = fill.realized_pnl.is_some_and(|pnl| pnl < 0.0);
+        if !loss && fill.slippage_bps() <= self.floor_bps {
+            return;
+        }
         if self.files.last().is_none_or(|f| f != line.file) {
             self.files.push(line.file.to_owned());
         }
@@ -100,7 +122,7 @@ impl PageFacts {
         PageFacts {
             changes: BTreeMap::new(),
             slippage: SlippageHistogram::new(policy.rules.slippage.threshold_bps),
-            fills: FillIndex::default(),
+            fills: FillIndex::new(policy),
             first: None,
             last: None,
         }
@@ -126,7 +148,7 @@ impl PageFacts {
                     let changes = self.changes.entry(c.scope.clone()).or_default();
                     changes.push((c.event_ts, mode));
                 }
-                Decision::RiskEvent(e) => self.trip(step, e),
+                Decision::RiskEvent(e) => self.trip(line, step, e),
             }
         }
         self.fills.trim(step.engine);
@@ -135,7 +157,7 @@ impl PageFacts {
     /// Keeps the card of a trip if it is the first or the last so far, as the
     /// report's first and last trip are chosen (the earliest event time, the first
     /// of equals; the latest, the last of equals).
-    fn trip(&mut self, step: &Step<'_>, e: &RiskEvent) {
+    fn trip(&mut self, line: &Line<'_>, step: &Step<'_>, e: &RiskEvent) {
         let Input::Fill(fill) = step.input else {
             return;
         };
@@ -153,18 +175,26 @@ impl PageFacts {
             }
             _ => None,
         });
+        // The trigger is the fill being applied: cited from its line, kept or not.
+        let trigger = CitedFill {
+            file: line.file.to_owned(),
+            line: line.number,
+            fill: fill.clone(),
+        };
+        let cite = |id: &String| {
+            if *id == fill.fill_id {
+                Some(trigger.clone())
+            } else {
+                self.fills.cite(id)
+            }
+        };
         let evidence = e.evidence.as_deref().unwrap_or_default();
+        let evidence = evidence.iter().map(|id| (id.clone(), cite(id))).collect();
         let card = TripCard {
             event: e.clone(),
             command,
-            trigger: self
-                .fills
-                .cite(&fill.fill_id)
-                .expect("the step's fill is kept"),
-            evidence: evidence
-                .iter()
-                .map(|id| (id.clone(), self.fills.cite(id)))
-                .collect(),
+            trigger,
+            evidence,
         };
         if is_first {
             self.first = Some(card.clone());

@@ -113,7 +113,7 @@ fn modes(out: &mut String, facts: &PageFacts, f: &ReplayFigures) {
     if left_out > 0 {
         let _ = writeln!(
             out,
-            "<p class=\"more\">… and {left_out} more scopes, held for less time (the table below lists them).</p>"
+            "<p class=\"more\">… and {left_out} more scopes, each held for less time than those shown.</p>"
         );
     }
     out.push_str("<h3>Time in each mode</h3>\n");

@@ -224,37 +224,75 @@ fn the_tails_beyond_the_middle_fills_get_an_open_bin_each() {
     assert!(SlippageHistogram::new(5.0).bins().is_empty());
 }
 
-/// A trip long after thousands of fills: the index was trimmed many times, and its
-/// evidence is still cited with the right lines.
+/// A trip long after thousands of losses that a win ended each time: the index kept
+/// them, was trimmed many times, and the trip's evidence is still cited with the
+/// right lines. Fills that can be neither a breach nor a loss are never kept.
 #[test]
 fn trimming_the_fill_index_keeps_what_a_later_trip_cites() {
     let mut lines = vec![
+        fill("l0", "beta", 0.0, Some(-5.0), "2025-08-11T00:00:00Z"),
         fill("b1", "alpha", 9.0, None, "2025-08-11T00:00:00Z"),
         fill("l1", "beta", 0.0, Some(-5.0), "2025-08-11T00:00:01Z"),
     ];
     for i in 0..10_000 {
         let at = format!("2025-08-11T00:{:02}:{:02}Z", 1 + i / 600, (i / 10) % 60);
-        lines.push(fill(&format!("q{i}"), "gamma", 1.0, None, &at));
+        let pnl = if i % 2 == 0 { -1.0 } else { 1.0 };
+        lines.push(fill(&format!("q{i}"), "gamma", 1.0, Some(pnl), &at));
+        lines.push(fill(&format!("r{i}"), "gamma", 2.0, None, &at));
     }
     lines.push(fill("b2", "alpha", 9.0, None, "2025-08-11T00:08:00Z"));
     lines.push(fill("b3", "alpha", 9.0, None, "2025-08-11T00:05:00Z"));
-    let ran = Ran::new("[losing_streak]\ntrip_at = 1\npause = \"group\"\n", &lines);
-    assert!(ran.facts.fill_index().len() < 5_000, "trimmed");
-    let first = ran.facts.first_trip().expect("the streak trips at once");
+    let ran = Ran::new("[losing_streak]\ntrip_at = 2\npause = \"group\"\n", &lines);
+    // 5,000 losses were kept; without trimming they would all still be there.
+    let kept = ran.facts.fill_index().len();
+    assert!((1..4_200).contains(&kept), "trimmed to {kept}");
+    let first = ran.facts.first_trip().expect("the streak trips");
     assert_eq!(first.event.kind, "losing_streak");
-    let last = ran.facts.last_trip().expect("the slippage window trips");
-    assert_eq!(last.event.kind, "slippage_window");
-    let cited: Vec<(String, u64)> = last
+    let cited: Vec<(&str, u64)> = first
         .evidence
         .iter()
-        .map(|(id, c)| (id.clone(), c.as_ref().expect("kept").line))
+        .map(|(id, c)| (id.as_str(), c.as_ref().expect("kept").line))
         .collect();
-    let want = [("b1", 1), ("b3", 10_004), ("b2", 10_003)];
-    assert_eq!(cited, want.map(|(id, line)| (id.to_owned(), line)));
-    assert_eq!(last.trigger.line, 10_004);
+    assert_eq!(cited, [("l0", 1), ("l1", 3)]);
+    let last = ran.facts.last_trip().expect("the slippage window trips");
+    assert_eq!(last.event.kind, "slippage_window");
+    let cited: Vec<(&str, u64)> = last
+        .evidence
+        .iter()
+        .map(|(id, c)| (id.as_str(), c.as_ref().expect("kept").line))
+        .collect();
+    assert_eq!(cited, [("b1", 2), ("b3", 20_005), ("b2", 20_004)]);
+    assert_eq!(last.trigger.line, 20_005);
     assert_eq!(last.command.as_ref().unwrap().trigger, "b3");
     assert_eq!(ran.tally.first_trip.as_ref().unwrap().fill_id, "l1");
     assert_eq!(ran.tally.last_trip.as_ref().unwrap().fill_id, "b3");
+}
+
+/// Kept: a fill above the lowest threshold a strategy can have (the runbook's 5 bps
+/// halved under enhanced monitoring) or a loss; nothing else can be evidence.
+#[test]
+fn only_fills_that_could_be_a_breach_or_a_loss_are_kept() {
+    let keep = |policy: &str, bps: f64, pnl: Option<f64>| {
+        let mut index = FillIndex::new(&Policy::from_toml(policy).unwrap());
+        let text = fill("f", "alpha", bps, pnl, "2025-08-11T00:00:00Z");
+        let input = crate::decode::decode_envelope(text.as_bytes()).unwrap();
+        let crate::message::Input::Fill(f) = input else {
+            unreachable!()
+        };
+        let line = Line {
+            file: "day.jsonl",
+            number: 7,
+            bytes: text.as_bytes(),
+        };
+        index.keep(&line, &f);
+        index.cite("f").map(|c| c.line)
+    };
+    assert_eq!(keep("", 2.6, None), Some(7));
+    assert_eq!(keep("", 2.5, None), None);
+    assert_eq!(keep("", 2.5, Some(0.0)), None);
+    assert_eq!(keep("", -3.0, Some(-0.01)), Some(7));
+    assert_eq!(keep("[enhanced]\nenabled = false\n", 2.6, None), None);
+    assert_eq!(keep("[enhanced]\nenabled = false\n", 5.01, None), Some(7));
 }
 
 #[test]

@@ -36,8 +36,8 @@ pub struct TripCard {
     pub command: Option<GuardCommand>,
     /// The fill that tripped it.
     pub trigger: CitedFill,
-    /// Every evidence id in the event's order, with the fill it names (`None`: not a
-    /// fill the replay kept).
+    /// Every evidence id in the event's order, with the fill it names (`None`: not
+    /// found among the fills kept for citing).
     pub evidence: Vec<(String, Option<CitedFill>)>,
 }
 
@@ -132,7 +132,7 @@ fn evidence(out: &mut String, evidence: &[(String, Option<CitedFill>)], trigger:
         let Some(c) = cited else {
             let _ = writeln!(
                 out,
-                "<tr><td><code>{}</code></td><td colspan=\"10\">not a fill of these files</td></tr>",
+                "<tr><td><code>{}</code></td><td colspan=\"10\">not among the fills kept for citing</td></tr>",
                 escape(id)
             );
             continue;
