@@ -9,6 +9,10 @@ echo "== toolchain: $(cargo --version)"
 TANSU_BIN="$(bash scripts/install-tansu.sh)"
 export TANSU_BIN
 echo "== broker: $("$TANSU_BIN" --version)"
+# Headless Chromium (Debian's package) renders the `guard replay --html` page.
+CHROMIUM_BIN="$(bash scripts/install-chromium.sh)"
+export CHROMIUM_BIN
+echo "== browser: $("$CHROMIUM_BIN" --version 2>/dev/null)"
 # Unit, integration, golden, schema, property and CLI tests.
 cargo test --workspace --locked
 # The gateways' Python client (clients/python) against the same broker.

@@ -15,8 +15,8 @@
 //!   [`decode::Admission`] adds the limits, the same on every path.
 //! - [`policy`]: the TOML policy of CONTRACT §3, defaults and validation.
 //! - [`engine`]: the pure rules of CONTRACT §2; no I/O, no clock.
-//! - [`replay`]: the replay tool of CONTRACT §4, reports, parameter sweeps, and the
-//!   chain behind one decision (`guard explain`).
+//! - [`replay`]: the replay tool of CONTRACT §4, reports (text, JSON, one HTML page),
+//!   parameter sweeps, and the chain behind one decision (`guard explain`).
 //! - [`time`]: event times and durations.
 
 pub mod decode;

@@ -50,6 +50,7 @@ enum Command {
     ///   guard replay --policy policy.toml --input a.jsonl --input b.jsonl --output out.jsonl --report
     ///   guard replay --input examples/day.jsonl --sweep slippage.threshold_bps=3,5,8 --sweep slippage.trip_at=2,3
     ///   guard replay --input day.jsonl --output out.jsonl --summary-json -   (the figures as JSON on stdout)
+    ///   guard replay --input day.jsonl --output out.jsonl --html day.html   (the day as one HTML page for people)
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
     /// Why did trading stop? The chain behind one decision, over replay files.

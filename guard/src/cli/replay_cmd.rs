@@ -10,6 +10,7 @@ use clap::Args;
 
 use guard::decode::{Admission, MAX_MESSAGE_BYTES};
 use guard::engine::{Engine, EngineOptions};
+use guard::replay::html::{PageFacts, Run};
 use guard::replay::{
     parse_sweep, JsonlSink, JsonlSource, Replay, ReplayError, ReplayFigures, Summary, Sweep,
     SweepAxis, SweepFigures,
@@ -46,6 +47,18 @@ pub struct ReplayArgs {
     /// {"sweep": [...]}, one entry per variant.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// Also write the day as one HTML page for people (the end-of-day report), once
+    /// the run completes: the input and its counts; a timeline of every scope's mode
+    /// (running, reduce-only, paused) over event time; trips per rule and strategy;
+    /// the fills' slippage as a histogram with the threshold marked; the first and
+    /// last trips with every evidence fill and its FILE:LINE; the resolved policy.
+    /// Self-contained: no script, font or link to fetch, so it can be mailed or
+    /// archived as is. `-` is standard output, allowed only when --output takes the
+    /// decisions elsewhere and --summary-json is not `-`. Not with --sweep (one page
+    /// shows one policy: replay the variant to look at with its policy). Memory: the
+    /// fills the rules still hold, for citing them, besides what replay keeps.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Write the engine's final state (snapshot JSON) to this file.
     #[arg(long, value_name = "FILE")]
     state_out: Option<PathBuf>,
@@ -110,34 +123,77 @@ fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>, Failure> {
 /// Opens the `--summary-json` target, refusing one that would mix with or overwrite
 /// another output of the run.
 fn open_summary_json(args: &ReplayArgs) -> Result<Option<Box<dyn Write>>, Failure> {
-    let Some(path) = &args.summary_json else {
+    let others = [("--output", &args.output), ("--state-out", &args.state_out)];
+    let path = side_output("--summary-json", args.summary_json.as_ref(), args, &others)?;
+    path.map(open_side_output).transpose()
+}
+
+/// The `--html` target, refused with `--sweep` and where it would mix with or
+/// overwrite another output of the run — checked before any output is opened.
+fn html_target(args: &ReplayArgs) -> Result<Option<&PathBuf>, Failure> {
+    if args.html.is_some() && !args.sweep.is_empty() {
+        return Err(Failure::usage(
+            "--html draws one policy's day and --sweep runs several: replay the variant to \
+             look at with its keys set in a policy file (--policy FILE --html PAGE)",
+        ));
+    }
+    if let (Some(html), Some(json)) = (&args.html, &args.summary_json) {
+        if html.as_os_str() == "-" && json.as_os_str() == "-" {
+            return Err(Failure::usage(
+                "--html - and --summary-json -: standard output can carry only one of them",
+            ));
+        }
+    }
+    let others = [
+        ("--output", &args.output),
+        ("--state-out", &args.state_out),
+        ("--summary-json", &args.summary_json),
+    ];
+    side_output("--html", args.html.as_ref(), args, &others)
+}
+
+/// `path`, the target of `flag` (written once the run completes), if it may be
+/// written: `-` is standard output, refused while it carries the decisions or the
+/// sweep table; a file another output (`others`) also names is refused.
+fn side_output<'a>(
+    flag: &str,
+    path: Option<&'a PathBuf>,
+    args: &ReplayArgs,
+    others: &[(&str, &Option<PathBuf>)],
+) -> Result<Option<&'a PathBuf>, Failure> {
+    let Some(path) = path else {
         return Ok(None);
     };
-    if path.as_os_str() == "-" {
-        if args.output.is_none() {
-            let what = if args.sweep.is_empty() {
-                "the decisions"
-            } else {
-                "the sweep table"
-            };
-            return Err(Failure::usage(format!(
-                "--summary-json -: standard output already carries {what}; \
-                 give --output FILE for them, or --summary-json FILE"
-            )));
-        }
-        return Ok(Some(Box::new(io::stdout())));
+    if path.as_os_str() == "-" && args.output.is_none() {
+        let what = if args.sweep.is_empty() {
+            "the decisions"
+        } else {
+            "the sweep table"
+        };
+        return Err(Failure::usage(format!(
+            "{flag} -: standard output already carries {what}; \
+             give --output FILE for them, or {flag} FILE"
+        )));
     }
-    for (flag, other) in [("--output", &args.output), ("--state-out", &args.state_out)] {
-        if other.as_ref() == Some(path) {
+    for (other, other_path) in others {
+        if path.as_os_str() != "-" && other_path.as_ref() == Some(path) {
             return Err(Failure::usage(format!(
-                "--summary-json and {flag} name the same file {}",
+                "{flag} and {other} name the same file {}",
                 path.display()
             )));
         }
     }
+    Ok(Some(path))
+}
+
+/// Opens a target [`side_output`] allowed: `-` is standard output, a file is created.
+fn open_side_output(path: &PathBuf) -> Result<Box<dyn Write>, Failure> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdout()));
+    }
     let file = File::create(path)
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
-    Ok(Some(Box::new(file)))
+    Ok(Box::new(file))
 }
 
 /// Writes `figures` as pretty JSON and a newline.
@@ -155,6 +211,13 @@ fn write_summary_json(
         .map_err(|e| Failure::run(format!("cannot write the summary JSON: {e}")))
 }
 
+/// Writes the page.
+fn write_html(mut out: Box<dyn Write>, page: &str) -> Result<(), Failure> {
+    out.write_all(page.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::run(format!("cannot write the HTML page: {e}")))
+}
+
 pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     let (policy_text, policy) = load_policy(args.policy.as_deref())?;
     let options = EngineOptions {
@@ -166,23 +229,33 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     for path in &args.input {
         sources.push(JsonlSource::open(path).map_err(|e| Failure::usage(e.to_string()))?);
     }
+    let html = html_target(&args)?;
     let summary_json = open_summary_json(&args)?;
+    let html = html.map(open_side_output).transpose()?;
     if !args.sweep.is_empty() {
         return run_sweep(&args, &policy_text, &options, sources, summary_json);
     }
     let started = Instant::now();
+    let mut facts = html.as_ref().map(|_| PageFacts::new(&policy));
     let mut replay = Replay::new(
         Engine::new(policy, options),
         JsonlSink::new(open_output(args.output.as_ref())?),
     )
     .with_max_message_bytes(args.max_message_bytes);
-    for_each_line(sources, started, |line| match replay.feed(line) {
-        Ok(()) => Ok(()),
-        Err(ReplayError::Invalid(invalid)) if args.strict => {
-            Err(Failure::run(format!("{invalid} (--strict)")))
+    for_each_line(sources, started, |line| {
+        let fed = replay.feed_with(line, |step| {
+            if let Some(facts) = facts.as_mut() {
+                facts.observe(line, &step);
+            }
+        });
+        match fed {
+            Ok(()) => Ok(()),
+            Err(ReplayError::Invalid(invalid)) if args.strict => {
+                Err(Failure::run(format!("{invalid} (--strict)")))
+            }
+            Err(ReplayError::Invalid(_)) => Ok(()),
+            Err(e @ ReplayError::Sink(_)) => Err(Failure::run(e.to_string())),
         }
-        Err(ReplayError::Invalid(_)) => Ok(()),
-        Err(e @ ReplayError::Sink(_)) => Err(Failure::run(e.to_string())),
     })?;
     let (engine, _, mut summary, tally) =
         replay.finish().map_err(|e| Failure::run(e.to_string()))?;
@@ -195,6 +268,17 @@ pub fn run(args: ReplayArgs) -> Result<(), Failure> {
     }
     let figures = ReplayFigures::new(&summary, &tally, engine.policy_version());
     write_summary_json(summary_json, &figures)?;
+    if let (Some(out), Some(facts)) = (html, facts) {
+        let inputs: Vec<String> = args.input.iter().map(|p| p.display().to_string()).collect();
+        let run = Run {
+            inputs: &inputs,
+            summary: &summary,
+            tally: &tally,
+            policy: engine.policy(),
+            policy_version: engine.policy_version(),
+        };
+        write_html(out, &facts.render(&run))?;
+    }
     if let Some(path) = &args.state_out {
         std::fs::write(path, engine.snapshot())
             .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;

@@ -4,10 +4,12 @@
 //! and hands decisions to a [`DecisionSink`], counting everything in a [`Summary`].
 //! [`Tally`] turns decisions into the human report and the sweep table;
 //! [`ReplayFigures`] and [`SweepFigures`] give both as JSON for jobs;
-//! [`explain::Explainer`] watches a replay for the chain behind one decision.
+//! [`explain::Explainer`] watches a replay for the chain behind one decision;
+//! [`html::PageFacts`] watches one for the `--html` page.
 
 pub mod explain;
 mod figures;
+pub mod html;
 mod sink;
 mod source;
 mod summary;
