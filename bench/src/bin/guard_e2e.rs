@@ -129,6 +129,12 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
     config.policy = Policy::from_toml(POLICY).expect("benchmark policy is valid");
     config.http_listen = None;
     config.topics.prefix(prefix);
+    if let Some(ms) = std::env::var("E2E_CHECKPOINT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.checkpoint_interval = Duration::from_millis(ms);
+    }
     if let Some(ms) = std::env::var("E2E_MAX_ORDER_WAIT_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -140,6 +146,13 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
 
 /// Guard mode: the library's `guard run` path until stdin closes.
 fn run_guard(args: &Args) {
+    if let Ok(level) = std::env::var("E2E_GUARD_LOG") {
+        // The guard's own log on stderr (e.g. `warn`: slow turns, order waits).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let config = config_for(&args.broker, &args.state_dir, &args.prefix);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -166,9 +179,16 @@ fn run_guard(args: &Args) {
     };
     if std::env::var_os("E2E_GUARD_METRICS").is_some() {
         let s = report.lock();
+        let h = &s.metrics.decision_latency;
         eprintln!(
-            "guard metrics: messages {:?}, order waits expired {}, checkpoints {}",
-            s.metrics.messages, s.metrics.order_waits_expired, s.metrics.checkpoints
+            "guard metrics: messages {:?}, order waits expired {}, checkpoints {}, \
+             fill received -> command acknowledged p50 {:.2} p99 {:.2} max {:.2} ms",
+            s.metrics.messages,
+            s.metrics.order_waits_expired,
+            s.metrics.checkpoints,
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3,
+            h.max() as f64 / 1e3
         );
     }
     if let Err(e) = result {

@@ -28,6 +28,7 @@ pub mod ops;
 pub mod order_log;
 pub mod outbox;
 pub mod pipeline;
+pub mod priority;
 pub mod scaled;
 pub mod settings;
 pub mod standby;

@@ -101,6 +101,8 @@ const LAG_EVERY: Duration = Duration::from_secs(2);
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
 /// How often the `/state` view (built from the whole state) is rebuilt at most.
 const VIEW_EVERY: Duration = Duration::from_millis(100);
+/// A turn that takes this long is logged with where the time went.
+const SLOW_TURN: Duration = Duration::from_millis(50);
 /// How long the aggregator holds an operator's order for the workers' progress.
 const PROGRESS_WAIT: Duration = Duration::from_millis(500);
 

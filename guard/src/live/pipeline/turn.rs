@@ -11,8 +11,11 @@ impl<S: Store> LiveGuard<S> {
     /// One turn of the loop: take up to a batch of input, tick the clock, handle
     /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
     pub fn turn(&mut self, wait: Duration) {
+        let started = Instant::now();
         self.fetch(wait);
+        let fetched = Instant::now();
         self.apply_held();
+        let applied = Instant::now();
         self.watch_inputs();
         // While a recorded order is replayed, its own ticks move the clock.
         if self.config.clock == ClockMode::External
@@ -42,6 +45,17 @@ impl<S: Store> LiveGuard<S> {
         if self.last_lag.elapsed() >= LAG_EVERY {
             self.last_lag = Instant::now();
             self.update_lag();
+        }
+        let took = started.elapsed();
+        if took >= SLOW_TURN {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            warn!(
+                took_ms = ms(took),
+                fetch_ms = ms(fetched - started),
+                apply_ms = ms(applied - fetched),
+                rest_ms = ms(applied.elapsed()),
+                "a turn of the decision loop took long: decisions waited"
+            );
         }
     }
 

@@ -100,6 +100,7 @@ impl<S: Store> Writer<S> {
         let thread = std::thread::Builder::new()
             .name("guard-store-writer".into())
             .spawn(move || {
+                crate::live::priority::background();
                 let mut store = store;
                 let mut changelog = changelog;
                 loop {
