@@ -238,5 +238,19 @@ fn a_running_guard_explains_each_decision_as_explain_does_over_the_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no decision"));
+
+    // Evidence the topics do not hold is said to be so, with where it was looked for.
+    let mut case = status.lock().cases.get(pause).unwrap();
+    case.unresolved = vec!["f-not-there".into()];
+    case.explanation.evidence[0].id = "f-not-there".into();
+    let lookup = EvidenceLookup::new(&config, config.policy.state.horizon);
+    lookup.complete(&mut case);
+    assert!(case.unresolved.is_empty());
+    let unfound = serde_json::to_value(&case.explanation.evidence[0]).unwrap();
+    assert_eq!(unfound["from"], "unfound", "{unfound}");
+    let searched = unfound["searched"].as_str().unwrap();
+    for topic in ["exec_result", "risk_event", "ops_command"] {
+        assert!(searched.contains(topic), "{searched}");
+    }
     drop(guard);
 }
