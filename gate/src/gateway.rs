@@ -163,6 +163,38 @@ pub fn run(args: Args, stop: &AtomicBool) -> Result<(), Error> {
     ended.map_err(Error::from)
 }
 
+/// Raises `stop` on SIGINT or SIGTERM, so the gateway stops from inside (flushing
+/// its acknowledgements) rather than being killed.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub fn stop_on_signal(stop: &'static AtomicBool) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // Registered here, before the gateway starts, so no early signal is lost.
+    let (mut term, mut int) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
+            tracing::info!("signal received: stopping");
+            stop.store(true, Ordering::Relaxed);
+        })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -216,36 +248,4 @@ mod tests {
         assert_eq!(config.topics.ack, "stg.guard_ack");
         assert!(config.kafka.contains(&("a.b".into(), "c".into())));
     }
-}
-
-/// Raises `stop` on SIGINT or SIGTERM, so the gateway stops from inside (flushing
-/// its acknowledgements) rather than being killed.
-///
-/// # Errors
-/// When the signal handlers cannot be installed.
-pub fn stop_on_signal(stop: &'static AtomicBool) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    // Registered here, before the gateway starts, so no early signal is lost.
-    let (mut term, mut int) = runtime.block_on(async {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        ))
-    })?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            });
-            tracing::info!("signal received: stopping");
-            stop.store(true, Ordering::Relaxed);
-        })?;
-    Ok(())
 }

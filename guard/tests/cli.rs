@@ -453,8 +453,7 @@ fn the_demo_closes_the_loop_from_fill_to_every_gateways_acknowledgement() {
     // The silenced gateway never heard of the last pause.
     let last_pause = stdout
         .lines()
-        .filter(|l| l.contains("⇒ PAUSE"))
-        .last()
+        .rfind(|l| l.contains("⇒ PAUSE"))
         .expect("a last pause");
     assert!(last_pause.contains("strategy gamma"), "{last_pause}");
     assert!(

@@ -34,6 +34,9 @@ fn replay_commands(file: &str) -> (Vec<GuardCommand>, Engine) {
     common::replay(&lines)
 }
 
+/// A record read back: its key, payload and headers.
+type Record = (Option<String>, Vec<u8>, BTreeMap<String, String>);
+
 struct Rig {
     cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     config: LiveConfig,
@@ -140,7 +143,7 @@ impl Rig {
         }
     }
 
-    fn read_topic(&self, topic: &str) -> Vec<(Option<String>, Vec<u8>, BTreeMap<String, String>)> {
+    fn read_topic(&self, topic: &str) -> Vec<Record> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.cluster.bootstrap_servers())
             .set("group.id", "reader")

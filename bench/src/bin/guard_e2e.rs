@@ -377,7 +377,7 @@ fn load(
                     producer.poll(Duration::from_millis(1));
                 }
                 // A plain hop, scheduled on the same clock, every 10th fill.
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     let ping = format!("{run}:{}", due.duration_since(t0).as_nanos());
                     let _ = producer.send(BaseRecord::to(&ping_topic).key("ping").payload(&ping));
                 }

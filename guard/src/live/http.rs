@@ -415,10 +415,12 @@ mod tests {
     #[test]
     fn readyz_is_ok_only_while_ready_publishing_and_not_degraded() {
         use super::{readiness, StatusCode};
-        let mut status = super::super::status::Status::default();
-        status.ready = true;
-        status.publishing = true;
-        status.role = "active";
+        let mut status = super::super::status::Status {
+            ready: true,
+            publishing: true,
+            role: "active",
+            ..Default::default()
+        };
         assert_eq!(readiness(&status).0, StatusCode::OK);
         status.degraded = true;
         let (code, body) = readiness(&status);
