@@ -1,32 +1,11 @@
 //! The `guard` binary as an operator or a risk analyst uses it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+use std::path::PathBuf;
+use std::process::Command;
 
-fn guard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guard"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("guard runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("guard-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use cli_support::{guard, root, text};
 
 #[test]
 fn replay_writes_the_golden_decisions_and_a_summary() {
@@ -464,4 +443,9 @@ fn the_demo_closes_the_loop_from_fill_to_every_gateways_acknowledgement() {
             .any(|l| l.trim_start().starts_with("gw-osaka")),
         "gw-osaka said something after it stopped:\n{stdout}"
     );
+}
+
+/// A fresh directory for one call.
+fn temp(name: &str) -> PathBuf {
+    cli_support::scratch_dir("cli", name)
 }

@@ -1,31 +1,16 @@
 //! `guard explain` as the operator on call uses it: ids taken from `guard replay`,
 //! evidence checked against the lines of the file it names.
 
+mod cli_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use cli_support::{guard, root, text};
 
 use serde_json::Value;
 
 const DAY: &str = "tests/golden/runbook_day/input.jsonl";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn guard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guard"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("guard runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// The decisions `guard replay` writes for `inputs`, as JSON envelopes.
 fn replay(inputs: &[&str]) -> Vec<Value> {

@@ -3,43 +3,18 @@
 //! browser — headless Chromium, installed by scripts/install-chromium.sh (its path in
 //! `CHROMIUM_BIN`, as scripts/test.sh sets it) — with its text and a drawn timeline.
 
+mod cli_support;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cli_support::{guard, root, text};
+
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn guard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guard"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("guard runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh directory for one call (tests run in parallel).
-fn temp(name: &str) -> PathBuf {
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("guard-html-{}-{call}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The page and the summary JSON of one golden day, written by one run.
 struct Day {
@@ -468,4 +443,9 @@ fn chromium_screenshots_the_page_at_its_size_with_the_paused_bands_drawn() {
         shot(&bare, "bare.png"),
         "the paused bands show in the image"
     );
+}
+
+/// A fresh directory for one call.
+fn temp(name: &str) -> PathBuf {
+    cli_support::scratch_dir("html", name)
 }

@@ -1,41 +1,15 @@
 //! `guard replay --summary-json`: the figures a KPI job reads are the figures the
 //! text summary and `--report` print, for every golden day, alone and in a sweep.
 
+mod cli_support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+
+use cli_support::{guard, root, text};
 
 use guard::time::{human_span, Span};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-fn guard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guard"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("guard runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh directory for one call (tests run in parallel).
-fn temp(name: &str) -> PathBuf {
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("guard-sj-{}-{call}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Figures by name, each once: a second, different value for a name is a bug in
 /// whichever side printed it.
@@ -517,4 +491,9 @@ fn a_sweep_variant_sums_up_as_a_plain_replay_under_its_policy() {
     assert_eq!(entries[0]["summary"], plain, "{json:#}");
     assert_eq!(entries[0]["policy"]["env"], "prod");
     assert_eq!(entries[0]["policy"]["warnings.enabled"], true);
+}
+
+/// A fresh directory for one call.
+fn temp(name: &str) -> PathBuf {
+    cli_support::scratch_dir("sj", name)
 }
