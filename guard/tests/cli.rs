@@ -271,7 +271,7 @@ fn run_help_lists_every_setting_with_its_variable() {
 
 #[test]
 fn snapshot_export_and_import_round_trip_and_refuse_damage() {
-    use guard::live::store::{Checkpoint, OutMsg};
+    use guard::live::store::{Checkpoint, OutMsg, SeenEntry};
     use guard::live::{SledStore, Store};
     let dir = temp("snapshot");
     let (src, dst, file) = (dir.join("src"), dir.join("dst"), dir.join("backup.json"));
@@ -294,11 +294,11 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
         }],
         seen_from: None,
     };
+    // Seen entries of three distinct keys (the persisted key is a digest's top 80 bits).
+    let entries = [(1u128, 10), (2, 20), (3, 30)].map(|(k, s)| SeenEntry::new(k << 48, s));
     {
         let mut store = SledStore::open(&src).unwrap();
-        store
-            .save(&checkpoint, &[(1, 10), (2, 20), (3, 30)])
-            .unwrap();
+        store.save(&checkpoint, &entries).unwrap();
     }
     let out = guard(&[
         "snapshot",
@@ -326,7 +326,7 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
     assert_eq!(restored.checkpoint, checkpoint);
     let mut seen = restored.seen;
     seen.sort_unstable();
-    assert_eq!(seen, vec![(1, 10), (2, 20), (3, 30)]);
+    assert_eq!(seen, entries.to_vec());
     // Importing over existing state needs --force; a damaged file is refused.
     let again = guard(&[
         "snapshot",

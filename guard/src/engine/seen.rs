@@ -38,6 +38,7 @@
 //! as the reduced 128-bit key, its low 48 bits zero, so whatever is restored finds the
 //! same fingerprint; full keys from an older build reduce to it as well.
 
+mod entry;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::message::Stream;
+pub use entry::SeenEntry;
 use table::{Fingerprint, Table};
 
 /// The keys are already uniform hashes; hashing them again would be wasted work.
@@ -144,7 +146,7 @@ pub struct Seen {
     newest: Option<i64>,
     /// Learnt from the sweeps (or the restored entries); `None` before.
     grid: Option<Grid>,
-    journal: Option<Vec<(u128, i64)>>,
+    journal: Option<Vec<SeenEntry>>,
 }
 
 impl std::fmt::Debug for Seen {
@@ -196,7 +198,7 @@ impl Seen {
         }
         self.add(key, second);
         if let Some(journal) = &mut self.journal {
-            journal.push((key, second));
+            journal.push(SeenEntry::new(key, second));
         }
         true
     }
@@ -257,13 +259,17 @@ impl Seen {
         self.journal.get_or_insert_with(Vec::new);
     }
 
-    /// The entries (key, second) added since the last drain (empty when the journal
-    /// is off).
-    pub fn drain_journal(&mut self) -> Vec<(u128, i64)> {
+    /// The entries added since the last drain (empty when the journal is off).
+    pub fn drain_journal(&mut self) -> Vec<SeenEntry> {
         self.journal
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
+    }
+
+    /// How many entries the journal holds.
+    pub fn journal_len(&self) -> usize {
+        self.journal.as_ref().map_or(0, Vec::len)
     }
 
     /// Adds entries (as drained from a journal) back, when restoring; an entry for a

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rules::Rules;
-use super::{Engine, EngineOptions, ScopeBook, Seen};
+use super::{Engine, EngineOptions, ScopeBook, Seen, SeenEntry};
 use crate::policy::Policy;
 use crate::time::Timestamp;
 
@@ -99,17 +99,25 @@ impl Engine {
     }
 
     /// The dedup keys added since the last call (empty unless journaling).
-    pub fn drain_seen_journal(&mut self) -> Vec<(u128, i64)> {
+    pub fn drain_seen_journal(&mut self) -> Vec<SeenEntry> {
         self.state.seen.drain_journal()
+    }
+
+    /// How many dedup keys wait in the journal.
+    pub fn seen_journal_len(&self) -> usize {
+        self.state.seen.journal_len()
     }
 
     /// Adds dedup entries back after [`Engine::restore`] of a snapshot taken without
     /// them; entries older than the state's horizon are left out.
-    pub fn restore_seen(&mut self, entries: impl IntoIterator<Item = (u128, i64)>) {
+    pub fn restore_seen(&mut self, entries: impl IntoIterator<Item = SeenEntry>) {
         let from = self.seen_forgotten_before().unwrap_or(i64::MIN);
-        self.state
-            .seen
-            .extend_entries(entries.into_iter().filter(|(_, second)| *second >= from));
+        self.state.seen.extend_entries(
+            entries
+                .into_iter()
+                .map(SeenEntry::pair)
+                .filter(|(_, second)| *second >= from),
+        );
     }
 
     /// Seconds (event time) before which seen ids are forgotten, once a sweep ran.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use super::{reduce, Seen, MAX_BUCKETS};
+use super::{reduce, Seen, SeenEntry, MAX_BUCKETS};
 use crate::message::Stream;
 
 /// Few ids, so that repeats are common.
@@ -172,14 +172,14 @@ fn the_journal_holds_each_new_id_once_with_its_persisted_key() {
     assert_eq!(
         journal,
         vec![
-            (reduce(Model::key(Stream::ExecResult, "f-1")), 100),
-            (reduce(Model::key(Stream::RiskEvent, "f-1")), 102),
+            SeenEntry::new(Model::key(Stream::ExecResult, "f-1"), 100),
+            SeenEntry::new(Model::key(Stream::RiskEvent, "f-1"), 102),
         ]
     );
     assert!(seen.drain_journal().is_empty());
     // Put back into an empty set, the journal answers as the set did.
     let mut restored = Seen::default();
-    restored.extend_entries(journal);
+    restored.extend_entries(journal.into_iter().map(SeenEntry::pair));
     assert_eq!(restored, seen);
 }
 
@@ -277,7 +277,7 @@ fn an_engine_restored_from_an_older_build_still_knows_its_ids() {
         &engine.snapshot_without_seen(),
     )
     .expect("reads");
-    from_store.restore_seen([(full, 1_754_870_400)]);
+    from_store.restore_seen([SeenEntry::new(full, 1_754_870_400)]);
     assert_eq!(
         from_store.apply(&fill("f-1")).disposition,
         Disposition::Duplicate

@@ -9,13 +9,25 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{debug, warn};
 
-use super::records::{Publisher, Record};
+use super::records::{Publisher, Record, BLOCK_ENTRIES};
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
 use crate::live::store::{Checkpoint, SeenEntry};
 
 /// How often the state record and the manifest are published at most.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// What the changelog's producer may hold unacknowledged, in KiB: about ten dedup
+/// blocks. Without a bound librdkafka kept a copy of every block of a backlog drain
+/// until the broker had it (21 MB of a drain's peak); with it, the store writer
+/// waits for the broker instead (never the decision thread). An explicit
+/// `queue.buffering.max.kbytes` in `[kafka]` wins.
+const QUEUE_KBYTES: &str = "4096";
+
+/// How long a record waits for room in that queue before the lineage is given up (a
+/// new one starts with the next checkpoint). Short: the store writer publishes after
+/// each write, and the next checkpoint's write waits behind it.
+const PATIENCE: Duration = Duration::from_secs(1);
 
 /// Publishes what the store writer wrote.
 pub struct ChangelogWriter {
@@ -34,10 +46,18 @@ impl ChangelogWriter {
     /// # Errors
     /// The Kafka error when the producer cannot be created.
     pub fn open(config: &LiveConfig, publisher: Publisher) -> Result<Self, KafkaError> {
+        let mut client = kafka::producer(config);
+        if !config
+            .kafka
+            .iter()
+            .any(|(key, _)| key == "queue.buffering.max.kbytes")
+        {
+            client.set("queue.buffering.max.kbytes", QUEUE_KBYTES);
+        }
         Ok(ChangelogWriter {
             topic: config.topics.state.clone(),
             group: config.group_id.clone(),
-            producer: kafka::producer(config).create()?,
+            producer: client.create()?,
             publisher,
             pending: None,
             last_snapshot: None,
@@ -58,17 +78,25 @@ impl ChangelogWriter {
         seen: &[SeenEntry],
         full: Option<&[SeenEntry]>,
     ) {
-        let records = match full {
-            Some(all) => self.publisher.blocks(all, true),
+        let (entries, full) = match full {
+            Some(all) => (all, true),
             // Without its whole set first, a lineage's blocks would be a cut of
             // nothing: the next checkpoint brings it.
             None if self.publisher.wants_full() => return,
-            None => self.publisher.blocks(seen, false),
+            None => (seen, false),
         };
-        self.send(records);
-        if self.publisher.wants_full() {
-            // A record was lost: this lineage is abandoned.
-            return;
+        if entries.is_empty() {
+            // A lineage may start with an empty set.
+            self.publisher.blocks(entries, full);
+        }
+        // One block at a time: encoded, handed over, dropped.
+        for block in entries.chunks(BLOCK_ENTRIES) {
+            let records = self.publisher.blocks(block, full);
+            self.send(records);
+            if self.publisher.wants_full() {
+                // A record was lost: this lineage is abandoned.
+                return;
+            }
         }
         self.pending = Some(checkpoint);
         self.idle();
@@ -123,9 +151,11 @@ impl ChangelogWriter {
         }
     }
 
-    /// Whether the producer took the record.
+    /// Whether the producer took the record (waiting for room while the broker
+    /// acknowledges earlier ones, up to [`PATIENCE`]).
     fn send_waiting(&self, key: &str, payload: Option<&[u8]>) -> bool {
-        for _ in 0..200 {
+        let since = Instant::now();
+        while since.elapsed() < PATIENCE {
             let mut message = BaseRecord::<str, [u8]>::to(&self.topic).key(key);
             if let Some(payload) = payload {
                 message = message.payload(payload);

@@ -219,14 +219,14 @@ impl Reader {
         let mut seen = Vec::new();
         let held = self.blocks.get(&manifest.lineage);
         for (number, bytes) in held.into_iter().flatten() {
-            let newest = decode_entries(bytes).map(|(_, s)| s).max();
+            let newest = decode_entries(bytes).map(|e| e.second()).max();
             if *number >= manifest.through || newest.is_none_or(|n| n < from) {
                 continue;
             }
             blocks += 1;
             entries += (bytes.len() / 24) as u64;
             digest ^= block_digest(*number, bytes);
-            seen.extend(decode_entries(bytes).filter(|(_, s)| *s >= from));
+            seen.extend(decode_entries(bytes).filter(|e| e.second() >= from));
         }
         if (blocks, entries, format!("{digest:016x}"))
             != (manifest.blocks, manifest.entries, manifest.digest.clone())

@@ -128,16 +128,16 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 
 fn encode_entries(entries: &[SeenEntry]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(entries.len() * ENTRY);
-    for (id, second) in entries {
-        bytes.extend_from_slice(&id.to_be_bytes());
-        bytes.extend_from_slice(&second.to_be_bytes());
+    for entry in entries {
+        bytes.extend_from_slice(&entry.key().to_be_bytes());
+        bytes.extend_from_slice(&entry.second().to_be_bytes());
     }
     bytes
 }
 
 pub(super) fn decode_entries(bytes: &[u8]) -> impl Iterator<Item = SeenEntry> + '_ {
     bytes.chunks_exact(ENTRY).map(|raw| {
-        (
+        SeenEntry::new(
             u128::from_be_bytes(raw[..16].try_into().expect("16 bytes")),
             i64::from_be_bytes(raw[16..].try_into().expect("8 bytes")),
         )
@@ -234,7 +234,7 @@ impl Publisher {
                 let number = self.next_block;
                 self.next_block += 1;
                 let bytes = encode_entries(entries);
-                let newest = entries.iter().map(|(_, s)| *s).max().unwrap_or(i64::MIN);
+                let newest = entries.iter().map(|e| e.second()).max().unwrap_or(i64::MIN);
                 let mark = BlockMark {
                     digest: block_digest(number, &bytes),
                     entries: entries.len() as u64,

@@ -50,7 +50,7 @@ impl Run {
         let full = self.publisher.wants_full();
         self.all.extend(new.iter().copied());
         let from = seen_from.unwrap_or(i64::MIN);
-        self.all.retain(|(_, s)| *s >= from);
+        self.all.retain(|e| e.second() >= from);
         let entries: Vec<SeenEntry> = if full {
             self.all.iter().copied().collect()
         } else {
@@ -73,8 +73,8 @@ impl Run {
             let second = seq as i64 * 7;
             let new: Vec<SeenEntry> = (0..(seq % 5) * 3)
                 .map(|i| {
-                    (
-                        (u128::from(seq) << 64) | u128::from(i),
+                    SeenEntry::new(
+                        (u128::from(seq) << 96) | (u128::from(i) << 48),
                         second - (i as i64 % 4),
                     )
                 })

@@ -103,6 +103,9 @@ const SCRIPT_PATIENCE: Duration = Duration::from_secs(30);
 const VIEW_EVERY: Duration = Duration::from_millis(100);
 /// A turn that takes this long is logged with where the time went.
 const SLOW_TURN: Duration = Duration::from_millis(50);
+/// A checkpoint is due once this many new dedup ids wait for one (1 MiB of them),
+/// even while decisions wait for their order records.
+const JOURNAL_DUE: usize = 65_536;
 /// How long the aggregator holds an operator's order for the workers' progress.
 const PROGRESS_WAIT: Duration = Duration::from_millis(500);
 

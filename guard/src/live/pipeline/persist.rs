@@ -37,13 +37,19 @@ impl<S: Store> LiveGuard<S> {
         };
         if let Some(from) = checkpoint.seen_from {
             // Entries journaled but already beyond the horizon need not be written.
-            self.pending_seen.retain(|(_, second)| *second >= from);
+            self.pending_seen.retain(|entry| entry.second() >= from);
         }
         let seen = std::mem::take(&mut self.pending_seen);
         // A new changelog lineage needs the whole dedup set once, exactly as the
         // checkpoint has it.
-        let full = std::mem::take(&mut self.publish_full)
-            .then(|| self.engine.state().seen.entries().collect());
+        let full = std::mem::take(&mut self.publish_full).then(|| {
+            self.engine
+                .state()
+                .seen
+                .entries()
+                .map(SeenEntry::from)
+                .collect()
+        });
         self.cut_journal();
         self.prepared = Some(Prepared {
             checkpoint,
@@ -127,9 +133,11 @@ impl<S: Store> LiveGuard<S> {
     }
 
     /// Checkpoints give way to decisions waiting for their order record, but not for
-    /// long: a stream of trips must not starve them.
+    /// long: a stream of trips must not starve them, nor may the dedup ids waiting
+    /// for a checkpoint pile up (a backlog drain trips all the time).
     pub(super) fn checkpoint_overdue(&self) -> bool {
         self.last_checkpoint.elapsed() >= self.config.checkpoint_interval * 4
+            || self.engine.seen_journal_len() >= JOURNAL_DUE
     }
 
     /// Notes a change of the state. The first change after the state was wholly in

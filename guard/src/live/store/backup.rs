@@ -63,7 +63,7 @@ pub fn encode(restored: &Restored) -> Result<String, BackupError> {
         seen: restored
             .seen
             .iter()
-            .map(|(k, second)| format!("{k:032x}:{second}"))
+            .map(|e| format!("{:032x}:{}", e.key(), e.second()))
             .collect(),
     };
     let body = serde_json::to_string(&body).map_err(|e| BackupError::Body(e.to_string()))?;
@@ -98,7 +98,10 @@ pub fn decode(text: &str) -> Result<Restored, BackupError> {
         .iter()
         .map(|entry| {
             let parsed = entry.split_once(':').and_then(|(hex, second)| {
-                Some((u128::from_str_radix(hex, 16).ok()?, second.parse().ok()?))
+                Some(super::SeenEntry::new(
+                    u128::from_str_radix(hex, 16).ok()?,
+                    second.parse().ok()?,
+                ))
             });
             parsed.ok_or_else(|| BackupError::Seen(entry.clone()))
         })

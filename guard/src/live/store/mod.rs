@@ -77,7 +77,7 @@ fn offsets_as_pairs<S: serde::Serializer>(
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
-pub type SeenEntry = (u128, i64);
+pub use crate::engine::SeenEntry;
 
 /// A checkpoint as loaded, with every seen id.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -134,7 +134,7 @@ impl Store for MemStore {
         self.checkpoint = Some(checkpoint.clone());
         self.seen.extend_from_slice(new_seen);
         if let Some(from) = checkpoint.seen_from {
-            self.seen.retain(|(_, second)| *second >= from);
+            self.seen.retain(|entry| entry.second() >= from);
         }
         Ok(())
     }
@@ -356,12 +356,12 @@ impl Store for SledStore {
             seen.extend(
                 ids.chunks_exact(24)
                     .map(|raw| {
-                        (
+                        SeenEntry::new(
                             u128::from_be_bytes(raw[..16].try_into().expect("16 bytes")),
                             i64::from_be_bytes(raw[16..].try_into().expect("8 bytes")),
                         )
                     })
-                    .filter(|(_, second)| *second >= from),
+                    .filter(|entry| entry.second() >= from),
             );
         }
         self.seen

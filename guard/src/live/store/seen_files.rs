@@ -19,9 +19,18 @@ const ENTRY: usize = 24;
 /// Writes `bytes` to `path` so that a crash leaves the old file or the whole new one:
 /// a temporary file, fsynced, renamed, and the directory fsynced.
 pub(super) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_durably_with(path, |mut file| file.write_all(bytes))
+}
+
+/// Writes a file through `fill` to a temporary name, syncs it and renames it into
+/// place, then syncs the directory.
+fn write_durably_with(
+    path: &Path,
+    fill: impl FnOnce(&fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
-    let mut file = fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
+    let file = fs::File::create(&temporary)?;
+    fill(&file)?;
     file.sync_data()?;
     fs::rename(&temporary, path)?;
     if let Some(dir) = path.parent() {
@@ -82,14 +91,17 @@ impl SeenFiles {
         if entries.is_empty() {
             return Ok(());
         }
-        let newest = entries.iter().map(|(_, s)| *s).max().unwrap_or(i64::MIN);
-        let mut bytes = Vec::with_capacity(entries.len() * ENTRY);
-        for (id, second) in entries {
-            bytes.extend_from_slice(&id.to_be_bytes());
-            bytes.extend_from_slice(&second.to_be_bytes());
-        }
+        let newest = entries.iter().map(|e| e.second()).max().unwrap_or(i64::MIN);
         let path = self.dir.join(name(newest, seq));
-        write_durably(&path, &bytes)?;
+        // Encoded through a small buffer: a backlog's block need not be copied whole.
+        write_durably_with(&path, |file| {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+            for entry in entries {
+                out.write_all(&entry.key().to_be_bytes())?;
+                out.write_all(&entry.second().to_be_bytes())?;
+            }
+            out.flush()
+        })?;
         self.files.insert((newest, seq), path);
         Ok(())
     }
@@ -130,12 +142,12 @@ impl SeenFiles {
                 bytes
                     .chunks_exact(ENTRY)
                     .map(|raw| {
-                        (
+                        SeenEntry::new(
                             u128::from_be_bytes(raw[..16].try_into().expect("16 bytes")),
                             i64::from_be_bytes(raw[16..].try_into().expect("8 bytes")),
                         )
                     })
-                    .filter(|(_, second)| *second >= from),
+                    .filter(|entry| entry.second() >= from),
             );
         }
         Ok(())

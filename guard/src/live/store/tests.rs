@@ -1,6 +1,11 @@
 //! The sled store: round trips, the horizon, torn and older layouts.
 use super::*;
 
+/// A seen entry of key number `k` (distinct in the persisted key's 80 bits).
+fn e(k: u128, second: i64) -> SeenEntry {
+    SeenEntry::new(k << 48, second)
+}
+
 fn checkpoint(seq: u64) -> Checkpoint {
     Checkpoint {
         seq,
@@ -25,8 +30,10 @@ fn sled_store_round_trips_checkpoint_and_seen_ids() {
     {
         let mut store = SledStore::open(&dir).unwrap();
         assert!(store.load().unwrap().is_none());
-        store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
-        store.save(&checkpoint(2), &[(u128::MAX, 30)]).unwrap();
+        store.save(&checkpoint(1), &[e(1, 10), e(2, 20)]).unwrap();
+        store
+            .save(&checkpoint(2), &[SeenEntry::new(u128::MAX, 30)])
+            .unwrap();
     }
     let store = SledStore::open(&dir).unwrap();
     let restored = store.load().unwrap().unwrap();
@@ -42,7 +49,10 @@ fn sled_store_round_trips_checkpoint_and_seen_ids() {
     assert_eq!(restored.checkpoint, checkpoint(2));
     let mut seen = restored.seen;
     seen.sort_unstable();
-    assert_eq!(seen, vec![(1, 10), (2, 20), (u128::MAX, 30)]);
+    assert_eq!(
+        seen,
+        vec![e(1, 10), e(2, 20), SeenEntry::new(u128::MAX, 30)]
+    );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -86,16 +96,16 @@ fn a_block_of_a_checkpoint_never_committed_is_ignored_and_replaced() {
     let dir = std::env::temp_dir().join(format!("guard-store-torn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut store = SledStore::open(&dir).unwrap();
-    store.save(&checkpoint(1), &[(1, 10)]).unwrap();
+    store.save(&checkpoint(1), &[e(1, 10)]).unwrap();
     // A crash after checkpoint 2's block reached the disk, before sled had it.
-    store.seen.write(2, &[(2, 20)]).unwrap();
+    store.seen.write(2, &[e(2, 20)]).unwrap();
     drop(store);
     let mut store = SledStore::open(&dir).unwrap();
-    assert_eq!(store.load().unwrap().unwrap().seen, vec![(1, 10)]);
-    store.save(&checkpoint(2), &[(3, 30)]).unwrap();
+    assert_eq!(store.load().unwrap().unwrap().seen, vec![e(1, 10)]);
+    store.save(&checkpoint(2), &[e(3, 30)]).unwrap();
     let mut seen = store.load().unwrap().unwrap().seen;
     seen.sort_unstable();
-    assert_eq!(seen, vec![(1, 10), (3, 30)]);
+    assert_eq!(seen, vec![e(1, 10), e(3, 30)]);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -106,9 +116,9 @@ fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
     let _ = std::fs::remove_dir_all(&dir);
     {
         let mut store = SledStore::open(&dir).unwrap();
-        store.save(&checkpoint(1), &[(1, 10), (2, 20)]).unwrap();
-        store.save(&checkpoint(2), &[(3, 25)]).unwrap();
-        store.save(&checkpoint(3), &[(4, 40)]).unwrap();
+        store.save(&checkpoint(1), &[e(1, 10), e(2, 20)]).unwrap();
+        store.save(&checkpoint(2), &[e(3, 25)]).unwrap();
+        store.save(&checkpoint(3), &[e(4, 40)]).unwrap();
         // The horizon moves past the first two blocks' newest entries but one.
         let mut moved = checkpoint(4);
         moved.seen_from = Some(22);
@@ -122,7 +132,7 @@ fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
     let store = SledStore::open(&dir).unwrap();
     let mut seen = store.load().unwrap().unwrap().seen;
     seen.sort_unstable();
-    assert_eq!(seen, vec![(3, 25), (4, 40)]);
+    assert_eq!(seen, vec![e(3, 25), e(4, 40)]);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
