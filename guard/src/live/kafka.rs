@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message as _};
 
 use super::config::LiveConfig;
 
@@ -103,6 +103,9 @@ pub struct Delivery {
     pub sent: Instant,
     /// `Ok` once the broker acknowledged it.
     pub result: Result<(), KafkaError>,
+    /// Where the broker put it, when it went to the echo topic
+    /// ([`DeliveryContext::echoing`]): partition and offset.
+    pub echo: Option<(i32, i64)>,
 }
 
 /// What the producer hands back with each message.
@@ -119,9 +122,19 @@ pub struct Pending {
 #[derive(Clone, Default)]
 pub struct DeliveryContext {
     reports: Arc<Mutex<Vec<Delivery>>>,
+    echo_topic: Option<Arc<str>>,
 }
 
 impl DeliveryContext {
+    /// Reports also say where each message sent to `topic` landed: the guard reads
+    /// its own risk events back on that input and needs to tell them from others'.
+    pub fn echoing(topic: &str) -> Self {
+        DeliveryContext {
+            reports: Arc::default(),
+            echo_topic: Some(topic.into()),
+        }
+    }
+
     /// The reports received since the last call.
     pub fn drain(&self) -> Vec<Delivery> {
         std::mem::take(&mut *self.reports.lock().unwrap_or_else(|e| e.into_inner()))
@@ -134,6 +147,12 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Pending>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let echo = match (result, &self.echo_topic) {
+            (Ok(message), Some(topic)) if message.topic() == &**topic => {
+                Some((message.partition(), message.offset()))
+            }
+            _ => None,
+        };
         let result = match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
@@ -146,6 +165,7 @@ impl ProducerContext for DeliveryContext {
                 seq: pending.seq,
                 sent: pending.sent,
                 result,
+                echo,
             });
     }
 }

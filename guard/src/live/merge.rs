@@ -43,6 +43,21 @@ pub fn patience(fetch_next: i64, high: i64, max_order_wait: Duration) -> Option<
     }
 }
 
+/// The first offset from `next` on that is not one of `echoes` — offsets known to
+/// hold the guard's own risk events, which it applies as no-ops (`OwnEvent`): the
+/// merge waits for what others wrote, not for the guard's own output coming back. A
+/// guard that publishes a trip while draining a backlog would otherwise see its own
+/// risk event above its fetch position and hold every other input for it.
+pub fn past_echoes(mut next: i64, echoes: &std::collections::BTreeSet<i64>) -> i64 {
+    for echo in echoes.range(next..) {
+        if *echo != next {
+            break;
+        }
+        next += 1;
+    }
+    next
+}
+
 /// A partition: topic and partition number.
 pub type Partition = (String, i32);
 
@@ -225,6 +240,24 @@ mod tests {
         assert_eq!(patience(0, 10_000, long), Some(long));
         // Zero: messages are applied in fetch order.
         assert_eq!(patience(0, 10_000, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn only_the_guards_own_events_next_in_line_are_skipped() {
+        let echoes: std::collections::BTreeSet<i64> = [3, 4, 5, 7, 9].into();
+        assert_eq!(past_echoes(3, &echoes), 6);
+        assert_eq!(past_echoes(2, &echoes), 2);
+        assert_eq!(past_echoes(6, &echoes), 6);
+        assert_eq!(past_echoes(7, &echoes), 8);
+        assert_eq!(past_echoes(10, &echoes), 10);
+        // Nothing but its own events above the fetch position: nothing to wait for.
+        let high = 10;
+        assert_eq!(
+            patience(past_echoes(9, &echoes), high, Duration::from_millis(5)),
+            None
+        );
+        // Another's message at 6 is still waited for.
+        assert!(patience(past_echoes(3, &echoes), high, Duration::from_millis(5)).is_some());
     }
 
     #[test]

@@ -29,7 +29,7 @@
 //! next one (bounded by [`super::merge::patience`]); the journal makes whatever order that gave
 //! final once a decision rests on it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -228,6 +228,10 @@ struct InputPartition {
     fetched_next: Option<i64>,
     /// `fetched_next` when a wait for this partition last expired.
     waived: Option<Option<i64>>,
+    /// Offsets not yet fetched that hold the guard's own risk events (acknowledged
+    /// by the broker): applying one changes nothing, so the merge need not wait for
+    /// them ([`LiveGuard::fetch_behind`]).
+    echoes: BTreeSet<i64>,
 }
 
 impl<S: Store> LiveGuard<S> {

@@ -43,6 +43,9 @@ impl<S: Store> LiveGuard<S> {
         let mut failures = 0u64;
         let mut failed_ids = Vec::new();
         for report in reports {
+            if let Some((partition, offset)) = report.echo {
+                self.echoed(partition, offset);
+            }
             match (report.result, report.id == ORDER_RECORD) {
                 (Ok(()), true) => self.journal.acked(report.seq),
                 (Ok(()), false) => {

@@ -31,7 +31,8 @@ impl<S: Store> LiveGuard<S> {
         let publishing = changelog.is_some();
         restored.engine.enable_seen_journal();
         let (journal, script) = Self::recover_order(&config, &restored.offsets)?;
-        let deliveries = DeliveryContext::default();
+        // The guard's own risk events come back on its risk_event input.
+        let deliveries = DeliveryContext::echoing(&config.topics.risk_event);
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
         let consumer: BaseConsumer = kafka::input_consumer(&config).create()?;
@@ -278,6 +279,7 @@ impl<S: Store> LiveGuard<S> {
                 partition: e.partition(),
                 fetched_next: e.offset().to_raw().filter(|o| *o >= 0),
                 waived: None,
+                echoes: BTreeSet::new(),
             })
             .collect();
         self.input_watch.watch(

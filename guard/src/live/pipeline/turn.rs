@@ -165,6 +165,9 @@ impl<S: Store> LiveGuard<S> {
             .find(|i| i.partition == key.partition && i.topic == topic)
         {
             input.fetched_next = Some(key.offset + 1);
+            while input.echoes.first().is_some_and(|o| *o <= key.offset) {
+                input.echoes.pop_first();
+            }
         }
         if topic == self.config.topics.facts && held.payload.starts_with(br#"{"progress""#) {
             // Progress is read at once, not merged: the orders and risk events held
@@ -377,9 +380,28 @@ impl<S: Store> LiveGuard<S> {
             return None;
         }
         match self.cached_watermarks(&input.name, input.partition) {
-            Some((low, high)) => merge::patience(input.fetched_next.unwrap_or(low), high, max_wait),
+            Some((low, high)) => {
+                // The guard's own risk events next in line are not waited for.
+                let next = merge::past_echoes(input.fetched_next.unwrap_or(low), &input.echoes);
+                merge::patience(next, high, max_wait)
+            }
             // No fetch answered yet: the broker may hold a backlog of it.
             None => (!max_wait.is_zero()).then_some(merge::BACKLOG_PATIENCE.max(max_wait)),
+        }
+    }
+
+    /// The broker acknowledged one of the guard's own risk events at `offset` of
+    /// `partition` of the risk_event input: noted, unless already fetched.
+    pub(super) fn echoed(&mut self, partition: i32, offset: i64) {
+        let topic = &self.config.topics.risk_event;
+        if let Some(input) = self
+            .inputs
+            .iter_mut()
+            .find(|i| i.partition == partition && i.topic == *topic)
+        {
+            if input.fetched_next.is_none_or(|next| offset >= next) {
+                input.echoes.insert(offset);
+            }
         }
     }
 
