@@ -122,13 +122,35 @@ impl ChangelogWriter {
             return;
         }
         self.last_snapshot = Some(Instant::now());
-        let records = self.publisher.snapshot(&checkpoint);
-        debug!(
-            seq = checkpoint.seq,
-            records = records.len(),
-            "changelog snapshot published"
+        // Each record goes to the producer as it is made.
+        let (producer, topic, group) = (&self.producer, &self.topic, &self.group);
+        let mut records = 0usize;
+        let sent = self.publisher.snapshot_each(&checkpoint, |record| {
+            records += 1;
+            send_waiting(
+                producer,
+                topic,
+                &format!("{group}/{}", record.key),
+                record.payload.as_deref(),
+            )
+        });
+        if sent {
+            debug!(
+                seq = checkpoint.seq,
+                records, "changelog snapshot published"
+            );
+        } else {
+            self.lost();
+        }
+    }
+
+    /// A record was not published: this lineage is given up.
+    fn lost(&mut self) {
+        warn!(
+            "a changelog record was not published: a new lineage starts with the next checkpoint"
         );
-        self.send(records);
+        self.publisher.restart();
+        self.pending = None;
     }
 
     /// Publishes what is pending and waits for the broker to have it (a clean stop).
@@ -142,36 +164,34 @@ impl ChangelogWriter {
     fn send(&mut self, records: Vec<Record>) {
         for record in records {
             let key = format!("{}/{}", self.group, record.key);
-            if !self.send_waiting(&key, record.payload.as_deref()) {
-                warn!("a changelog record was not published: a new lineage starts with the next checkpoint");
-                self.publisher.restart();
-                self.pending = None;
+            if !send_waiting(&self.producer, &self.topic, &key, record.payload.as_deref()) {
+                self.lost();
                 return;
             }
         }
     }
+}
 
-    /// Whether the producer took the record (waiting for room while the broker
-    /// acknowledges earlier ones, up to [`PATIENCE`]).
-    fn send_waiting(&self, key: &str, payload: Option<&[u8]>) -> bool {
-        let since = Instant::now();
-        while since.elapsed() < PATIENCE {
-            let mut message = BaseRecord::<str, [u8]>::to(&self.topic).key(key);
-            if let Some(payload) = payload {
-                message = message.payload(payload);
+/// Whether the producer took the record (waiting for room while the broker
+/// acknowledges earlier ones, up to [`PATIENCE`]).
+fn send_waiting(producer: &BaseProducer, topic: &str, key: &str, payload: Option<&[u8]>) -> bool {
+    let since = Instant::now();
+    while since.elapsed() < PATIENCE {
+        let mut message = BaseRecord::<str, [u8]>::to(topic).key(key);
+        if let Some(payload) = payload {
+            message = message.payload(payload);
+        }
+        match producer.send(message) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(5));
             }
-            match self.producer.send(message) {
-                Ok(()) => return true,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => {
-                    warn!(error = %e, key, "cannot publish to the changelog");
-                    return false;
-                }
+            Err((e, _)) => {
+                warn!(error = %e, key, "cannot publish to the changelog");
+                return false;
             }
         }
-        warn!(key, "the changelog producer stayed full");
-        false
     }
+    warn!(key, "the changelog producer stayed full");
+    false
 }

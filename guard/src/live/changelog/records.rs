@@ -144,21 +144,46 @@ pub(super) fn decode_entries(bytes: &[u8]) -> impl Iterator<Item = SeenEntry> + 
     })
 }
 
-/// The state record of `checkpoint`: its head, a newline, its engine snapshot.
-fn state_record(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
-    let head = StateRecord {
-        instance: instance.to_owned(),
+/// The head of `checkpoint`'s state record and the newline after it; the engine
+/// snapshot's bytes follow on the wire. Serialised from borrowed fields: the outbox
+/// is not copied.
+fn state_head(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        instance: &'a str,
+        seq: u64,
+        #[serde(serialize_with = "offsets_as_pairs")]
+        offsets: &'a BTreeMap<Partition, i64>,
+        outbox: &'a [OutMsg],
+        seen_from: Option<i64>,
+    }
+    fn offsets_as_pairs<S: serde::Serializer>(
+        offsets: &&BTreeMap<Partition, i64>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        crate::engine::pairs::serialize(offsets, s)
+    }
+    let mut head = serde_json::to_vec(&Head {
+        instance,
         seq: checkpoint.seq,
-        offsets: checkpoint.offsets.clone(),
-        outbox: checkpoint.outbox.clone(),
+        offsets: &checkpoint.offsets,
+        outbox: &checkpoint.outbox,
         seen_from: checkpoint.seen_from,
-    };
-    let head = serde_json::to_vec(&head).expect("state records serialise");
-    let mut bytes = Vec::with_capacity(head.len() + 1 + checkpoint.engine.len());
-    bytes.extend_from_slice(&head);
-    bytes.push(b'\n');
-    bytes.extend_from_slice(&checkpoint.engine);
-    bytes
+    })
+    .expect("state records serialise");
+    head.push(b'\n');
+    head
+}
+
+/// Bytes `start..end` of `first` followed by `second`, appended to `out`.
+fn extend_from_joined(out: &mut Vec<u8>, first: &[u8], second: &[u8], start: usize, end: usize) {
+    let split = first.len();
+    if start < split {
+        out.extend_from_slice(&first[start..end.min(split)]);
+    }
+    if end > split {
+        out.extend_from_slice(&second[start.max(split) - split..end - split]);
+    }
 }
 
 /// A block as the writer remembers it: enough to count it and to tombstone it.
@@ -253,6 +278,22 @@ impl Publisher {
     /// The state record and the manifest of `checkpoint` (whose blocks were published
     /// before), then the tombstones its horizon allows.
     pub fn snapshot(&mut self, checkpoint: &Checkpoint) -> Vec<Record> {
+        let mut records = Vec::new();
+        self.snapshot_each(checkpoint, |record| {
+            records.push(record);
+            true
+        });
+        records
+    }
+
+    /// [`Publisher::snapshot`] one record at a time, handed to `send` as it is made
+    /// (the state record is never whole in memory twice); stops at the first record
+    /// `send` refuses and returns `false`.
+    pub fn snapshot_each(
+        &mut self,
+        checkpoint: &Checkpoint,
+        mut send: impl FnMut(Record) -> bool,
+    ) -> bool {
         let from = checkpoint.seen_from.unwrap_or(i64::MIN);
         let mut gone = Vec::new();
         while let Some(entry) = self.live.first_entry() {
@@ -264,10 +305,36 @@ impl Publisher {
             self.entries -= mark.entries;
             gone.push(number);
         }
-        let bytes = state_record(&self.instance, checkpoint);
-        let mut records = Vec::new();
-        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
-        for (index, data) in chunks.iter().enumerate() {
+        let head = state_head(&self.instance, checkpoint);
+        let engine = &checkpoint.engine;
+        let total = head.len() + engine.len();
+        let chunks = total.div_ceil(CHUNK);
+        let manifest = Manifest {
+            format: FORMAT,
+            lineage: self.lineage.clone(),
+            epoch: self.epoch,
+            seq: checkpoint.seq,
+            chunks,
+            sha256: hex(&Sha256::new()
+                .chain_update(&head)
+                .chain_update(engine)
+                .finalize()),
+            seen_from: checkpoint.seen_from,
+            through: self.next_block,
+            blocks: self.live.len() as u64,
+            entries: self.entries,
+            digest: format!("{:016x}", self.digest),
+        };
+        // After the manifest: a reader holding the previous cut keeps what it needs
+        // until the one that no longer needs it is complete.
+        let mut tombstones: Vec<String> = gone
+            .into_iter()
+            .map(|n| format!("seen/{}/{n}", self.lineage))
+            .collect();
+        tombstones.append(&mut self.stale);
+        tombstones.extend((chunks..self.chunks).map(|i| format!("state/{i}")));
+        self.chunks = chunks;
+        for index in 0..chunks {
             let header = ChunkHeader {
                 lineage: self.lineage.clone(),
                 seq: checkpoint.seq,
@@ -275,39 +342,50 @@ impl Publisher {
             };
             let mut payload = serde_json::to_vec(&header).expect("headers serialise");
             payload.push(b'\n');
-            payload.extend_from_slice(data);
-            records.push(Record {
+            let start = index * CHUNK;
+            extend_from_joined(
+                &mut payload,
+                &head,
+                engine,
+                start,
+                (start + CHUNK).min(total),
+            );
+            let record = Record {
                 key: format!("state/{index}"),
                 payload: Some(payload),
-            });
+            };
+            if !send(record) {
+                return false;
+            }
         }
-        let manifest = Manifest {
-            format: FORMAT,
-            lineage: self.lineage.clone(),
-            epoch: self.epoch,
-            seq: checkpoint.seq,
-            chunks: chunks.len(),
-            sha256: hex(&Sha256::digest(&bytes)),
-            seen_from: checkpoint.seen_from,
-            through: self.next_block,
-            blocks: self.live.len() as u64,
-            entries: self.entries,
-            digest: format!("{:016x}", self.digest),
-        };
-        records.push(Record {
+        let manifest = Record {
             key: "manifest".into(),
             payload: Some(serde_json::to_vec(&manifest).expect("manifests serialise")),
-        });
-        // After the manifest: a reader holding the previous cut keeps what it needs
-        // until the one that no longer needs it is complete.
-        let tombstone = |key: String| Record { key, payload: None };
-        records.extend(
-            gone.into_iter()
-                .map(|n| tombstone(format!("seen/{}/{n}", self.lineage))),
-        );
-        records.extend(std::mem::take(&mut self.stale).into_iter().map(tombstone));
-        records.extend((chunks.len()..self.chunks).map(|i| tombstone(format!("state/{i}"))));
-        self.chunks = chunks.len();
-        records
+        };
+        std::iter::once(manifest)
+            .chain(
+                tombstones
+                    .into_iter()
+                    .map(|key| Record { key, payload: None }),
+            )
+            .all(send)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extend_from_joined;
+
+    #[test]
+    fn any_range_of_two_joined_slices_is_the_range_of_their_concatenation() {
+        let (first, second) = (b"head\n".as_slice(), b"engine bytes".as_slice());
+        let joined = [first, second].concat();
+        for start in 0..=joined.len() {
+            for end in start..=joined.len() {
+                let mut out = b"prefix".to_vec();
+                extend_from_joined(&mut out, first, second, start, end);
+                assert_eq!(&out[6..], &joined[start..end], "{start}..{end}");
+            }
+        }
     }
 }

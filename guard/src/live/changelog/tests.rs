@@ -232,3 +232,19 @@ fn a_whole_snapshot_of_the_older_format_is_refused_with_both_formats_named() {
         "the changelog holds a snapshot of format 1 (this build reads format 2); it is ignored: the guard restores from its local store or the input topics"
     );
 }
+
+#[test]
+fn a_state_record_of_several_chunks_reads_back_whole() {
+    let mut run = Run::new(Publisher::new("guard-a", 1, Vec::new()));
+    run.history(1..4);
+    // An engine snapshot of a little over three chunks: chunk edges fall inside it,
+    // and the first one a little after the head's end.
+    let mut checkpoint = checkpoint(4, None);
+    let filler: String = (0..800_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    checkpoint.engine = format!(r#"{{"format":3,"filler":"{filler}"}}"#).into_bytes();
+    let records = run.publisher.snapshot(&checkpoint);
+    assert!(records.iter().filter(|r| r.key.starts_with("state/")).count() >= 4);
+    run.records.extend(records);
+    let published = read(&run.records).snapshot().unwrap().unwrap();
+    assert_eq!(published.checkpoint, checkpoint);
+}
