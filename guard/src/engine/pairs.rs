@@ -16,6 +16,18 @@ pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
     s.collect_seq(map.iter())
 }
 
+/// [`serialize`] for a field that holds a reference to the map (a struct serialised
+/// from borrowed fields).
+///
+/// # Errors
+/// Whatever the serializer reports.
+pub fn serialize_ref<K: Serialize, V: Serialize, S: Serializer>(
+    map: &&BTreeMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serialize(map, s)
+}
+
 /// Reads pairs back into a map.
 ///
 /// # Errors

@@ -152,16 +152,10 @@ fn state_head(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
     struct Head<'a> {
         instance: &'a str,
         seq: u64,
-        #[serde(serialize_with = "offsets_as_pairs")]
+        #[serde(serialize_with = "crate::engine::pairs::serialize_ref")]
         offsets: &'a BTreeMap<Partition, i64>,
         outbox: &'a [OutMsg],
         seen_from: Option<i64>,
-    }
-    fn offsets_as_pairs<S: serde::Serializer>(
-        offsets: &&BTreeMap<Partition, i64>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        crate::engine::pairs::serialize(offsets, s)
     }
     let mut head = serde_json::to_vec(&Head {
         instance,

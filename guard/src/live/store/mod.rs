@@ -63,17 +63,10 @@ pub struct Checkpoint {
 #[derive(Serialize)]
 struct CheckpointHead<'a> {
     seq: u64,
-    #[serde(serialize_with = "offsets_as_pairs")]
+    #[serde(serialize_with = "crate::engine::pairs::serialize_ref")]
     offsets: &'a BTreeMap<Partition, i64>,
     outbox: &'a [OutMsg],
     seen_from: Option<i64>,
-}
-
-fn offsets_as_pairs<S: serde::Serializer>(
-    offsets: &&BTreeMap<Partition, i64>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    crate::engine::pairs::serialize(offsets, s)
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
