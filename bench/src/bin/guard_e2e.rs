@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use guard::message::GuardCommand;
 use guard::policy::Policy;
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -247,6 +247,19 @@ fn fill(id: &str, strategy: &str, bps: f64, ts: &str) -> Vec<u8> {
 
 /// One open-loop run at `rate` for `duration` against a running guard (process
 /// `guard_pid`, 0 for another implementation).
+/// Bytes of padding each fill carries in a header (`e2e-pad`, which the guard never
+/// reads) on the mock cluster. The mock broker finds a fetch's offset by walking its
+/// partition's message sets from the oldest ("FIXME: Maintain an index" in
+/// librdkafka's rdkafka_mock.c), and a fetch at the end of the log walks all of them:
+/// with one fill a set and the mock's 5 MB retention, ~16,000 sets, a walk per fetch
+/// at the guard's 1 ms fetch wait. Past ~10,000 fills the mock's thread could not keep
+/// up (56 % of the process in `rd_kafka_mock_msgset_find`) and the guard's input fell
+/// seconds behind: the e2e tail of 100-1,000 ms with a plain hop of 10 ms
+/// (bench/README.md). Padded, the retention keeps ~2,000 sets. `E2E_FILL_PAD=N` sets
+/// it (0: none).
+static FILL_PAD: AtomicUsize = AtomicUsize::new(0);
+const MOCK_FILL_PAD: usize = 2048;
+
 fn load(
     config: &LiveConfig,
     rate: u64,
@@ -340,6 +353,15 @@ fn load(
         std::thread::spawn(move || {
             let total = (rate as f64 * duration.as_secs_f64()) as u64;
             let ts = guard::time::Timestamp::now().to_string();
+            let pad = vec![b'.'; FILL_PAD.load(Ordering::Relaxed)];
+            let padding = if pad.is_empty() {
+                OwnedHeaders::new()
+            } else {
+                OwnedHeaders::new().insert(Header {
+                    key: "e2e-pad",
+                    value: Some(&pad),
+                })
+            };
             let mut i = 0u64;
             let mut burst = 0u64;
             while i < total {
@@ -370,9 +392,12 @@ fn load(
                     bursts.fetch_add(1, Ordering::Relaxed);
                 }
                 let payload = fill(&id, &strategy, bps, &ts);
-                while let Err((e, _)) =
-                    producer.send(BaseRecord::to(&topic).key(&strategy).payload(&payload))
-                {
+                while let Err((e, _)) = producer.send(
+                    BaseRecord::to(&topic)
+                        .key(&strategy)
+                        .payload(&payload)
+                        .headers(padding.clone()),
+                ) {
                     let _ = e;
                     producer.poll(Duration::from_millis(1));
                 }
@@ -548,6 +573,11 @@ fn main() {
     std::env::set_var("RUST_LOG", "error");
     let _ = tracing_subscriber_init();
     let mock = (args.broker == "mock").then(|| MockCluster::new(1).expect("mock cluster"));
+    let pad = std::env::var("E2E_FILL_PAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if mock.is_some() { MOCK_FILL_PAD } else { 0 });
+    FILL_PAD.store(pad, Ordering::Relaxed);
     let brokers = mock
         .as_ref()
         .map_or_else(|| args.broker.clone(), |m| m.bootstrap_servers());
