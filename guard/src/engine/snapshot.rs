@@ -87,8 +87,21 @@ impl Engine {
     /// (see [`Engine::drain_seen_journal`]); restore it with [`Engine::restore`] and
     /// put the ids back with [`Engine::restore_seen`].
     pub fn snapshot_without_seen(&mut self) -> Vec<u8> {
+        self.snapshot_without_seen_sized(0)
+    }
+
+    /// [`Engine::snapshot_without_seen`] written into a buffer of `expected` bytes
+    /// (the size of the last one, say), so that a snapshot of megabytes is not grown
+    /// by doubling, a copy at each step, with two large buffers alive at the last.
+    pub fn snapshot_without_seen_sized(&mut self, expected: usize) -> Vec<u8> {
         let seen = std::mem::take(&mut self.state.seen);
-        let bytes = self.snapshot();
+        let snapshot = SnapshotRef {
+            format: SNAPSHOT_FORMAT,
+            policy_version: &self.policy_version,
+            state: &self.state,
+        };
+        let mut bytes = Vec::with_capacity(expected);
+        serde_json::to_writer(&mut bytes, &snapshot).expect("engine state always serialises");
         self.state.seen = seen;
         bytes
     }

@@ -280,15 +280,8 @@ impl Publisher {
         records
     }
 
-    /// [`Publisher::snapshot`] one record at a time, handed to `send` as it is made
-    /// (the state record is never whole in memory twice); stops at the first record
-    /// `send` refuses and returns `false`.
-    pub fn snapshot_each(
-        &mut self,
-        checkpoint: &Checkpoint,
-        mut send: impl FnMut(Record) -> bool,
-    ) -> bool {
-        let from = checkpoint.seen_from.unwrap_or(i64::MIN);
+    /// Forgets the blocks whose newest entry is before `from`; their numbers.
+    fn forget_blocks_before(&mut self, from: i64) -> Vec<u64> {
         let mut gone = Vec::new();
         while let Some(entry) = self.live.first_entry() {
             if entry.key().0 >= from {
@@ -299,6 +292,18 @@ impl Publisher {
             self.entries -= mark.entries;
             gone.push(number);
         }
+        gone
+    }
+
+    /// [`Publisher::snapshot`] one record at a time, handed to `send` as it is made
+    /// (the state record is never whole in memory twice); stops at the first record
+    /// `send` refuses and returns `false`.
+    pub fn snapshot_each(
+        &mut self,
+        checkpoint: &Checkpoint,
+        mut send: impl FnMut(Record) -> bool,
+    ) -> bool {
+        let gone = self.forget_blocks_before(checkpoint.seen_from.unwrap_or(i64::MIN));
         let head = state_head(&self.instance, checkpoint);
         let engine = &checkpoint.engine;
         let total = head.len() + engine.len();

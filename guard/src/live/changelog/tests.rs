@@ -240,10 +240,18 @@ fn a_state_record_of_several_chunks_reads_back_whole() {
     // An engine snapshot of a little over three chunks: chunk edges fall inside it,
     // and the first one a little after the head's end.
     let mut checkpoint = checkpoint(4, None);
-    let filler: String = (0..800_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let filler: String = (0..800_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     checkpoint.engine = format!(r#"{{"format":3,"filler":"{filler}"}}"#).into_bytes();
     let records = run.publisher.snapshot(&checkpoint);
-    assert!(records.iter().filter(|r| r.key.starts_with("state/")).count() >= 4);
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.key.starts_with("state/"))
+            .count()
+            >= 4
+    );
     run.records.extend(records);
     let published = read(&run.records).snapshot().unwrap().unwrap();
     assert_eq!(published.checkpoint, checkpoint);

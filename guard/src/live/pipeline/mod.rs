@@ -148,6 +148,8 @@ pub struct LiveGuard<S: Store> {
     prepared: Option<Prepared>,
     offsets: BTreeMap<Partition, i64>,
     pending_seen: Vec<SeenEntry>,
+    /// The size of the last checkpoint's engine snapshot.
+    engine_bytes: usize,
     /// The changelog's publisher (on the writer thread) needs every dedup id with
     /// the next checkpoint: it starts a lineage.
     publish_full: bool,
@@ -223,6 +225,10 @@ struct InputPartition {
     topic: String,
     name: CString,
     partition: i32,
+    /// The stream's rank in the merge ([`LiveGuard::rank_of`]); `None`: not an input.
+    rank: Option<usize>,
+    /// The scale-out facts topic (the aggregator's input).
+    facts: bool,
     /// Next offset to fetch; `None` until the first message when the partition was
     /// assigned at the beginning of the topic.
     fetched_next: Option<i64>,

@@ -24,10 +24,15 @@ impl<S: Store> LiveGuard<S> {
             return;
         }
         self.pending_seen.extend(self.engine.drain_seen_journal());
-        let mut engine = self.engine.snapshot_without_seen();
+        // Sized like the last one with an eighth to spare: not grown by doubling.
+        let expected = self.engine_bytes + self.engine_bytes / 8;
+        let mut engine = self.engine.snapshot_without_seen_sized(expected);
         // The snapshot lives on in the store writer and the changelog's pending
-        // state (up to a second): without the slack its growth left, up to twice.
-        engine.shrink_to_fit();
+        // state (up to a second): not with much slack.
+        if engine.capacity() > engine.len() + engine.len() / 4 {
+            engine.shrink_to_fit();
+        }
+        self.engine_bytes = engine.len();
         let checkpoint = Checkpoint {
             seq: self.seq + 1,
             engine,

@@ -62,6 +62,7 @@ impl<S: Store> LiveGuard<S> {
             prepared: None,
             offsets: restored.offsets,
             pending_seen: Vec::new(),
+            engine_bytes: 0,
             publish_full: publishing,
             seq: restored.seq,
             // A new lineage on the changelog starts with a checkpoint at once.
@@ -277,6 +278,8 @@ impl<S: Store> LiveGuard<S> {
                 topic: e.topic().to_owned(),
                 name: CString::new(e.topic()).unwrap_or_default(),
                 partition: e.partition(),
+                rank: self.rank_of(e.topic()),
+                facts: e.topic() == self.config.topics.facts,
                 fetched_next: e.offset().to_raw().filter(|o| *o >= 0),
                 waived: None,
                 echoes: BTreeSet::new(),

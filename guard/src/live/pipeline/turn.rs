@@ -136,8 +136,13 @@ impl<S: Store> LiveGuard<S> {
     /// Puts a fetched message into the merge (a worker's progress is read at once).
     fn hold(&mut self, message: &BorrowedMessage<'_>, received: Instant) {
         self.last_fetched = received;
-        let topic = message.topic();
-        let Some(rank) = self.rank_of(topic) else {
+        let index = self.input_of(message);
+        // Not an assigned partition (not expected): routed by its topic's name.
+        let rank = match index {
+            Some(i) => self.inputs[i].rank,
+            None => self.rank_of(message.topic()),
+        };
+        let Some(rank) = rank else {
             return;
         };
         // Recycled buffers: no allocation per message on the hot path.
@@ -159,17 +164,18 @@ impl<S: Store> LiveGuard<S> {
             partition: message.partition(),
             offset: message.offset(),
         };
-        if let Some(input) = self
-            .inputs
-            .iter_mut()
-            .find(|i| i.partition == key.partition && i.topic == topic)
-        {
-            input.fetched_next = Some(key.offset + 1);
-            while input.echoes.first().is_some_and(|o| *o <= key.offset) {
-                input.echoes.pop_first();
+        let facts = match index {
+            Some(i) => {
+                let input = &mut self.inputs[i];
+                input.fetched_next = Some(key.offset + 1);
+                while input.echoes.first().is_some_and(|o| *o <= key.offset) {
+                    input.echoes.pop_first();
+                }
+                input.facts
             }
-        }
-        if topic == self.config.topics.facts && held.payload.starts_with(br#"{"progress""#) {
+            None => message.topic() == self.config.topics.facts,
+        };
+        if facts && held.payload.starts_with(br#"{"progress""#) {
             // Progress is read at once, not merged: the orders and risk events held
             // in the merge wait for it.
             if let Ok(fact) = serde_json::from_slice::<ProgressFact>(&held.payload) {
@@ -179,10 +185,27 @@ impl<S: Store> LiveGuard<S> {
                     .or_insert(i64::MIN);
                 *seen = (*seen).max(fact.progress.ts_ms);
             }
-            self.spare.push(held);
+            self.recycle(held);
             return;
         }
-        self.merge.push(topic, key, held);
+        match index {
+            Some(i) => self.merge.push(&self.inputs[i].topic, key, held),
+            None => self.merge.push(message.topic(), key, held),
+        }
+    }
+
+    /// Which assigned input partition `message` is of: by partition number and the
+    /// topic's name as bytes, read from the client without a UTF-8 check per message.
+    fn input_of(&self, message: &BorrowedMessage<'_>) -> Option<usize> {
+        let partition = message.partition();
+        // SAFETY: a fetched message always has its topic handle, whose name is a
+        // NUL-terminated string that lives as long as the message.
+        let name = unsafe {
+            std::ffi::CStr::from_ptr(rdkafka::bindings::rd_kafka_topic_name((*message.ptr()).rkt))
+        };
+        self.inputs
+            .iter()
+            .position(|i| i.partition == partition && i.name.as_c_str() == name)
     }
 
     /// Applies the held messages in merge order. A message waits while another input
@@ -257,7 +280,15 @@ impl<S: Store> LiveGuard<S> {
             &held.payload,
             held.received,
         );
-        self.spare.push(held);
+        self.recycle(held);
+    }
+
+    /// Keeps a held message's buffers for the next fetched one, up to a fetch batch of
+    /// them: after a burst held in the merge, the rest are freed.
+    fn recycle(&mut self, held: Held) {
+        if self.spare.len() < BATCH {
+            self.spare.push(held);
+        }
     }
 
     /// Applies the recorded order restored at start, as its messages arrive; `true`
