@@ -75,12 +75,21 @@ struct SnapshotRef<'a> {
 impl Engine {
     /// The serialised state (JSON), restorable with [`Engine::restore`].
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_sized(0)
+    }
+
+    /// The snapshot written into a buffer of `expected` bytes (the size of the last
+    /// one, say), so that a snapshot of megabytes is not grown by doubling, a copy at
+    /// each step, with two large buffers alive at the last.
+    fn snapshot_sized(&self, expected: usize) -> Vec<u8> {
         let snapshot = SnapshotRef {
             format: SNAPSHOT_FORMAT,
             policy_version: &self.policy_version,
             state: &self.state,
         };
-        serde_json::to_vec(&snapshot).expect("engine state always serialises")
+        let mut bytes = Vec::with_capacity(expected);
+        serde_json::to_writer(&mut bytes, &snapshot).expect("engine state always serialises");
+        bytes
     }
 
     /// The snapshot without the set of seen ids, which a store keeps incrementally
@@ -90,18 +99,11 @@ impl Engine {
         self.snapshot_without_seen_sized(0)
     }
 
-    /// [`Engine::snapshot_without_seen`] written into a buffer of `expected` bytes
-    /// (the size of the last one, say), so that a snapshot of megabytes is not grown
-    /// by doubling, a copy at each step, with two large buffers alive at the last.
+    /// [`Engine::snapshot_without_seen`] into a buffer of `expected` bytes
+    /// ([`Engine::snapshot_sized`]).
     pub fn snapshot_without_seen_sized(&mut self, expected: usize) -> Vec<u8> {
         let seen = std::mem::take(&mut self.state.seen);
-        let snapshot = SnapshotRef {
-            format: SNAPSHOT_FORMAT,
-            policy_version: &self.policy_version,
-            state: &self.state,
-        };
-        let mut bytes = Vec::with_capacity(expected);
-        serde_json::to_writer(&mut bytes, &snapshot).expect("engine state always serialises");
+        let bytes = self.snapshot_sized(expected);
         self.state.seen = seen;
         bytes
     }

@@ -9,7 +9,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{debug, warn};
 
-use super::records::{Publisher, Record, BLOCK_ENTRIES};
+use super::records::{Publisher, Record};
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
 use crate::live::store::{Checkpoint, SeenEntry};
@@ -85,18 +85,11 @@ impl ChangelogWriter {
             None if self.publisher.wants_full() => return,
             None => (seen, false),
         };
-        if entries.is_empty() {
-            // A lineage may start with an empty set.
-            self.publisher.blocks(entries, full);
-        }
         // One block at a time: encoded, handed over, dropped.
-        for block in entries.chunks(BLOCK_ENTRIES) {
-            let records = self.publisher.blocks(block, full);
-            self.send(records);
-            if self.publisher.wants_full() {
-                // A record was lost: this lineage is abandoned.
-                return;
-            }
+        let send = sender(&self.producer, &self.topic, &self.group);
+        if !self.publisher.blocks_each(entries, full, send) {
+            self.lost();
+            return;
         }
         self.pending = Some(checkpoint);
         self.idle();
@@ -123,17 +116,13 @@ impl ChangelogWriter {
         }
         self.last_snapshot = Some(Instant::now());
         // Each record goes to the producer as it is made.
-        let (producer, topic, group) = (&self.producer, &self.topic, &self.group);
         let mut records = 0usize;
+        let mut send = sender(&self.producer, &self.topic, &self.group);
         let sent = self.publisher.snapshot_each(&checkpoint, |record| {
             records += 1;
-            send_waiting(
-                producer,
-                topic,
-                &format!("{group}/{}", record.key),
-                record.payload.as_deref(),
-            )
+            send(record)
         });
+        drop(send);
         if sent {
             debug!(
                 seq = checkpoint.seq,
@@ -160,15 +149,18 @@ impl ChangelogWriter {
             warn!(error = %e, "the changelog's last records may not be on the broker");
         }
     }
+}
 
-    fn send(&mut self, records: Vec<Record>) {
-        for record in records {
-            let key = format!("{}/{}", self.group, record.key);
-            if !send_waiting(&self.producer, &self.topic, &key, record.payload.as_deref()) {
-                self.lost();
-                return;
-            }
-        }
+/// Hands a record to the changelog's producer under the instance group's key prefix
+/// ([`send_waiting`]).
+fn sender<'a>(
+    producer: &'a BaseProducer,
+    topic: &'a str,
+    group: &'a str,
+) -> impl FnMut(Record) -> bool + 'a {
+    move |record| {
+        let key = format!("{group}/{}", record.key);
+        send_waiting(producer, topic, &key, record.payload.as_deref())
     }
 }
 

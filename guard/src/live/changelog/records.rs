@@ -245,28 +245,46 @@ impl Publisher {
     /// The blocks of dedup entries new in a written checkpoint (`full`: the whole set,
     /// the first time).
     pub fn blocks(&mut self, seen: &[SeenEntry], full: bool) -> Vec<Record> {
+        let mut records = Vec::new();
+        self.blocks_each(seen, full, |record| {
+            records.push(record);
+            true
+        });
+        records
+    }
+
+    /// [`Publisher::blocks`] one block at a time, handed to `send` as it is encoded;
+    /// stops at the first record `send` refuses and returns `false`.
+    pub fn blocks_each(
+        &mut self,
+        seen: &[SeenEntry],
+        full: bool,
+        mut send: impl FnMut(Record) -> bool,
+    ) -> bool {
         if full {
             self.started = true;
         }
-        seen.chunks(BLOCK_ENTRIES)
-            .map(|entries| {
-                let number = self.next_block;
-                self.next_block += 1;
-                let bytes = encode_entries(entries);
-                let newest = entries.iter().map(|e| e.second()).max().unwrap_or(i64::MIN);
-                let mark = BlockMark {
-                    digest: block_digest(number, &bytes),
-                    entries: entries.len() as u64,
-                };
-                self.digest ^= mark.digest;
-                self.entries += mark.entries;
-                self.live.insert((newest, number), mark);
-                Record {
-                    key: format!("seen/{}/{number}", self.lineage),
-                    payload: Some(bytes),
-                }
-            })
-            .collect()
+        for entries in seen.chunks(BLOCK_ENTRIES) {
+            let number = self.next_block;
+            self.next_block += 1;
+            let bytes = encode_entries(entries);
+            let newest = entries.iter().map(|e| e.second()).max().unwrap_or(i64::MIN);
+            let mark = BlockMark {
+                digest: block_digest(number, &bytes),
+                entries: entries.len() as u64,
+            };
+            self.digest ^= mark.digest;
+            self.entries += mark.entries;
+            self.live.insert((newest, number), mark);
+            let record = Record {
+                key: format!("seen/{}/{number}", self.lineage),
+                payload: Some(bytes),
+            };
+            if !send(record) {
+                return false;
+            }
+        }
+        true
     }
 
     /// The state record and the manifest of `checkpoint` (whose blocks were published
