@@ -9,15 +9,14 @@ use crate::time::Timestamp;
 
 /// The fill in `bytes`, when it has the common shape.
 pub fn fill(bytes: &[u8]) -> Option<Fill> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut r = Reader { text, at: 0 };
+    let mut r = Reader { bytes, at: 0 };
     let mut fields = Fields::default();
     r.skip_ws();
     r.eat(b'{')?;
     r.skip_ws();
     if r.peek()? != b'}' {
         loop {
-            let key = r.string()?;
+            let (key, _) = r.raw_string()?;
             r.skip_ws();
             r.eat(b':')?;
             r.skip_ws();
@@ -33,7 +32,7 @@ pub fn fill(bytes: &[u8]) -> Option<Fill> {
         r.at += 1;
     }
     r.skip_ws();
-    if r.at != text.len() {
+    if r.at != bytes.len() {
         return None;
     }
     fields.finish()
@@ -61,21 +60,21 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Reads the value of `key`; `None` for an unknown or repeated key, or a value
     /// this reader does not take.
-    fn read(&mut self, key: &str, r: &mut Reader<'a>) -> Option<()> {
+    fn read(&mut self, key: &[u8], r: &mut Reader<'a>) -> Option<()> {
         let bit = match key {
-            "fill_id" => 0,
-            "order_id" => 1,
-            "strategy_id" => 2,
-            "strategy_version" => 3,
-            "symbol" => 4,
-            "side" => 5,
-            "qty" => 6,
-            "expected_price" => 7,
-            "fill_price" => 8,
-            "slippage_bps" => 9,
-            "realized_pnl" => 10,
-            "ts" => 11,
-            "env" => 12,
+            b"fill_id" => 0,
+            b"order_id" => 1,
+            b"strategy_id" => 2,
+            b"strategy_version" => 3,
+            b"symbol" => 4,
+            b"side" => 5,
+            b"qty" => 6,
+            b"expected_price" => 7,
+            b"fill_price" => 8,
+            b"slippage_bps" => 9,
+            b"realized_pnl" => 10,
+            b"ts" => 11,
+            b"env" => 12,
             _ => return None,
         };
         if self.seen & (1 << bit) != 0 {
@@ -138,14 +137,38 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Exact powers of ten as `f64`, as serde_json divides by them.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// At most this many digits make a significand below 2^53, exact as an `f64`.
+const EXACT_DIGITS: usize = 15;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The index of the first byte of `x` (little-endian) that is `"`, `\\` or below
+/// 0x20. The borrow of the subtraction can mark bytes after a true match, never
+/// before one, so the lowest mark is exact.
+fn special_byte(x: u64) -> Option<usize> {
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH_BITS;
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH_BITS;
+    let marks =
+        zero_in(x ^ (ONES * u64::from(b'"'))) | zero_in(x ^ (ONES * u64::from(b'\\'))) | control;
+    (marks != 0).then(|| marks.trailing_zeros() as usize / 8)
+}
+
+/// Reads bytes, not text: outside strings only ASCII is valid JSON, and each string is
+/// checked for UTF-8 on its own, as serde_json checks it.
 struct Reader<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
     fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -166,42 +189,124 @@ impl<'a> Reader<'a> {
 
     /// `null`, consumed when it is there.
     fn null(&mut self) -> bool {
-        let found = self.text.as_bytes()[self.at..].starts_with(b"null");
+        let found = self.bytes[self.at..].starts_with(b"null");
         if found {
             self.at += 4;
         }
         found
     }
 
-    /// A string without escapes or control characters (serde refuses the latter; the
-    /// former it would unescape).
-    fn string(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters (serde refuses the
+    /// latter; the former it would unescape), and whether they are all ASCII. Eight
+    /// bytes at a time while eight remain.
+    fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
+        let mut high = 0u64;
+        while let Some(word) = bytes.get(self.at..self.at + 8) {
+            let x = u64::from_le_bytes(word.try_into().ok()?);
+            match special_byte(x) {
+                Some(i) => {
+                    self.at += i;
+                    high |= x & ((1u64 << (8 * i)) - 1);
+                    break;
+                }
+                None => {
+                    high |= x;
+                    self.at += 8;
+                }
+            }
+        }
         loop {
             match *bytes.get(self.at)? {
                 b'"' => break,
                 b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
+                b => {
+                    high |= u64::from(b);
+                    self.at += 1;
+                }
             }
         }
         self.at += 1;
-        // The whole text is UTF-8 and both ends are ASCII quotes: a char boundary.
-        Some(&self.text[start..self.at - 1])
+        Some((&bytes[start..self.at - 1], high & HIGH_BITS == 0))
     }
 
-    /// A JSON number, read by serde_json itself so its value is bit for bit what the
-    /// serde path gives.
+    /// A string as [`Reader::raw_string`] reads it, when it is UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        match self.raw_string()? {
+            // SAFETY: every byte is below 0x80, and ASCII is UTF-8.
+            (raw, true) => Some(unsafe { std::str::from_utf8_unchecked(raw) }),
+            (raw, false) => std::str::from_utf8(raw).ok(),
+        }
+    }
+
+    /// A JSON number, bit for bit what serde_json gives: [`Reader::plain_number`] for
+    /// the common shape, serde_json itself for the rest.
     fn number(&mut self) -> Option<f64> {
         let start = self.at;
+        if let Some(value) = self.plain_number() {
+            return Some(value);
+        }
+        self.at = start;
         while matches!(
             self.peek(),
             Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
         ) {
             self.at += 1;
         }
-        serde_json::from_str(&self.text[start..self.at]).ok()
+        serde_json::from_slice(&self.bytes[start..self.at]).ok()
+    }
+
+    /// `-?(0|[1-9][0-9]*)(.[0-9]+)?` of at most [`EXACT_DIGITS`] digits, computed as
+    /// serde_json computes it: the digits as an integer (exact below 2^53), divided
+    /// once by the exact power of ten of the fraction's length, so correctly rounded.
+    /// `None` (position left wherever) for anything else, an exponent included.
+    fn plain_number(&mut self) -> Option<f64> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        let mut significand = 0u64;
+        let mut digits = 0usize;
+        let mut scale = 0usize;
+        let mut fraction = false;
+        loop {
+            match self.peek() {
+                Some(d @ b'0'..=b'9') => {
+                    significand = significand * 10 + u64::from(d - b'0');
+                    digits += 1;
+                    scale += usize::from(fraction);
+                    if digits > EXACT_DIGITS {
+                        return None;
+                    }
+                }
+                Some(b'.') if !fraction => {
+                    let int_len = self.at - int_start;
+                    if int_len == 0 || (int_len > 1 && self.bytes[int_start] == b'0') {
+                        return None;
+                    }
+                    fraction = true;
+                }
+                _ => break,
+            }
+            self.at += 1;
+        }
+        let int_len = if fraction {
+            self.at - int_start - scale - 1
+        } else {
+            self.at - int_start
+        };
+        let leading_zero = int_len > 1 && self.bytes[int_start] == b'0';
+        if int_len == 0 || leading_zero || (fraction && scale == 0) {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'+' | b'-')) {
+            return None;
+        }
+        let value = significand as f64 / POW10[scale];
+        Some(if negative { -value } else { value })
     }
 }
 
@@ -264,8 +369,79 @@ mod tests {
         })
     }
 
+    /// The number `text` as the reader gives it, when it took every byte.
+    fn read_number(text: &str) -> Option<f64> {
+        let mut r = Reader {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        r.number().filter(|_| r.at == text.len())
+    }
+
+    #[test]
+    fn reads_numbers_as_serde_does() {
+        for text in [
+            "0",
+            "-0",
+            "-0.0",
+            "100",
+            "1000.0",
+            "999.25",
+            "-12.5",
+            "0.1",
+            "0.3",
+            "1.005",
+            "123456789012345",
+            "0.000000000000001",
+            "9007199254740993",
+            "1e2",
+            "1.0E0",
+            "12345678901234567890",
+            "0.1234567890123456789",
+        ] {
+            let serde: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                read_number(text).map(f64::to_bits),
+                Some(serde.to_bits()),
+                "{text}"
+            );
+        }
+        for text in ["01", "-", "1.", ".5", "-.5", "00.5", "1.2.3", "--1", "1e"] {
+            let whole = read_number(text);
+            assert!(
+                whole.is_none() || serde_json::from_str::<f64>(text).is_ok(),
+                "{text}"
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn numbers_read_as_serde_reads_them(
+            text in "-?[0-9]{0,19}(\\.[0-9]{0,19})?([eE][+-]?[0-9]{1,3})?",
+        ) {
+            let serde = serde_json::from_str::<f64>(&text).ok().map(f64::to_bits);
+            prop_assert_eq!(read_number(&text).map(f64::to_bits), serde);
+        }
+
+        /// Any bytes as the fill id, across the eight-byte steps: the reader gives what
+        /// serde gives, and answers whenever the id is UTF-8 with nothing to unescape.
+        #[test]
+        fn ids_of_any_bytes_read_as_serde_reads_them(
+            id in proptest::collection::vec(prop_oneof![0x80..=0xffu8, 0x20..0x7fu8, any::<u8>(), Just(b'"')], 0..40),
+        ) {
+            let mut line = br#"{"fill_id":""#.to_vec();
+            line.extend_from_slice(&id);
+            line.extend_from_slice(&FILL.as_bytes()[15..]);
+            let fast = fill(&line);
+            if fast.is_some() {
+                prop_assert_eq!(&fast, &serde_fill(&line));
+            }
+            let plain = std::str::from_utf8(&id).is_ok_and(|id| !id.contains(['"', '\\']) && !id.contains(|c: char| c < ' '));
+            prop_assert_eq!(fast.is_some(), plain);
+        }
+
         #[test]
         fn never_answers_differently_from_serde(bytes in edited()) {
             if let Some(fast) = fill(&bytes) {
