@@ -240,7 +240,7 @@ fn a_running_guard_explains_each_decision_as_explain_does_over_the_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no decision"));
 
     // Evidence the topics do not hold is said to be so, with where it was looked for.
-    let mut case = status.lock().cases.get(pause).unwrap();
+    let mut case = status.cases().get(pause).unwrap();
     case.unresolved = vec!["f-not-there".into()];
     case.explanation.evidence[0].id = "f-not-there".into();
     let lookup = EvidenceLookup::new(&config, config.policy.state.horizon);

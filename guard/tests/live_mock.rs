@@ -546,7 +546,7 @@ fn invalid_messages_go_to_the_dead_letter_topic_with_their_position() {
         dead[3].2
     );
     assert_eq!(guard.engine().state().newest, None);
-    assert_eq!(status.lock().metrics.invalid, 4);
+    assert_eq!(status.read().metrics.invalid, 4);
     // The guard goes on: a valid pause still works.
     rig.feed(&mut guard, "ops_command", br#"{"command_id":"o1","action":"pause","scope":{"kind":"global"},"operator":"a","ts":"2025-08-11T00:00:00Z"}"#);
     rig.settle(&mut guard);
@@ -604,7 +604,7 @@ fn a_pause_decided_while_the_broker_is_down_goes_out_when_it_is_back() {
     assert_eq!(commands.len(), 1, "{commands:?}");
     assert_eq!(commands[0].trigger, "f3");
     assert!(
-        status.lock().metrics.delivery_failures > 0,
+        status.read().metrics.delivery_failures > 0,
         "an outage longer than message.timeout.ms is counted"
     );
     let degraded = rig
@@ -676,7 +676,7 @@ fn state_shows_an_input_applied_after_a_wait_in_a_turn_that_fetched_nothing() {
     // One more idle turn, as the live loop would run.
     guard.turn(Duration::from_millis(5));
     assert_eq!(
-        status.lock().offsets.get("ops_command/0").copied(),
+        status.read().offsets.get("ops_command/0").copied(),
         Some(1),
         "the status shows the applied order's offset"
     );
@@ -701,8 +701,8 @@ fn added_round_trip_time_slows_but_does_not_break_the_guard() {
     let commands = rig.commands();
     assert_eq!(commands.len(), 1);
     // Both decisions (command and risk event) were acknowledged and measured.
-    assert_eq!(status.lock().metrics.decision_latency.len(), 2);
-    assert_eq!(status.lock().metrics.delivery_failures, 0);
+    assert_eq!(status.read().metrics.decision_latency.len(), 2);
+    assert_eq!(status.read().metrics.delivery_failures, 0);
 }
 
 #[test]
@@ -734,7 +734,7 @@ fn fetch_and_offset_commit_errors_and_a_leader_change_do_not_stop_the_guard() {
     let commands = rig.commands();
     assert_eq!(commands.len(), 1, "{commands:?}");
     assert_eq!(commands[0].trigger, "f3");
-    assert!(status.lock().metrics.checkpoints > 0);
+    assert!(status.read().metrics.checkpoints > 0);
 }
 
 /// A store whose disk fills up when told to.
@@ -808,16 +808,16 @@ fn a_guard_that_cannot_persist_fails_closed_with_a_global_pause() {
         "{}",
         commands[0].reason
     );
-    assert!(status.lock().degraded);
+    assert!(status.read().degraded);
     // The disk recovers: readiness comes back, the pause stays until an operator resumes.
     full.store(false, std::sync::atomic::Ordering::Relaxed);
     // The checkpoint is written once its order record is on the broker.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status.lock().degraded && Instant::now() < deadline {
+    while status.read().degraded && Instant::now() < deadline {
         guard.checkpoint();
         guard.turn(Duration::from_millis(5));
     }
-    assert!(!status.lock().degraded);
+    assert!(!status.read().degraded);
     assert!(guard
         .engine()
         .state()
@@ -842,18 +842,18 @@ fn a_guard_idle_longer_than_the_fail_closed_limit_does_not_fail_closed_on_its_ne
     while Instant::now() < quiet {
         guard.turn(Duration::from_millis(20));
     }
-    let checkpoints = status.lock().metrics.checkpoints;
+    let checkpoints = status.read().metrics.checkpoints;
     rig.feed(&mut guard, "exec_result", &breach("f2", 1));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while status.lock().metrics.checkpoints == checkpoints && Instant::now() < deadline {
+    while status.read().metrics.checkpoints == checkpoints && Instant::now() < deadline {
         guard.turn(Duration::from_millis(1));
     }
     assert!(
-        status.lock().metrics.checkpoints > checkpoints,
+        status.read().metrics.checkpoints > checkpoints,
         "the next checkpoint was written"
     );
     assert!(
-        !status.lock().degraded,
+        !status.read().degraded,
         "a quiet spell is not a failure to persist"
     );
     assert!(rig.commands().is_empty(), "no pause: {:?}", rig.commands());
@@ -875,7 +875,7 @@ fn readable_idle_inputs_do_not_fail_closed_under_a_short_limit() {
         guard.turn(Duration::from_millis(20));
     }
     assert!(
-        !status.lock().degraded,
+        !status.read().degraded,
         "quiet inputs are not unreadable ones"
     );
     assert!(rig.commands().is_empty(), "no pause: {:?}", rig.commands());
@@ -916,7 +916,7 @@ fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
         guard.turn(Duration::from_millis(20));
     }
     assert!(rig.commands().is_empty());
-    assert!(!status.lock().degraded);
+    assert!(!status.read().degraded);
 
     rig.cluster.broker_down(1).unwrap();
     let t0 = Instant::now();
@@ -941,7 +941,7 @@ fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
         "{}",
         commands[0].reason
     );
-    assert!(status.lock().degraded, "/readyz reports the guard degraded");
+    assert!(status.read().degraded, "/readyz reports the guard degraded");
 
     // The leader is back: the guard reads its own order back and its state agrees
     // with the pause it published; the pause stays until an operator resumes.
@@ -954,7 +954,7 @@ fn a_guard_that_cannot_read_its_inputs_fails_closed_with_a_global_pause() {
         .state()
         .scopes
         .is_paused(&guard::message::Scope::Global)
-        || status.lock().degraded
+        || status.read().degraded
     {
         assert!(Instant::now() < deadline, "the guard did not recover");
         guard.turn(Duration::from_millis(20));
@@ -1064,7 +1064,7 @@ fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
         }
         rig.settle(&mut guard);
         persisted_before = guard.next_offset("exec_result", 0).unwrap();
-        let failures_before = status.lock().metrics.checkpoint_failures;
+        let failures_before = status.read().metrics.checkpoint_failures;
 
         // The disk fills up; the rest of the day arrives.
         let filler = fill_up(&mount);
@@ -1072,7 +1072,7 @@ fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
             rig.feed(&mut guard, topic, payload);
         }
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !status.lock().degraded {
+        while !status.read().degraded {
             assert!(Instant::now() < deadline, "the guard did not fail closed");
             guard.turn(Duration::from_millis(20));
             guard.checkpoint();
@@ -1082,7 +1082,7 @@ fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
         for _ in 0..20 {
             guard.turn(Duration::from_millis(5));
         }
-        assert!(status.lock().metrics.checkpoint_failures > failures_before);
+        assert!(status.read().metrics.checkpoint_failures > failures_before);
         let applied = guard.next_offset("exec_result", 0).unwrap();
         assert!(applied > persisted_before);
         // Input offsets are never committed past the state that could not be saved.
@@ -1101,7 +1101,7 @@ fn a_full_disk_stops_the_commits_fails_closed_and_loses_nothing() {
         // Space comes back: the next checkpoint succeeds and commits catch up.
         std::fs::remove_file(filler).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while status.lock().degraded {
+        while status.read().degraded {
             assert!(Instant::now() < deadline, "the guard did not recover");
             guard.turn(Duration::from_millis(20));
             guard.checkpoint();

@@ -165,7 +165,7 @@ fn run_guard(args: &Args) {
     let status = StatusHandle::default();
     let watch = status.clone();
     std::thread::spawn(move || {
-        while !watch.lock().ready {
+        while !watch.read().ready {
             std::thread::sleep(Duration::from_millis(10));
         }
         println!("ready");
@@ -178,7 +178,7 @@ fn run_guard(args: &Args) {
         guard::live::standby::run(config, store, status, &stop)
     };
     if std::env::var_os("E2E_GUARD_METRICS").is_some() {
-        let s = report.lock();
+        let s = report.read();
         let h = &s.metrics.decision_latency;
         eprintln!(
             "guard metrics: messages {:?}, order waits expired {}, checkpoints {}, \

@@ -92,7 +92,7 @@ pub async fn serve(addr: SocketAddr, state: HttpState) -> std::io::Result<()> {
 }
 
 async fn readyz(State(s): State<HttpState>) -> Response {
-    let (code, body) = readiness(&s.status.lock());
+    let (code, body) = readiness(&s.status.read());
     (code, Json(body)).into_response()
 }
 
@@ -118,13 +118,13 @@ const VIEW_WAIT: Duration = Duration::from_millis(500);
 
 async fn metrics(State(s): State<HttpState>) -> Response {
     s.status.fresh_view(VIEW_WAIT).await;
-    let text = prometheus(&s.status.lock());
+    let text = prometheus(&s.status.read());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn state_doc(State(s): State<HttpState>) -> Response {
     s.status.fresh_view(VIEW_WAIT).await;
-    let status = s.status.lock();
+    let status = s.status.read();
     // The state's own object, with the instance's fields added at its end.
     let own = json!({
         "role": status.role,
@@ -143,7 +143,7 @@ async fn state_doc(State(s): State<HttpState>) -> Response {
 }
 
 async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> Response {
-    let status = s.status.lock();
+    let status = s.status.read();
     match status.ops_applied.get(&command_id) {
         Some(changed) => Json(json!({"applied": true, "changed": changed})).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"applied": false}))).into_response(),
@@ -167,10 +167,8 @@ async fn explain(
             return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
         }
     };
-    let (found, role) = {
-        let status = s.status.lock();
-        (status.cases.get(&id), status.role)
-    };
+    let found = s.status.cases().get(&id);
+    let role = s.status.read().role;
     let mut case = match found {
         Ok(case) => case,
         Err(unknown) => {
@@ -263,7 +261,7 @@ async fn snapshot(State(s): State<HttpState>, headers: HeaderMap) -> Response {
             return (code, Json(json!({"error": why}))).into_response();
         }
     };
-    let ask = s.status.lock().exports.clone();
+    let ask = s.status.read().exports.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let ask = ask.ok_or("this instance has no store to export: a standby, or a scaled-out instance (export each stopped instance's state dir)")?;
         let (reply, answer) = std::sync::mpsc::channel();

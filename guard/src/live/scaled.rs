@@ -134,7 +134,7 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
     let mut workers: BTreeMap<i32, LiveGuard<SledStore>> = BTreeMap::new();
     let mut aggregator: Option<LiveGuard<SledStore>> = None;
     {
-        let mut s = status.lock();
+        let mut s = status.edit();
         s.role = "scaled";
         s.ready = true;
         s.publishing = true;
@@ -145,6 +145,7 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
         follow_workers(&config, &mut workers, &workers_group.poll())?;
         let lead = !aggregator_group.poll().is_empty();
         follow_aggregation(&config, &status, &mut aggregator, lead)?;
+        status.publish();
         for worker in workers.values_mut() {
             worker.turn(Duration::ZERO);
         }
@@ -227,13 +228,13 @@ fn follow_aggregation(
             info!("this instance now aggregates: restoring the scopes");
             let store = SledStore::open(&c.state_dir)?;
             *aggregator = Some(LiveGuard::start(c, store, status.clone())?);
-            status.lock().role = "aggregator";
+            status.edit().role = "aggregator";
         }
         (Some(a), false) => {
             info!("aggregation moved to another instance: checkpointing and releasing it");
             a.shutdown();
             *aggregator = None;
-            let mut s = status.lock();
+            let mut s = status.edit();
             s.role = "scaled";
             s.ready = true;
         }

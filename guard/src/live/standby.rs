@@ -37,9 +37,11 @@ pub fn run<S: Store>(
     loop {
         if let Some(lease) = changelog.other_active(LEASE_TIMEOUT) {
             info!(active = %lease.instance, "standby: another instance is active; tailing the changelog");
-            let mut s = status.lock();
+            let mut s = status.edit();
             s.role = "standby";
             s.ready = false;
+            drop(s);
+            status.publish();
         }
         while changelog.other_active(LEASE_TIMEOUT).is_some() {
             if stop.load(Ordering::Relaxed) {

@@ -3,6 +3,7 @@
 //! the HTTP server reads it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -16,6 +17,7 @@ mod handle;
 pub use handle::{StatusHandle, ViewDemand};
 
 /// Counters and gauges of the live guard.
+#[derive(Clone)]
 pub struct Metrics {
     /// Valid messages per stream.
     pub messages: BTreeMap<&'static str, u64>,
@@ -43,8 +45,9 @@ pub struct Metrics {
     pub order_script_abandoned: u64,
     /// Consumer lag per partition (high watermark − next offset).
     pub lag: BTreeMap<String, i64>,
-    /// Fill received → command acknowledged by the broker, in microseconds.
-    pub decision_latency: Histogram<u64>,
+    /// Fill received → command acknowledged by the broker, in microseconds (shared
+    /// with the published status until the next record copies it).
+    pub decision_latency: Arc<Histogram<u64>>,
 }
 
 impl Default for Metrics {
@@ -63,14 +66,16 @@ impl Default for Metrics {
             order_records: 0,
             order_script_abandoned: 0,
             lag: BTreeMap::new(),
-            decision_latency: Histogram::new_with_bounds(1, 60_000_000, 3)
-                .expect("valid histogram bounds"),
+            decision_latency: Arc::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            ),
         }
     }
 }
 
-/// Shared between the pipeline and the HTTP server.
-#[derive(Default)]
+/// Shared between the pipeline and the HTTP server: copied once per turn of the
+/// decision loop, so what is large is behind an `Arc`.
+#[derive(Clone, Default)]
 pub struct Status {
     /// The state has been restored and the inputs are assigned.
     pub ready: bool,
@@ -85,17 +90,15 @@ pub struct Status {
     pub metrics: Metrics,
     /// The `/state` document, as JSON text: kept as a `Value` it took several times
     /// the memory, and two of it were alive while it was rebuilt.
-    pub state: StateText,
+    pub state: Arc<StateText>,
     /// Ops command ids applied recently, with whether they changed a scope
     /// (read by `guard pause`/`resume` to report "already in that state").
-    pub ops_applied: BTreeMap<String, bool>,
+    pub ops_applied: Arc<BTreeMap<String, bool>>,
     /// Next input offset per `topic/partition` (what the state has applied).
     pub offsets: BTreeMap<String, i64>,
     /// Asks the store writer for the last committed checkpoint (`GET /snapshot`);
     /// `None` where there is no single store to export (a standby, scale-out).
     pub exports: Option<std::sync::mpsc::Sender<ExportReply>>,
-    /// The decisions this guard can explain (`GET /explain/ID`).
-    pub cases: super::casebook::Casebook,
 }
 
 /// Where the store writer answers an export: the last committed checkpoint with every
@@ -419,10 +422,10 @@ mod tests {
             "daily_loss": [{"group": "a"}],
         });
         let status = Status {
-            state: StateText {
+            state: Arc::new(StateText {
                 json: view.to_string(),
                 gauges: StateGauges::of(&view),
-            },
+            }),
             ..Status::default()
         };
         let text = prometheus(&status);

@@ -169,7 +169,7 @@ fn spawn_guard(config: &LiveConfig, status: StatusHandle, stop: Arc<AtomicBool>)
 /// inputs, so the first step's latency measures the guard and not its start-up.
 fn wait_until_ready(status: &StatusHandle, guard_thread: &GuardThread) {
     let ready_by = Instant::now() + Duration::from_secs(30);
-    while !status.lock().ready && Instant::now() < ready_by && !guard_thread.is_finished() {
+    while !status.read().ready && Instant::now() < ready_by && !guard_thread.is_finished() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -326,7 +326,7 @@ impl Clients {
 
 /// The live guard's checkpoint count, read from its metrics before it stops.
 fn checkpoints_written(status: &StatusHandle) -> String {
-    let metrics = guard::live::status::prometheus(&status.lock());
+    let metrics = guard::live::status::prometheus(&status.read());
     let checkpoints = metrics
         .lines()
         .find(|l| l.starts_with("guard_checkpoints_total"))

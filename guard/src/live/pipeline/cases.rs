@@ -26,8 +26,7 @@ impl<S: Store> LiveGuard<S> {
                 decisions,
             };
             self.status
-                .lock()
-                .cases
+                .cases()
                 .record(&view, &self.case_scopes, &self.engine);
         }
         let scopes = &self.engine.state().scopes;
@@ -48,7 +47,7 @@ impl<S: Store> LiveGuard<S> {
     /// Forgets the cases older than the state's horizon at `now`.
     pub(super) fn forget_cases(&mut self, now: Timestamp) {
         let cutoff = now.minus(self.engine.policy().state.horizon);
-        self.status.lock().cases.forget(cutoff);
+        self.status.cases().forget(cutoff);
     }
 }
 

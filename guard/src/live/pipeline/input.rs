@@ -104,18 +104,17 @@ impl<S: Store> LiveGuard<S> {
             return;
         }
         self.turn_counts.state_changed = true;
-        let mut status = self.status.lock();
+        let mut status = self.status.edit();
         status.metrics.record_decisions(decisions);
         if let Input::Ops(command) = input {
             if self.own_pause.as_deref() == Some(command.command_id.as_str()) {
                 self.own_pause = None;
             }
             if disposition == Disposition::Applied {
-                status
-                    .ops_applied
-                    .insert(command.command_id.clone(), !decisions.is_empty());
-                if status.ops_applied.len() > 10_000 {
-                    status.ops_applied.pop_first();
+                let applied = Arc::make_mut(&mut status.ops_applied);
+                applied.insert(command.command_id.clone(), !decisions.is_empty());
+                if applied.len() > 10_000 {
+                    applied.pop_first();
                 }
             }
         }
@@ -187,7 +186,7 @@ impl<S: Store> LiveGuard<S> {
             &mut decisions,
         );
         {
-            let mut status = self.status.lock();
+            let mut status = self.status.edit();
             if disposition == crate::engine::Disposition::Duplicate {
                 status.metrics.duplicates += 1;
             }
@@ -296,7 +295,7 @@ impl<S: Store> LiveGuard<S> {
             topic,
             partition, offset, reason, "invalid message sent to the dead-letter topic"
         );
-        self.status.lock().metrics.invalid += 1;
+        self.status.edit().metrics.invalid += 1;
         let id = format!("dlq:{topic}:{partition}:{offset}");
         let headers = vec![
             ("reason".to_owned(), reason.to_owned()),

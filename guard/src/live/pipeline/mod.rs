@@ -32,6 +32,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -276,7 +277,8 @@ impl<S: Store> LiveGuard<S> {
         if self.prepared.is_some() {
             warn!("the last checkpoint is not written: its order record is not on the broker; a restart resumes from the one before");
         }
-        self.status.lock().ready = false;
+        self.status.edit().ready = false;
+        self.status.publish();
     }
 
     /// The engine, read-only (tests compare it with a replay's).

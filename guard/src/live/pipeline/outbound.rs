@@ -13,7 +13,7 @@ impl<S: Store> LiveGuard<S> {
     /// Writes the steps applied since the last order record as a new record.
     pub(super) fn cut_journal(&mut self) {
         if let Some((n, key, payload)) = self.journal.cut() {
-            self.status.lock().metrics.order_records += 1;
+            self.status.edit().metrics.order_records += 1;
             if !send_record(&self.producer, &self.config.topics.state, n, &key, &payload) {
                 self.record_resend.push((Instant::now() + RESEND_AFTER, n));
             }
@@ -52,7 +52,8 @@ impl<S: Store> LiveGuard<S> {
                     self.mark_dirty();
                     if let Some(received) = self.outbox.acked(report.seq) {
                         let micros = received.elapsed().as_micros().clamp(1, 60_000_000) as u64;
-                        let _ = self.status.lock().metrics.decision_latency.record(micros);
+                        let mut status = self.status.edit();
+                        let _ = Arc::make_mut(&mut status.metrics.decision_latency).record(micros);
                     }
                 }
                 (Err(e), true) => {
@@ -72,7 +73,7 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         {
-            let mut status = self.status.lock();
+            let mut status = self.status.edit();
             status.metrics.delivery_failures += failures;
             if failures > 0 {
                 status.publishing = false;

@@ -116,11 +116,11 @@ impl<S: Store> LiveGuard<S> {
                 self.last_persisted = Instant::now();
                 if self.failed_closed {
                     self.failed_closed = false;
-                    self.status.lock().degraded = self.inputs_lost;
+                    self.status.edit().degraded = self.inputs_lost;
                     warn!("the state is persisted again; the global pause stays until an operator resumes");
                 }
                 self.seq = seq;
-                self.status.lock().metrics.checkpoints += 1;
+                self.status.edit().metrics.checkpoints += 1;
                 // /state follows the checkpoints too (the forgetting of old windows).
                 self.view_stale = true;
                 self.status.set_view_stale(true);
@@ -129,7 +129,7 @@ impl<S: Store> LiveGuard<S> {
             }
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
-                self.status.lock().metrics.checkpoint_failures += 1;
+                self.status.edit().metrics.checkpoint_failures += 1;
                 self.pending_seen.splice(0..0, seen);
                 self.dirty = true;
                 self.fail_closed_if_unpersisted(&e.to_string());
@@ -173,7 +173,7 @@ impl<S: Store> LiveGuard<S> {
     /// recorded in the input history, is replayable, and is lifted only by an
     /// operator's resume.
     pub(super) fn fail_closed(&mut self, why: &str) {
-        self.status.lock().degraded = true;
+        self.status.edit().degraded = true;
         let held = self.engine.state().scopes.held().any(|(scope, held)| {
             *scope == Scope::Global && held.reasons.contains(&crate::message::Rule::Operator)
         });

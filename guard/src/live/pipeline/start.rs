@@ -41,7 +41,7 @@ impl<S: Store> LiveGuard<S> {
         // Only a whole guard has one store to back up (scale-out: one per partition).
         let exports = (config.role == Role::Whole).then(|| {
             let (ask, answer) = std::sync::mpsc::channel();
-            status.lock().exports = Some(ask);
+            status.edit().exports = Some(ask);
             answer
         });
         let case_scopes = restored.engine.state().scopes.clone();
@@ -103,16 +103,18 @@ impl<S: Store> LiveGuard<S> {
 
     /// Tells the status (and so `/readyz` and `/state`) that this guard is the active one.
     fn show_active(&self) {
-        let mut status = self.status.lock();
+        let mut status = self.status.edit();
         status.ready = true;
         status.publishing = true;
         status.role = "active";
-        status.state = state_text(&self.engine);
+        status.state = Arc::new(state_text(&self.engine));
         status.offsets = self
             .offsets
             .iter()
             .map(|((t, p), o)| (format!("{t}/{p}"), *o))
             .collect();
+        drop(status);
+        self.status.publish();
     }
 
     /// Reads the order journal of this guard's lineage and returns the journal to go

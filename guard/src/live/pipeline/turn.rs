@@ -46,6 +46,9 @@ impl<S: Store> LiveGuard<S> {
             self.last_lag = Instant::now();
             self.update_lag();
         }
+        // What the turn changed, shown to readers at once: they never take a lock the
+        // turn takes.
+        self.status.publish();
         let took = started.elapsed();
         if took >= SLOW_TURN {
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -90,7 +93,7 @@ impl<S: Store> LiveGuard<S> {
                 .map(|((t, p), o)| (format!("{t}/{p}"), *o))
                 .collect()
         });
-        let mut status = self.status.lock();
+        let mut status = self.status.edit();
         for stream in Stream::ALL {
             let n = counts.messages[stream.rank()];
             if n > 0 {
@@ -103,7 +106,7 @@ impl<S: Store> LiveGuard<S> {
             status.offsets = offsets;
         }
         if let Some(view) = view {
-            status.state = view;
+            status.state = Arc::new(view);
             drop(status);
             self.status.set_view_stale(false);
         }
@@ -253,7 +256,7 @@ impl<S: Store> LiveGuard<S> {
                     input.waived = Some(input.fetched_next);
                 }
                 behind.retain(|(i, _)| !waiting_for.iter().any(|(w, _)| w == i));
-                self.status.lock().metrics.order_waits_expired += 1;
+                self.status.edit().metrics.order_waits_expired += 1;
             }
             if self.awaits_progress() {
                 let since = *self.blocked_since.get_or_insert_with(Instant::now);
@@ -261,7 +264,7 @@ impl<S: Store> LiveGuard<S> {
                     return;
                 }
                 warn!("applying an order or a risk event without every worker's progress (a worker is down or slow)");
-                self.status.lock().metrics.order_waits_expired += 1;
+                self.status.edit().metrics.order_waits_expired += 1;
             }
             self.blocked_since = None;
             let Some(((topic, partition), key, held)) = self.merge.pop_first() else {
@@ -331,7 +334,7 @@ impl<S: Store> LiveGuard<S> {
                     steps_left = self.script.len(),
                     "a message of the recorded input order did not arrive (gone from the topic?); merging the rest anew, so decisions may differ from those already published"
                 );
-                self.status.lock().metrics.order_script_abandoned += 1;
+                self.status.edit().metrics.order_script_abandoned += 1;
                 self.script.clear();
                 break;
             };
@@ -395,7 +398,7 @@ impl<S: Store> LiveGuard<S> {
             ));
         } else if self.inputs_lost && unreadable < self.config.fail_closed_after {
             self.inputs_lost = false;
-            self.status.lock().degraded = self.failed_closed;
+            self.status.edit().degraded = self.failed_closed;
             warn!("the input topics are readable again; the global pause stays until an operator resumes");
         }
     }
@@ -462,6 +465,6 @@ impl<S: Store> LiveGuard<S> {
                 lag.insert(format!("{topic}/{partition}"), (high - next).max(0));
             }
         }
-        self.status.lock().metrics.lag = lag;
+        self.status.edit().metrics.lag = lag;
     }
 }
