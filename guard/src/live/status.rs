@@ -13,7 +13,9 @@ use crate::engine::Engine;
 use crate::message::Decision;
 use crate::time::Timestamp;
 
+mod applied;
 mod handle;
+pub use applied::AppliedOrders;
 pub use handle::{StatusHandle, ViewDemand};
 
 /// Counters and gauges of the live guard.
@@ -93,7 +95,7 @@ pub struct Status {
     pub state: Arc<StateText>,
     /// Ops command ids applied recently, with whether they changed a scope
     /// (read by `guard pause`/`resume` to report "already in that state").
-    pub ops_applied: Arc<BTreeMap<String, bool>>,
+    pub ops_applied: Arc<AppliedOrders>,
     /// Next input offset per `topic/partition` (what the state has applied).
     pub offsets: BTreeMap<String, i64>,
     /// Asks the store writer for the last committed checkpoint (`GET /snapshot`);

@@ -73,10 +73,11 @@ impl<S: Store> LiveGuard<S> {
     }
 
     /// Admits a message of `stream` as every path does ([`Admission`]), on the wall
-    /// clock when the guard runs on it; the reason it goes to the dead-letter topic
-    /// instead.
+    /// clock when the guard runs on it (as this turn's fetch read it: a turn lasts
+    /// milliseconds, `max_future` is minutes); the reason it goes to the dead-letter
+    /// topic instead.
     fn admit(&self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
-        let wall_clock = (self.config.clock == ClockMode::External).then(Timestamp::now);
+        let wall_clock = (self.config.clock == ClockMode::External).then_some(self.fetched_wall);
         self.config
             .admission()
             .payload(stream, payload, wall_clock)
@@ -111,11 +112,8 @@ impl<S: Store> LiveGuard<S> {
                 self.own_pause = None;
             }
             if disposition == Disposition::Applied {
-                let applied = Arc::make_mut(&mut status.ops_applied);
-                applied.insert(command.command_id.clone(), !decisions.is_empty());
-                if applied.len() > 10_000 {
-                    applied.pop_first();
-                }
+                Arc::make_mut(&mut status.ops_applied)
+                    .insert(&command.command_id, !decisions.is_empty());
             }
         }
     }

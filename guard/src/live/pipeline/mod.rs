@@ -178,6 +178,9 @@ pub struct LiveGuard<S: Store> {
     own_pause: Option<String>,
     input_watch: InputWatch,
     last_fetched: Instant,
+    /// The wall clock as the turn's fetch returned: what a message's stamp is checked
+    /// against (`max_future`), read once a turn rather than once a message.
+    fetched_wall: Timestamp,
     merge: Merge<Held>,
     spare: Vec<Held>,
     /// Aggregator: each worker partition's reported progress.

@@ -82,6 +82,7 @@ impl<S: Store> LiveGuard<S> {
             own_pause: None,
             input_watch,
             last_fetched: Instant::now(),
+            fetched_wall: Timestamp::now(),
             merge: Merge::default(),
             spare: Vec::new(),
             progress: BTreeMap::new(),
@@ -89,16 +90,21 @@ impl<S: Store> LiveGuard<S> {
             inputs: Vec::new(),
             blocked_since: None,
         };
-        if !guard.outbox.is_empty() {
-            info!(
-                count = guard.outbox.len(),
-                "re-publishing the outbox in decision order"
-            );
-        }
-        guard.release();
+        guard.republish_outbox();
         guard.assign()?;
         guard.show_active();
         Ok(guard)
+    }
+
+    /// Publishes again, in decision order, what the restored outbox holds.
+    fn republish_outbox(&mut self) {
+        if !self.outbox.is_empty() {
+            info!(
+                count = self.outbox.len(),
+                "re-publishing the outbox in decision order"
+            );
+        }
+        self.release();
     }
 
     /// Tells the status (and so `/readyz` and `/state`) that this guard is the active one.

@@ -123,8 +123,9 @@ impl<S: Store> LiveGuard<S> {
         };
         self.wakeup.wait(timeout);
         let consumer = std::sync::Arc::clone(&self.consumer);
-        // One reading of the clock for the batch: the messages were all there at once.
+        // One reading of each clock for the batch: the messages were all there at once.
         let received = Instant::now();
+        self.fetched_wall = Timestamp::now();
         for _ in 0..BATCH {
             let Some(polled) = consumer.poll(Duration::ZERO) else {
                 break;
