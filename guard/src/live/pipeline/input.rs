@@ -40,7 +40,10 @@ impl<S: Store> LiveGuard<S> {
         for decision in &decisions {
             debug!(id = decision.id(), "decided");
         }
-        if !decisions.is_empty() || !matches!(input, Input::Fill(_)) {
+        // A duplicate or the guard's own risk event read back changed nothing: no
+        // scope to compare (the whole book of them, per such message).
+        let changed = disposition == Disposition::Applied && !matches!(input, Input::Fill(_));
+        if !decisions.is_empty() || changed {
             let place = cases::topic_place(topic, partition, offset);
             self.keep_cases(place, Some(&input), &mut decisions);
         }
