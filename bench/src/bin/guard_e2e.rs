@@ -619,7 +619,9 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     let pid = guard.as_ref().map_or(0, Child::id);
     let runs: Vec<u64> = if args.max_throughput {
-        vec![5_000, 10_000, 20_000, 30_000, 40_000, 50_000, 80_000, 120_000]
+        vec![
+            5_000, 10_000, 20_000, 30_000, 40_000, 50_000, 80_000, 120_000,
+        ]
     } else {
         vec![args.rate]
     };

@@ -108,6 +108,8 @@ impl<S: Store> LiveGuard<S> {
         if let Some(view) = view {
             status.state = Arc::new(view);
             drop(status);
+            // Shown before a waiting reader is told the view is fresh.
+            self.status.publish();
             self.status.set_view_stale(false);
         }
     }

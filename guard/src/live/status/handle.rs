@@ -99,14 +99,15 @@ impl StatusHandle {
         self.0.demand.wanted.swap(false, Ordering::Relaxed)
     }
 
-    /// The decision thread: whether the view is behind the state.
+    /// The decision thread: whether the view is behind the state (a fresh view is
+    /// published first: a reader that sees `false` then reads it).
     pub fn set_view_stale(&self, stale: bool) {
-        self.0.demand.stale.store(stale, Ordering::Relaxed);
+        self.0.demand.stale.store(stale, Ordering::Release);
     }
 
     /// Whether the view is behind the state.
     pub fn view_stale(&self) -> bool {
-        self.0.demand.stale.load(Ordering::Relaxed)
+        self.0.demand.stale.load(Ordering::Acquire)
     }
 
     /// Asks for the view as of now and waits for it, up to `limit` (a reader's task;
