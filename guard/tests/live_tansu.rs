@@ -81,12 +81,18 @@ fn operator_cli_and_http_endpoints() {
     let tansu = Tansu::start(&dir);
     let prefix = "ops.";
     tansu.create_guard_topics(prefix);
-    let guard = GuardProcess::start(
+    // Without maintenance windows: the orders are stamped with the wall clock, and the
+    // default policy's weekly window (Monday 17:00-18:00 UTC) would pause global at
+    // the first order's step, so its own pause would change nothing.
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "maintenance = []\n").unwrap();
+    let guard = GuardProcess::start_with(
         &tansu.brokers,
         &dir.join("state"),
         prefix,
         &[("GUARD_OPS_TOKEN", "s3cret-token")],
         &dir.join("guard.log"),
+        &["--policy", policy.to_str().unwrap()],
     );
     let cli = |action: &str| {
         Command::new(env!("CARGO_BIN_EXE_guard"))

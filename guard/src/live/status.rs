@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 
 mod applied;
 mod handle;
-pub use applied::AppliedOrders;
+pub use applied::{changed_by, AppliedOrders};
 pub use handle::{StatusHandle, ViewDemand};
 
 /// Counters and gauges of the live guard.

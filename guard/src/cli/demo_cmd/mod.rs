@@ -128,9 +128,12 @@ fn mock_cluster(
     let state_dir = std::env::temp_dir().join(format!("guard-demo-{}", std::process::id()));
     let mut config = LiveConfig::new(cluster.bootstrap_servers(), state_dir);
     config.http_listen = http_listen;
-    // The runbook default, plus acknowledgements from the demo's two gateways.
+    // The runbook default, plus acknowledgements from the demo's two gateways, without
+    // the weekly maintenance window: the demo runs on the wall clock, and a window that
+    // happens to be open (Monday 17:00-18:00 UTC) would pause everything before the
+    // script's first trip.
     config.policy = Policy::from_toml(&format!(
-        "[acks]\ngateways = {GATEWAYS:?}\ntimeout = \"1s\"\n"
+        "maintenance = []\n[acks]\ngateways = {GATEWAYS:?}\ntimeout = \"1s\"\n"
     ))
     .map_err(|e| fail("the demo's policy", &e))?;
     config.checkpoint_interval = Duration::from_millis(100);

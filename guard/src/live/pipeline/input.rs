@@ -1,6 +1,7 @@
 //! Applying one input: decode, check, decide; trips, progress, decisions and dead letters out.
 
 use crate::engine::Disposition;
+use crate::live::status::changed_by;
 use crate::message::{GuardCommand, PauseState};
 
 use super::cases;
@@ -115,8 +116,8 @@ impl<S: Store> LiveGuard<S> {
                 self.own_pause = None;
             }
             if disposition == Disposition::Applied {
-                Arc::make_mut(&mut status.ops_applied)
-                    .insert(&command.command_id, !decisions.is_empty());
+                let changed = changed_by(&command.command_id, decisions);
+                Arc::make_mut(&mut status.ops_applied).insert(&command.command_id, changed);
             }
         }
     }

@@ -2,6 +2,19 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::message::Decision;
+
+/// Whether the operator's order `command_id` changed a scope: one of its step's
+/// decisions is a command it triggered. Other decisions of the same step are not its
+/// doing — on event time, the order's own stamp can open a maintenance window that
+/// pauses the scope first, and `guard pause` must then hear "already paused", not
+/// wait for a command that will not come.
+pub fn changed_by(command_id: &str, decisions: &[Decision]) -> bool {
+    decisions
+        .iter()
+        .any(|d| matches!(d, Decision::GuardCommand(c) if c.trigger == command_id))
+}
+
 /// Operators' orders applied recently, each with whether it changed a scope (read by
 /// `guard pause`/`resume` to report "already in that state"): the oldest are forgotten
 /// first beyond [`AppliedOrders::KEPT`].
@@ -39,6 +52,39 @@ impl AppliedOrders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Engine, EngineOptions};
+    use crate::message::Input;
+    use crate::policy::Policy;
+
+    #[test]
+    fn an_order_changed_a_scope_only_through_a_command_of_its_own() {
+        let decide = |lines: &[&str]| {
+            let mut engine = Engine::new(Policy::default(), EngineOptions::default());
+            let mut out = Vec::new();
+            for line in lines {
+                let input: Input = crate::decode::decode_envelope(line.as_bytes()).unwrap();
+                out = engine.apply(&input).decisions;
+            }
+            out
+        };
+        let order = |ts: &str| {
+            format!(
+                r#"{{"stream":"ops_command","event":{{"command_id":"ops-1","action":"pause","scope":{{"kind":"global"}},"operator":"tanaka","reason":"test","ts":"{ts}"}}}}"#
+            )
+        };
+        // Its stamp opens the default maintenance window (Monday 17:00-18:00 UTC):
+        // the step pauses global for maintenance, and the order changes nothing.
+        let in_window = decide(&[&order("2026-11-30T17:06:00Z")]);
+        assert!(
+            !in_window.is_empty(),
+            "the window opens at the order's step"
+        );
+        assert!(!changed_by("ops-1", &in_window));
+        // Outside it, the order pauses global itself.
+        let outside = decide(&[&order("2026-11-30T12:00:00Z")]);
+        assert!(changed_by("ops-1", &outside), "{outside:?}");
+        assert!(!changed_by("ops-2", &outside));
+    }
 
     #[test]
     fn applied_orders_forget_the_oldest_first() {
