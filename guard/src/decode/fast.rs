@@ -264,49 +264,41 @@ impl<'a> Reader<'a> {
     /// `None` (position left wherever) for anything else, an exponent included.
     fn plain_number(&mut self) -> Option<f64> {
         let negative = self.peek() == Some(b'-');
-        if negative {
-            self.at += 1;
-        }
+        self.at += usize::from(negative);
+        let (mut significand, mut digits) = (0u64, 0usize);
         let int_start = self.at;
-        let mut significand = 0u64;
-        let mut digits = 0usize;
-        let mut scale = 0usize;
-        let mut fraction = false;
-        loop {
-            match self.peek() {
-                Some(d @ b'0'..=b'9') => {
-                    significand = significand * 10 + u64::from(d - b'0');
-                    digits += 1;
-                    scale += usize::from(fraction);
-                    if digits > EXACT_DIGITS {
-                        return None;
-                    }
-                }
-                Some(b'.') if !fraction => {
-                    let int_len = self.at - int_start;
-                    if int_len == 0 || (int_len > 1 && self.bytes[int_start] == b'0') {
-                        return None;
-                    }
-                    fraction = true;
-                }
-                _ => break,
-            }
-            self.at += 1;
-        }
-        let int_len = if fraction {
-            self.at - int_start - scale - 1
-        } else {
-            self.at - int_start
-        };
-        let leading_zero = int_len > 1 && self.bytes[int_start] == b'0';
-        if int_len == 0 || leading_zero || (fraction && scale == 0) {
+        let int_len = self.digits(&mut significand, &mut digits)?;
+        if int_len == 0 || (int_len > 1 && self.bytes[int_start] == b'0') {
             return None;
+        }
+        let mut scale = 0;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            scale = self.digits(&mut significand, &mut digits)?;
+            if scale == 0 {
+                return None;
+            }
         }
         if matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'+' | b'-')) {
             return None;
         }
         let value = significand as f64 / POW10[scale];
         Some(if negative { -value } else { value })
+    }
+
+    /// Reads a run of digits into `significand`, counting them into `digits`; how many
+    /// it read, `None` once `digits` passes [`EXACT_DIGITS`].
+    fn digits(&mut self, significand: &mut u64, digits: &mut usize) -> Option<usize> {
+        let start = self.at;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            *significand = *significand * 10 + u64::from(d - b'0');
+            *digits += 1;
+            if *digits > EXACT_DIGITS {
+                return None;
+            }
+            self.at += 1;
+        }
+        Some(self.at - start)
     }
 }
 
