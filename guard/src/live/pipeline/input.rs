@@ -43,8 +43,9 @@ impl<S: Store> LiveGuard<S> {
         }
         // A duplicate or the guard's own risk event read back changed nothing: no
         // scope to compare (the whole book of them, per such message).
-        let changed = disposition == Disposition::Applied && !matches!(input, Input::Fill(_));
-        if !decisions.is_empty() || changed {
+        let may_move_scopes =
+            disposition == Disposition::Applied && !matches!(input, Input::Fill(_));
+        if !decisions.is_empty() || may_move_scopes {
             let place = cases::topic_place(topic, partition, offset);
             self.keep_cases(place, Some(&input), &mut decisions);
         }

@@ -72,14 +72,20 @@ impl<S: Store> LiveGuard<S> {
                 }
             }
         }
+        let publishing = if failures > 0 {
+            Some(false)
+        } else {
+            // Every earlier failure has since been sent again and nothing failed now.
+            (!self.outbox.resending() && self.record_resend.is_empty()).then_some(true)
+        };
         {
+            // Written only when it changes: a write marks the status to be published.
             let mut status = self.status.edit();
-            status.metrics.delivery_failures += failures;
             if failures > 0 {
-                status.publishing = false;
-            } else if !self.outbox.resending() && self.record_resend.is_empty() {
-                // Every earlier failure has since been sent again and nothing failed now.
-                status.publishing = true;
+                status.metrics.delivery_failures += failures;
+            }
+            if let Some(publishing) = publishing.filter(|p| *p != status.publishing) {
+                status.publishing = publishing;
             }
         }
         for id in &failed_ids {

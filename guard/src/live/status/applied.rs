@@ -1,4 +1,4 @@
-//! The operators' orders the guard applied lately, for `GET /applied/ID`.
+//! The operators' orders the guard applied lately, for `GET /ops/applied/ID`.
 
 use std::collections::{HashMap, VecDeque};
 
