@@ -17,6 +17,7 @@ pub mod casebook;
 pub mod changelog;
 pub mod config;
 pub mod evidence;
+pub mod fetch_queue;
 pub mod heartbeat;
 pub mod http;
 pub mod input_watch;

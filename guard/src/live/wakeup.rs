@@ -1,8 +1,8 @@
 //! Sleeping until librdkafka has something for the decision thread.
 //!
-//! The loop must react at once to two queues of two clients: fetched input on the
-//! consumer's queue and delivery reports on the producer's (a decision waits for the
-//! report of its order record). Polling one with a timeout misses the other, and
+//! The loop must react at once to three queues of two clients: fetched input on the
+//! [`FetchQueue`] and on the consumer's queue (errors, commit results), and delivery
+//! reports on the producer's (a decision waits for the report of its order record). Polling one with a timeout misses the other, and
 //! polling both in turn with short naps costs a wake-up every nap. Instead each queue
 //! writes a byte to one socket when it turns non-empty (librdkafka's queue IO events,
 //! `rd_kafka_queue_io_event_enable`), and the loop blocks on that socket: it wakes
@@ -16,6 +16,8 @@ use std::time::Duration;
 use rdkafka::bindings as rd;
 use rdkafka::client::{Client, ClientContext};
 
+use super::fetch_queue::FetchQueue;
+
 /// librdkafka queue handles that wake one socket when they turn non-empty.
 ///
 /// Drop it before the clients whose queues it holds (declare it before them in a
@@ -28,21 +30,27 @@ pub struct Wakeup {
     _tx: UnixStream,
 }
 
-/// One queue handle of a client (a reference librdkafka counts).
-struct Queue(*mut rd::rd_kafka_queue_t);
+/// One queue handle of a client (a reference librdkafka counts), released on drop
+/// when it is owned (not the [`FetchQueue`]'s, which owns its own).
+struct Queue {
+    ptr: *mut rd::rd_kafka_queue_t,
+    owned: bool,
+}
 
 // librdkafka's queue handles may be used from any thread.
 unsafe impl Send for Queue {}
 
 impl Wakeup {
-    /// Wakes on the consumer queue of `consumer` (fetched messages, errors,
-    /// rebalances) and the main queue of `producer` (delivery reports).
+    /// Wakes on the consumer queue of `consumer` (errors, commit results, messages of
+    /// a partition not routed to `fetch`), on `fetch` (the inputs' messages) and the
+    /// main queue of `producer` (delivery reports). `fetch` must outlive this.
     ///
     /// # Errors
     /// When the socket pair cannot be made.
     pub fn new<C: ClientContext, P: ClientContext>(
         consumer: &Client<C>,
         producer: &Client<P>,
+        fetch: Option<&FetchQueue>,
     ) -> io::Result<Self> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
@@ -59,12 +67,16 @@ impl Wakeup {
         let queues: Vec<Queue> = handles
             .into_iter()
             .filter(|q| !q.is_null())
-            .map(Queue)
+            .map(|ptr| Queue { ptr, owned: true })
+            .chain(fetch.map(|f| Queue {
+                ptr: f.native_ptr(),
+                owned: false,
+            }))
             .collect();
         for queue in &queues {
             // SAFETY: a live queue handle; the payload is copied.
             unsafe {
-                rd::rd_kafka_queue_io_event_enable(queue.0, tx.as_raw_fd(), b"!".as_ptr().cast(), 1)
+                rd::rd_kafka_queue_io_event_enable(queue.ptr, tx.as_raw_fd(), b"!".as_ptr().cast(), 1)
             };
         }
         Ok(Wakeup {
@@ -79,7 +91,7 @@ impl Wakeup {
         // SAFETY: live queue handles.
         self.queues
             .iter()
-            .any(|q| unsafe { rd::rd_kafka_queue_length(q.0) } > 0)
+            .any(|q| unsafe { rd::rd_kafka_queue_length(q.ptr) } > 0)
     }
 
     /// Sleeps until a queue turns non-empty, at most `timeout`; returns at once when
@@ -114,8 +126,10 @@ impl Drop for Wakeup {
             // SAFETY: live queue handles; io events off before the socket closes,
             // then the handle's reference is released.
             unsafe {
-                rd::rd_kafka_queue_io_event_enable(queue.0, -1, std::ptr::null(), 0);
-                rd::rd_kafka_queue_destroy(queue.0);
+                rd::rd_kafka_queue_io_event_enable(queue.ptr, -1, std::ptr::null(), 0);
+                if queue.owned {
+                    rd::rd_kafka_queue_destroy(queue.ptr);
+                }
             }
         }
     }
@@ -142,7 +156,7 @@ mod tests {
             .set("group.id", "g")
             .create()
             .expect("consumer");
-        let mut wakeup = Wakeup::new(consumer.client(), producer.client()).expect("wakeup");
+        let mut wakeup = Wakeup::new(consumer.client(), producer.client(), None).expect("wakeup");
         assert!(!wakeup.pending());
         producer
             .send(BaseRecord::to("t").key("k").payload("v"))

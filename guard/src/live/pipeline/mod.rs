@@ -45,6 +45,7 @@ use tracing::{debug, error, info, warn};
 
 use super::changelog::{ChangelogWriter, Published};
 use super::config::LiveConfig;
+use super::fetch_queue::FetchQueue;
 use super::input_watch::InputWatch;
 use super::kafka::{self, DeliveryContext, Pending, METADATA_TIMEOUT};
 use super::merge::{Merge, MergeKey};
@@ -58,6 +59,7 @@ use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, St
 use crate::time::Timestamp;
 
 mod cases;
+mod fetch;
 mod input;
 mod outbound;
 mod persist;
@@ -133,6 +135,11 @@ pub struct LiveGuard<S: Store> {
     /// Wakes the loop for input and delivery reports; declared before the clients
     /// whose queues it holds, so that it is dropped first.
     wakeup: Wakeup,
+    /// The input partitions' messages, taken a batch at a time; before the consumer,
+    /// so that it is dropped first.
+    fetch_queue: FetchQueue,
+    /// The last batch taken from it (kept for its room).
+    fetched: Vec<super::fetch_queue::Fetched>,
     /// Shared so that a fetched message (which borrows the consumer) can be held
     /// while the guard itself is borrowed mutably.
     consumer: std::sync::Arc<BaseConsumer>,

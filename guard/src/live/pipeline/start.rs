@@ -36,7 +36,8 @@ impl<S: Store> LiveGuard<S> {
         let producer: BaseProducer<DeliveryContext> =
             kafka::producer(&config).create_with_context(deliveries.clone())?;
         let consumer: BaseConsumer = kafka::input_consumer(&config).create()?;
-        let wakeup = Wakeup::new(consumer.client(), producer.client())?;
+        let fetch_queue = FetchQueue::new(&consumer);
+        let wakeup = Wakeup::new(consumer.client(), producer.client(), Some(&fetch_queue))?;
         let input_watch = InputWatch::start(&config);
         // Only a whole guard has one store to back up (scale-out: one per partition).
         let exports = (config.role == Role::Whole).then(|| {
@@ -51,6 +52,8 @@ impl<S: Store> LiveGuard<S> {
             engine: restored.engine,
             writer: Writer::start(store, changelog, exports),
             wakeup,
+            fetch_queue,
+            fetched: Vec::new(),
             consumer: std::sync::Arc::new(consumer),
             producer,
             deliveries,
@@ -216,6 +219,15 @@ impl<S: Store> LiveGuard<S> {
             partitions = tpl.count(),
             "assigned input partitions at the stored offsets"
         );
+        // Before the assignment: a partition that starts fetching unrouted sends its
+        // first messages to the consumer's own queue.
+        for element in tpl.elements() {
+            let routed = CString::new(element.topic())
+                .is_ok_and(|name| self.fetch_queue.route(&name, element.partition()));
+            if !routed {
+                warn!(topic = element.topic(), partition = element.partition(), "an input partition is read one message at a time: it could not be routed to the batch queue");
+            }
+        }
         self.consumer.assign(&tpl)?;
         if self.config.role == Role::Aggregator {
             let topic = self.config.topics.exec_result.clone();

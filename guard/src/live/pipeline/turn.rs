@@ -1,7 +1,5 @@
 //! One loop turn: fetch, merge, apply in order, tick the clock, watch the inputs.
 
-use rdkafka::message::BorrowedMessage;
-
 use crate::live::merge;
 use crate::replay::explain::Place;
 
@@ -114,106 +112,6 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
-    /// Sleeps until a message or a delivery report (the one a held decision waits
-    /// for) comes, at most `wait` (a millisecond while messages wait in the merge),
-    /// then fetches up to a batch of messages into the merge.
-    fn fetch(&mut self, wait: Duration) {
-        let timeout = if self.merge.is_empty() {
-            wait
-        } else {
-            wait.min(Duration::from_millis(1))
-        };
-        self.wakeup.wait(timeout);
-        let consumer = std::sync::Arc::clone(&self.consumer);
-        // One reading of each clock for the batch: the messages were all there at once.
-        let received = Instant::now();
-        self.fetched_wall = Timestamp::now();
-        for _ in 0..BATCH {
-            let Some(polled) = consumer.poll(Duration::ZERO) else {
-                break;
-            };
-            match polled {
-                Ok(message) => self.hold(&message, received),
-                Err(e) => warn!(error = %e, "consumer error"),
-            }
-        }
-    }
-
-    /// Puts a fetched message into the merge (a worker's progress is read at once).
-    fn hold(&mut self, message: &BorrowedMessage<'_>, received: Instant) {
-        self.last_fetched = received;
-        let index = self.input_of(message);
-        // Not an assigned partition (not expected): routed by its topic's name.
-        let rank = match index {
-            Some(i) => self.inputs[i].rank,
-            None => self.rank_of(message.topic()),
-        };
-        let Some(rank) = rank else {
-            return;
-        };
-        // Recycled buffers: no allocation per message on the hot path.
-        let mut held = self.spare.pop().unwrap_or_else(|| Held {
-            key: String::new(),
-            payload: Vec::new(),
-            received,
-        });
-        held.received = received;
-        held.key.clear();
-        held.key
-            .push_str(&String::from_utf8_lossy(message.key().unwrap_or_default()));
-        held.payload.clear();
-        held.payload
-            .extend_from_slice(message.payload().unwrap_or_default());
-        let key = MergeKey {
-            timestamp_ms: message.timestamp().to_millis().unwrap_or(i64::MIN),
-            rank,
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        let facts = match index {
-            Some(i) => {
-                let input = &mut self.inputs[i];
-                input.fetched_next = Some(key.offset + 1);
-                while input.echoes.first().is_some_and(|o| *o <= key.offset) {
-                    input.echoes.pop_first();
-                }
-                input.facts
-            }
-            None => message.topic() == self.config.topics.facts,
-        };
-        if facts && held.payload.starts_with(br#"{"progress""#) {
-            // Progress is read at once, not merged: the orders and risk events held
-            // in the merge wait for it.
-            if let Ok(fact) = serde_json::from_slice::<ProgressFact>(&held.payload) {
-                let seen = self
-                    .progress
-                    .entry(fact.progress.partition)
-                    .or_insert(i64::MIN);
-                *seen = (*seen).max(fact.progress.ts_ms);
-            }
-            self.recycle(held);
-            return;
-        }
-        match index {
-            Some(i) => self.merge.push(&self.inputs[i].topic, key, held),
-            None => self.merge.push(message.topic(), key, held),
-        }
-    }
-
-    /// Which assigned input partition `message` is of: by partition number and the
-    /// topic's name as bytes, read from the client without a UTF-8 check per message.
-    fn input_of(&self, message: &BorrowedMessage<'_>) -> Option<usize> {
-        let partition = message.partition();
-        // SAFETY: a fetched message always has its topic handle, whose name is a
-        // NUL-terminated string that lives as long as the message.
-        let name = unsafe {
-            std::ffi::CStr::from_ptr(rdkafka::bindings::rd_kafka_topic_name((*message.ptr()).rkt))
-        };
-        self.inputs
-            .iter()
-            .position(|i| i.partition == partition && i.name.as_c_str() == name)
-    }
-
     /// Applies the held messages in merge order. A message waits while another input
     /// partition has nothing held but more on the broker (by the high watermark of
     /// its last fetch) for as long as [`merge::patience`] says, so that a restart that
@@ -291,7 +189,7 @@ impl<S: Store> LiveGuard<S> {
 
     /// Keeps a held message's buffers for the next fetched one, up to a fetch batch of
     /// them: after a burst held in the merge, the rest are freed.
-    fn recycle(&mut self, held: Held) {
+    pub(super) fn recycle(&mut self, held: Held) {
         if self.spare.len() < BATCH {
             self.spare.push(held);
         }
