@@ -39,6 +39,8 @@
 //! same fingerprint; full keys from an older build reduce to it as well.
 
 mod entry;
+mod filter;
+mod persist;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -46,10 +48,10 @@ mod tests;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::message::Stream;
 pub use entry::SeenEntry;
+use filter::Filter;
 use table::{Fingerprint, Table};
 
 /// The keys are already uniform hashes; hashing them again would be wasted work.
@@ -91,6 +93,9 @@ struct Bucket {
     oldest: i64,
     newest: i64,
     ids: Table,
+    /// Once sealed (the next bucket takes the stream's new ids): which ids it may
+    /// hold, so that a lookup seldom probes its table ([`filter`]).
+    filter: Option<Filter>,
 }
 
 impl Bucket {
@@ -101,11 +106,37 @@ impl Bucket {
     /// gives back the room it did not use.
     fn hand_over(&mut self, width: i64, spare: usize) -> Table {
         self.ids.tighten();
+        self.seal();
         let span = u128::try_from(self.until - self.from).unwrap_or(1).max(1);
         let width = u128::try_from(width).unwrap_or(0);
         let expected = self.ids.len() as u128 * width / span;
         let room = expected.min(spare as u128 * 7 / 8);
         Table::with_room(usize::try_from(room).unwrap_or(usize::MAX))
+    }
+}
+
+impl Bucket {
+    /// Keeps a filter of its ids from now on (rebuilt, if it had one).
+    fn seal(&mut self) {
+        self.filter = Some(Filter::of(&self.ids));
+    }
+
+    /// Adds an id (not held) at `offset` seconds into the bucket.
+    fn insert(&mut self, fingerprint: Fingerprint, offset: u16) {
+        self.ids.insert(fingerprint, offset);
+        if let Some(filter) = &mut self.filter {
+            filter.insert(fingerprint);
+            if filter.overfull() {
+                self.seal();
+            }
+        }
+    }
+
+    /// Whether a lookup must probe its table for `fingerprint`.
+    fn may_hold(&self, fingerprint: Fingerprint) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.may_contain(fingerprint))
     }
 }
 
@@ -226,6 +257,9 @@ impl Seen {
                 let from = b.from;
                 if let Some(oldest) = b.ids.retain(|offset| from + i64::from(offset) >= second) {
                     b.oldest = from + i64::from(oldest);
+                    if b.filter.is_some() {
+                        b.seal();
+                    }
                     break;
                 }
             }
@@ -290,6 +324,12 @@ impl Seen {
             self.remove_key(key);
             self.add(key, second);
         }
+        // Restored at once: every bucket but the newest is sealed, as a stream would
+        // have left them.
+        let newest = self.buckets.len().saturating_sub(1);
+        for b in &mut self.buckets[..newest] {
+            b.seal();
+        }
     }
 
     /// Every entry (key, second), unordered.
@@ -330,15 +370,24 @@ impl Seen {
             return true;
         }
         let fingerprint = Fingerprint::of(key);
-        if self.buckets.len() > 1 {
-            let first_slots = self.buckets.iter().map(|b| b.ids.touch(fingerprint));
+        // The buckets to probe, newest first (a repeat is most likely recent): a
+        // sealed one only when its filter may hold the id.
+        let mut probe = [0u8; MAX_BUCKETS];
+        let mut n = 0;
+        for (i, b) in self.buckets.iter().enumerate().rev() {
+            if b.may_hold(fingerprint) {
+                probe[n] = i as u8;
+                n += 1;
+            }
+        }
+        let probe = &probe[..n];
+        if probe.len() > 1 {
+            let first_slots = probe.iter().map(|i| self.buckets[usize::from(*i)].ids.touch(fingerprint));
             std::hint::black_box(first_slots.fold(0, |all, hi| all ^ hi));
         }
-        // Newest first: a repeat is most likely recent.
-        self.buckets
+        probe
             .iter()
-            .rev()
-            .any(|b| b.ids.find(fingerprint).is_ok())
+            .any(|i| self.buckets[usize::from(*i)].ids.find(fingerprint).is_ok())
     }
 
     /// Records `key` (not held) in its bucket, or in the map.
@@ -353,7 +402,7 @@ impl Seen {
             Some(i) => {
                 let b = &mut self.buckets[i];
                 let offset = u16::try_from(second - b.from).expect("a bucket spans 2^16 s");
-                b.ids.insert(Fingerprint::of(key), offset);
+                b.insert(Fingerprint::of(key), offset);
                 b.oldest = b.oldest.min(second);
                 b.newest = b.newest.max(second);
             }
@@ -378,9 +427,14 @@ impl Seen {
     }
 
     /// Slots that can be reserved ahead while the set holds at most
-    /// [`SLOTS_PER_ID`] slots per id (what growing tables may reach on their own).
+    /// [`SLOTS_PER_ID`] slots per id (what growing tables may reach on their own),
+    /// the sealed buckets' filters counted as the slots their bytes would make.
     fn spare_slots(&self) -> usize {
-        let slots: usize = self.buckets.iter().map(|b| b.ids.slots()).sum();
+        let slots: usize = self
+            .buckets
+            .iter()
+            .map(|b| b.ids.slots() + b.filter.as_ref().map_or(0, |f| f.bytes().div_ceil(12)))
+            .sum();
         (self.len() * SLOTS_PER_ID.0 / SLOTS_PER_ID.1).saturating_sub(slots)
     }
 
@@ -423,37 +477,9 @@ impl Seen {
                 oldest: second,
                 newest: second,
                 ids,
+                filter: None,
             },
         );
         Some(i)
-    }
-}
-
-impl Serialize for Seen {
-    /// Sorted `key:second` strings, so equal sets serialise to equal bytes.
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.sorted_entries()
-                .iter()
-                .map(|(k, sec)| format!("{k:032x}:{sec}")),
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for Seen {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text: Vec<String> = Vec::deserialize(d)?;
-        let mut entries = Vec::with_capacity(text.len());
-        for entry in text {
-            let (hex, second) = entry
-                .split_once(':')
-                .ok_or_else(|| serde::de::Error::custom("a seen entry is key:second"))?;
-            let key = u128::from_str_radix(hex, 16).map_err(serde::de::Error::custom)?;
-            let second: i64 = second.parse().map_err(serde::de::Error::custom)?;
-            entries.push((key, second));
-        }
-        let mut seen = Seen::default();
-        seen.extend_entries(entries);
-        Ok(seen)
     }
 }

@@ -35,6 +35,11 @@ impl Fingerprint {
         }
     }
 
+    /// Its top 64 bits.
+    pub(super) fn hi(self) -> u64 {
+        self.hi
+    }
+
     /// The reduced digest this fingerprint stands for.
     pub(super) fn key(self) -> u128 {
         (u128::from(self.hi) << 64) | (u128::from(self.lo) << Self::DROPPED_BITS)
