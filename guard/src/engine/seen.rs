@@ -13,10 +13,12 @@
 //! **How it is kept.** Ids are 128-bit xxh3 digests of (stream, id), cut to their top
 //! 80 bits. Those go into *time buckets*, each an ordered hash table ([`table`]) of
 //! 12-byte slots (fingerprint and second within the bucket), so the set costs 13 to
-//! 15.6 bytes per remembered id (`tests/seen_memory.rs` measures it), and a lookup
-//! probes each live bucket once. A bucket covers a range of seconds; its width is an
-//! eighth of the distance the engine keeps (learnt from the sweeps), and its edges are
-//! laid where the next cutoffs are expected, so a sweep drops whole buckets. Each
+//! 15.6 bytes per remembered id (`tests/seen_memory.rs` measures it). A lookup probes
+//! the newest bucket, and an older one only when that bucket's filter says the id may
+//! be there ([`filter`]: a bucket the stream has moved past is *sealed* and keeps one).
+//! A bucket covers a range of seconds; its width is an eighth of the distance the
+//! engine keeps (learnt from the sweeps), and its edges are laid where the next
+//! cutoffs are expected, so a sweep drops whole buckets. Each
 //! bucket keeps the smallest and largest second it holds: one whose largest is before
 //! the cutoff is dropped whole; the one a cutoff falls inside (when the stream left a
 //! sweep off the grid) is trimmed, id by id, to what a map would keep — the boundary
@@ -24,7 +26,8 @@
 //! (more than [`MAX_BUCKETS`] ranges, or seconds at the ends of `i64`), go to a plain
 //! map of full entries. A new last bucket reserves room for as many ids as the one
 //! before it took, within what keeps the whole set under 15.6 bytes an id, so a
-//! steady stream fills it without growing.
+//! steady stream fills it without growing. The sealed buckets' filters count in that
+//! budget.
 //!
 //! **Collisions.** Two ids with the same 80-bit fingerprint count as one, so a new fill
 //! is dropped as a duplicate with probability n / 2^80 while n ids are remembered:
@@ -47,7 +50,6 @@ mod tests;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-
 
 use crate::message::Stream;
 pub use entry::SeenEntry;
@@ -74,6 +76,8 @@ impl Hasher for PassThrough {
 
 /// At most this many buckets; ids of seconds no bucket can take go to the map.
 const MAX_BUCKETS: usize = 64;
+// A lookup lists the buckets to probe by index in a byte.
+const _: () = assert!(MAX_BUCKETS <= 256);
 /// The widest bucket: an offset within it fits 16 bits.
 const MAX_WIDTH: i64 = 1 << 16;
 /// Room reserved ahead for new ids keeps the set within 13/10 slots per id (15.6
@@ -113,9 +117,7 @@ impl Bucket {
         let room = expected.min(spare as u128 * 7 / 8);
         Table::with_room(usize::try_from(room).unwrap_or(usize::MAX))
     }
-}
 
-impl Bucket {
     /// Keeps a filter of its ids from now on (rebuilt, if it had one).
     fn seal(&mut self) {
         self.filter = Some(Filter::of(&self.ids));
@@ -382,7 +384,9 @@ impl Seen {
         }
         let probe = &probe[..n];
         if probe.len() > 1 {
-            let first_slots = probe.iter().map(|i| self.buckets[usize::from(*i)].ids.touch(fingerprint));
+            let first_slots = probe
+                .iter()
+                .map(|i| self.buckets[usize::from(*i)].ids.touch(fingerprint));
             std::hint::black_box(first_slots.fold(0, |all, hi| all ^ hi));
         }
         probe

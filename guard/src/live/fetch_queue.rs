@@ -231,8 +231,10 @@ mod tests {
         let topic = CString::new("a").expect("name");
         assert!(queue.route(&topic, 0));
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("a", 0, Offset::Beginning).expect("tpl");
-        tpl.add_partition_offset("a", 1, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset("a", 0, Offset::Beginning)
+            .expect("tpl");
+        tpl.add_partition_offset("a", 1, Offset::Beginning)
+            .expect("tpl");
         consumer.assign(&tpl).expect("assigned");
         let (mut batched, mut polled) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -255,7 +257,10 @@ mod tests {
         let expected: Vec<(i32, i64, Vec<u8>)> = (0..50)
             .map(|i| (0, i, format!("a/0/{i}").into_bytes()))
             .collect();
-        assert_eq!(batched, expected, "partition 0, in order, all through the queue");
+        assert_eq!(
+            batched, expected,
+            "partition 0, in order, all through the queue"
+        );
         assert_eq!(polled, (0..5).map(|i| (1, i)).collect::<Vec<_>>());
         assert!(queue.is_empty());
     }
@@ -276,7 +281,8 @@ mod tests {
         let topic = CString::new("b").expect("name");
         assert!(queue.route(&topic, 0));
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("b", 0, Offset::Offset(100)).expect("tpl");
+        tpl.add_partition_offset("b", 0, Offset::Offset(100))
+            .expect("tpl");
         consumer.assign(&tpl).expect("assigned");
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut error = None;

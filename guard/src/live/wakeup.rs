@@ -76,7 +76,12 @@ impl Wakeup {
         for queue in &queues {
             // SAFETY: a live queue handle; the payload is copied.
             unsafe {
-                rd::rd_kafka_queue_io_event_enable(queue.ptr, tx.as_raw_fd(), b"!".as_ptr().cast(), 1)
+                rd::rd_kafka_queue_io_event_enable(
+                    queue.ptr,
+                    tx.as_raw_fd(),
+                    b"!".as_ptr().cast(),
+                    1,
+                )
             };
         }
         Ok(Wakeup {

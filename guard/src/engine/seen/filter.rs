@@ -98,7 +98,10 @@ mod tests {
             .filter(|n| filter.may_contain(fingerprint(*n)))
             .count();
         // About 7 % expected; a filter that says "maybe" to everything fails.
-        assert!(false_maybes < 10_000, "{false_maybes} false maybes in 100,000");
+        assert!(
+            false_maybes < 10_000,
+            "{false_maybes} false maybes in 100,000"
+        );
         assert!(filter.bytes() <= 100_000 * BITS_PER_ID / 8 + 8);
         // Late ids: taken, then found; past a quarter more it asks for a rebuild.
         for n in 200_000..225_000 {

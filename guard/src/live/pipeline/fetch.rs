@@ -140,9 +140,8 @@ impl<'a> Incoming<'a> {
     fn polled(message: &'a BorrowedMessage<'a>) -> Self {
         // SAFETY: a fetched message always has its topic handle, whose name is a
         // NUL-terminated string that lives as long as the message.
-        let topic = unsafe {
-            CStr::from_ptr(rdkafka::bindings::rd_kafka_topic_name((*message.ptr()).rkt))
-        };
+        let topic =
+            unsafe { CStr::from_ptr(rdkafka::bindings::rd_kafka_topic_name((*message.ptr()).rkt)) };
         Incoming {
             topic,
             partition: message.partition(),
