@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use super::records::{
-    block_digest, decode_entries, hex, ChunkHeader, Manifest, Published, StateRecord, FORMAT,
+    block_digest, decode_entries, hex, ChunkHeader, Manifest, Published, StateRecord, READS,
 };
 use crate::live::store::Checkpoint;
 
@@ -15,7 +15,7 @@ use crate::live::store::Checkpoint;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     /// Written by a build with another changelog format.
-    #[error("the changelog holds a snapshot of format {found} (this build reads format {FORMAT}); it is ignored: the guard restores from its local store or the input topics")]
+    #[error("the changelog holds a snapshot of format {found} (this build reads formats {} and {}); it is ignored: the guard restores from its local store or the input topics", READS[0], READS[1])]
     Format {
         /// The format found.
         found: u32,
@@ -114,7 +114,7 @@ impl Reader {
     }
 
     fn take_manifest(&mut self, manifest: Manifest) {
-        if manifest.format != FORMAT {
+        if !READS.contains(&manifest.format) {
             self.problem = Some(ReadError::Format {
                 found: manifest.format,
             });

@@ -28,8 +28,11 @@ use sha2::{Digest, Sha256};
 
 use crate::live::store::{Checkpoint, OutMsg, Partition, SeenEntry};
 
-/// The changelog format this build writes and reads.
-pub const FORMAT: u32 = 2;
+/// The changelog format this build writes. Format 3 keeps the outbox's payloads as
+/// text where format 2 wrote arrays of bytes; both are read ([`READS`]).
+pub const FORMAT: u32 = 3;
+/// The changelog formats this build reads.
+pub const READS: [u32; 2] = [2, 3];
 /// Largest chunk of the state record in one message.
 const CHUNK: usize = 256 * 1024;
 /// Most dedup entries in one block (384 KiB).

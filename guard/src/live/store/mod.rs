@@ -24,7 +24,8 @@ pub struct OutMsg {
     pub topic: String,
     /// Kafka key.
     pub key: String,
-    /// Payload (JSON).
+    /// Payload (JSON). Kept as text ([`payload_text`]).
+    #[serde(with = "payload_text")]
     pub payload: Vec<u8>,
     /// Headers (DLQ entries carry the reason and the source position).
     #[serde(default)]
@@ -32,6 +33,47 @@ pub struct OutMsg {
     /// Kafka timestamp to give the message (ms); the producer's clock when `None`.
     #[serde(default)]
     pub timestamp_ms: Option<i64>,
+}
+
+/// A payload in a checkpoint or a changelog record: its text when it is UTF-8 (every
+/// payload the guard makes is JSON), else its bytes as a JSON array of numbers. Both
+/// are read, and the array is what store layout 4 and changelog format 2 wrote for
+/// every payload: three to four times the text's size, for each message waiting for
+/// an acknowledgement at each checkpoint.
+mod payload_text {
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(payload: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(payload) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.collect_seq(payload),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Payload;
+        impl<'de> Visitor<'de> for Payload {
+            type Value = Vec<u8>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a payload as text or as an array of bytes")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+                Ok(text.as_bytes().to_vec())
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(bytes)
+            }
+        }
+        d.deserialize_any(Payload)
+    }
 }
 
 /// Input position: topic and partition.
@@ -43,7 +85,7 @@ pub struct Checkpoint {
     /// Monotonic number of this checkpoint (compared with the changelog's).
     pub seq: u64,
     /// The engine snapshot, without the seen ids. The sled store keeps it as raw
-    /// bytes under a key of its own (layout 4); a layout-3 checkpoint carried it
+    /// bytes in a file of its own (layouts 4 and 5); a layout-3 checkpoint carried it
     /// inside its JSON, and is still read.
     #[serde(default)]
     pub engine: Vec<u8>,
@@ -144,9 +186,11 @@ fn engine_file(dir: &Path, seq: u64) -> std::path::PathBuf {
 }
 const SEEN_PREFIX: u8 = b's';
 /// Bumped when the layout changes; a store of another version is refused at start,
-/// but for layout 3, which the first checkpoint migrates.
+/// but for layouts 3 and 4, which the first checkpoint migrates.
 const LAYOUT_KEY: &[u8] = b"c/layout";
-const LAYOUT: &[u8] = b"noctria-guard/4";
+const LAYOUT: &[u8] = b"noctria-guard/5";
+/// Layout 4: the outbox's payloads as JSON arrays of bytes (layout 5: as text).
+const LAYOUT_4: &[u8] = b"noctria-guard/4";
 /// Layout 3: the engine snapshot inside `c/checkpoint`, as a JSON array of bytes.
 const LAYOUT_3: &[u8] = b"noctria-guard/3";
 
@@ -191,11 +235,12 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = Self::open_db(dir)?;
         match db.get(LAYOUT_KEY)? {
-            Some(layout) if layout.as_ref() != LAYOUT && layout.as_ref() != LAYOUT_3 => {
+            Some(layout) if ![LAYOUT, LAYOUT_4, LAYOUT_3].contains(&layout.as_ref()) => {
                 return Err(StoreError::Corrupt(format!(
-                    "layout {:?}, this build reads {:?} (and migrates {:?})",
+                    "layout {:?}, this build reads {:?} (and migrates {:?} and {:?})",
                     String::from_utf8_lossy(&layout),
                     String::from_utf8_lossy(LAYOUT),
+                    String::from_utf8_lossy(LAYOUT_4),
                     String::from_utf8_lossy(LAYOUT_3)
                 )))
             }
@@ -285,7 +330,7 @@ impl SledStore {
         std::fs::create_dir_all(self.dir.join("engine"))
             .and_then(|()| seen_files::write_durably(&engine, &checkpoint.engine))
             .map_err(|e| StoreError::Corrupt(format!("cannot write {}: {e}", engine.display())))?;
-        // A layout-3 store is migrated by its first checkpoint, in the same batch.
+        // A layout-3 or -4 store is migrated by its first checkpoint, in the same batch.
         batch.insert(LAYOUT_KEY, LAYOUT);
         // The block is on disk before the checkpoint that names it is committed.
         self.seen

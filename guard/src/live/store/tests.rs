@@ -92,6 +92,54 @@ fn a_layout_3_store_is_read_and_migrated_by_the_next_checkpoint() {
 }
 
 #[test]
+fn a_layout_4_store_with_payloads_as_byte_arrays_is_read_and_migrated() {
+    let dir = std::env::temp_dir().join(format!("guard-store-v4-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        // What layout 4 wrote: the outbox's payloads as arrays of bytes ("{}").
+        let db = SledStore::open_db(&dir).unwrap();
+        db.insert(LAYOUT_KEY, LAYOUT_4).unwrap();
+        let head = r#"{"seq":7,"offsets":[[["exec_result",0],42]],"outbox":[{"id":"cmd-1","topic":"guard_command","key":"global","payload":[123,125],"headers":[],"timestamp_ms":null}],"seen_from":null}"#;
+        db.insert(CHECKPOINT_KEY, head.as_bytes()).unwrap();
+        db.flush().unwrap();
+        std::fs::create_dir_all(dir.join("engine")).unwrap();
+        std::fs::write(engine_file(&dir, 7), b"{}").unwrap();
+    }
+    let mut store = SledStore::open(&dir).unwrap();
+    let restored = store.load().unwrap().unwrap();
+    assert_eq!(restored.checkpoint, checkpoint(7));
+    store.save(&checkpoint(8), &[]).unwrap();
+    assert_eq!(store.db.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
+    let head = store.db.get(CHECKPOINT_KEY).unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&head).contains(r#""payload":"{}""#),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_eq!(store.load().unwrap().unwrap().checkpoint, checkpoint(8));
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_payload_is_kept_as_text_and_any_bytes_survive() {
+    let text = OutMsg {
+        payload: r#"{"a":"\u00e9 é"}"#.as_bytes().to_vec(),
+        ..checkpoint(1).outbox[0].clone()
+    };
+    let json = serde_json::to_string(&text).unwrap();
+    assert!(json.contains(r#""payload":"{\"a\""#), "{json}");
+    assert_eq!(serde_json::from_str::<OutMsg>(&json).unwrap(), text);
+    let bytes = OutMsg {
+        payload: vec![0xff, 0x00, b'x'],
+        ..text
+    };
+    let json = serde_json::to_string(&bytes).unwrap();
+    assert!(json.contains(r#""payload":[255,0,120]"#), "{json}");
+    assert_eq!(serde_json::from_str::<OutMsg>(&json).unwrap(), bytes);
+}
+
+#[test]
 fn a_block_of_a_checkpoint_never_committed_is_ignored_and_replaced() {
     let dir = std::env::temp_dir().join(format!("guard-store-torn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
