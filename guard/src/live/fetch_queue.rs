@@ -214,6 +214,33 @@ mod tests {
         producer.flush(Duration::from_secs(10)).expect("flushed");
     }
 
+    /// A consumer of `topic` with partition `routed` routed to its batch queue, then
+    /// `assigned` (partition, start) assigned; `setting` is one more client setting.
+    /// The queue comes second, so that it is dropped first.
+    fn routed_consumer(
+        brokers: &str,
+        setting: (&str, &str),
+        topic: &str,
+        routed: i32,
+        assigned: &[(i32, Offset)],
+    ) -> (BaseConsumer, FetchQueue) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "g")
+            .set(setting.0, setting.1)
+            .create()
+            .expect("consumer");
+        let queue = FetchQueue::new(&consumer);
+        assert!(queue.route(&CString::new(topic).expect("name"), routed));
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in assigned {
+            tpl.add_partition_offset(topic, *partition, *offset)
+                .expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assigned");
+        (consumer, queue)
+    }
+
     #[test]
     fn routed_partitions_come_in_batches_and_others_through_poll() {
         let mock = MockCluster::new(1).expect("mock cluster");
@@ -221,21 +248,14 @@ mod tests {
         let brokers = mock.bootstrap_servers();
         produce(&brokers, "a", 0, 50);
         produce(&brokers, "a", 1, 5);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", "g")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut queue = FetchQueue::new(&consumer);
+        let (consumer, mut queue) = routed_consumer(
+            &brokers,
+            ("enable.auto.commit", "false"),
+            "a",
+            0,
+            &[(0, Offset::Beginning), (1, Offset::Beginning)],
+        );
         let topic = CString::new("a").expect("name");
-        assert!(queue.route(&topic, 0));
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("a", 0, Offset::Beginning)
-            .expect("tpl");
-        tpl.add_partition_offset("a", 1, Offset::Beginning)
-            .expect("tpl");
-        consumer.assign(&tpl).expect("assigned");
         let (mut batched, mut polled) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(30);
         while (batched.len() < 50 || polled.len() < 5) && Instant::now() < deadline {
@@ -271,19 +291,13 @@ mod tests {
         mock.create_topic("b", 1, 1).expect("topic");
         let brokers = mock.bootstrap_servers();
         produce(&brokers, "b", 0, 3);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", "g")
-            .set("auto.offset.reset", "error")
-            .create()
-            .expect("consumer");
-        let mut queue = FetchQueue::new(&consumer);
-        let topic = CString::new("b").expect("name");
-        assert!(queue.route(&topic, 0));
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("b", 0, Offset::Offset(100))
-            .expect("tpl");
-        consumer.assign(&tpl).expect("assigned");
+        let (consumer, mut queue) = routed_consumer(
+            &brokers,
+            ("auto.offset.reset", "error"),
+            "b",
+            0,
+            &[(0, Offset::Offset(100))],
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut error = None;
         while error.is_none() && Instant::now() < deadline {
