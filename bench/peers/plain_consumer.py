@@ -27,7 +27,7 @@ def ts_ms(text):
 def main():
     brokers, in_topic, out_topic, expected = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"plain-{time.time()}", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 10, "auto.offset.reset": "earliest"})
+                         "fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 1, "auto.offset.reset": "earliest"})
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 0, "enable.idempotence": True})
     consumer.assign([TopicPartition(in_topic, 0, 0)])
     print("ready", flush=True)

@@ -67,7 +67,7 @@ def main():
     state_dir = tempfile.mkdtemp(prefix="quix-state-")
     app = ReadyApplication(broker_address=brokers, consumer_group=f"quix-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
                            use_changelog_topics=False, state_dir=state_dir,
-                           consumer_extra_config={"fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 10},
+                           consumer_extra_config={"fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 1},
                            producer_extra_config={"linger.ms": 0})
     source = app.topic(in_topic, value_deserializer="json")
     sink = app.topic(out_topic, value_serializer="json")
