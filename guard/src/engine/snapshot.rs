@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rules::Rules;
-use super::{Engine, EngineOptions, ScopeBook, Seen, SeenEntry};
+use super::{Engine, EngineOptions, ScopeBook, Seen, SeenBlocks, SeenEntry};
 use crate::policy::Policy;
 use crate::time::Timestamp;
 
@@ -46,8 +46,10 @@ pub struct Snapshot {
 }
 
 /// The snapshot format this build writes. It also reads format 2, whose dedup keys
-/// are full 128-bit digests (the set keeps their top 80 bits since format 3).
-pub const SNAPSHOT_FORMAT: u32 = 3;
+/// are full 128-bit digests (the set keeps their top 80 bits since format 3), and
+/// format 3, whose slippage breaches are objects (arrays since format 4, the
+/// strategy left out where the group names it).
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +116,7 @@ impl Engine {
     }
 
     /// The dedup keys added since the last call (empty unless journaling).
-    pub fn drain_seen_journal(&mut self) -> Vec<SeenEntry> {
+    pub fn drain_seen_journal(&mut self) -> SeenBlocks {
         self.state.seen.drain_journal()
     }
 
@@ -175,7 +177,7 @@ mod tests {
     const FORMAT_2: &str = r#"{"format":2,"policy_version":"p-83158d3f4bdf","state":{"clock":"2025-08-11T17:30:00.000Z","arrivals":2,"scopes":{"paused":[[{"kind":"global"},{"reasons":["maintenance"],"since":"2025-08-11T17:00:00.000Z"}]]},"slippage":{"groups":[["alpha",[{"ts":"2025-08-11T17:29:00.000Z","seq":1,"fill_id":"f1","strategy_id":"alpha"},{"ts":"2025-08-11T17:29:30.000Z","seq":2,"fill_id":"f2","strategy_id":"alpha"}]]]},"streaks":{"streaks":{"beta":{"fills":["f3"],"last":"2025-08-11T17:10:00.000Z"}}},"adoptions":{"beta":["2025-08-11T00:00:00.000Z"]},"maintenance":{"weekly-os-patch":{"start":"2025-08-11T17:00:00.000Z","end":"2025-08-11T18:00:00.000Z"}},"seen":["22454f2c2d1d6dfc2092d8692a6a17aa:1754933340","441d356975ca2e6060bf653133489d43:1754933400","92c952a0bfb5e9416ad31e6748740c13:1754932200","fb36ee4654e9a48c51b61fe951fb677d:1754933370"],"newest":"2025-08-11T17:30:00.000Z","forgotten_before":"2025-08-10T17:10:00.000Z"}}"#;
 
     #[test]
-    fn a_format_2_snapshot_restores_every_rule_and_is_written_back_as_format_3() {
+    fn a_format_2_snapshot_restores_every_rule_and_is_written_back_as_format_4() {
         let (engine, version) = Engine::restore(
             Policy::default(),
             EngineOptions::default(),
@@ -196,7 +198,7 @@ mod tests {
         // Migrated: written back in this build's format (the dedup keys shortened),
         // which restores to the same state.
         let written = engine.snapshot();
-        assert!(String::from_utf8_lossy(&written).starts_with(r#"{"format":3,"#));
+        assert!(String::from_utf8_lossy(&written).starts_with(r#"{"format":4,"#));
         let (again, _) =
             Engine::restore(Policy::default(), EngineOptions::default(), &written).unwrap();
         assert_eq!(again.state(), engine.state());
@@ -215,7 +217,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             err.to_string(),
-            "snapshot format 1 is not supported (this build reads formats 2 to 3)"
+            "snapshot format 1 is not supported (this build reads formats 2 to 4)"
         );
     }
 }

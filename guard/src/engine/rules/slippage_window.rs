@@ -18,6 +18,8 @@ use crate::policy::{
 };
 use crate::time::{Span, Timestamp};
 
+mod stored;
+
 /// `[slippage]` (CONTRACT §2.1).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SlippagePolicy {
@@ -111,7 +113,7 @@ pub struct Breach {
 /// window of `group_by = "global"`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlippageWindows {
-    #[serde(with = "crate::engine::pairs")]
+    #[serde(with = "stored")]
     groups: BTreeMap<Option<String>, Vec<Breach>>,
     /// Each group's last warning (CONTRACT §2.7), left out of a snapshot while empty.
     #[serde(default, skip_serializing_if = "LastWarnings::is_empty")]

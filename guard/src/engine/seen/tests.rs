@@ -288,7 +288,9 @@ fn an_engine_restored_from_an_older_build_still_knows_its_ids() {
     let refused = Engine::restore(Policy::default(), EngineOptions::default(), &bytes)
         .expect_err("a newer format");
     assert!(
-        refused.to_string().contains("reads formats 2 to 3"),
+        refused
+            .to_string()
+            .contains(&format!("reads formats 2 to {SNAPSHOT_FORMAT}")),
         "{refused}"
     );
 }
