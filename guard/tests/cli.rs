@@ -298,7 +298,7 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
     let entries = [(1u128, 10), (2, 20), (3, 30)].map(|(k, s)| SeenEntry::new(k << 48, s));
     {
         let mut store = SledStore::open(&src).unwrap();
-        store.save(&checkpoint, &entries).unwrap();
+        store.save(&checkpoint, &entries.into()).unwrap();
     }
     let out = guard(&[
         "snapshot",

@@ -751,7 +751,7 @@ impl Store for FillingStore {
     fn save(
         &mut self,
         checkpoint: &guard::live::store::Checkpoint,
-        new_seen: &[guard::live::store::SeenEntry],
+        new_seen: &guard::live::store::SeenBlocks,
     ) -> Result<(), guard::live::store::StoreError> {
         if self.full.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(guard::live::store::StoreError::Corrupt(

@@ -100,6 +100,13 @@ fn applied(status: &StatusHandle, prefix: &str) -> u64 {
 fn main() {
     // As `guard` does at start.
     guard::live::memory::hold_mmap_threshold();
+    // The guard's own log on stderr, for investigations: `DRAIN_GUARD_LOG=debug`.
+    if let Ok(filter) = std::env::var("DRAIN_GUARD_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args = parse_args();
     let config = config_of(&args);
     let status = StatusHandle::default();

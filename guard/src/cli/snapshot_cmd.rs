@@ -172,7 +172,7 @@ fn import(state_dir: &Path, file: &Path, force: bool) -> Result<(), Failure> {
         )));
     }
     store
-        .save(&restored.checkpoint, &restored.seen)
+        .save(&restored.checkpoint, &restored.seen.as_slice().into())
         .map_err(|e| Failure::run(e.to_string()))?;
     println!(
         "imported checkpoint {} ({} input partitions, {} seen ids) into {}",

@@ -33,7 +33,7 @@ pub use rules::{
     SlippageWindows,
 };
 pub use scopes::{Held, ScopeBook};
-pub use seen::{Seen, SeenEntry};
+pub use seen::{Seen, SeenBlocks, SeenEntry};
 pub use snapshot::{EngineState, Snapshot, SnapshotError, SNAPSHOT_FORMAT};
 pub use trip::{TripError, TripFact};
 

@@ -41,6 +41,7 @@
 //! as the reduced 128-bit key, its low 48 bits zero, so whatever is restored finds the
 //! same fingerprint; full keys from an older build reduce to it as well.
 
+mod blocks;
 mod entry;
 mod filter;
 mod persist;
@@ -52,6 +53,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::message::Stream;
+pub use blocks::SeenBlocks;
 pub use entry::SeenEntry;
 use filter::Filter;
 use table::{Fingerprint, Table};
@@ -179,7 +181,7 @@ pub struct Seen {
     newest: Option<i64>,
     /// Learnt from the sweeps (or the restored entries); `None` before.
     grid: Option<Grid>,
-    journal: Option<Vec<SeenEntry>>,
+    journal: Option<SeenBlocks>,
 }
 
 impl std::fmt::Debug for Seen {
@@ -292,11 +294,11 @@ impl Seen {
 
     /// Starts recording added entries for [`Seen::drain_journal`].
     pub fn enable_journal(&mut self) {
-        self.journal.get_or_insert_with(Vec::new);
+        self.journal.get_or_insert_with(SeenBlocks::default);
     }
 
     /// The entries added since the last drain (empty when the journal is off).
-    pub fn drain_journal(&mut self) -> Vec<SeenEntry> {
+    pub fn drain_journal(&mut self) -> SeenBlocks {
         self.journal
             .as_mut()
             .map(std::mem::take)
@@ -305,7 +307,7 @@ impl Seen {
 
     /// How many entries the journal holds.
     pub fn journal_len(&self) -> usize {
-        self.journal.as_ref().map_or(0, Vec::len)
+        self.journal.as_ref().map_or(0, SeenBlocks::len)
     }
 
     /// Adds entries (as drained from a journal) back, when restoring; an entry for a

@@ -168,7 +168,7 @@ fn the_journal_holds_each_new_id_once_with_its_persisted_key() {
     assert!(seen.insert(Stream::ExecResult, "f-1", 100));
     assert!(!seen.insert(Stream::ExecResult, "f-1", 101));
     assert!(seen.insert(Stream::RiskEvent, "f-1", 102));
-    let journal = seen.drain_journal();
+    let journal: Vec<SeenEntry> = seen.drain_journal().iter().collect();
     assert_eq!(
         journal,
         vec![

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::records::{Publisher, Record};
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
-use crate::live::store::{Checkpoint, SeenEntry};
+use crate::live::store::{Checkpoint, SeenBlocks};
 
 /// How often the state record and the manifest are published at most.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -75,8 +75,8 @@ impl ChangelogWriter {
     pub fn written(
         &mut self,
         checkpoint: Checkpoint,
-        seen: &[SeenEntry],
-        full: Option<&[SeenEntry]>,
+        seen: &SeenBlocks,
+        full: Option<&SeenBlocks>,
     ) {
         let (entries, full) = match full {
             Some(all) => (all, true),

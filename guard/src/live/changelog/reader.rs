@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::records::{
     block_digest, decode_entries, hex, ChunkHeader, Manifest, Published, StateRecord, READS,
 };
-use crate::live::store::Checkpoint;
+use crate::live::store::{Checkpoint, SeenBlocks};
 
 /// Why the newest manifest gives no snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,7 +216,7 @@ impl Reader {
             .map_err(|e| incomplete(format!("the state is unreadable: {e}")))?;
         let from = manifest.seen_from.unwrap_or(i64::MIN);
         let (mut blocks, mut entries, mut digest) = (0u64, 0u64, 0u64);
-        let mut seen = Vec::new();
+        let mut seen = SeenBlocks::default();
         let held = self.blocks.get(&manifest.lineage);
         for (number, bytes) in held.into_iter().flatten() {
             let newest = decode_entries(bytes).map(|e| e.second()).max();
@@ -226,7 +226,9 @@ impl Reader {
             blocks += 1;
             entries += (bytes.len() / 24) as u64;
             digest ^= block_digest(*number, bytes);
-            seen.extend(decode_entries(bytes).filter(|e| e.second() >= from));
+            for entry in decode_entries(bytes).filter(|e| e.second() >= from) {
+                seen.push(entry);
+            }
         }
         if (blocks, entries, format!("{digest:016x}"))
             != (manifest.blocks, manifest.entries, manifest.digest.clone())

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::live::store::{Checkpoint, OutMsg, Partition, SeenEntry};
+use crate::live::store::{Checkpoint, OutMsg, Partition, SeenBlocks, SeenEntry};
 
 /// The changelog format this build writes. Format 3 keeps the outbox's payloads as
 /// text where format 2 wrote arrays of bytes; both are read ([`READS`]).
@@ -56,7 +56,7 @@ pub struct Published {
     /// The checkpoint without its dedup ids.
     pub checkpoint: Checkpoint,
     /// Every dedup entry of the snapshot within its horizon.
-    pub seen: Vec<SeenEntry>,
+    pub seen: SeenBlocks,
 }
 
 impl Published {
@@ -249,7 +249,7 @@ impl Publisher {
     /// the first time).
     pub fn blocks(&mut self, seen: &[SeenEntry], full: bool) -> Vec<Record> {
         let mut records = Vec::new();
-        self.blocks_each(seen, full, |record| {
+        self.blocks_each(&SeenBlocks::from(seen), full, |record| {
             records.push(record);
             true
         });
@@ -260,14 +260,14 @@ impl Publisher {
     /// stops at the first record `send` refuses and returns `false`.
     pub fn blocks_each(
         &mut self,
-        seen: &[SeenEntry],
+        seen: &SeenBlocks,
         full: bool,
         mut send: impl FnMut(Record) -> bool,
     ) -> bool {
         if full {
             self.started = true;
         }
-        for entries in seen.chunks(BLOCK_ENTRIES) {
+        for entries in seen.slices().flat_map(|slice| slice.chunks(BLOCK_ENTRIES)) {
             let number = self.next_block;
             self.next_block += 1;
             let bytes = encode_entries(entries);

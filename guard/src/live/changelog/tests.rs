@@ -94,7 +94,7 @@ fn read(records: &[Record]) -> Reader {
 }
 
 fn same(published: &Published, checkpoint: &Checkpoint, seen: &BTreeSet<SeenEntry>) -> bool {
-    let held: BTreeSet<SeenEntry> = published.seen.iter().copied().collect();
+    let held: BTreeSet<SeenEntry> = published.seen.iter().collect();
     published.checkpoint == *checkpoint && held == *seen && held.len() == published.seen.len()
 }
 

@@ -52,7 +52,7 @@ use super::merge::{Merge, MergeKey};
 use super::order_log::{self, Journal, Step};
 use super::outbox::{Outbox, RESEND_AFTER};
 use super::status::{state_text, StatusHandle};
-use super::store::{Checkpoint, OutMsg, Partition, SeenEntry, Store, StoreError};
+use super::store::{Checkpoint, OutMsg, Partition, SeenBlocks, SeenEntry, Store, StoreError};
 use super::wakeup::Wakeup;
 use crate::engine::{ClockMode, Engine, EngineOptions, Role, ScopeBook, TripFact};
 use crate::message::{Decision, Input, RiskAction, RiskEvent, Scope, Severity, Stream};
@@ -155,7 +155,7 @@ pub struct LiveGuard<S: Store> {
     /// A checkpoint waiting for the order record that ends at it, with its seen ids.
     prepared: Option<Prepared>,
     offsets: BTreeMap<Partition, i64>,
-    pending_seen: Vec<SeenEntry>,
+    pending_seen: SeenBlocks,
     /// The size of the last checkpoint's engine snapshot.
     engine_bytes: usize,
     /// The changelog's publisher (on the writer thread) needs every dedup id with
@@ -205,9 +205,9 @@ pub struct LiveGuard<S: Store> {
 struct Prepared {
     checkpoint: Checkpoint,
     /// The dedup ids new since the last checkpoint.
-    seen: Vec<SeenEntry>,
+    seen: SeenBlocks,
     /// Every dedup id of the checkpoint, when the changelog starts a lineage with it.
-    full: Option<Vec<SeenEntry>>,
+    full: Option<SeenBlocks>,
     /// The journal record that must be on the broker first.
     record: u64,
 }

@@ -14,6 +14,7 @@ impl<S: Store> LiveGuard<S> {
     pub(super) fn cut_journal(&mut self) {
         if let Some((n, key, payload)) = self.journal.cut() {
             self.status.edit().metrics.order_records += 1;
+            tracing::trace!(record = n, bytes = payload.len(), "order record cut");
             if !send_record(&self.producer, &self.config.topics.state, n, &key, &payload) {
                 self.record_resend.push((Instant::now() + RESEND_AFTER, n));
             }
@@ -47,7 +48,10 @@ impl<S: Store> LiveGuard<S> {
                 self.echoed(partition, offset);
             }
             match (report.result, report.id == ORDER_RECORD) {
-                (Ok(()), true) => self.journal.acked(report.seq),
+                (Ok(()), true) => {
+                    tracing::trace!(record = report.seq, "order record acknowledged");
+                    self.journal.acked(report.seq)
+                }
                 (Ok(()), false) => {
                     self.mark_dirty();
                     if let Some(received) = self.outbox.acked(report.seq) {

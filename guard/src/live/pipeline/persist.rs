@@ -23,7 +23,7 @@ impl<S: Store> LiveGuard<S> {
             }
             return;
         }
-        self.pending_seen.extend(self.engine.drain_seen_journal());
+        self.pending_seen.append(self.engine.drain_seen_journal());
         // Sized like the last one with an eighth to spare: not grown by doubling.
         let expected = self.engine_bytes + self.engine_bytes / 8;
         let mut engine = self.engine.snapshot_without_seen_sized(expected);
@@ -45,6 +45,13 @@ impl<S: Store> LiveGuard<S> {
             self.pending_seen.retain(|entry| entry.second() >= from);
         }
         let seen = std::mem::take(&mut self.pending_seen);
+        debug!(
+            seq = checkpoint.seq,
+            new_ids = seen.len(),
+            engine_bytes = self.engine_bytes,
+            outbox = checkpoint.outbox.len(),
+            "checkpoint prepared"
+        );
         // A new changelog lineage needs the whole dedup set once, exactly as the
         // checkpoint has it.
         let full = std::mem::take(&mut self.publish_full).then(|| {
@@ -53,7 +60,7 @@ impl<S: Store> LiveGuard<S> {
                 .seen
                 .entries()
                 .map(SeenEntry::from)
-                .collect()
+                .collect::<SeenBlocks>()
         });
         self.cut_journal();
         self.prepared = Some(Prepared {
@@ -81,6 +88,10 @@ impl<S: Store> LiveGuard<S> {
         let Some(prepared) = self.prepared.take() else {
             return;
         };
+        debug!(
+            seq = prepared.checkpoint.seq,
+            "checkpoint handed to the store writer"
+        );
         self.writer
             .submit(prepared.checkpoint, prepared.seen, prepared.full);
     }
@@ -130,7 +141,7 @@ impl<S: Store> LiveGuard<S> {
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");
                 self.status.edit().metrics.checkpoint_failures += 1;
-                self.pending_seen.splice(0..0, seen);
+                self.pending_seen.prepend(seen);
                 self.dirty = true;
                 self.fail_closed_if_unpersisted(&e.to_string());
             }

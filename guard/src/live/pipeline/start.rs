@@ -64,7 +64,7 @@ impl<S: Store> LiveGuard<S> {
             record_resend: Vec::new(),
             prepared: None,
             offsets: restored.offsets,
-            pending_seen: Vec::new(),
+            pending_seen: SeenBlocks::default(),
             engine_bytes: 0,
             publish_full: publishing,
             seq: restored.seq,
@@ -385,7 +385,7 @@ fn restore_published<S: Store>(
 ) -> Result<Restored, LiveError> {
     let (mut engine, _) =
         Engine::restore(config.policy.clone(), options, &published.checkpoint.engine)?;
-    engine.restore_seen(published.seen.iter().copied());
+    engine.restore_seen(published.seen.iter());
     info!(from = %published.instance, progress = published.progress(), local = local_progress, seen = published.seen.len(), "state restored from the changelog");
     let checkpoint = Checkpoint {
         seq,

@@ -16,7 +16,7 @@ use crate::live::changelog::ChangelogWriter;
 use std::collections::BTreeMap;
 
 use crate::live::status::ExportReply;
-use crate::live::store::{Checkpoint, Partition, SeenEntry, Store, StoreError};
+use crate::live::store::{Checkpoint, Partition, SeenBlocks, Store, StoreError};
 
 /// How often an idle writer looks whether a changelog snapshot is due.
 const IDLE_EVERY: Duration = Duration::from_millis(200);
@@ -24,9 +24,9 @@ const IDLE_EVERY: Duration = Duration::from_millis(200);
 /// A checkpoint handed to the writer, with the dedup ids new since the last one.
 struct Job {
     checkpoint: Checkpoint,
-    seen: Vec<SeenEntry>,
+    seen: SeenBlocks,
     /// Every dedup id of the state, when the changelog asked for them.
-    full: Option<Vec<SeenEntry>>,
+    full: Option<SeenBlocks>,
 }
 
 /// What the writer did with a [`Job`].
@@ -36,7 +36,7 @@ pub(super) struct Written {
     /// The input offsets that checkpoint covers.
     pub offsets: BTreeMap<Partition, i64>,
     /// Its dedup ids: on a failure they belong in the next checkpoint.
-    pub seen: Vec<SeenEntry>,
+    pub seen: SeenBlocks,
     /// The store's answer.
     pub result: Result<(), StoreError>,
     /// How long the write took, fsync included.
@@ -72,7 +72,12 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
     let took = started.elapsed();
     let (seq, offsets) = (job.checkpoint.seq, job.checkpoint.offsets.clone());
     if let (Ok(()), Some(changelog)) = (&result, changelog.as_mut()) {
-        changelog.written(job.checkpoint, &job.seen, job.full.as_deref());
+        changelog.written(job.checkpoint, &job.seen, job.full.as_ref());
+        tracing::debug!(
+            seq,
+            took_us = started.elapsed().as_micros() as u64,
+            "checkpoint published to the changelog"
+        );
     }
     Written {
         seq,
@@ -142,12 +147,7 @@ impl<S: Store> Writer<S> {
     }
 
     /// Hands a checkpoint to the writer; the caller checks [`Writer::busy`] first.
-    pub fn submit(
-        &mut self,
-        checkpoint: Checkpoint,
-        seen: Vec<SeenEntry>,
-        full: Option<Vec<SeenEntry>>,
-    ) {
+    pub fn submit(&mut self, checkpoint: Checkpoint, seen: SeenBlocks, full: Option<SeenBlocks>) {
         debug_assert!(
             self.in_flight.is_none(),
             "one checkpoint in flight at a time"

@@ -112,7 +112,7 @@ struct CheckpointHead<'a> {
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
-pub use crate::engine::SeenEntry;
+pub use crate::engine::{SeenBlocks, SeenEntry};
 
 /// A checkpoint as loaded, with every seen id.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -147,7 +147,7 @@ pub trait Store: Send + 'static {
     /// # Errors
     /// [`StoreError`] when the write or the flush fails; nothing of it is then
     /// considered saved.
-    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError>;
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &SeenBlocks) -> Result<(), StoreError>;
 }
 
 /// A store in memory.
@@ -165,9 +165,9 @@ impl Store for MemStore {
         }))
     }
 
-    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError> {
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &SeenBlocks) -> Result<(), StoreError> {
         self.checkpoint = Some(checkpoint.clone());
-        self.seen.extend_from_slice(new_seen);
+        self.seen.extend(new_seen.iter());
         if let Some(from) = checkpoint.seen_from {
             self.seen.retain(|entry| entry.second() >= from);
         }
@@ -310,7 +310,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn write(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError> {
+    fn write(&mut self, checkpoint: &Checkpoint, new_seen: &SeenBlocks) -> Result<(), StoreError> {
         if self.failed {
             self.reopen()?;
             self.failed = false;
@@ -408,7 +408,7 @@ impl Store for SledStore {
         Ok(Some(Restored { checkpoint, seen }))
     }
 
-    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &[SeenEntry]) -> Result<(), StoreError> {
+    fn save(&mut self, checkpoint: &Checkpoint, new_seen: &SeenBlocks) -> Result<(), StoreError> {
         if let Err(e) = self.write(checkpoint, new_seen) {
             self.failed = true;
             return Err(e);

@@ -12,7 +12,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::SeenEntry;
+use super::{SeenBlocks, SeenEntry};
 
 const ENTRY: usize = 24;
 
@@ -81,7 +81,7 @@ impl SeenFiles {
 
     /// Writes the block of checkpoint `seq` durably (replacing any block of an
     /// uncommitted checkpoint numbered `seq` or later).
-    pub fn write(&mut self, seq: u64, entries: &[SeenEntry]) -> std::io::Result<()> {
+    pub fn write(&mut self, seq: u64, entries: &SeenBlocks) -> std::io::Result<()> {
         let stale: Vec<(i64, u64)> = self.files.keys().filter(|k| k.1 >= seq).copied().collect();
         for key in stale {
             if let Some(path) = self.files.remove(&key) {
@@ -96,7 +96,7 @@ impl SeenFiles {
         // Encoded through a small buffer: a backlog's block need not be copied whole.
         write_durably_with(&path, |file| {
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
-            for entry in entries {
+            for entry in entries.iter() {
                 out.write_all(&entry.key().to_be_bytes())?;
                 out.write_all(&entry.second().to_be_bytes())?;
             }

@@ -30,9 +30,11 @@ fn sled_store_round_trips_checkpoint_and_seen_ids() {
     {
         let mut store = SledStore::open(&dir).unwrap();
         assert!(store.load().unwrap().is_none());
-        store.save(&checkpoint(1), &[e(1, 10), e(2, 20)]).unwrap();
         store
-            .save(&checkpoint(2), &[SeenEntry::new(u128::MAX, 30)])
+            .save(&checkpoint(1), &[e(1, 10), e(2, 20)].into())
+            .unwrap();
+        store
+            .save(&checkpoint(2), &[SeenEntry::new(u128::MAX, 30)].into())
             .unwrap();
     }
     let store = SledStore::open(&dir).unwrap();
@@ -82,7 +84,7 @@ fn a_layout_3_store_is_read_and_migrated_by_the_next_checkpoint() {
         engine: b"{}".to_vec(),
         ..checkpoint(6)
     };
-    store.save(&next, &[]).unwrap();
+    store.save(&next, &SeenBlocks::default()).unwrap();
     assert_eq!(store.db.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
     let head = store.db.get(CHECKPOINT_KEY).unwrap().unwrap();
     assert!(!String::from_utf8_lossy(&head).contains("engine"));
@@ -108,7 +110,7 @@ fn a_layout_4_store_with_payloads_as_byte_arrays_is_read_and_migrated() {
     let mut store = SledStore::open(&dir).unwrap();
     let restored = store.load().unwrap().unwrap();
     assert_eq!(restored.checkpoint, checkpoint(7));
-    store.save(&checkpoint(8), &[]).unwrap();
+    store.save(&checkpoint(8), &SeenBlocks::default()).unwrap();
     assert_eq!(store.db.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
     let head = store.db.get(CHECKPOINT_KEY).unwrap().unwrap();
     assert!(
@@ -144,13 +146,13 @@ fn a_block_of_a_checkpoint_never_committed_is_ignored_and_replaced() {
     let dir = std::env::temp_dir().join(format!("guard-store-torn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut store = SledStore::open(&dir).unwrap();
-    store.save(&checkpoint(1), &[e(1, 10)]).unwrap();
+    store.save(&checkpoint(1), &[e(1, 10)].into()).unwrap();
     // A crash after checkpoint 2's block reached the disk, before sled had it.
-    store.seen.write(2, &[e(2, 20)]).unwrap();
+    store.seen.write(2, &[e(2, 20)].into()).unwrap();
     drop(store);
     let mut store = SledStore::open(&dir).unwrap();
     assert_eq!(store.load().unwrap().unwrap().seen, vec![e(1, 10)]);
-    store.save(&checkpoint(2), &[e(3, 30)]).unwrap();
+    store.save(&checkpoint(2), &[e(3, 30)].into()).unwrap();
     let mut seen = store.load().unwrap().unwrap().seen;
     seen.sort_unstable();
     assert_eq!(seen, vec![e(1, 10), e(3, 30)]);
@@ -164,13 +166,15 @@ fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
     let _ = std::fs::remove_dir_all(&dir);
     {
         let mut store = SledStore::open(&dir).unwrap();
-        store.save(&checkpoint(1), &[e(1, 10), e(2, 20)]).unwrap();
-        store.save(&checkpoint(2), &[e(3, 25)]).unwrap();
-        store.save(&checkpoint(3), &[e(4, 40)]).unwrap();
+        store
+            .save(&checkpoint(1), &[e(1, 10), e(2, 20)].into())
+            .unwrap();
+        store.save(&checkpoint(2), &[e(3, 25)].into()).unwrap();
+        store.save(&checkpoint(3), &[e(4, 40)].into()).unwrap();
         // The horizon moves past the first two blocks' newest entries but one.
         let mut moved = checkpoint(4);
         moved.seen_from = Some(22);
-        store.save(&moved, &[]).unwrap();
+        store.save(&moved, &SeenBlocks::default()).unwrap();
         assert_eq!(
             store.seen.len(),
             2,
