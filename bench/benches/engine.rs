@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bench::{mixed_stream, rfc3339_ms, StreamShape};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use guard::decode::{decode, decode_envelope};
+use guard::decode::{decode, decode_envelope, decode_reusing};
 use guard::engine::{Engine, EngineOptions};
 use guard::message::{Input, Stream};
 use guard::policy::Policy;
@@ -87,29 +87,42 @@ fn engine_apply(c: &mut Criterion) {
 fn decode_apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_apply");
     let lines: Vec<String> = (0..200_000).map(|n| fill_line(n, n % 1_000, 1.0)).collect();
-    group.bench_function("exec_result_line", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut engine = Engine::new(Policy::default(), EngineOptions::default());
-            let mut out = Vec::new();
-            let mut left = iters;
-            // Timed a run of lines at a time, not line by line, so the clock's own cost
-            // (two reads, ~40 ns) stays out of the figure, as in `decode_only`.
-            while left > 0 {
-                let run = left.min(lines.len() as u64) as usize;
-                let started = Instant::now();
-                for line in &lines[..run] {
-                    out.clear();
-                    let input = decode(Stream::ExecResult, black_box(line.as_bytes())).unwrap();
-                    black_box(engine.apply_into(&input, &mut out));
+    // As the live pipeline does it: each fill decoded into the buffers of the one
+    // applied before (`decode_reusing`); `_fresh` allocates every fill's strings anew.
+    for (name, reuse) in [
+        ("exec_result_line", true),
+        ("exec_result_line_fresh", false),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut engine = Engine::new(Policy::default(), EngineOptions::default());
+                let mut out = Vec::new();
+                let mut spent = None;
+                let mut left = iters;
+                // Timed a run of lines at a time, not line by line, so the clock's own
+                // cost (two reads, ~40 ns) stays out of the figure, as in `decode_only`.
+                while left > 0 {
+                    let run = left.min(lines.len() as u64) as usize;
+                    let started = Instant::now();
+                    for line in &lines[..run] {
+                        out.clear();
+                        let bytes = black_box(line.as_bytes());
+                        let input =
+                            decode_reusing(Stream::ExecResult, bytes, spent.take()).unwrap();
+                        black_box(engine.apply_into(&input, &mut out));
+                        if reuse {
+                            spent = Some(input);
+                        }
+                    }
+                    total += started.elapsed();
+                    left -= run as u64;
+                    engine = Engine::new(Policy::default(), EngineOptions::default());
                 }
-                total += started.elapsed();
-                left -= run as u64;
-                engine = Engine::new(Policy::default(), EngineOptions::default());
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
     // The same once the dedup set is far bigger than the caches: 1,000 fills/s under
     // a 20-minute horizon keeps about 1.2M ids, and every line moves the clock on, so
     // the sweeps run as they would live.

@@ -8,7 +8,7 @@ use std::fmt;
 use crate::message::{Input, Stream};
 use crate::time::{human_span, Span, Timestamp};
 
-use super::{decode, decode_envelope, DecodeError, MAX_MESSAGE_BYTES};
+use super::{decode_envelope, decode_reusing, DecodeError, MAX_MESSAGE_BYTES};
 
 /// The limits an input is admitted under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,8 +80,23 @@ impl Admission {
         bytes: &[u8],
         wall_clock: Option<Timestamp>,
     ) -> Result<Input, Refusal> {
+        self.payload_reusing(stream, bytes, wall_clock, None)
+    }
+
+    /// [`Admission::payload`], reusing the buffers of `spent`, an input already
+    /// applied ([`decode_reusing`]).
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn payload_reusing(
+        &self,
+        stream: Stream,
+        bytes: &[u8],
+        wall_clock: Option<Timestamp>,
+        spent: Option<Input>,
+    ) -> Result<Input, Refusal> {
         self.check_size(bytes.len())?;
-        let input = decode(stream, bytes)?;
+        let input = decode_reusing(stream, bytes, spent)?;
         if let Some(now) = wall_clock {
             let ahead = input.event_time().since(now);
             if ahead > self.max_future {

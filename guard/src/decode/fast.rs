@@ -9,6 +9,18 @@ use crate::time::Timestamp;
 
 /// The fill in `bytes`, when it has the common shape.
 pub fn fill(bytes: &[u8]) -> Option<Fill> {
+    fields(bytes)?.finish()
+}
+
+/// [`fill`] into `into`, whose strings keep their buffers (no allocation once they
+/// have room): `false`, with `into` unchanged, when `bytes` does not have the common
+/// shape.
+pub fn fill_into(bytes: &[u8], into: &mut Fill) -> bool {
+    fields(bytes).is_some_and(|fields| fields.finish_into(into).is_some())
+}
+
+/// The fields of the fill in `bytes`, read in one pass.
+fn fields(bytes: &[u8]) -> Option<Fields<'_>> {
     let mut r = Reader { bytes, at: 0 };
     let mut fields = Fields::default();
     r.skip_ws();
@@ -35,7 +47,7 @@ pub fn fill(bytes: &[u8]) -> Option<Fill> {
     if r.at != bytes.len() {
         return None;
     }
-    fields.finish()
+    Some(fields)
 }
 
 /// The values read so far, each at most once.
@@ -114,6 +126,43 @@ impl<'a> Fields<'a> {
                 })
             }
         }
+        Some(())
+    }
+
+    /// [`Fields::finish`] into an existing fill, reusing its strings' buffers; `into`
+    /// is left as it was when a required field is missing.
+    fn finish_into(self, into: &mut Fill) -> Option<()> {
+        let (fill_id, strategy_id, symbol) = (self.fill_id?, self.strategy_id?, self.symbol?);
+        let (side, qty, expected_price, fill_price, ts) = (
+            self.side?,
+            self.qty?,
+            self.expected_price?,
+            self.fill_price?,
+            self.ts?,
+        );
+        fn set(to: &mut String, text: &str) {
+            to.clear();
+            to.push_str(text);
+        }
+        fn set_option(to: &mut Option<String>, text: Option<&str>) {
+            match (to.as_mut(), text) {
+                (Some(to), Some(text)) => set(to, text),
+                (_, text) => *to = text.map(str::to_owned),
+            }
+        }
+        set(&mut into.fill_id, fill_id);
+        set_option(&mut into.order_id, self.order_id);
+        set(&mut into.strategy_id, strategy_id);
+        set_option(&mut into.strategy_version, self.strategy_version);
+        set(&mut into.symbol, symbol);
+        into.side = side;
+        into.qty = qty;
+        into.expected_price = expected_price;
+        into.fill_price = fill_price;
+        into.slippage_bps = self.slippage_bps;
+        into.realized_pnl = self.realized_pnl;
+        into.ts = ts;
+        into.env = self.env;
         Some(())
     }
 
@@ -303,160 +352,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::message::{Fill, Stream};
-
-    const FILL: &str = r#"{"fill_id":"f-1","order_id":"o-1","strategy_id":"s1","strategy_version":"v2","symbol":"7203.T","side":"sell","qty":100,"expected_price":1000.0,"fill_price":999.25,"slippage_bps":7.5,"realized_pnl":-12.5,"ts":"2026-03-02T09:00:00.123Z","env":"stg"}"#;
-
-    fn serde_fill(bytes: &[u8]) -> Option<Fill> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    #[test]
-    fn reads_the_common_shape_as_serde_does() {
-        let fast = fill(FILL.as_bytes()).expect("the common shape");
-        assert_eq!(Some(fast), serde_fill(FILL.as_bytes()));
-        let spaced = " {\n \"fill_id\" : \"f\", \"strategy_id\":\"s\",\"symbol\":\"X\",\"side\":\"buy\",\"qty\":1e2,\"expected_price\":1,\"fill_price\":1.0E0,\"ts\":\"2026-03-02T09:00:00+09:00\",\"env\":null}\t";
-        assert_eq!(fill(spaced.as_bytes()), serde_fill(spaced.as_bytes()));
-        assert!(fill(spaced.as_bytes()).is_some());
-    }
-
-    #[test]
-    fn leaves_everything_else_to_serde() {
-        for text in [
-            r#"{"fill_id":"f\u0031","strategy_id":"s","symbol":"X","side":"buy","qty":1,"expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"}"#,
-            r#"{"fill_id":"f","fill_id":"g","strategy_id":"s","symbol":"X","side":"buy","qty":1,"expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"}"#,
-            r#"{"fill_id":"f","venue":"x","strategy_id":"s","symbol":"X","side":"buy","qty":1,"expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"}"#,
-            r#"{"fill_id":"f","strategy_id":"s","symbol":"X","side":"buy","qty":"1","expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"}"#,
-            r#"{"fill_id":"f","strategy_id":"s","symbol":"X","side":"buy","qty":01,"expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"}"#,
-            r#"{"fill_id":"f","strategy_id":"s","symbol":"X","side":"buy","qty":1,"expected_price":1,"fill_price":1}"#,
-            r#"{"fill_id":"f","strategy_id":"s","symbol":"X","side":"buy","qty":1,"expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"} x"#,
-            r#"{"fill_id":null,"strategy_id":"s","symbol":"X","side":"buy","qty":1,"expected_price":1,"fill_price":1,"ts":"2026-03-02T09:00:00Z"}"#,
-        ] {
-            assert_eq!(fill(text.as_bytes()), None, "{text}");
-        }
-    }
-
-    /// Byte-level edits of a fill: wherever the fast reader answers, serde gives the
-    /// same fill.
-    fn edited() -> impl Strategy<Value = Vec<u8>> {
-        let base = FILL.as_bytes().to_vec();
-        let len = base.len();
-        proptest::collection::vec((0..len, any::<u8>(), 0..3u8), 1..4).prop_map(move |edits| {
-            let mut bytes = base.clone();
-            for (at, byte, kind) in edits {
-                let at = at.min(bytes.len().saturating_sub(1));
-                match kind {
-                    0 => bytes[at] = byte,
-                    1 => bytes.insert(at, byte),
-                    _ => {
-                        bytes.remove(at);
-                    }
-                }
-            }
-            bytes
-        })
-    }
-
-    /// The number `text` as the reader gives it, when it took every byte.
-    fn read_number(text: &str) -> Option<f64> {
-        let mut r = Reader {
-            bytes: text.as_bytes(),
-            at: 0,
-        };
-        r.number().filter(|_| r.at == text.len())
-    }
-
-    #[test]
-    fn reads_numbers_as_serde_does() {
-        for text in [
-            "0",
-            "-0",
-            "-0.0",
-            "100",
-            "1000.0",
-            "999.25",
-            "-12.5",
-            "0.1",
-            "0.3",
-            "1.005",
-            "123456789012345",
-            "0.000000000000001",
-            "9007199254740993",
-            "1e2",
-            "1.0E0",
-            "12345678901234567890",
-            "0.1234567890123456789",
-        ] {
-            let serde: f64 = serde_json::from_str(text).unwrap();
-            assert_eq!(
-                read_number(text).map(f64::to_bits),
-                Some(serde.to_bits()),
-                "{text}"
-            );
-        }
-        for text in ["01", "-", "1.", ".5", "-.5", "00.5", "1.2.3", "--1", "1e"] {
-            let whole = read_number(text);
-            assert!(
-                whole.is_none() || serde_json::from_str::<f64>(text).is_ok(),
-                "{text}"
-            );
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(20_000))]
-        #[test]
-        fn numbers_read_as_serde_reads_them(
-            text in "-?[0-9]{0,19}(\\.[0-9]{0,19})?([eE][+-]?[0-9]{1,3})?",
-        ) {
-            let serde = serde_json::from_str::<f64>(&text).ok().map(f64::to_bits);
-            prop_assert_eq!(read_number(&text).map(f64::to_bits), serde);
-        }
-
-        /// Any bytes as the fill id, across the eight-byte steps: the reader gives what
-        /// serde gives, and answers whenever the id is UTF-8 with nothing to unescape.
-        #[test]
-        fn ids_of_any_bytes_read_as_serde_reads_them(
-            id in proptest::collection::vec(prop_oneof![0x80..=0xffu8, 0x20..0x7fu8, any::<u8>(), Just(b'"')], 0..40),
-        ) {
-            let mut line = br#"{"fill_id":""#.to_vec();
-            line.extend_from_slice(&id);
-            line.extend_from_slice(&FILL.as_bytes()[15..]);
-            let fast = fill(&line);
-            if fast.is_some() {
-                prop_assert_eq!(&fast, &serde_fill(&line));
-            }
-            let plain = std::str::from_utf8(&id).is_ok_and(|id| !id.contains(['"', '\\']) && !id.contains(|c: char| c < ' '));
-            prop_assert_eq!(fast.is_some(), plain);
-        }
-
-        #[test]
-        fn never_answers_differently_from_serde(bytes in edited()) {
-            if let Some(fast) = fill(&bytes) {
-                prop_assert_eq!(Some(fast), serde_fill(&bytes));
-            }
-        }
-
-        /// The whole decoding of a replay line, error texts included, is what serde
-        /// alone gives, whether the line takes the one-pass path or not.
-        #[test]
-        fn envelopes_decode_as_with_serde_alone(event in edited(), tail in "[ }x]{0,2}") {
-            let mut line = br#"{"stream":"exec_result","event":"#.to_vec();
-            line.extend_from_slice(&event);
-            line.push(b'}');
-            line.extend_from_slice(tail.as_bytes());
-            prop_assert_eq!(
-                super::super::decode_envelope(&line),
-                super::super::decode_envelope_with_serde(&line)
-            );
-            prop_assert_eq!(
-                super::super::decode(Stream::ExecResult, &event),
-                super::super::decode_with_serde(Stream::ExecResult, &event)
-            );
-        }
-    }
-}
+mod tests;

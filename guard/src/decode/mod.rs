@@ -63,9 +63,28 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// # Errors
 /// [`DecodeError`] with the reason when the message is not valid.
 pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
+    decode_reusing(stream, bytes, None)
+}
+
+/// [`decode`], reusing the buffers of `spent` — an input already applied, given back
+/// — when it and the message are fills of the common shape: a pipeline that hands
+/// each applied input back allocates nothing per fill for its strings.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_reusing(
+    stream: Stream,
+    bytes: &[u8],
+    spent: Option<Input>,
+) -> Result<Input, DecodeError> {
     if stream == Stream::ExecResult {
-        if let Some(fill) = fast::fill(bytes) {
-            let input = Input::Fill(fill);
+        let input = match spent {
+            Some(Input::Fill(mut fill)) => {
+                fast::fill_into(bytes, &mut fill).then_some(Input::Fill(fill))
+            }
+            _ => fast::fill(bytes).map(Input::Fill),
+        };
+        if let Some(input) = input {
             validate(&input)?;
             return Ok(input);
         }

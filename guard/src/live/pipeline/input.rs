@@ -56,6 +56,7 @@ impl<S: Store> LiveGuard<S> {
             (Input::Ops(_), Role::Worker) => self.report_progress(timestamp_ms),
             _ => self.publish_all(decisions, received),
         }
+        self.spent_input = Some(input);
     }
 
     /// Moves the partition's next offset past `offset` and notes the message in the
@@ -81,11 +82,13 @@ impl<S: Store> LiveGuard<S> {
     /// clock when the guard runs on it (as this turn's fetch read it: a turn lasts
     /// milliseconds, `max_future` is minutes); the reason it goes to the dead-letter
     /// topic instead.
-    fn admit(&self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
+    /// The last applied input's buffers are reused ([`crate::decode::decode_reusing`]).
+    fn admit(&mut self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
         let wall_clock = (self.config.clock == ClockMode::External).then_some(self.fetched_wall);
+        let spent = self.spent_input.take();
         self.config
             .admission()
-            .payload(stream, payload, wall_clock)
+            .payload_reusing(stream, payload, wall_clock, spent)
             .map_err(|refusal| refusal.to_string())
     }
 

@@ -156,6 +156,8 @@ pub struct LiveGuard<S: Store> {
     prepared: Option<Prepared>,
     offsets: BTreeMap<Partition, i64>,
     pending_seen: SeenBlocks,
+    /// The last applied input, whose buffers the next fill is decoded into.
+    spent_input: Option<Input>,
     /// The size of the last checkpoint's engine snapshot.
     engine_bytes: usize,
     /// The changelog's publisher (on the writer thread) needs every dedup id with

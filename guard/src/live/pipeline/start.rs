@@ -65,6 +65,7 @@ impl<S: Store> LiveGuard<S> {
             prepared: None,
             offsets: restored.offsets,
             pending_seen: SeenBlocks::default(),
+            spent_input: None,
             engine_bytes: 0,
             publish_full: publishing,
             seq: restored.seq,
