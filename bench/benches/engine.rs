@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bench::{mixed_stream, rfc3339_ms, StreamShape};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use guard::decode::{decode, decode_envelope, decode_reusing};
+use guard::decode::{decode, decode_envelope, decode_into};
 use guard::engine::{Engine, EngineOptions};
 use guard::message::{Input, Stream};
 use guard::policy::Policy;
@@ -88,7 +88,7 @@ fn decode_apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_apply");
     let lines: Vec<String> = (0..200_000).map(|n| fill_line(n, n % 1_000, 1.0)).collect();
     // As the live pipeline does it: each fill decoded into the buffers of the one
-    // applied before (`decode_reusing`); `_fresh` allocates every fill's strings anew.
+    // applied before (`decode_into`); `_fresh` allocates every fill's strings anew.
     for (name, reuse) in [
         ("exec_result_line", true),
         ("exec_result_line_fresh", false),
@@ -98,7 +98,7 @@ fn decode_apply(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 let mut engine = Engine::new(Policy::default(), EngineOptions::default());
                 let mut out = Vec::new();
-                let mut spent = None;
+                let mut slot = None;
                 let mut left = iters;
                 // Timed a run of lines at a time, not line by line, so the clock's own
                 // cost (two reads, ~40 ns) stays out of the figure, as in `decode_only`.
@@ -108,12 +108,12 @@ fn decode_apply(c: &mut Criterion) {
                     for line in &lines[..run] {
                         out.clear();
                         let bytes = black_box(line.as_bytes());
-                        let input =
-                            decode_reusing(Stream::ExecResult, bytes, spent.take()).unwrap();
-                        black_box(engine.apply_into(&input, &mut out));
-                        if reuse {
-                            spent = Some(input);
+                        if !reuse {
+                            slot = None;
                         }
+                        decode_into(Stream::ExecResult, bytes, &mut slot).unwrap();
+                        let input = slot.as_ref().unwrap();
+                        black_box(engine.apply_into(input, &mut out));
                     }
                     total += started.elapsed();
                     left -= run as u64;

@@ -8,7 +8,7 @@ use std::fmt;
 use crate::message::{Input, Stream};
 use crate::time::{human_span, Span, Timestamp};
 
-use super::{decode_envelope, decode_reusing, DecodeError, MAX_MESSAGE_BYTES};
+use super::{decode_envelope, decode_into, DecodeError, MAX_MESSAGE_BYTES};
 
 /// The limits an input is admitted under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,23 +80,28 @@ impl Admission {
         bytes: &[u8],
         wall_clock: Option<Timestamp>,
     ) -> Result<Input, Refusal> {
-        self.payload_reusing(stream, bytes, wall_clock, None)
+        let mut slot = None;
+        self.payload_into(stream, bytes, wall_clock, &mut slot)?;
+        Ok(slot.expect("an admitted input is in the slot"))
     }
 
-    /// [`Admission::payload`], reusing the buffers of `spent`, an input already
-    /// applied ([`decode_reusing`]).
+    /// [`Admission::payload`] into `slot`, which holds the input applied before
+    /// ([`decode_into`]).
     ///
     /// # Errors
     /// The [`Refusal`].
-    pub fn payload_reusing(
+    pub fn payload_into(
         &self,
         stream: Stream,
         bytes: &[u8],
         wall_clock: Option<Timestamp>,
-        spent: Option<Input>,
-    ) -> Result<Input, Refusal> {
+        slot: &mut Option<Input>,
+    ) -> Result<(), Refusal> {
         self.check_size(bytes.len())?;
-        let input = decode_reusing(stream, bytes, spent)?;
+        decode_into(stream, bytes, slot)?;
+        let Some(input) = slot.as_ref() else {
+            return Ok(());
+        };
         if let Some(now) = wall_clock {
             let ahead = input.event_time().since(now);
             if ahead > self.max_future {
@@ -107,7 +112,7 @@ impl Admission {
                 });
             }
         }
-        Ok(input)
+        Ok(())
     }
 
     /// A replay line (CONTRACT §4). The event's JSON text is measured only when the

@@ -63,33 +63,40 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// # Errors
 /// [`DecodeError`] with the reason when the message is not valid.
 pub fn decode(stream: Stream, bytes: &[u8]) -> Result<Input, DecodeError> {
-    decode_reusing(stream, bytes, None)
-}
-
-/// [`decode`], reusing the buffers of `spent` — an input already applied, given back
-/// — when it and the message are fills of the common shape: a pipeline that hands
-/// each applied input back allocates nothing per fill for its strings.
-///
-/// # Errors
-/// As [`decode`].
-pub fn decode_reusing(
-    stream: Stream,
-    bytes: &[u8],
-    spent: Option<Input>,
-) -> Result<Input, DecodeError> {
     if stream == Stream::ExecResult {
-        let input = match spent {
-            Some(Input::Fill(mut fill)) => {
-                fast::fill_into(bytes, &mut fill).then_some(Input::Fill(fill))
-            }
-            _ => fast::fill(bytes).map(Input::Fill),
-        };
-        if let Some(input) = input {
+        if let Some(fill) = fast::fill(bytes) {
+            let input = Input::Fill(fill);
             validate(&input)?;
             return Ok(input);
         }
     }
     decode_with_serde(stream, bytes)
+}
+
+/// [`decode`] into `slot`, which holds the input applied before (or nothing): a fill
+/// of the common shape is read into that fill in place, its strings keeping their
+/// buffers, so a pipeline that keeps one slot neither allocates a fill's strings nor
+/// moves the input (192 bytes) through return values. On an error the slot holds
+/// what it held or a partly read fill: a spent input either way.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_into(
+    stream: Stream,
+    bytes: &[u8],
+    slot: &mut Option<Input>,
+) -> Result<(), DecodeError> {
+    let in_place = match slot {
+        Some(Input::Fill(fill)) if stream == Stream::ExecResult => fast::fill_into(bytes, fill),
+        _ => false,
+    };
+    match slot {
+        Some(input) if in_place => validate(input),
+        _ => {
+            *slot = Some(decode(stream, bytes)?);
+            Ok(())
+        }
+    }
 }
 
 /// [`decode`] by serde alone: the reference.

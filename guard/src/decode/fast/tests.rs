@@ -168,9 +168,10 @@ proptest! {
             super::super::decode(Stream::ExecResult, &event),
             super::super::decode_with_serde(Stream::ExecResult, &event)
         );
-        let spent = fill(FILL.as_bytes()).map(crate::message::Input::Fill);
+        let mut slot = fill(FILL.as_bytes()).map(crate::message::Input::Fill);
+        let into = super::super::decode_into(Stream::ExecResult, &event, &mut slot);
         prop_assert_eq!(
-            super::super::decode_reusing(Stream::ExecResult, &event, spent),
+            into.map(|()| slot.expect("decoded into the slot")),
             super::super::decode_with_serde(Stream::ExecResult, &event)
         );
     }

@@ -27,12 +27,13 @@ impl<S: Store> LiveGuard<S> {
         let Some(stream) = self.config.topics.stream_of(topic) else {
             return;
         };
-        let input = match self.admit(stream, payload) {
-            Ok(input) => input,
-            Err(reason) => {
-                self.dead_letter(topic, partition, offset, key, payload, &reason);
-                return;
-            }
+        if let Err(reason) = self.admit(stream, payload) {
+            self.dead_letter(topic, partition, offset, key, payload, &reason);
+            return;
+        }
+        // Admitted: the slot holds it.
+        let Some(input) = self.spent_input.take() else {
+            return;
         };
         self.decisions.clear();
         let disposition = self.engine.apply_into(&input, &mut self.decisions);
@@ -82,13 +83,13 @@ impl<S: Store> LiveGuard<S> {
     /// clock when the guard runs on it (as this turn's fetch read it: a turn lasts
     /// milliseconds, `max_future` is minutes); the reason it goes to the dead-letter
     /// topic instead.
-    /// The last applied input's buffers are reused ([`crate::decode::decode_reusing`]).
-    fn admit(&mut self, stream: Stream, payload: &[u8]) -> Result<Input, String> {
+    /// The input goes into the slot of the one applied before, reusing its buffers
+    /// ([`crate::decode::decode_into`]).
+    fn admit(&mut self, stream: Stream, payload: &[u8]) -> Result<(), String> {
         let wall_clock = (self.config.clock == ClockMode::External).then_some(self.fetched_wall);
-        let spent = self.spent_input.take();
         self.config
             .admission()
-            .payload_reusing(stream, payload, wall_clock, spent)
+            .payload_into(stream, payload, wall_clock, &mut self.spent_input)
             .map_err(|refusal| refusal.to_string())
     }
 

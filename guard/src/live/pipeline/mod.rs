@@ -156,7 +156,8 @@ pub struct LiveGuard<S: Store> {
     prepared: Option<Prepared>,
     offsets: BTreeMap<Partition, i64>,
     pending_seen: SeenBlocks,
-    /// The last applied input, whose buffers the next fill is decoded into.
+    /// The slot each input is decoded into: the last applied input, whose buffers the
+    /// next fill reuses.
     spent_input: Option<Input>,
     /// The size of the last checkpoint's engine snapshot.
     engine_bytes: usize,
