@@ -13,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::value::RawValue;
 
-use guard::live::merge::{Merge, MergeKey};
+use guard::live::merge::{Merge, MergeKey, Partition};
 use guard::live::{kafka, LiveConfig};
 use guard::message::Stream;
 use guard::time::Timestamp;
@@ -138,9 +138,9 @@ fn read_until(
     to_ms: i64,
     idle: Duration,
     partitions: usize,
-) -> Result<Merge<String>, Failure> {
+) -> Result<Merge<Partition, String>, Failure> {
     let kafka_err = kafka_failure(&config.brokers);
-    let mut entries: Merge<String> = Merge::default();
+    let mut entries: Merge<Partition, String> = Merge::default();
     let mut done: BTreeMap<(String, i32), bool> = BTreeMap::new();
     let mut last_message = Instant::now();
     while last_message.elapsed() < idle && done.len() < partitions {
@@ -165,7 +165,7 @@ fn read_until(
             offset: message.offset(),
         };
         let line = replay_line(stream, message.payload().unwrap_or_default());
-        entries.push(&topic, key, line);
+        entries.push((topic, message.partition()), key, line);
     }
     Ok(entries)
 }
@@ -194,7 +194,7 @@ fn replay_line(stream: Stream, payload: &[u8]) -> String {
 /// fails.
 fn write_in_merge_order(
     path: &Path,
-    mut entries: Merge<String>,
+    mut entries: Merge<Partition, String>,
 ) -> Result<[usize; Stream::ALL.len()], Failure> {
     let file = File::create(path)
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;

@@ -13,7 +13,7 @@
 //! watermark says more is there ([`patience`]). `guard record` uses the same merge,
 //! so a recorded file replays in the order a guard applies it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// How far a partition's high watermark may run ahead of anything a consumer will
@@ -75,91 +75,99 @@ pub struct MergeKey {
 }
 
 /// Messages held per partition, merged by [`MergeKey`].
+///
+/// A partition is named by `P`: its [`Partition`], or, in the live guard, its index
+/// in the guard's table of assigned partitions (no string compared or copied per
+/// message). The queues are kept in the order of `P`, and of two heads with equal
+/// keys the one of the first partition in that order comes first.
 #[derive(Debug)]
-pub struct Merge<T> {
-    queues: BTreeMap<Partition, VecDeque<(MergeKey, T)>>,
+pub struct Merge<P, T> {
+    queues: Vec<(P, VecDeque<(MergeKey, T)>)>,
     held: usize,
 }
 
-impl<T> Default for Merge<T> {
+impl<P, T> Default for Merge<P, T> {
     fn default() -> Self {
         Merge {
-            queues: BTreeMap::new(),
+            queues: Vec::new(),
             held: 0,
         }
     }
 }
 
-impl<T> Merge<T> {
-    /// Holds a message; messages of one partition must come in offset order.
-    pub fn push(&mut self, topic: &str, key: MergeKey, item: T) {
-        match self
-            .queues
-            .iter_mut()
-            .find(|((t, p), _)| t == topic && *p == key.partition)
-        {
-            Some((_, queue)) => queue.push_back((key, item)),
-            None => {
-                self.queues.insert(
-                    (topic.to_owned(), key.partition),
-                    VecDeque::from([(key, item)]),
-                );
-            }
+impl<P: Ord + Clone, T> Merge<P, T> {
+    /// Holds a message of `partition`; messages of one partition must come in offset
+    /// order.
+    pub fn push(&mut self, partition: P, key: MergeKey, item: T) {
+        match self.queues.binary_search_by(|(p, _)| p.cmp(&partition)) {
+            Ok(at) => self.queues[at].1.push_back((key, item)),
+            Err(at) => self
+                .queues
+                .insert(at, (partition, VecDeque::from([(key, item)]))),
         }
         self.held += 1;
     }
 
+    fn queue(&self, partition: &P) -> Option<&VecDeque<(MergeKey, T)>> {
+        self.queues
+            .binary_search_by(|(p, _)| p.cmp(partition))
+            .ok()
+            .map(|at| &self.queues[at].1)
+    }
+
     /// The partition whose head comes first, if any message is held.
-    pub fn first(&self) -> Option<&Partition> {
+    pub fn first(&self) -> Option<&P> {
+        self.first_at().map(|at| &self.queues[at].0)
+    }
+
+    /// Where in `queues` the head that comes first is.
+    fn first_at(&self) -> Option<usize> {
         self.queues
             .iter()
-            .filter_map(|(p, q)| q.front().map(|(k, _)| (k, p)))
+            .enumerate()
+            .filter_map(|(at, (_, q))| q.front().map(|(k, _)| (k, at)))
             .min_by_key(|(k, _)| **k)
-            .map(|(_, p)| p)
+            .map(|(_, at)| at)
     }
 
     /// The key of the head that comes first.
     pub fn first_key(&self) -> Option<MergeKey> {
         self.queues
-            .values()
-            .filter_map(|q| q.front().map(|(k, _)| *k))
+            .iter()
+            .filter_map(|(_, q)| q.front().map(|(k, _)| *k))
             .min()
     }
 
     /// Takes the head that comes first.
-    pub fn pop_first(&mut self) -> Option<(Partition, MergeKey, T)> {
-        let partition = self.first()?.clone();
-        let (key, item) = self.queues.get_mut(&partition)?.pop_front()?;
+    pub fn pop_first(&mut self) -> Option<(P, MergeKey, T)> {
+        let at = self.first_at()?;
+        let (partition, queue) = &mut self.queues[at];
+        let (key, item) = queue.pop_front()?;
         self.held -= 1;
-        Some((partition, key, item))
+        Some((partition.clone(), key, item))
     }
 
     /// The key of `partition`'s head, if it holds a message.
-    pub fn head(&self, topic: &str, partition: i32) -> Option<MergeKey> {
-        self.queues
-            .iter()
-            .find(|((t, p), _)| t == topic && *p == partition)
-            .and_then(|(_, q)| q.front().map(|(k, _)| *k))
+    pub fn head(&self, partition: &P) -> Option<MergeKey> {
+        self.queue(partition)
+            .and_then(|q| q.front().map(|(k, _)| *k))
     }
 
     /// Takes `partition`'s head, whatever the other heads are (a recorded order is
     /// being replayed).
-    pub fn pop_from(&mut self, topic: &str, partition: i32) -> Option<(MergeKey, T)> {
-        let queue = self
+    pub fn pop_from(&mut self, partition: &P) -> Option<(MergeKey, T)> {
+        let at = self
             .queues
-            .iter_mut()
-            .find(|((t, p), _)| t == topic && *p == partition)
-            .map(|(_, q)| q)?;
-        let head = queue.pop_front()?;
+            .binary_search_by(|(p, _)| p.cmp(partition))
+            .ok()?;
+        let head = self.queues[at].1.pop_front()?;
         self.held -= 1;
         Some(head)
     }
 
     /// Whether `partition` has a message held.
-    pub fn holds(&self, topic: &str, partition: i32) -> bool {
-        self.queues
-            .iter()
-            .any(|((t, p), q)| t == topic && *p == partition && !q.is_empty())
+    pub fn holds(&self, partition: &P) -> bool {
+        self.queue(partition).is_some_and(|q| !q.is_empty())
     }
 
     /// How many messages are held.
@@ -192,17 +200,17 @@ mod tests {
         }
     }
 
-    fn drain(merge: &mut Merge<&'static str>) -> Vec<&'static str> {
+    fn drain(merge: &mut Merge<(&'static str, i32), &'static str>) -> Vec<&'static str> {
         std::iter::from_fn(|| merge.pop_first().map(|(_, _, item)| item)).collect()
     }
 
     #[test]
     fn heads_are_merged_by_timestamp_then_stream() {
         let mut merge = Merge::default();
-        merge.push("exec_result", key(10, 0, 0), "fill@10");
-        merge.push("exec_result", key(30, 0, 1), "fill@30");
-        merge.push("ops_command", key(20, 3, 0), "ops@20");
-        merge.push("risk_event", key(30, 1, 0), "risk@30");
+        merge.push(("exec_result", 0), key(10, 0, 0), "fill@10");
+        merge.push(("exec_result", 0), key(30, 0, 1), "fill@30");
+        merge.push(("ops_command", 0), key(20, 3, 0), "ops@20");
+        merge.push(("risk_event", 0), key(30, 1, 0), "risk@30");
         assert_eq!(merge.len(), 4);
         assert_eq!(
             drain(&mut merge),
@@ -214,9 +222,9 @@ mod tests {
     #[test]
     fn a_partition_keeps_its_own_order_even_against_its_timestamps() {
         let mut merge = Merge::default();
-        merge.push("exec_result", key(50, 0, 0), "fill@50");
-        merge.push("exec_result", key(10, 0, 1), "fill@10");
-        merge.push("ops_command", key(20, 3, 0), "ops@20");
+        merge.push(("exec_result", 0), key(50, 0, 0), "fill@50");
+        merge.push(("exec_result", 0), key(10, 0, 1), "fill@10");
+        merge.push(("ops_command", 0), key(20, 3, 0), "ops@20");
         assert_eq!(drain(&mut merge), ["ops@20", "fill@50", "fill@10"]);
     }
 
@@ -263,13 +271,34 @@ mod tests {
     #[test]
     fn holds_tells_which_partitions_have_a_head() {
         let mut merge = Merge::default();
-        merge.push("exec_result", key(1, 0, 0), "a");
-        assert!(merge.holds("exec_result", 0));
-        assert!(!merge.holds("ops_command", 0));
+        merge.push(("exec_result", 0), key(1, 0, 0), "a");
+        assert!(merge.holds(&("exec_result", 0)));
+        assert!(!merge.holds(&("ops_command", 0)));
         merge.pop_first();
-        assert!(!merge.holds("exec_result", 0));
-        merge.push("ops_command", key(1, 3, 0), "b");
+        assert!(!merge.holds(&("exec_result", 0)));
+        merge.push(("ops_command", 0), key(1, 3, 0), "b");
         merge.clear();
         assert!(merge.is_empty() && merge.first().is_none());
+    }
+
+    #[test]
+    fn of_two_equal_heads_the_first_partition_in_order_comes_first() {
+        // Pushed in the other order: the queues keep the partitions' order.
+        let mut merge = Merge::default();
+        merge.push(7usize, key(10, 0, 5), "seven");
+        merge.push(2usize, key(10, 0, 5), "two");
+        merge.push(4usize, key(5, 0, 9), "four");
+        assert_eq!(merge.first(), Some(&4));
+        assert_eq!(
+            merge.pop_first().map(|(p, _, item)| (p, item)),
+            Some((4, "four"))
+        );
+        assert_eq!(
+            merge.pop_first().map(|(p, _, item)| (p, item)),
+            Some((2, "two"))
+        );
+        assert_eq!(merge.head(&7).map(|k| k.offset), Some(5));
+        assert_eq!(merge.pop_from(&7).map(|(_, item)| item), Some("seven"));
+        assert!(merge.is_empty() && merge.pop_from(&7).is_none());
     }
 }

@@ -11,24 +11,31 @@ impl<S: Store> LiveGuard<S> {
     /// Applies one input message at its place in the order: notes its position, then
     /// decodes, checks and decides it (a fact from a worker when this is the
     /// aggregator), and routes what was decided.
+    ///
+    /// The message is of the input partition at `index` in `inputs`: no topic name is
+    /// compared or copied on the way of a plain message.
     pub(super) fn on_message(
         &mut self,
-        topic: &str,
-        (partition, offset, timestamp_ms): (i32, i64, i64),
+        index: usize,
+        (offset, timestamp_ms): (i64, i64),
         key: &str,
         payload: &[u8],
         received: Instant,
     ) {
-        self.note_applied(topic, partition, offset);
-        if topic == self.config.topics.facts {
-            self.on_fact(topic, (partition, offset), key, payload, received);
+        self.note_applied(index, offset);
+        let input = &self.inputs[index];
+        let (partition, stream) = (input.partition, input.stream);
+        if input.facts {
+            let topic = input.topic.clone();
+            self.on_fact(&topic, (partition, offset), key, payload, received);
             return;
         }
-        let Some(stream) = self.config.topics.stream_of(topic) else {
+        let Some(stream) = stream else {
             return;
         };
         if let Err(reason) = self.admit(stream, payload) {
-            self.dead_letter(topic, partition, offset, key, payload, &reason);
+            let topic = self.inputs[index].topic.clone();
+            self.dead_letter(&topic, partition, offset, key, payload, &reason);
             return;
         }
         // Admitted: the slot holds it.
@@ -47,7 +54,7 @@ impl<S: Store> LiveGuard<S> {
         let may_move_scopes =
             disposition == Disposition::Applied && !matches!(input, Input::Fill(_));
         if !decisions.is_empty() || may_move_scopes {
-            let place = cases::topic_place(topic, partition, offset);
+            let place = cases::topic_place(&self.inputs[index].topic, partition, offset);
             self.keep_cases(place, Some(&input), &mut decisions);
         }
         match (&input, self.config.role) {
@@ -60,21 +67,23 @@ impl<S: Store> LiveGuard<S> {
         self.spent_input = Some(input);
     }
 
-    /// Moves the partition's next offset past `offset` and notes the message in the
-    /// order journal.
-    fn note_applied(&mut self, topic: &str, partition: i32, offset: i64) {
+    /// Moves the next offset of the partition at `index` past `offset` and notes the
+    /// message in the order journal.
+    fn note_applied(&mut self, index: usize, offset: i64) {
+        let InputPartition {
+            topic, partition, ..
+        } = &self.inputs[index];
         match self
             .offsets
             .iter_mut()
-            .find(|((t, p), _)| t == topic && *p == partition)
+            .find(|((t, p), _)| p == partition && t == topic)
         {
             Some((_, next)) => *next = offset + 1,
             None => {
-                self.offsets
-                    .insert((topic.to_owned(), partition), offset + 1);
+                self.offsets.insert((topic.clone(), *partition), offset + 1);
             }
         }
-        self.journal.applied(topic, partition, offset);
+        self.journal.applied(topic, *partition, offset);
         self.mark_dirty();
         self.offsets_moved = true;
     }

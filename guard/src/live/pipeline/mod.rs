@@ -191,7 +191,8 @@ pub struct LiveGuard<S: Store> {
     /// The wall clock as the turn's fetch returned: what a message's stamp is checked
     /// against (`max_future`), read once a turn rather than once a message.
     fetched_wall: Timestamp,
-    merge: Merge<Held>,
+    /// Held messages, each partition named by its index in `inputs`.
+    merge: Merge<usize, Held>,
     spare: Vec<Held>,
     /// Aggregator: each worker partition's reported progress.
     progress: BTreeMap<i32, i64>,
@@ -241,6 +242,10 @@ struct InputPartition {
     partition: i32,
     /// The stream's rank in the merge ([`LiveGuard::rank_of`]); `None`: not an input.
     rank: Option<usize>,
+    /// The stream the topic carries (`None` for the facts topic).
+    stream: Option<Stream>,
+    /// Assigned to this guard (else met in a fetch unexpectedly: never waited for).
+    assigned: bool,
     /// The scale-out facts topic (the aggregator's input).
     facts: bool,
     /// Next offset to fetch; `None` until the first message when the partition was

@@ -191,6 +191,28 @@ impl<S: Store> LiveGuard<S> {
         self.config.topics.stream_of(topic).map(Stream::rank)
     }
 
+    /// An input partition to track, assigned to be fetched from `offset` (a raw
+    /// offset: negative for a logical one).
+    pub(super) fn input_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: Option<i64>,
+    ) -> InputPartition {
+        InputPartition {
+            topic: topic.to_owned(),
+            name: CString::new(topic).unwrap_or_default(),
+            partition,
+            rank: self.rank_of(topic),
+            stream: self.config.topics.stream_of(topic),
+            facts: topic == self.config.topics.facts,
+            assigned: true,
+            fetched_next: offset.filter(|o| *o >= 0),
+            waived: None,
+            echoes: BTreeSet::new(),
+        }
+    }
+
     /// Assigns every input partition this guard reads at its stored offset (from the
     /// rebuild time, or the beginning, when none is stored) and starts tracking them.
     pub(super) fn assign(&mut self) -> Result<(), LiveError> {
@@ -289,23 +311,20 @@ impl<S: Store> LiveGuard<S> {
 
     /// Starts tracking the assigned partitions: how far each is fetched (for the
     /// merge's waits) and whether it stays readable (for failing closed).
+    ///
+    /// The merge names a partition by its index here: they are sorted by topic and
+    /// partition, so that of two heads with equal merge keys the one of the first
+    /// partition by name comes first, whatever order the assignment listed them in.
     fn track_inputs(&mut self, tpl: &TopicPartitionList) {
         self.merge.clear();
         self.blocked_since = None;
         self.inputs = tpl
             .elements()
             .iter()
-            .map(|e| InputPartition {
-                topic: e.topic().to_owned(),
-                name: CString::new(e.topic()).unwrap_or_default(),
-                partition: e.partition(),
-                rank: self.rank_of(e.topic()),
-                facts: e.topic() == self.config.topics.facts,
-                fetched_next: e.offset().to_raw().filter(|o| *o >= 0),
-                waived: None,
-                echoes: BTreeSet::new(),
-            })
+            .map(|e| self.input_partition(e.topic(), e.partition(), e.offset().to_raw()))
             .collect();
+        self.inputs
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         self.input_watch.watch(
             self.inputs
                 .iter()

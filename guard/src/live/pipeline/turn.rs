@@ -1,5 +1,7 @@
 //! One loop turn: fetch, merge, apply in order, tick the clock, watch the inputs.
 
+use std::fmt::Write as _;
+
 use crate::live::merge;
 use crate::replay::explain::Place;
 
@@ -85,13 +87,10 @@ impl<S: Store> LiveGuard<S> {
         if !moved && view.is_none() {
             return;
         }
-        let offsets: Option<BTreeMap<String, i64>> = moved.then(|| {
-            self.offsets
-                .iter()
-                .map(|((t, p), o)| (format!("{t}/{p}"), *o))
-                .collect()
-        });
         let mut status = self.status.edit();
+        if moved {
+            show_offsets(&self.offsets, &mut status.offsets);
+        }
         for stream in Stream::ALL {
             let n = counts.messages[stream.rank()];
             if n > 0 {
@@ -100,9 +99,6 @@ impl<S: Store> LiveGuard<S> {
         }
         status.metrics.duplicates += counts.duplicates;
         status.metrics.other_env += counts.other_env;
-        if let Some(offsets) = offsets {
-            status.offsets = offsets;
-        }
         if let Some(view) = view {
             status.state = Arc::new(view);
             drop(status);
@@ -134,10 +130,7 @@ impl<S: Store> LiveGuard<S> {
             let waiting_for: Vec<(usize, Duration)> = behind
                 .iter()
                 .copied()
-                .filter(|(i, _)| {
-                    let input = &self.inputs[*i];
-                    !self.merge.holds(&input.topic, input.partition)
-                })
+                .filter(|(i, _)| !self.merge.holds(i))
                 .collect();
             if !waiting_for.is_empty() {
                 let waited = self
@@ -168,18 +161,18 @@ impl<S: Store> LiveGuard<S> {
                 self.status.edit().metrics.order_waits_expired += 1;
             }
             self.blocked_since = None;
-            let Some(((topic, partition), key, held)) = self.merge.pop_first() else {
+            let Some((index, key, held)) = self.merge.pop_first() else {
                 break;
             };
-            self.apply_one(&topic, partition, key, held);
+            self.apply_one(index, key, held);
         }
     }
 
     /// Applies one message taken from the merge and recycles its buffers.
-    pub(super) fn apply_one(&mut self, topic: &str, partition: i32, key: MergeKey, held: Held) {
+    pub(super) fn apply_one(&mut self, index: usize, key: MergeKey, held: Held) {
         self.on_message(
-            topic,
-            (partition, key.offset, key.timestamp_ms),
+            index,
+            (key.offset, key.timestamp_ms),
             &held.key,
             &held.payload,
             held.received,
@@ -211,19 +204,23 @@ impl<S: Store> LiveGuard<S> {
                 }
                 continue;
             };
+            let index = self
+                .inputs
+                .iter()
+                .position(|i| i.partition == partition && i.topic == topic);
             let done = self
                 .offsets
                 .get(&(topic.clone(), partition))
                 .is_some_and(|next| *next >= end)
-                || self
-                    .merge
-                    .head(&topic, partition)
+                || index
+                    .and_then(|i| self.merge.head(&i))
                     .is_some_and(|k| k.offset >= end);
             if done {
                 self.script.pop_front();
                 continue;
             }
-            let Some((key, held)) = self.merge.pop_from(&topic, partition) else {
+            let held = index.and_then(|i| self.merge.pop_from(&i).map(|head| (i, head)));
+            let Some((index, (key, held))) = held else {
                 let since = *self.script_blocked_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < SCRIPT_PATIENCE {
                     return false;
@@ -240,7 +237,7 @@ impl<S: Store> LiveGuard<S> {
                 break;
             };
             self.script_blocked_since = None;
-            self.apply_one(&topic, partition, key, held);
+            self.apply_one(index, key, held);
         }
         info!("the recorded input order is replayed; merging new input");
         self.journal.resume_recording(self.offsets.clone());
@@ -269,10 +266,10 @@ impl<S: Store> LiveGuard<S> {
         if self.config.role != Role::Aggregator {
             return false;
         }
-        let Some((topic, _)) = self.merge.first() else {
+        let Some(index) = self.merge.first() else {
             return false;
         };
-        if *topic != self.config.topics.ops_command {
+        if self.inputs[*index].topic != self.config.topics.ops_command {
             return false;
         }
         let Some(ts) = self.merge.first_key().map(|k| k.timestamp_ms) else {
@@ -311,7 +308,7 @@ impl<S: Store> LiveGuard<S> {
     /// wait, not one per message.
     pub(super) fn fetch_behind(&self, input: &InputPartition) -> Option<Duration> {
         let max_wait = self.config.max_order_wait;
-        if input.waived == Some(input.fetched_next) {
+        if !input.assigned || input.waived == Some(input.fetched_next) {
             return None;
         }
         match self.cached_watermarks(&input.name, input.partition) {
@@ -367,5 +364,61 @@ impl<S: Store> LiveGuard<S> {
             }
         }
         self.status.edit().metrics.lag = lag;
+    }
+}
+
+/// Shows the next offset of each partition as `topic/partition` in `shown`: in place
+/// while the partitions are the ones shown (a turn formats no name), anew when one
+/// was added.
+fn show_offsets(offsets: &BTreeMap<Partition, i64>, shown: &mut BTreeMap<String, i64>) {
+    let mut label = String::new();
+    let mut same = shown.len() == offsets.len();
+    for ((topic, partition), next) in offsets {
+        if !same {
+            break;
+        }
+        label.clear();
+        let _ = write!(label, "{topic}/{partition}");
+        match shown.get_mut(&label) {
+            Some(at) => *at = *next,
+            None => same = false,
+        }
+    }
+    if !same {
+        *shown = offsets
+            .iter()
+            .map(|((t, p), o)| (format!("{t}/{p}"), *o))
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_shown_in_place_and_anew_when_a_partition_is_added() {
+        let mut offsets: BTreeMap<Partition, i64> = [
+            (("exec_result".into(), 0), 5),
+            (("exec_result".into(), 10), 7),
+        ]
+        .into();
+        let mut shown = BTreeMap::new();
+        show_offsets(&offsets, &mut shown);
+        let expected: BTreeMap<String, i64> =
+            [("exec_result/0".into(), 5), ("exec_result/10".into(), 7)].into();
+        assert_eq!(shown, expected);
+        offsets.insert(("exec_result".into(), 10), 9);
+        show_offsets(&offsets, &mut shown);
+        assert_eq!(shown["exec_result/10"], 9);
+        offsets.insert(("ops_command".into(), 0), 1);
+        show_offsets(&offsets, &mut shown);
+        assert_eq!(shown.len(), 3);
+        assert_eq!(shown["ops_command/0"], 1);
+        // A partition shown that the state no longer has: shown anew.
+        shown.insert("gone/0".into(), 3);
+        shown.remove("ops_command/0");
+        show_offsets(&offsets, &mut shown);
+        assert!(!shown.contains_key("gone/0") && shown["ops_command/0"] == 1);
     }
 }
