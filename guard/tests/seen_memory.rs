@@ -4,37 +4,15 @@
 //! "Memory"). `cargo test -p noctria-guard --release --test seen_memory -- --nocapture`
 //! prints the figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use guard::engine::Seen;
 use guard::message::Stream;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the counter
-// only observes the sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// The counter is process-wide: tests that measure take turns.
 static MEASURING: Mutex<()> = Mutex::new(());
@@ -51,7 +29,7 @@ fn bytes_per_id(
     horizon: i64,
     check_every: usize,
 ) -> (f64, f64, usize) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut seen = Seen::default();
     let mut id = String::new();
     let mut last_cutoff: Option<i64> = None;
@@ -69,7 +47,7 @@ fn bytes_per_id(
         }
         if (n + 1) % check_every == 0 {
             let held = seen.len();
-            let per_id = (LIVE.load(Ordering::Relaxed) - before) as f64 / held as f64;
+            let per_id = (counting::live() - before) as f64 / held as f64;
             worst = worst.max(per_id);
             assert!(
                 per_id <= LIMIT,
@@ -78,7 +56,7 @@ fn bytes_per_id(
         }
     }
     let held = seen.len();
-    let per_id = (LIVE.load(Ordering::Relaxed) - before) as f64 / held as f64;
+    let per_id = (counting::live() - before) as f64 / held as f64;
     drop(seen);
     (per_id, worst, held)
 }

@@ -9,10 +9,11 @@
 //! anything over recorded streams (docs/OPERATIONS.md).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::engine::{Engine, ScopeBook};
 use crate::message::{Decision, Scope};
-use crate::replay::explain::{Case, Later, ScopeState, Source, StepView};
+use crate::replay::explain::{Case, Later, ScopeState, Source, StepShared, StepView};
 use crate::time::Timestamp;
 
 /// The decisions the guard can explain, by id.
@@ -54,10 +55,14 @@ impl Casebook {
     /// Records every decision of `step`, given the scopes `before` it and the engine
     /// after it. A decision already recorded (decided again after a restart, with the
     /// same id) keeps its first case.
+    ///
+    /// The cases of one step share its decisions and its message ([`StepShared`]):
+    /// a trip's command and risk event each cite the other and the same fill.
     pub fn record(&mut self, step: &StepView<'_>, before: &ScopeBook, engine: &Engine) {
+        let shared = StepShared::of(step);
         for (i, decision) in step.decisions.iter().enumerate() {
             if let Decision::GuardCommand(command) = decision {
-                self.link_next(&command.scope, step, decision);
+                self.link_next(&command.scope, step, &shared.decisions[i]);
             }
             if self.cases.contains_key(decision.id()) {
                 continue;
@@ -69,7 +74,7 @@ impl Casebook {
                 })
             };
             let scope = decision.scope();
-            let case = Case::of(step, i, before.get(scope), engine, &known);
+            let case = Case::of(step, &shared, i, before.get(scope), engine, &known);
             self.now
                 .insert(scope.clone(), case.explanation.after.clone());
             self.waiting
@@ -85,7 +90,7 @@ impl Casebook {
     }
 
     /// Every case of `scope` still waiting gets `decision` as its next command.
-    fn link_next(&mut self, scope: &Scope, step: &StepView<'_>, decision: &Decision) {
+    fn link_next(&mut self, scope: &Scope, step: &StepView<'_>, decision: &Arc<Decision>) {
         let Some(waiting) = self.waiting.remove(scope) else {
             return;
         };
@@ -93,7 +98,7 @@ impl Casebook {
             if let Some(case) = self.cases.get_mut(&id) {
                 case.explanation.next_command = Some(Later {
                     place: step.place.clone(),
-                    decision: decision.clone(),
+                    decision: Arc::clone(decision),
                 });
             }
         }

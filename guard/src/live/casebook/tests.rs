@@ -1,7 +1,7 @@
 use super::*;
 use crate::engine::EngineOptions;
 use crate::policy::Policy;
-use crate::replay::explain::{explain_text, Place};
+use crate::replay::explain::{explain_text, Cited, Place};
 use crate::replay::{Line, Replay};
 
 fn golden(day: &str) -> (String, String) {
@@ -68,6 +68,14 @@ fn casebook_of(input: &str, policy: &str, capacity: usize) -> (Casebook, Vec<Dec
     (book, decisions)
 }
 
+/// The first pause of the slippage window among `decisions`.
+fn slippage_pause(decisions: &[Decision]) -> &Decision {
+    decisions
+        .iter()
+        .find(|d| matches!(d, Decision::GuardCommand(c) if c.rule == crate::message::Rule::SlippageWindow))
+        .unwrap()
+}
+
 /// `guard explain ID --input day.jsonl`.
 fn explained(input: &str, policy: &str, id: &str) -> crate::replay::explain::Explanation {
     explain_text(engine(policy), id, "day.jsonl", input)
@@ -119,10 +127,7 @@ fn a_case_once_its_evidence_is_found_is_what_explain_makes_of_the_files() {
 fn a_step_settles_its_own_message_and_leaves_earlier_evidence_to_look_up() {
     let (input, policy) = golden("runbook_day");
     let (book, decisions) = casebook_of(&input, &policy, usize::MAX);
-    let pause = decisions
-        .iter()
-        .find(|d| matches!(d, Decision::GuardCommand(c) if c.rule == crate::message::Rule::SlippageWindow))
-        .unwrap();
+    let pause = slippage_pause(&decisions);
     let case = book.get(pause.id()).unwrap();
     // f-004 is the step's own fill; f-002 and f-003 came earlier.
     assert_eq!(case.unresolved, ["f-002", "f-003"]);
@@ -154,4 +159,29 @@ fn the_oldest_cases_go_beyond_the_capacity_and_before_the_horizon() {
     let newest = all.get(last[1]).unwrap().event_time;
     two.forget(newest.plus(crate::time::Span::from_secs(1)));
     assert!(two.is_empty());
+}
+
+#[test]
+fn the_cases_of_a_trip_share_its_decisions_and_its_fill() {
+    let (input, policy) = golden("runbook_day");
+    let (book, decisions) = casebook_of(&input, &policy, usize::MAX);
+    let pause = slippage_pause(&decisions);
+    let command = book.get(pause.id()).unwrap().explanation;
+    let [event] = command.same_trigger.as_slice() else {
+        panic!("the trip's risk event: {:?}", command.same_trigger);
+    };
+    let event = book.get(event.id()).unwrap().explanation;
+    // One copy of each decision: the command's case holds the risk event the event's
+    // case is about, and the other way round.
+    assert!(Arc::ptr_eq(&command.same_trigger[0], &event.decision));
+    assert!(Arc::ptr_eq(&event.same_trigger[0], &command.decision));
+    // One copy of the fill that triggered both.
+    let message = |x: &crate::replay::explain::Explanation| match &x.trigger {
+        Some(Cited {
+            source: Source::Input { message, .. },
+            ..
+        }) => message.clone(),
+        other => panic!("a fill's trigger: {other:?}"),
+    };
+    assert!(message(&command).shares(&message(&event)));
 }

@@ -5,12 +5,15 @@
 //! evidence that is an earlier message named only by its id, looked up in the input
 //! topics when somebody asks (the guard does not keep every message it applies).
 
+use std::cell::OnceCell;
+use std::sync::Arc;
+
 use crate::engine::{Engine, Held};
 use crate::message::{Decision, Input};
 use crate::time::Timestamp;
 
-use super::cite::{input_source, window_resume};
-use super::watch::{input_id, same_trigger, trigger_of};
+use super::cite::{input_source_as, message_json, window_resume, Message};
+use super::watch::{input_id, same_trigger_at, trigger_of};
 use super::{
     evidence_of, policy_version, Act, Cited, Explanation, Place, ScopeState, Source, StepPlace,
 };
@@ -26,6 +29,29 @@ pub struct StepView<'a> {
     pub decisions: &'a [Decision],
 }
 
+/// What the cases of one step share, kept once: its decisions (a trip's command and
+/// risk event each name the other) and its message as JSON (the trigger of both).
+pub struct StepShared {
+    /// The step's decisions, in order.
+    pub decisions: Vec<Arc<Decision>>,
+    message: OnceCell<Message>,
+}
+
+impl StepShared {
+    /// Nothing shared yet but the step's decisions.
+    pub fn of(step: &StepView<'_>) -> StepShared {
+        StepShared {
+            decisions: step.decisions.iter().cloned().map(Arc::new).collect(),
+            message: OnceCell::new(),
+        }
+    }
+
+    /// The step's message as JSON, made the first time a case asks.
+    fn message(&self, input: &Input) -> Message {
+        self.message.get_or_init(|| message_json(input)).clone()
+    }
+}
+
 /// One decision's explanation as its step left it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
@@ -39,11 +65,12 @@ pub struct Case {
 }
 
 impl Case {
-    /// The case of `step.decisions[i]`, given its scope as it was `before` the step,
-    /// the `engine` after it, and `known`: where ids decided earlier come from (the
-    /// guard's own earlier decisions).
+    /// The case of `step.decisions[i]`, given what the step's cases share, its scope
+    /// as it was `before` the step, the `engine` after it, and `known`: where ids
+    /// decided earlier come from (the guard's own earlier decisions).
     pub fn of(
         step: &StepView<'_>,
+        shared: &StepShared,
         i: usize,
         before: Option<&Held>,
         engine: &Engine,
@@ -54,12 +81,14 @@ impl Case {
         let input_id = step.input.and_then(input_id);
         let trigger = trigger_of(decision, input_id, step.decisions);
         let same = match &trigger {
-            Some(t) => same_trigger(decision, t, step.decisions),
+            Some(t) => same_trigger_at(decision, t, step.decisions)
+                .map(|j| Arc::clone(&shared.decisions[j]))
+                .collect(),
             None => Vec::new(),
         };
         let mut unresolved = Vec::new();
         let mut cite = |id: &str| {
-            let source = cite(id, decision, step, engine, known);
+            let source = cite(id, decision, (step, shared), engine, known);
             if source == Source::Missing && !unresolved.iter().any(|u| u == id) {
                 unresolved.push(id.to_owned());
             }
@@ -75,7 +104,7 @@ impl Case {
         Case {
             explanation: Explanation {
                 id: decision.id().to_owned(),
-                decision: decision.clone(),
+                decision: Arc::clone(&shared.decisions[i]),
                 policy_version: policy_version(decision, engine),
                 step: StepPlace {
                     place: step.place.clone(),
@@ -121,17 +150,17 @@ pub fn event_time(decision: &Decision) -> Timestamp {
 fn cite(
     id: &str,
     decision: &Decision,
-    step: &StepView<'_>,
+    (step, shared): (&StepView<'_>, &StepShared),
     engine: &Engine,
     known: &dyn Fn(&str) -> Option<Source>,
 ) -> Source {
     if let Some(input) = step.input.filter(|i| input_id(i) == Some(id)) {
-        return input_source(decision, step.place.clone(), input);
+        return input_source_as(decision, step.place.clone(), input, shared.message(input));
     }
-    if let Some(earlier) = step.decisions.iter().find(|d| d.id() == id) {
+    if let Some(earlier) = step.decisions.iter().position(|d| d.id() == id) {
         return Source::Guard {
             place: step.place.clone(),
-            decision: earlier.clone(),
+            decision: Arc::clone(&shared.decisions[earlier]),
         };
     }
     if let Some(source) = known(id) {

@@ -2,6 +2,7 @@
 //! from the bytes kept), a decision of the guard, or a maintenance window.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -41,7 +42,7 @@ impl Watch {
             },
             Some(Known::Decision(at, d)) => Source::Guard {
                 place: self.place_of(at),
-                decision: d.clone(),
+                decision: Arc::new(d.clone()),
             },
             None => match window_resume(decision, engine) {
                 Some(resume) if decision_trigger(decision) == Some(id) => {
@@ -60,6 +61,17 @@ impl Watch {
 /// An input message at `place` cited by `decision`: decoded, with its adverse
 /// slippage when the decision is about slippage.
 pub fn input_source(decision: &Decision, place: Place, input: &Input) -> Source {
+    input_source_as(decision, place, input, message_json(input))
+}
+
+/// [`input_source`] with the message's JSON already made (the cases of one step share
+/// it).
+pub fn input_source_as(
+    decision: &Decision,
+    place: Place,
+    input: &Input,
+    message: Message,
+) -> Source {
     Source::Input {
         place,
         stream: input.stream(),
@@ -67,7 +79,7 @@ pub fn input_source(decision: &Decision, place: Place, input: &Input) -> Source 
             Input::Fill(fill) if about_slippage(decision) => Some(fill.slippage_bps()),
             _ => None,
         },
-        message: message_json(input),
+        message,
     }
 }
 
@@ -86,15 +98,21 @@ fn decision_trigger(decision: &Decision) -> Option<&str> {
     }
 }
 
-/// A decoded input message as compact JSON, its fields in the contract's order.
+/// A decoded input message as compact JSON, its fields in the contract's order
+/// (shared: the cases of one step cite one message).
 #[derive(Clone, Debug, Serialize)]
 #[serde(transparent)]
-pub struct Message(Box<RawValue>);
+pub struct Message(Arc<RawValue>);
 
 impl Message {
     /// The JSON text.
     pub fn get(&self) -> &str {
         self.0.get()
+    }
+
+    /// Whether `other` is this very copy of the text, not an equal one.
+    pub fn shares(&self, other: &Message) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -111,7 +129,7 @@ impl fmt::Display for Message {
 }
 
 /// An input message as JSON, as the guard decoded it.
-fn message_json(input: &Input) -> Message {
+pub(crate) fn message_json(input: &Input) -> Message {
     let text = match input {
         Input::Fill(m) => serde_json::to_string(m),
         Input::RiskEvent(m) => serde_json::to_string(m),
@@ -120,5 +138,7 @@ fn message_json(input: &Input) -> Message {
         Input::Ack(m) => serde_json::to_string(m),
     };
     let raw = text.and_then(RawValue::from_string);
-    Message(raw.unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON")))
+    Message(Arc::from(raw.unwrap_or_else(|_| {
+        RawValue::from_string("null".into()).expect("valid JSON")
+    })))
 }

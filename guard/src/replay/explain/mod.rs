@@ -20,12 +20,13 @@ mod text;
 mod watch;
 
 pub use act::{playbook, Act, Playbook, PLAYBOOKS};
-pub use case::{Case, StepView};
+pub use case::{Case, StepShared, StepView};
 pub use cite::{input_source, Message};
 pub use watch::input_id;
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -116,7 +117,7 @@ pub enum Source {
         #[serde(flatten)]
         place: Place,
         /// The decision, as `guard replay` writes it.
-        decision: Decision,
+        decision: Arc<Decision>,
     },
     /// A maintenance window of the policy: the trigger of a maintenance command.
     MaintenanceWindow {
@@ -202,8 +203,9 @@ pub struct Later {
     /// The line.
     #[serde(flatten)]
     pub place: Place,
-    /// The command, as `guard replay` writes it.
-    pub decision: Decision,
+    /// The command, as `guard replay` writes it (shared with the other cases that
+    /// name it).
+    pub decision: Arc<Decision>,
 }
 
 /// The chain behind one decision; `--json` prints it as one object with these keys.
@@ -211,8 +213,9 @@ pub struct Later {
 pub struct Explanation {
     /// The id asked for.
     pub id: String,
-    /// The decision, as `guard replay` writes it: `{"stream", "event"}`.
-    pub decision: Decision,
+    /// The decision, as `guard replay` writes it: `{"stream", "event"}` (shared with
+    /// the cases of its step that name it).
+    pub decision: Arc<Decision>,
     /// The policy in force.
     pub policy_version: String,
     /// The line being applied when the guard decided.
@@ -230,7 +233,7 @@ pub struct Explanation {
     pub after: ScopeState,
     /// The other decisions of the step with the same trigger (for a command: the risk
     /// events of its trip).
-    pub same_trigger: Vec<Decision>,
+    pub same_trigger: Vec<Arc<Decision>>,
     /// The next command of the scope later in the files, if any.
     pub next_command: Option<Later>,
     /// Without a next command: the scope at the end of the files.
@@ -336,7 +339,7 @@ impl Explainer {
         let after = ScopeState::of(found.after.as_ref());
         let next_command = watch.next.as_ref().map(|(at, decision)| Later {
             place: watch.place_of(*at),
-            decision: decision.clone(),
+            decision: Arc::new(decision.clone()),
         });
         let at_end = next_command
             .is_none()
@@ -354,12 +357,12 @@ impl Explainer {
             evidence,
             before: ScopeState::of(found.before.as_ref()),
             after,
-            same_trigger: found.same_trigger.clone(),
+            same_trigger: found.same_trigger.iter().cloned().map(Arc::new).collect(),
             next_command,
             at_end,
             act,
             scope,
-            decision: found.decision.clone(),
+            decision: Arc::new(found.decision.clone()),
         })
     }
 }

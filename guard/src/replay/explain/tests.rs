@@ -69,13 +69,14 @@ fn a_slippage_pause_is_explained_by_its_fills_their_lines_and_the_scope_it_chang
             effect: Effect::Pause
         }]
     );
-    let [Decision::RiskEvent(event)] = x.same_trigger.as_slice() else {
+    let [Decision::RiskEvent(event)] = x.same_trigger.iter().map(|d| &**d).collect::<Vec<_>>()[..]
+    else {
         panic!("the trip's risk event: {:?}", x.same_trigger);
     };
     assert_eq!(event.kind, "slippage_window");
     let later = x.next_command.expect("the operator's resume");
     assert_eq!(later.place, place(7));
-    assert!(matches!(&later.decision, Decision::GuardCommand(c) if c.trigger == "ops-001"));
+    assert!(matches!(&*later.decision, Decision::GuardCommand(c) if c.trigger == "ops-001"));
     assert_eq!(x.at_end, None);
     assert_eq!(
         x.act.command.as_deref(),
@@ -98,7 +99,7 @@ fn the_guards_risk_event_is_explained_by_the_trigger_its_id_was_made_from() {
     assert_eq!(x.trigger.as_ref().unwrap().id, "f-104");
     let ids: Vec<&str> = x.evidence.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["f-101", "f-102", "f-104"]);
-    let same: Vec<&str> = x.same_trigger.iter().map(Decision::id).collect();
+    let same: Vec<&str> = x.same_trigger.iter().map(|d| d.id()).collect();
     assert_eq!(same, [pause.as_str()]);
     assert_eq!(x.before.mode, Mode::Running);
     assert_eq!(x.after.reasons[0].rule, Rule::LosingStreak);

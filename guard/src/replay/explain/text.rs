@@ -30,7 +30,7 @@ impl Display for Explanation {
 
 impl Explanation {
     fn write_decision(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        match &self.decision {
+        match &*self.decision {
             Decision::GuardCommand(c) => {
                 writeln!(
                     f,
@@ -113,7 +113,7 @@ impl Explanation {
                     self.scope, later.place
                 )?;
                 writeln!(f, "  {}", one_line(&later.decision))?;
-                if let Decision::GuardCommand(c) = &later.decision {
+                if let Decision::GuardCommand(c) = &*later.decision {
                     writeln!(f, "    {}", c.reason)?;
                 }
             }

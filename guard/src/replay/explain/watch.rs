@@ -229,14 +229,25 @@ pub(crate) fn trigger_of(
 
 /// The other decisions of the step with trigger `trigger`.
 pub(crate) fn same_trigger(decision: &Decision, trigger: &str, step: &[Decision]) -> Vec<Decision> {
+    same_trigger_at(decision, trigger, step)
+        .map(|i| step[i].clone())
+        .collect()
+}
+
+/// Where in `step` the decisions of [`same_trigger`] are.
+pub(crate) fn same_trigger_at<'a>(
+    decision: &'a Decision,
+    trigger: &'a str,
+    step: &'a [Decision],
+) -> impl Iterator<Item = usize> + 'a {
     step.iter()
-        .filter(|d| d.id() != decision.id())
-        .filter(|d| match d {
+        .enumerate()
+        .filter(move |(_, d)| d.id() != decision.id())
+        .filter(move |(_, d)| match d {
             Decision::GuardCommand(c) => c.trigger == trigger,
             Decision::RiskEvent(e) => event_id(&e.kind, &e.scope, trigger) == e.event_id,
         })
-        .cloned()
-        .collect()
+        .map(|(i, _)| i)
 }
 
 /// How much `candidate` looks like `target`: the length of their common start, or
