@@ -27,8 +27,10 @@ pub struct Casebook {
     order: VecDeque<String>,
     /// Per scope, the cases still waiting for the scope's next command.
     waiting: HashMap<Scope, Vec<String>>,
-    /// Each scope as its latest decision left it.
-    now: HashMap<Scope, ScopeState>,
+    /// Each scope of a kept case as its latest decision left it, with how many kept
+    /// cases are of that scope (a scope goes with its last case: strategies come and
+    /// go, and the casebook must not grow with every scope ever decided).
+    now: HashMap<Scope, (ScopeState, usize)>,
     capacity: usize,
 }
 
@@ -78,8 +80,16 @@ impl Casebook {
             };
             let scope = decision.scope();
             let case = Case::of(step, &shared, i, before.get(scope), engine, &known);
-            self.now
-                .insert(scope.clone(), case.explanation.after.clone());
+            match self.now.get_mut(scope) {
+                Some(now) => {
+                    now.0.clone_from(&case.explanation.after);
+                    now.1 += 1;
+                }
+                None => {
+                    self.now
+                        .insert(scope.clone(), (case.explanation.after.clone(), 1));
+                }
+            }
             self.waiting
                 .entry(scope.clone())
                 .or_default()
@@ -123,6 +133,15 @@ impl Casebook {
                 let scope = &case.explanation.scope;
                 if let Some(waiting) = self.waiting.get_mut(scope) {
                     waiting.retain(|w| *w != id);
+                    if waiting.is_empty() {
+                        self.waiting.remove(scope);
+                    }
+                }
+                if let Some(now) = self.now.get_mut(scope) {
+                    now.1 -= 1;
+                    if now.1 == 0 {
+                        self.now.remove(scope);
+                    }
                 }
             }
         }
@@ -140,7 +159,7 @@ impl Casebook {
         let mut case = Case::clone(case);
         let x = &mut case.explanation;
         if x.next_command.is_none() {
-            x.at_end = self.now.get(&x.scope).cloned();
+            x.at_end = self.now.get(&x.scope).map(|(state, _)| state.clone());
         }
         Ok(case)
     }

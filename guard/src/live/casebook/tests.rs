@@ -185,3 +185,40 @@ fn the_cases_of_a_trip_share_its_decisions_and_its_fill() {
     };
     assert!(message(&command).shares(&message(&event)));
 }
+
+#[test]
+fn a_scope_is_forgotten_with_its_last_case() {
+    let (input, policy) = golden("runbook_day");
+    let (mut book, decisions) = casebook_of(&input, &policy, usize::MAX);
+    let scopes = |book: &Casebook| {
+        let mut scopes: Vec<Scope> = book
+            .cases
+            .values()
+            .map(|c| c.explanation.scope.clone())
+            .collect();
+        scopes.sort_by_key(|s| format!("{s:?}"));
+        scopes.dedup();
+        scopes
+    };
+    let mut kept = scopes(&book);
+    assert!(kept.len() > 1, "the day decides about more than one scope");
+    let mut now: Vec<Scope> = book.now.keys().cloned().collect();
+    now.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(now, kept);
+    // Down to the newest case: only its scope is still shown, and nothing waits for a
+    // scope no case is of.
+    let (mut last, _) = casebook_of(&input, &policy, 1);
+    assert_eq!(last.len(), 1);
+    kept = scopes(&last);
+    assert_eq!(last.now.keys().cloned().collect::<Vec<_>>(), kept);
+    assert!(last.waiting.keys().all(|s| kept.contains(s)));
+    // Past the horizon: nothing is left.
+    let newest = book
+        .get(decisions[decisions.len() - 1].id())
+        .unwrap()
+        .event_time;
+    for b in [&mut book, &mut last] {
+        b.forget(newest.plus(crate::time::Span::from_secs(1)));
+        assert!(b.is_empty() && b.now.is_empty() && b.waiting.is_empty());
+    }
+}
