@@ -99,7 +99,7 @@ impl<P: Ord + Clone, T> Merge<P, T> {
     /// Holds a message of `partition`; messages of one partition must come in offset
     /// order.
     pub fn push(&mut self, partition: P, key: MergeKey, item: T) {
-        match self.queues.binary_search_by(|(p, _)| p.cmp(&partition)) {
+        match self.position(&partition) {
             Ok(at) => self.queues[at].1.push_back((key, item)),
             Err(at) => self
                 .queues
@@ -108,11 +108,13 @@ impl<P: Ord + Clone, T> Merge<P, T> {
         self.held += 1;
     }
 
+    /// Where `partition`'s queue is in `queues`, or where it would go.
+    fn position(&self, partition: &P) -> Result<usize, usize> {
+        self.queues.binary_search_by(|(p, _)| p.cmp(partition))
+    }
+
     fn queue(&self, partition: &P) -> Option<&VecDeque<(MergeKey, T)>> {
-        self.queues
-            .binary_search_by(|(p, _)| p.cmp(partition))
-            .ok()
-            .map(|at| &self.queues[at].1)
+        self.position(partition).ok().map(|at| &self.queues[at].1)
     }
 
     /// The partition whose head comes first, if any message is held.
@@ -156,10 +158,7 @@ impl<P: Ord + Clone, T> Merge<P, T> {
     /// Takes `partition`'s head, whatever the other heads are (a recorded order is
     /// being replayed).
     pub fn pop_from(&mut self, partition: &P) -> Option<(MergeKey, T)> {
-        let at = self
-            .queues
-            .binary_search_by(|(p, _)| p.cmp(partition))
-            .ok()?;
+        let at = self.position(partition).ok()?;
         let head = self.queues[at].1.pop_front()?;
         self.held -= 1;
         Some(head)
