@@ -175,6 +175,12 @@ pub struct LiveConfig {
     /// on the broker, so that messages are applied in Kafka-timestamp order (zero:
     /// apply in fetch order).
     pub max_order_wait: Duration,
+    /// How long a broker may hold a fetch of the inputs, and of the order journal
+    /// read at start (librdkafka `fetch.wait.max.ms`). Kafka answers a fetch as soon
+    /// as data comes; the mock cluster and tansu hold every fetch this long, so there
+    /// it adds to the trigger → command latency, and on tansu a fetch shorter than its
+    /// scan of a partition's batches comes back empty (docs/LIVE.md "Input fetch wait").
+    pub input_fetch_wait: Duration,
     /// On the wall clock, messages whose event time is further than this ahead of it go
     /// to the dead-letter topic (a clock gone wrong must not age the whole state out).
     /// On event time, as replay, there is no such limit.
@@ -208,6 +214,7 @@ impl LiveConfig {
             rebuild_from: None,
             fail_closed_after: defaults.fail_closed_after,
             max_order_wait: defaults.max_order_wait,
+            input_fetch_wait: defaults.input_fetch_wait,
             max_future: defaults.max_future,
             role: crate::engine::Role::Whole,
             owned: Vec::new(),

@@ -32,11 +32,6 @@ pub fn base(config: &LiveConfig) -> ClientConfig {
 /// a small machine — even when nothing flows. A constant for now; a setting later.
 pub const FOLLOW_FETCH_WAIT_MS: u32 = 100;
 
-/// How long a broker may hold a fetch of the guard's inputs: the decision path. On
-/// the mock cluster and tansu a message that comes during an empty fetch waits for the
-/// next one, so this is added to the trigger → command latency.
-pub const INPUT_FETCH_WAIT_MS: u32 = 1;
-
 /// A consumer with manual offsets (the store is the source of truth) whose fetches
 /// may be held up to [`FOLLOW_FETCH_WAIT_MS`]: for topics read in the background (the
 /// changelog: leases are judged in seconds) and by tools.
@@ -44,12 +39,16 @@ pub fn consumer(config: &LiveConfig) -> ClientConfig {
     consumer_waiting(config, FOLLOW_FETCH_WAIT_MS)
 }
 
-/// A consumer of the input topics: [`consumer`] with fetches answered within a
-/// millisecond or so ([`INPUT_FETCH_WAIT_MS`]) even by brokers that hold them. Also
-/// for the order journal read at start (a takeover waits for it) and for clients
-/// that measure the guard's latency.
+/// A consumer of the input topics: [`consumer`] with fetches held at most
+/// [`LiveConfig::input_fetch_wait`] (1 ms by default: answered within a millisecond
+/// or so even by brokers that hold them). Also for the order journal read at start
+/// (a takeover waits for it) and for clients that measure the guard's latency.
 pub fn input_consumer(config: &LiveConfig) -> ClientConfig {
-    consumer_waiting(config, INPUT_FETCH_WAIT_MS)
+    let ms = config
+        .input_fetch_wait
+        .as_millis()
+        .clamp(1, u128::from(u32::MAX));
+    consumer_waiting(config, u32::try_from(ms).unwrap_or(u32::MAX))
 }
 
 fn consumer_waiting(config: &LiveConfig, fetch_wait_ms: u32) -> ClientConfig {
@@ -176,3 +175,31 @@ impl ProducerContext for DeliveryContext {
 
 /// How long to wait for a metadata or admin answer.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch_wait(c: &ClientConfig) -> Option<&str> {
+        c.get("fetch.wait.max.ms")
+    }
+
+    #[test]
+    fn the_input_fetch_wait_is_the_input_consumers_alone() {
+        let mut config = LiveConfig::new("b:9092", "state");
+        assert_eq!(fetch_wait(&input_consumer(&config)), Some("1"));
+        config.input_fetch_wait = Duration::from_millis(20);
+        assert_eq!(fetch_wait(&input_consumer(&config)), Some("20"));
+        // The background readers keep their own wait.
+        assert_eq!(
+            fetch_wait(&consumer(&config)),
+            Some(FOLLOW_FETCH_WAIT_MS.to_string().as_str())
+        );
+        // librdkafka counts whole milliseconds, and 0 would spin.
+        config.input_fetch_wait = Duration::from_micros(300);
+        assert_eq!(fetch_wait(&input_consumer(&config)), Some("1"));
+        // A `--kafka fetch.wait.max.ms=…` pair still has the last word.
+        config.kafka = vec![("fetch.wait.max.ms".into(), "7".into())];
+        assert_eq!(fetch_wait(&input_consumer(&config)), Some("7"));
+    }
+}

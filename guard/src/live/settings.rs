@@ -97,6 +97,10 @@ pub struct Settings {
     /// Longest wait of a fetched message for another input partition (0: fetch order).
     #[serde(with = "span")]
     pub max_order_wait: Duration,
+    /// How long a broker may hold a fetch of the inputs (librdkafka
+    /// `fetch.wait.max.ms` of the input consumer and of the order journal's read).
+    #[serde(with = "span")]
+    pub input_fetch_wait: Duration,
     /// With the wall clock: largest lead of an event time over it.
     #[serde(with = "span")]
     pub max_future: Duration,
@@ -134,6 +138,7 @@ impl Default for Settings {
             message_timeout: Duration::from_secs(10),
             fail_closed_after: Duration::from_secs(10),
             max_order_wait: Duration::from_millis(50),
+            input_fetch_wait: Duration::from_millis(1),
             max_future: Duration::from_secs(300),
             max_message_bytes: crate::decode::MAX_MESSAGE_BYTES,
             kafka: BTreeMap::new(),
@@ -180,6 +185,7 @@ impl Settings {
             ("message_timeout", self.message_timeout),
             ("fail_closed_after", self.fail_closed_after),
             ("max_future", self.max_future),
+            ("input_fetch_wait", self.input_fetch_wait),
         ] {
             if span.is_zero() {
                 return Err(SettingsError::Zero(name));
@@ -206,6 +212,7 @@ impl Settings {
         config.message_timeout = self.message_timeout;
         config.fail_closed_after = self.fail_closed_after;
         config.max_order_wait = self.max_order_wait;
+        config.input_fetch_wait = self.input_fetch_wait;
         config.max_future = self.max_future;
         config.max_message_bytes = self.max_message_bytes;
         Ok(config)

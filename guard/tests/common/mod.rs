@@ -293,6 +293,16 @@ impl GuardProcess {
         if !extra_args.contains(&"--clock") {
             cmd.args(["--clock", "event-time"]);
         }
+        // tansu scans a partition's record batches for every fetch and answers one
+        // that cannot finish the scan within its wait with nothing: at the default 1 ms
+        // a partition of a thousand or so small batches (guard_state after a minute of
+        // checkpoints, an input topic written message by message) is read at a crawl,
+        // or not at all (docs/LIVE.md "Input fetch wait").
+        if !extra_args.contains(&"--input-fetch-wait") {
+            let wait = std::env::var("GUARD_IT_INPUT_FETCH_WAIT")
+                .unwrap_or_else(|_| TANSU_INPUT_FETCH_WAIT.to_owned());
+            cmd.args(["--input-fetch-wait", &wait]);
+        }
         cmd.args(extra_args);
         for (k, v) in extra_env {
             cmd.env(k, v);
@@ -303,7 +313,10 @@ impl GuardProcess {
             .append(true)
             .open(log)
             .unwrap();
-        cmd.env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+        // GUARD_IT_LOG: the guards' tracing filter, to investigate a failing run.
+        let filter = std::env::var("GUARD_IT_LOG")
+            .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".to_owned());
+        cmd.env("RUST_LOG", filter)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         let child = cmd.spawn().expect("guard starts");
@@ -580,6 +593,11 @@ pub fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
     }
     first_seen
 }
+
+/// The guards' input fetch wait on tansu: longer than its scan of the test topics'
+/// batches (thousands of them), shorter than the merge's 50 ms order wait.
+/// `GUARD_IT_INPUT_FETCH_WAIT` overrides it.
+pub const TANSU_INPUT_FETCH_WAIT: &str = "20ms";
 
 pub const TOPICS: [&str; 10] = [
     "exec_result",

@@ -136,6 +136,16 @@ pub struct RunArgs {
     #[arg(long, env = "GUARD_MAX_ORDER_WAIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_order_wait: Option<String>,
+    /// How long a broker may hold a fetch of the inputs (librdkafka fetch.wait.max.ms
+    /// of the input consumer and of the order journal's read at start). Kafka answers
+    /// as soon as data comes, so the wait costs no latency there. The librdkafka mock
+    /// cluster and tansu hold every fetch this long: keep it short there for latency,
+    /// but on tansu longer than its scan of a partition's record batches (a partition
+    /// of thousands of small batches needs 10-20ms; a shorter fetch comes back empty
+    /// and the guard crawls). [default: 1ms]
+    #[arg(long, env = "GUARD_INPUT_FETCH_WAIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_fetch_wait: Option<String>,
     /// With --clock wall: messages stamped further than this ahead of the wall clock
     /// are invalid (to the dead-letter topic): a producer's clock gone wrong must not
     /// move the state horizon and age every streak out. With --clock event-time there
