@@ -27,6 +27,8 @@ use tracing::{info, warn};
 use super::config::LiveConfig;
 use super::kafka;
 
+#[cfg(test)]
+mod catch_up_tests;
 mod publish;
 mod reader;
 mod records;
@@ -61,6 +63,8 @@ pub struct Changelog {
     last_lease: Option<(Lease, Instant)>,
     last_lease_sent: Option<Instant>,
     active: bool,
+    /// The offset after the last record read.
+    next_offset: i64,
 }
 
 impl Changelog {
@@ -72,6 +76,11 @@ impl Changelog {
         let consumer: BaseConsumer = kafka::consumer(config)
             .set("group.id", format!("{}.changelog", config.group_id))
             .create()?;
+        // The topic's leader known before the assignment: librdkafka looks up where
+        // "the beginning" is only once it knows the leader, and retries that 500 ms
+        // later when it does not, which a takeover waited for. An error here shows again
+        // in the reads.
+        let _ = consumer.fetch_metadata(Some(&config.topics.state), kafka::METADATA_TIMEOUT);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&config.topics.state, 0, Offset::Beginning)?;
         consumer.assign(&tpl)?;
@@ -84,6 +93,7 @@ impl Changelog {
             last_lease: None,
             last_lease_sent: None,
             active: false,
+            next_offset: 0,
         })
     }
 
@@ -97,6 +107,7 @@ impl Changelog {
             };
             timeout = Duration::ZERO;
             let Ok(message) = polled else { continue };
+            self.next_offset = self.next_offset.max(message.offset() + 1);
             let Some(key) = message.key() else { continue };
             let key = String::from_utf8_lossy(key);
             let Some(rest) = key.strip_prefix(&prefix) else {
@@ -193,12 +204,30 @@ impl Changelog {
         let _ = self.producer.flush(Duration::from_secs(5));
     }
 
-    /// Reads the changelog until it has been quiet for `quiet` (catching up at start).
-    pub fn catch_up(&mut self, quiet: Duration) {
+    /// Reads the changelog at start: up to its end as the broker reports it now
+    /// (every record written before, an active peer's last lease among them), or, when
+    /// the broker does not tell, until it has been quiet for `quiet`. `true` when it
+    /// stopped at the end.
+    pub fn catch_up(&mut self, quiet: Duration) -> bool {
         let started = Instant::now();
+        let end = self
+            .consumer
+            .fetch_watermarks(&self.config.topics.state, 0, kafka::METADATA_TIMEOUT)
+            .ok()
+            .map(|(low, high)| (high > low).then_some(high));
         let mut last = Instant::now();
+        let mut at_end = false;
         // An active peer keeps writing leases; ten seconds is enough to reach the end.
         while last.elapsed() < quiet && started.elapsed() < Duration::from_secs(10) {
+            if let Some(end) = end {
+                if end.is_none_or(|end| self.next_offset >= end) {
+                    // tansu may report the end as the last batch's first offset + 1:
+                    // the rest of that batch came with it and is taken too.
+                    self.poll(Duration::ZERO);
+                    at_end = true;
+                    break;
+                }
+            }
             let before = (
                 self.last_lease.as_ref().map(|l| l.0.at_ms),
                 self.reader.taken,
@@ -213,6 +242,13 @@ impl Changelog {
                 last = Instant::now();
             }
         }
-        info!(snapshot = self.reader.has_cut(), lease = ?self.last_lease.as_ref().map(|l| &l.0.instance), "changelog read");
+        info!(
+            snapshot = self.reader.has_cut(),
+            lease = ?self.last_lease.as_ref().map(|l| &l.0.instance),
+            at_end,
+            took_ms = started.elapsed().as_millis() as u64,
+            "changelog read"
+        );
+        at_end
     }
 }

@@ -25,7 +25,7 @@ const RECOVER_LIMIT: Duration = Duration::from_secs(60);
 pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderLogError> {
     let topic = &config.topics.state;
     let consumer = open_from_beginning(config, topic)?;
-    let producer: BaseProducer = kafka::producer(config).create()?;
+    let producer: BaseProducer = kafka::barrier_producer(config).create()?;
     let barrier = Barrier {
         key: format!("{lineage}/barrier/{}", config.instance),
         nonce: format!("{}", crate::time::Timestamp::now().as_micros()),
