@@ -41,6 +41,8 @@ pub struct Metrics {
     pub checkpoint_failures: u64,
     /// Times the merge stopped waiting for a partition's next message.
     pub order_waits_expired: u64,
+    /// Inputs applied after a later-stamped input of another partition.
+    pub inputs_applied_late: u64,
     /// Order-journal records written.
     pub order_records: u64,
     /// Restored input orders given up because a message never arrived.
@@ -65,6 +67,7 @@ impl Default for Metrics {
             checkpoints: 0,
             checkpoint_failures: 0,
             order_waits_expired: 0,
+            inputs_applied_late: 0,
             order_records: 0,
             order_script_abandoned: 0,
             lag: BTreeMap::new(),
@@ -332,6 +335,12 @@ fn counters(m: &Metrics, out: &mut String) {
     line(format!(
         "guard_order_waits_expired_total {}",
         m.order_waits_expired
+    ));
+    line("# HELP guard_inputs_applied_late_total Input messages applied after a later-stamped message of another input partition (the broker's watermark did not show them yet): a replay of the same messages by timestamp may decide differently.".into());
+    line("# TYPE guard_inputs_applied_late_total counter".into());
+    line(format!(
+        "guard_inputs_applied_late_total {}",
+        m.inputs_applied_late
     ));
     line("# TYPE guard_order_records_total counter".into());
     line(format!("guard_order_records_total {}", m.order_records));

@@ -595,9 +595,11 @@ pub fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
 }
 
 /// The guards' input fetch wait on tansu: longer than its scan of the test topics'
-/// batches (thousands of them), shorter than the merge's 50 ms order wait.
+/// batches (thousands of them), short enough that its answer to a held fetch is close
+/// to one instant across partitions (at 10 and 20 ms it was not: docs/LIVE.md "Input
+/// fetch wait"), far below the merge's 50 ms order wait.
 /// `GUARD_IT_INPUT_FETCH_WAIT` overrides it.
-pub const TANSU_INPUT_FETCH_WAIT: &str = "20ms";
+pub const TANSU_INPUT_FETCH_WAIT: &str = "5ms";
 
 pub const TOPICS: [&str; 10] = [
     "exec_result",

@@ -141,8 +141,9 @@ pub struct RunArgs {
     /// as soon as data comes, so the wait costs no latency there. The librdkafka mock
     /// cluster and tansu hold every fetch this long: keep it short there for latency,
     /// but on tansu longer than its scan of a partition's record batches (a partition
-    /// of thousands of small batches needs 10-20ms; a shorter fetch comes back empty
-    /// and the guard crawls). [default: 1ms]
+    /// of thousands of small batches needs 5ms; a shorter fetch comes back empty and
+    /// the guard crawls; a longer one is not one instant across partitions).
+    /// [default: 1ms]
     #[arg(long, env = "GUARD_INPUT_FETCH_WAIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_fetch_wait: Option<String>,

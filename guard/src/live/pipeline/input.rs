@@ -44,6 +44,9 @@ impl<S: Store> LiveGuard<S> {
         };
         self.decisions.clear();
         let disposition = self.engine.apply_into(&input, &mut self.decisions);
+        if disposition != Disposition::OwnEvent {
+            self.note_stamp(index, timestamp_ms);
+        }
         let mut decisions = std::mem::take(&mut self.decisions);
         self.count(stream, &input, disposition, &decisions);
         for decision in &decisions {
@@ -65,6 +68,31 @@ impl<S: Store> LiveGuard<S> {
             _ => self.publish_all(decisions, received),
         }
         self.spent_input = Some(input);
+    }
+
+    /// Counts an input applied after a later-stamped one of another partition: the
+    /// merge took that partition for caught up (its watermark from the broker did not
+    /// show this message yet), so the order applied differs from the messages'
+    /// timestamp order, and a replay of them by timestamp may decide differently. The
+    /// order journal keeps the order applied, so a restart repeats it.
+    fn note_stamp(&mut self, index: usize, timestamp_ms: i64) {
+        if timestamp_ms == i64::MIN {
+            return;
+        }
+        match self.latest_stamp {
+            Some((latest, stamp)) if stamp > timestamp_ms => {
+                if latest != index {
+                    self.status.edit().metrics.inputs_applied_late += 1;
+                    debug!(
+                        topic = %self.inputs[index].topic,
+                        later_stamped = %self.inputs[latest].topic,
+                        by_ms = stamp - timestamp_ms,
+                        "an input applied after a later-stamped input of another partition"
+                    );
+                }
+            }
+            _ => self.latest_stamp = Some((index, timestamp_ms)),
+        }
     }
 
     /// Moves the next offset of the partition at `index` past `offset` and notes the

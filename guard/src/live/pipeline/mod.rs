@@ -159,6 +159,9 @@ pub struct LiveGuard<S: Store> {
     /// The slot each input is decoded into: the last applied input, whose buffers the
     /// next fill reuses.
     spent_input: Option<Input>,
+    /// The input partition and Kafka timestamp of the latest-stamped input applied in
+    /// this life (the guard's own risk events aside).
+    latest_stamp: Option<(usize, i64)>,
     /// The size of the last checkpoint's engine snapshot.
     engine_bytes: usize,
     /// The changelog's publisher (on the writer thread) needs every dedup id with

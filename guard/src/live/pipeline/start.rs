@@ -66,6 +66,7 @@ impl<S: Store> LiveGuard<S> {
             offsets: restored.offsets,
             pending_seen: SeenBlocks::default(),
             spent_input: None,
+            latest_stamp: None,
             engine_bytes: 0,
             publish_full: publishing,
             seq: restored.seq,

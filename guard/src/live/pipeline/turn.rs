@@ -170,6 +170,7 @@ impl<S: Store> LiveGuard<S> {
 
     /// Applies one message taken from the merge and recycles its buffers.
     pub(super) fn apply_one(&mut self, index: usize, key: MergeKey, held: Held) {
+        tracing::trace!(topic = %self.inputs[index].topic, offset = key.offset, ts = key.timestamp_ms, "applying");
         self.on_message(
             index,
             (key.offset, key.timestamp_ms),
