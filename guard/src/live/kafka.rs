@@ -94,23 +94,14 @@ pub fn producer(config: &LiveConfig) -> ClientConfig {
     c
 }
 
-/// A producer of records that are only read back (the order journal's barrier): acks
-/// from all replicas, sent at once, bounded delivery time, but not idempotent. An
-/// idempotent producer first asks the broker for a producer id, and librdkafka took
-/// 0.5-1 s for that on tansu and the mock cluster, on the takeover path; a barrier
-/// written twice by a retry is still read once.
+/// A producer of records that are only read back (the order journal's barrier): the
+/// command producer's settings, but not idempotent. An idempotent producer first asks
+/// the broker for a producer id, and librdkafka took 0.5-1 s for that on tansu and the
+/// mock cluster, on the takeover path; a barrier written twice by a retry is still
+/// read once.
 pub fn barrier_producer(config: &LiveConfig) -> ClientConfig {
-    let mut c = base(config);
-    c.set("enable.idempotence", "false")
-        .set("acks", "all")
-        .set("linger.ms", "0")
-        .set(
-            "message.timeout.ms",
-            config.message_timeout.as_millis().to_string(),
-        );
-    for (key, value) in &config.kafka {
-        c.set(key, value);
-    }
+    let mut c = producer(config);
+    c.set("enable.idempotence", "false");
     c
 }
 
