@@ -109,6 +109,7 @@ fn a_running_guard_explains_each_decision_as_explain_does_over_the_file() {
     let mut config = LiveConfig::new(cluster.bootstrap_servers(), dir.join("state"));
     config.http_listen = None;
     config.clock = ClockMode::EventTime;
+    config.input_fetch_wait = guard::live::kafka::MOCK_INPUT_FETCH_WAIT;
     for topic in config.topics.all() {
         cluster.create_topic(&topic, 1, 1).unwrap();
     }

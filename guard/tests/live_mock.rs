@@ -69,6 +69,7 @@ impl Rig {
         config.http_listen = None;
         config.clock = ClockMode::EventTime;
         config.checkpoint_interval = Duration::from_millis(20);
+        config.input_fetch_wait = guard::live::kafka::MOCK_INPUT_FETCH_WAIT;
         for topic in config.topics.all() {
             cluster.create_topic(&topic, 1, replication).unwrap();
         }
@@ -470,6 +471,35 @@ fn a_restart_from_sled_applies_nothing_twice() {
         expected.iter().map(judged).collect::<Vec<_>>()
     );
     assert_eq!(guard.engine().state(), replay_engine.state());
+}
+
+/// The loop sleeps until its next due work: a guard with a change not yet in a
+/// checkpoint wakes by the time the checkpoint is due, and an idle one (everything
+/// written, nothing in the outbox, no clock to tick on event time) sleeps longer than
+/// a busy one's 5 ms: an idle guard does not wake 200 times a second.
+#[test]
+fn an_idle_guard_sleeps_until_its_next_due_work() {
+    let all = messages("tests/golden/late_breaches/input.jsonl");
+    let mut rig = Rig::new("sleep");
+    let mut guard = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    )
+    .unwrap();
+    let (topic, payload) = &all[0];
+    rig.feed(&mut guard, topic, payload);
+    let changed = guard.sleep_limit();
+    assert!(
+        changed <= rig.config.checkpoint_interval,
+        "a change waits for its checkpoint, yet the loop would sleep {changed:?}"
+    );
+    rig.settle(&mut guard);
+    let idle = guard.sleep_limit();
+    assert!(
+        idle > Duration::from_millis(5),
+        "nothing is due, yet the loop would wake after {idle:?}"
+    );
 }
 
 #[test]

@@ -43,6 +43,7 @@ fn guard_on(
         .arg(state_dir)
         .args(["--http-listen", &format!("127.0.0.1:{port}")])
         .args(["--clock", "event-time", "--checkpoint-interval", "30ms"])
+        .args(["--input-fetch-wait", &tansu_input_fetch_wait()])
         .args(["--group-id", &format!("{own}group")]);
     for stream in INPUTS {
         cmd.args([

@@ -33,6 +33,8 @@ fn main() {
         .unwrap_or_else(|_| die("MESSAGES is a count"));
     let mut config = LiveConfig::new(brokers.as_str(), std::env::temp_dir());
     config.kafka = guard::live::config::kafka_settings_from_env();
+    // As drain-guard's input consumer.
+    config.input_fetch_wait = kafka::MOCK_INPUT_FETCH_WAIT;
     let consumer: BaseConsumer = kafka::input_consumer(&config)
         .create()
         .unwrap_or_else(|e| die(&e.to_string()));

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bench::drain;
 use guard::engine::ClockMode;
-use guard::live::{LiveConfig, SledStore, StatusHandle};
+use guard::live::{kafka, LiveConfig, SledStore, StatusHandle};
 use guard::policy::Policy;
 
 fn die(m: &str) -> ! {
@@ -80,6 +80,8 @@ fn config_of(args: &Args) -> LiveConfig {
     config.http_listen = None;
     config.clock = ClockMode::EventTime;
     config.kafka = guard::live::config::kafka_settings_from_env();
+    // The fetch wait of every drain in bench/README.md (and the ceiling's): 1 ms.
+    config.input_fetch_wait = kafka::MOCK_INPUT_FETCH_WAIT;
     config.topics.prefix(&args.prefix);
     config.topics.exec_result.clone_from(&args.exec_result);
     config

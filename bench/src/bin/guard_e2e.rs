@@ -129,6 +129,11 @@ fn config_for(brokers: &str, state_dir: &str, prefix: &str) -> LiveConfig {
     config.policy = Policy::from_toml(POLICY).expect("benchmark policy is valid");
     config.http_listen = None;
     config.topics.prefix(prefix);
+    // The mock (and tansu) hold every empty fetch for the whole wait: the guard and
+    // this harness's readers fetch with a 1 ms wait, as in every figure of
+    // bench/README.md. `E2E_INPUT_FETCH_WAIT_MS` sets the guard's (e.g. the default
+    // for Kafka, 40, to see what an idle guard costs with it).
+    config.input_fetch_wait = kafka::MOCK_INPUT_FETCH_WAIT;
     if let Some(ms) = std::env::var("E2E_CHECKPOINT_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -153,7 +158,13 @@ fn run_guard(args: &Args) {
             .with_writer(std::io::stderr)
             .init();
     }
-    let config = config_for(&args.broker, &args.state_dir, &args.prefix);
+    let mut config = config_for(&args.broker, &args.state_dir, &args.prefix);
+    if let Some(ms) = std::env::var("E2E_INPUT_FETCH_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.input_fetch_wait = Duration::from_millis(ms);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {

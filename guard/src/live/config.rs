@@ -178,8 +178,9 @@ pub struct LiveConfig {
     /// How long a broker may hold a fetch of the inputs, and of the order journal
     /// read at start (librdkafka `fetch.wait.max.ms`). Kafka answers a fetch as soon
     /// as data comes; the mock cluster and tansu hold every fetch this long, so there
-    /// it adds to the trigger → command latency, and on tansu a fetch shorter than its
-    /// scan of a partition's batches comes back empty (docs/LIVE.md "Input fetch wait").
+    /// it adds to the trigger → command latency ([`super::kafka::MOCK_INPUT_FETCH_WAIT`]
+    /// for the mock), and on tansu a fetch shorter than its scan of a partition's
+    /// batches comes back empty (docs/LIVE.md "Input fetch wait").
     pub input_fetch_wait: Duration,
     /// On the wall clock, messages whose event time is further than this ahead of it go
     /// to the dead-letter topic (a clock gone wrong must not age the whole state out).

@@ -39,10 +39,16 @@ pub fn consumer(config: &LiveConfig) -> ClientConfig {
     consumer_waiting(config, FOLLOW_FETCH_WAIT_MS)
 }
 
+/// The input fetch wait for the mock cluster, which holds every empty fetch for the
+/// whole wait even when data comes during it: the demo, the benchmarks and the tests
+/// on the mock set [`LiveConfig::input_fetch_wait`] to this, so a fill is fetched
+/// within a millisecond or so. (The default, for Kafka, is 40 ms.)
+pub const MOCK_INPUT_FETCH_WAIT: Duration = Duration::from_millis(1);
+
 /// A consumer of the input topics: [`consumer`] with fetches held at most
-/// [`LiveConfig::input_fetch_wait`] (1 ms by default: answered within a millisecond
-/// or so even by brokers that hold them). Also for the order journal read at start
-/// (a takeover waits for it) and for clients that measure the guard's latency.
+/// [`LiveConfig::input_fetch_wait`] (40 ms by default: Kafka answers a held fetch as
+/// soon as data comes). Also for the order journal read at start (a takeover waits
+/// for it) and for clients that measure the guard's latency.
 pub fn input_consumer(config: &LiveConfig) -> ClientConfig {
     let ms = config
         .input_fetch_wait
@@ -198,7 +204,7 @@ mod tests {
     #[test]
     fn the_input_fetch_wait_is_the_input_consumers_alone() {
         let mut config = LiveConfig::new("b:9092", "state");
-        assert_eq!(fetch_wait(&input_consumer(&config)), Some("1"));
+        assert_eq!(fetch_wait(&input_consumer(&config)), Some("40"));
         config.input_fetch_wait = Duration::from_millis(20);
         assert_eq!(fetch_wait(&input_consumer(&config)), Some("20"));
         // The background readers keep their own wait.

@@ -99,6 +99,10 @@ pub struct Settings {
     pub max_order_wait: Duration,
     /// How long a broker may hold a fetch of the inputs (librdkafka
     /// `fetch.wait.max.ms` of the input consumer and of the order journal's read).
+    /// 40 ms: Kafka answers a held fetch as soon as data comes, so the wait costs no
+    /// latency there and saves the idle fetch round trips; it stays below
+    /// `max_order_wait`. Brokers that hold every fetch this long (the mock cluster,
+    /// tansu) need a short one (docs/LIVE.md "Input fetch wait").
     #[serde(with = "span")]
     pub input_fetch_wait: Duration,
     /// With the wall clock: largest lead of an event time over it.
@@ -138,7 +142,7 @@ impl Default for Settings {
             message_timeout: Duration::from_secs(10),
             fail_closed_after: Duration::from_secs(10),
             max_order_wait: Duration::from_millis(50),
-            input_fetch_wait: Duration::from_millis(1),
+            input_fetch_wait: Duration::from_millis(40),
             max_future: Duration::from_secs(300),
             max_message_bytes: crate::decode::MAX_MESSAGE_BYTES,
             kafka: BTreeMap::new(),

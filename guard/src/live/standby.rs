@@ -68,7 +68,7 @@ pub fn run<S: Store>(
             if stop.load(Ordering::Relaxed) {
                 break false;
             }
-            guard.turn(Duration::from_millis(5));
+            guard.turn(guard.sleep_limit());
             beacon.beat(Some(guard.engine()));
             changelog.poll(Duration::ZERO);
             changelog.publish_lease();

@@ -293,15 +293,8 @@ impl GuardProcess {
         if !extra_args.contains(&"--clock") {
             cmd.args(["--clock", "event-time"]);
         }
-        // tansu scans a partition's record batches for every fetch and answers one
-        // that cannot finish the scan within its wait with nothing: at the default 1 ms
-        // a partition of a thousand or so small batches (guard_state after a minute of
-        // checkpoints, an input topic written message by message) is read at a crawl,
-        // or not at all (docs/LIVE.md "Input fetch wait").
         if !extra_args.contains(&"--input-fetch-wait") {
-            let wait = std::env::var("GUARD_IT_INPUT_FETCH_WAIT")
-                .unwrap_or_else(|_| TANSU_INPUT_FETCH_WAIT.to_owned());
-            cmd.args(["--input-fetch-wait", &wait]);
+            cmd.args(["--input-fetch-wait", &tansu_input_fetch_wait()]);
         }
         cmd.args(extra_args);
         for (k, v) in extra_env {
@@ -600,6 +593,16 @@ pub fn distinct_decisions(published: &[GuardCommand]) -> Vec<String> {
 /// fetch wait"), far below the merge's 50 ms order wait.
 /// `GUARD_IT_INPUT_FETCH_WAIT` overrides it.
 pub const TANSU_INPUT_FETCH_WAIT: &str = "5ms";
+
+/// The `--input-fetch-wait` of a guard on tansu. tansu holds every fetch for the whole
+/// wait (the default 40 ms, meant for Kafka, would be added to every decision) and
+/// answers one that cannot finish its scan of a partition's record batches within the
+/// wait with nothing: at 1 ms a partition of a thousand or so small batches
+/// (guard_state after a minute of checkpoints, an input topic written message by
+/// message) is read at a crawl, or not at all (docs/LIVE.md "Input fetch wait").
+pub fn tansu_input_fetch_wait() -> String {
+    std::env::var("GUARD_IT_INPUT_FETCH_WAIT").unwrap_or_else(|_| TANSU_INPUT_FETCH_WAIT.to_owned())
+}
 
 pub const TOPICS: [&str; 10] = [
     "exec_result",

@@ -137,6 +137,9 @@ fn mock_cluster(
     ))
     .map_err(|e| fail("the demo's policy", &e))?;
     config.checkpoint_interval = Duration::from_millis(100);
+    // The mock holds every empty fetch for the whole wait: fetch the inputs within a
+    // millisecond, not the 40 ms meant for Kafka.
+    config.input_fetch_wait = kafka::MOCK_INPUT_FETCH_WAIT;
     for topic in config.topics.all() {
         cluster
             .create_topic(&topic, 1, 1)

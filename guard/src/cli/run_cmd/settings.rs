@@ -138,12 +138,13 @@ pub struct RunArgs {
     pub max_order_wait: Option<String>,
     /// How long a broker may hold a fetch of the inputs (librdkafka fetch.wait.max.ms
     /// of the input consumer and of the order journal's read at start). Kafka answers
-    /// as soon as data comes, so the wait costs no latency there. The librdkafka mock
-    /// cluster and tansu hold every fetch this long: keep it short there for latency.
-    /// On tansu, a fetch shorter than its scan of a partition's record batches comes
-    /// back empty (at 1ms a partition of a thousand or so small batches is read at a
-    /// crawl; 5ms read 3,000 at once and 6,000 slowly), and a longer one is not one
-    /// instant across partitions (docs/LIVE.md "Input fetch wait"). [default: 1ms]
+    /// as soon as data comes, so the wait costs no latency there, and a longer one
+    /// saves the fetch round trips of an idle guard (1ms: ~1,000 a second). Keep it
+    /// below --max-order-wait. The librdkafka mock cluster and tansu hold every fetch
+    /// this long: there it is added to every decision's latency, so use 1ms on the
+    /// mock and 5ms on tansu (a fetch shorter than tansu's scan of a partition's
+    /// record batches comes back empty, and a longer one is not one instant across
+    /// partitions: docs/LIVE.md "Input fetch wait"). [default: 40ms]
     #[arg(long, env = "GUARD_INPUT_FETCH_WAIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_fetch_wait: Option<String>,
