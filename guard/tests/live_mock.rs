@@ -441,6 +441,8 @@ fn slow_backlog(name: &str, max_order_wait: Option<Duration>) -> SlowBacklog {
     }
 }
 
+/// A restart from the local store reads the order journal from where its checkpoint
+/// says the records after it begin, and decides on as replay does.
 #[test]
 fn a_restart_from_sled_applies_nothing_twice() {
     let file = "tests/golden/late_breaches/input.jsonl";
@@ -457,6 +459,7 @@ fn a_restart_from_sled_applies_nothing_twice() {
         rig.settle(&mut guard);
         guard.shutdown();
     }
+    assert_journal_from_is_the_cut(&rig);
     let store = SledStore::open(&rig.config.state_dir).unwrap();
     let mut guard = LiveGuard::start(rig.config.clone(), store, StatusHandle::default()).unwrap();
     for (topic, payload) in second {
@@ -499,6 +502,34 @@ fn an_idle_guard_sleeps_until_its_next_due_work() {
     assert!(
         idle > Duration::from_millis(5),
         "nothing is due, yet the loop would wake after {idle:?}"
+    );
+}
+
+/// A checkpoint says where on `guard_state` the order records after it begin: at
+/// the record that ends where the checkpoint is cut, so a restart reads the journal
+/// from there, not from the topic's start (the records are never compacted away).
+fn assert_journal_from_is_the_cut(rig: &Rig) {
+    let stored = SledStore::open(&rig.config.state_dir)
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap()
+        .checkpoint;
+    let from = stored
+        .journal_from
+        .expect("the checkpoint says where its order records begin");
+    let from = usize::try_from(from).unwrap();
+    let state = rig.read_topic(&rig.config.topics.state);
+    let (key, payload, _) = &state[from];
+    let key = key.as_deref().unwrap_or_default();
+    assert!(key.contains("/order/"), "offset {from} holds {key}");
+    let record: guard::live::order_log::Record = serde_json::from_slice(payload).unwrap();
+    assert_eq!(record.end(), stored.offsets, "the record at {from} ends elsewhere");
+    assert!(
+        state[..from]
+            .iter()
+            .any(|(k, _, _)| k.as_deref().is_some_and(|k| k.contains("/order/"))),
+        "earlier order records, which a restart now skips"
     );
 }
 

@@ -126,6 +126,8 @@ pub struct Delivery {
     /// Where the broker put it, when it went to the echo topic
     /// ([`DeliveryContext::echoing`]): partition and offset.
     pub echo: Option<(i32, i64)>,
+    /// The offset the broker gave it, once acknowledged.
+    pub offset: Option<i64>,
 }
 
 /// What the producer hands back with each message.
@@ -173,6 +175,7 @@ impl ProducerContext for DeliveryContext {
             }
             _ => None,
         };
+        let offset = result.as_ref().ok().map(|message| message.offset());
         let result = match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
@@ -186,6 +189,7 @@ impl ProducerContext for DeliveryContext {
                 sent: pending.sent,
                 result,
                 echo,
+                offset,
             });
     }
 }

@@ -246,6 +246,7 @@ impl Reader {
                 offsets: state.offsets,
                 outbox: state.outbox,
                 seen_from: state.seen_from,
+                journal_from: state.journal_from,
             },
             seen,
         }))

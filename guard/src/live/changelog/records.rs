@@ -77,6 +77,9 @@ pub(super) struct StateRecord {
     pub offsets: BTreeMap<Partition, i64>,
     pub outbox: Vec<OutMsg>,
     pub seen_from: Option<i64>,
+    /// Absent from records of older builds.
+    #[serde(default)]
+    pub journal_from: Option<i64>,
 }
 
 /// The cut a reader restores.
@@ -159,6 +162,8 @@ fn state_head(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
         offsets: &'a BTreeMap<Partition, i64>,
         outbox: &'a [OutMsg],
         seen_from: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        journal_from: Option<i64>,
     }
     let mut head = serde_json::to_vec(&Head {
         instance,
@@ -166,6 +171,7 @@ fn state_head(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
         offsets: &checkpoint.offsets,
         outbox: &checkpoint.outbox,
         seen_from: checkpoint.seen_from,
+        journal_from: checkpoint.journal_from,
     })
     .expect("state records serialise");
     head.push(b'\n');

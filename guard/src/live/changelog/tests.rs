@@ -32,6 +32,7 @@ fn checkpoint(seq: u64, seen_from: Option<i64>) -> Checkpoint {
             timestamp_ms: None,
         }],
         seen_from,
+        journal_from: Some(seq as i64 * 3),
     }
 }
 

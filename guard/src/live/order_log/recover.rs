@@ -16,15 +16,24 @@ use crate::live::kafka;
 /// How long a start waits for its barrier to come back before giving up.
 const RECOVER_LIMIT: Duration = Duration::from_secs(60);
 
-/// Reads every record of `lineage` on the state topic, in the order they were
-/// written. Reads up to a barrier this call writes itself, so every record the broker
-/// acknowledged before the call is included.
+/// Reads every record of `lineage` on the state topic from offset `from` (its start
+/// when `None`), in the order they were written. Reads up to a barrier this call
+/// writes itself, so every record the broker acknowledged before the call is
+/// included.
+///
+/// The records are never compacted away (each has a key of its own), so reading from
+/// the start takes longer with every day the guard has run; a checkpoint says where
+/// the records after it begin ([`crate::live::store::Checkpoint::journal_from`]).
 ///
 /// # Errors
 /// [`OrderLogError`] when the topic cannot be read or the barrier never comes back.
-pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderLogError> {
+pub fn recover(
+    config: &LiveConfig,
+    lineage: &str,
+    from: Option<i64>,
+) -> Result<Vec<Record>, OrderLogError> {
     let topic = &config.topics.state;
-    let consumer = open_from_beginning(config, topic)?;
+    let consumer = open_at(config, topic, from)?;
     let producer: BaseProducer = kafka::barrier_producer(config).create()?;
     let barrier = Barrier {
         key: format!("{lineage}/barrier/{}", config.instance),
@@ -68,6 +77,7 @@ pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderL
     let records = found.in_written_order();
     info!(
         lineage,
+        from = ?from,
         records = records.len(),
         messages_read = read,
         took_ms = started.elapsed().as_millis() as u64,
@@ -76,11 +86,16 @@ pub fn recover(config: &LiveConfig, lineage: &str) -> Result<Vec<Record>, OrderL
     Ok(records)
 }
 
-/// A reader of partition 0 of the state topic from its beginning.
+/// A reader of partition 0 of the state topic from offset `from`, or from its
+/// beginning (also when `from` is no longer on the broker: `auto.offset.reset`).
 ///
 /// # Errors
 /// [`OrderLogError::MissingTopic`] when the topic does not exist.
-fn open_from_beginning(config: &LiveConfig, topic: &str) -> Result<BaseConsumer, OrderLogError> {
+fn open_at(
+    config: &LiveConfig,
+    topic: &str,
+    from: Option<i64>,
+) -> Result<BaseConsumer, OrderLogError> {
     // On the takeover path: read with the inputs' short fetch waits.
     let consumer: BaseConsumer = kafka::input_consumer(config)
         .set("group.id", format!("{}.order", config.group_id))
@@ -94,7 +109,8 @@ fn open_from_beginning(config: &LiveConfig, topic: &str) -> Result<BaseConsumer,
         return Err(OrderLogError::MissingTopic(topic.to_owned()));
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    let at = from.map_or(Offset::Beginning, Offset::Offset);
+    tpl.add_partition_offset(topic, 0, at)?;
     consumer.assign(&tpl)?;
     Ok(consumer)
 }

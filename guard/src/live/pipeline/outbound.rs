@@ -16,7 +16,7 @@ impl<S: Store> LiveGuard<S> {
             self.status.edit().metrics.order_records += 1;
             tracing::trace!(record = n, bytes = payload.len(), "order record cut");
             if !send_record(&self.producer, &self.config.topics.state, n, &key, &payload) {
-                self.record_resend.push((Instant::now() + RESEND_AFTER, n));
+                self.resend_record(Instant::now() + RESEND_AFTER, n);
             }
         }
     }
@@ -38,6 +38,12 @@ impl<S: Store> LiveGuard<S> {
         );
     }
 
+    /// Sends order record `n` again at `at`.
+    fn resend_record(&mut self, at: Instant, n: u64) {
+        self.records_resent = true;
+        self.record_resend.push((at, n));
+    }
+
     pub(super) fn handle_deliveries(&mut self) {
         let reports = self.deliveries.drain();
         let now = Instant::now();
@@ -49,7 +55,10 @@ impl<S: Store> LiveGuard<S> {
             }
             match (report.result, report.id == ORDER_RECORD) {
                 (Ok(()), true) => {
-                    tracing::trace!(record = report.seq, "order record acknowledged");
+                    tracing::trace!(record = report.seq, offset = ?report.offset, "order record acknowledged");
+                    if let Some(offset) = report.offset {
+                        self.record_offsets.insert(report.seq, offset);
+                    }
                     self.journal.acked(report.seq)
                 }
                 (Ok(()), false) => {
@@ -63,7 +72,7 @@ impl<S: Store> LiveGuard<S> {
                 (Err(e), true) => {
                     error!(record = report.seq, error = %e, "delivery of an order record failed; decisions wait for it, sending it again");
                     failures += 1;
-                    self.record_resend.push((now + RESEND_AFTER, report.seq));
+                    self.resend_record(now + RESEND_AFTER, report.seq);
                     if let Some((key, _)) = self.journal.unacked(report.seq) {
                         failed_ids.push(key.to_owned());
                     }
@@ -102,6 +111,7 @@ impl<S: Store> LiveGuard<S> {
         for (_, n) in due {
             if let Some((key, payload)) = self.journal.unacked(n) {
                 if !send_record(&self.producer, &self.config.topics.state, n, key, payload) {
+                    // `records_resent` is set already: this record was sent again.
                     self.record_resend.push((now + RESEND_AFTER, n));
                 }
             }

@@ -39,6 +39,8 @@ impl<S: Store> LiveGuard<S> {
             offsets: self.offsets.clone(),
             outbox: self.outbox.messages(),
             seen_from: self.engine.seen_forgotten_before(),
+            // Known once its order record is on the broker (`try_save`).
+            journal_from: None,
         };
         if let Some(from) = checkpoint.seen_from {
             // Entries journaled but already beyond the horizon need not be written.
@@ -85,15 +87,34 @@ impl<S: Store> LiveGuard<S> {
         if !self.journal.is_acked(prepared.record) {
             return;
         }
-        let Some(prepared) = self.prepared.take() else {
+        let Some(mut prepared) = self.prepared.take() else {
             return;
         };
+        prepared.checkpoint.journal_from = self.journal_start(prepared.record);
         debug!(
             seq = prepared.checkpoint.seq,
+            journal_from = ?prepared.checkpoint.journal_from,
             "checkpoint handed to the store writer"
         );
         self.writer
             .submit(prepared.checkpoint, prepared.seen, prepared.full);
+    }
+
+    /// Where the order records after a checkpoint cut at this life's record `record`
+    /// begin on the state topic: that record's own offset. Every later record of this
+    /// life follows it there (one idempotent producer keeps their order, unless one
+    /// had to be sent again), and every record of a later life was written after the
+    /// checkpoint was. Before this life's first record, the restored checkpoint's.
+    fn journal_start(&mut self, record: u64) -> Option<i64> {
+        if record > 0 {
+            self.journal_from = self
+                .record_offsets
+                .get(&record)
+                .copied()
+                .filter(|_| !self.records_resent);
+            self.record_offsets = self.record_offsets.split_off(&record);
+        }
+        self.journal_from
     }
 
     /// Takes the store writer's answer, when it has one (never waits).

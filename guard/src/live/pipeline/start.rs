@@ -30,7 +30,8 @@ impl<S: Store> LiveGuard<S> {
         let mut restored = restore(&config, &mut store, snapshot)?;
         let publishing = changelog.is_some();
         restored.engine.enable_seen_journal();
-        let (journal, script) = Self::recover_order(&config, &restored.offsets)?;
+        let (journal, script) =
+            Self::recover_order(&config, &restored.offsets, restored.journal_from)?;
         // The guard's own risk events come back on its risk_event input.
         let deliveries = DeliveryContext::echoing(&config.topics.risk_event);
         let producer: BaseProducer<DeliveryContext> =
@@ -62,6 +63,9 @@ impl<S: Store> LiveGuard<S> {
             script,
             script_blocked_since: None,
             record_resend: Vec::new(),
+            journal_from: restored.journal_from,
+            record_offsets: BTreeMap::new(),
+            records_resent: false,
             prepared: None,
             offsets: restored.offsets,
             pending_seen: SeenBlocks::default(),
@@ -131,9 +135,12 @@ impl<S: Store> LiveGuard<S> {
     /// Reads the order journal of this guard's lineage and returns the journal to go
     /// on with and the recorded order to replay first from `offsets` (empty when
     /// nothing was decided after the restored snapshot, or on a rebuild from a time).
+    /// The journal is read from `journal_from` on the state topic (where the restored
+    /// checkpoint says its records after it begin), or from the topic's start.
     pub(super) fn recover_order(
         config: &LiveConfig,
         offsets: &BTreeMap<Partition, i64>,
+        journal_from: Option<i64>,
     ) -> Result<(Journal, VecDeque<Step>), LiveError> {
         let lineage = order_log::lineage(config);
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
@@ -141,7 +148,11 @@ impl<S: Store> LiveGuard<S> {
         let script: VecDeque<Step> = if config.rebuild_from.is_some() && offsets.is_empty() {
             VecDeque::new()
         } else {
-            order_log::script(&order_log::recover(config, &lineage)?, offsets).into()
+            order_log::script(
+                &order_log::recover(config, &lineage, journal_from)?,
+                offsets,
+            )
+            .into()
         };
         if !script.is_empty() {
             info!(
@@ -342,6 +353,8 @@ struct Restored {
     offsets: BTreeMap<Partition, i64>,
     outbox: Vec<OutMsg>,
     seq: u64,
+    /// Where the order records after it begin on the state topic (`None`: unknown).
+    journal_from: Option<i64>,
 }
 
 /// Restores from the changelog's snapshot when it reaches further into the inputs
@@ -372,6 +385,7 @@ fn restore<S: Store>(
             offsets: BTreeMap::new(),
             outbox: Vec::new(),
             seq: 0,
+            journal_from: None,
         });
     };
     let (mut engine, version) =
@@ -391,6 +405,7 @@ fn restore<S: Store>(
         offsets: restored.checkpoint.offsets,
         outbox: restored.checkpoint.outbox,
         seq: restored.checkpoint.seq,
+        journal_from: restored.checkpoint.journal_from,
     })
 }
 
@@ -418,5 +433,6 @@ fn restore_published<S: Store>(
         offsets: checkpoint.offsets,
         outbox: checkpoint.outbox,
         seq,
+        journal_from: checkpoint.journal_from,
     })
 }

@@ -98,6 +98,12 @@ pub struct Checkpoint {
     /// them, and never loads them back.
     #[serde(default)]
     pub seen_from: Option<i64>,
+    /// Where on the state topic the order journal's records after this checkpoint
+    /// begin: a restart reads the journal from here, not from the topic's start (its
+    /// records are never compacted away). `None` (a checkpoint of an older build, or
+    /// one after a record's delivery failed): from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_from: Option<i64>,
 }
 
 /// A checkpoint as the sled store writes it under `c/checkpoint`: everything but the
@@ -109,6 +115,8 @@ struct CheckpointHead<'a> {
     offsets: &'a BTreeMap<Partition, i64>,
     outbox: &'a [OutMsg],
     seen_from: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_from: Option<i64>,
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
@@ -323,6 +331,7 @@ impl SledStore {
             offsets: &checkpoint.offsets,
             outbox: &checkpoint.outbox,
             seen_from: checkpoint.seen_from,
+            journal_from: checkpoint.journal_from,
         };
         let bytes = serde_json::to_vec(&head).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(CHECKPOINT_KEY, bytes);
