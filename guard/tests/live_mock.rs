@@ -524,7 +524,11 @@ fn assert_journal_from_is_the_cut(rig: &Rig) {
     let key = key.as_deref().unwrap_or_default();
     assert!(key.contains("/order/"), "offset {from} holds {key}");
     let record: guard::live::order_log::Record = serde_json::from_slice(payload).unwrap();
-    assert_eq!(record.end(), stored.offsets, "the record at {from} ends elsewhere");
+    assert_eq!(
+        record.end(),
+        stored.offsets,
+        "the record at {from} ends elsewhere"
+    );
     assert!(
         state[..from]
             .iter()

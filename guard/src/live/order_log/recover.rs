@@ -109,6 +109,17 @@ fn open_at(
         return Err(OrderLogError::MissingTopic(topic.to_owned()));
     }
     let mut tpl = TopicPartitionList::new();
+    let from = from.filter(|from| {
+        // An offset the partition does not hold (a store restored beside a topic made
+        // anew, or a broker that under-reports its end): from the beginning instead.
+        let held = consumer
+            .fetch_watermarks(topic, 0, kafka::METADATA_TIMEOUT)
+            .is_ok_and(|(low, high)| (low..=high).contains(from));
+        if !held {
+            warn!(topic, from, "the checkpoint's order records are not where it says; reading the order journal from the beginning");
+        }
+        held
+    });
     let at = from.map_or(Offset::Beginning, Offset::Offset);
     tpl.add_partition_offset(topic, 0, at)?;
     consumer.assign(&tpl)?;

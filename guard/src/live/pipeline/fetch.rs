@@ -10,15 +10,18 @@ use super::*;
 
 impl<S: Store> LiveGuard<S> {
     /// Sleeps until a message or a delivery report (the one a held decision waits
-    /// for) comes, at most `wait` (a millisecond while messages wait in the merge),
-    /// then fetches up to a batch of messages into the merge.
-    pub(super) fn fetch(&mut self, wait: Duration) {
+    /// for) comes, at most `wait` (a millisecond while messages wait in the merge).
+    pub(super) fn sleep(&mut self, wait: Duration) {
         let timeout = if self.merge.is_empty() {
             wait
         } else {
             wait.min(Duration::from_millis(1))
         };
         self.wakeup.wait(timeout);
+    }
+
+    /// Fetches up to a batch of messages into the merge.
+    pub(super) fn fetch(&mut self) {
         // One reading of each clock for the batch: the messages were all there at once.
         let received = Instant::now();
         self.fetched_wall = Timestamp::now();

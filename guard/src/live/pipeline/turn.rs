@@ -9,10 +9,12 @@ use super::*;
 
 impl<S: Store> LiveGuard<S> {
     /// One turn of the loop: take up to a batch of input, tick the clock, handle
-    /// deliveries, checkpoint when due. Waits at most `wait` for the first message.
+    /// deliveries, checkpoint when due. Waits at most `wait` for the first message
+    /// (not counted in the turn's time).
     pub fn turn(&mut self, wait: Duration) {
+        self.sleep(wait);
         let started = Instant::now();
-        self.fetch(wait);
+        self.fetch();
         let fetched = Instant::now();
         self.apply_held();
         let applied = Instant::now();

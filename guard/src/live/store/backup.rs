@@ -59,7 +59,13 @@ fn digest(bytes: &[u8]) -> String {
 /// [`BackupError::Body`] when the checkpoint does not serialise.
 pub fn encode(restored: &Restored) -> Result<String, BackupError> {
     let body = Body {
-        checkpoint: restored.checkpoint.clone(),
+        // Where the order records begin on this guard's state topic means nothing to
+        // a guard the backup restores under another one: it reads its journal from
+        // the start.
+        checkpoint: Checkpoint {
+            journal_from: None,
+            ..restored.checkpoint.clone()
+        },
         seen: restored
             .seen
             .iter()
@@ -107,7 +113,10 @@ pub fn decode(text: &str) -> Result<Restored, BackupError> {
         })
         .collect::<Result<_, _>>()?;
     Ok(Restored {
-        checkpoint: body.checkpoint,
+        checkpoint: Checkpoint {
+            journal_from: None,
+            ..body.checkpoint
+        },
         seen,
     })
 }
