@@ -32,6 +32,7 @@ pub fn run<S: Store>(
     stop: &AtomicBool,
 ) -> Result<(), LiveError> {
     let mut changelog = Changelog::open(&config)?;
+    changelog.own_store(store.id());
     let mut beacon = Beacon::open(&config)?;
     changelog.catch_up(Duration::from_millis(700));
     loop {

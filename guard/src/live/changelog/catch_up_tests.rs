@@ -19,6 +19,17 @@ fn config(brokers: &str, instance: &str) -> LiveConfig {
 
 /// `other`'s lease, written after `before` records of other keys, in batches.
 fn write(brokers: &str, topic: &str, before: usize, lease_of: Option<&str>) {
+    write_lease(brokers, topic, before, lease_of, None);
+}
+
+/// As [`write`], the lease naming store `store`.
+fn write_lease(
+    brokers: &str,
+    topic: &str,
+    before: usize,
+    lease_of: Option<&str>,
+    store: Option<&str>,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -35,6 +46,7 @@ fn write(brokers: &str, topic: &str, before: usize, lease_of: Option<&str>) {
         let lease = serde_json::to_vec(&Lease {
             instance: instance.to_owned(),
             at_ms: now_ms(),
+            store: store.map(str::to_owned),
         })
         .expect("lease");
         producer
@@ -91,4 +103,35 @@ fn an_empty_changelog_is_read_at_once_and_holds_no_lease() {
         "an empty topic has nothing to wait for"
     );
     assert!(changelog.other_active(Duration::from_secs(60)).is_none());
+}
+
+/// A fresh lease written by an earlier process on this instance's state directory
+/// (it names this instance's store, whose lock this process holds) is not another
+/// instance's: a restart takes over at once. One naming another store still is.
+#[test]
+fn a_lease_naming_this_instances_store_is_its_predecessors() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let config = config(&mock.bootstrap_servers(), "vm-a-restarted");
+    mock.create_topic(&config.topics.state, 1, 1)
+        .expect("topic");
+    write_lease(
+        &mock.bootstrap_servers(),
+        &config.topics.state,
+        0,
+        Some("vm-a"),
+        Some("store-1"),
+    );
+    let mut changelog = Changelog::open(&config).expect("opened");
+    changelog.own_store(Some("store-1"));
+    changelog.catch_up(Duration::from_secs(8));
+    assert!(changelog.other_active(Duration::from_secs(60)).is_none());
+    changelog.own_store(Some("store-2"));
+    assert_eq!(
+        changelog
+            .other_active(Duration::from_secs(60))
+            .map(|l| l.instance.as_str()),
+        Some("vm-a")
+    );
+    changelog.own_store(None);
+    assert!(changelog.other_active(Duration::from_secs(60)).is_some());
 }

@@ -46,6 +46,9 @@ pub struct Lease {
     pub instance: String,
     /// Wall-clock milliseconds when it was sent.
     pub at_ms: i64,
+    /// The active instance's store ([`crate::live::Store::id`]), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 fn now_ms() -> i64 {
@@ -65,6 +68,8 @@ pub struct Changelog {
     active: bool,
     /// The offset after the last record read.
     next_offset: i64,
+    /// This instance's store, named in its lease.
+    store: Option<String>,
 }
 
 impl Changelog {
@@ -94,7 +99,16 @@ impl Changelog {
             last_lease_sent: None,
             active: false,
             next_offset: 0,
+            store: None,
         })
+    }
+
+    /// Names this instance's store in its lease. A lease naming it was written by an
+    /// earlier process on the same state directory, which is gone (this process holds
+    /// the store's lock): it is not another instance's, and a restart need not wait
+    /// for it to age.
+    pub fn own_store(&mut self, id: Option<&str>) {
+        self.store = id.map(str::to_owned);
     }
 
     /// Reads whatever has arrived, waiting at most `wait` for the first message.
@@ -148,7 +162,9 @@ impl Changelog {
     pub fn other_active(&self, timeout: Duration) -> Option<&Lease> {
         let (lease, seen) = self.last_lease.as_ref()?;
         let fresh = seen.elapsed() < timeout && now_ms() - lease.at_ms < timeout.as_millis() as i64;
-        (lease.instance != self.config.instance && fresh).then_some(lease)
+        let own = lease.instance == self.config.instance
+            || (lease.store.is_some() && lease.store == self.store);
+        (!own && fresh).then_some(lease)
     }
 
     /// Takes the active role: the publisher of a new lineage for the store writer
@@ -186,6 +202,7 @@ impl Changelog {
         let lease = Lease {
             instance: self.config.instance.clone(),
             at_ms: now_ms(),
+            store: self.store.clone(),
         };
         let payload = serde_json::to_vec(&lease).unwrap_or_default();
         let key = format!("{}/lease", self.config.group_id);

@@ -156,6 +156,12 @@ pub trait Store: Send + 'static {
     /// [`StoreError`] when the write or the flush fails; nothing of it is then
     /// considered saved.
     fn save(&mut self, checkpoint: &Checkpoint, new_seen: &SeenBlocks) -> Result<(), StoreError>;
+
+    /// The store's own name, made when it was created and kept with it (`None`: a
+    /// store that does not outlive its process). An active guard's lease names it.
+    fn id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A store in memory.
@@ -218,7 +224,12 @@ pub struct SledStore {
     /// A write failed: sled keeps its I/O error for good, so the next save reopens
     /// the store (dropping what the failed write left in memory) before it writes.
     failed: bool,
+    /// [`Store::id`].
+    id: String,
 }
+
+/// The store's name ([`Store::id`]).
+const STORE_ID_KEY: &[u8] = b"c/store_id";
 
 /// A file beside sled's own saying a checkpoint was written here: sled 0.34 opens a
 /// directory of damaged files as an empty store without complaint, and an empty store
@@ -274,6 +285,22 @@ impl SledStore {
         }
         let seen = SeenFiles::open(&dir.join("seen"))
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.join("seen").display())))?;
+        let id = match db.get(STORE_ID_KEY)? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                // Time, process and a count of the stores this process made: unique.
+                static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let id = format!(
+                    "{:x}-{:x}-{:x}",
+                    crate::time::Timestamp::now().as_micros(),
+                    std::process::id(),
+                    MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                db.insert(STORE_ID_KEY, id.as_bytes())?;
+                db.flush()?;
+                id
+            }
+        };
         Ok(SledStore {
             db,
             seen,
@@ -281,6 +308,7 @@ impl SledStore {
             marker,
             marked,
             failed: false,
+            id,
         })
     }
 
@@ -376,6 +404,10 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn id(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+
     fn load(&self) -> Result<Option<Restored>, StoreError> {
         let Some(bytes) = self.db.get(CHECKPOINT_KEY)? else {
             return Ok(None);

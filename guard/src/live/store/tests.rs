@@ -195,3 +195,22 @@ fn seen_ids_beyond_the_horizon_are_dropped_and_not_loaded() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_store_keeps_its_id_and_another_store_has_its_own() {
+    let base = std::env::temp_dir().join(format!("guard-store-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let first = SledStore::open(&base.join("a")).unwrap();
+    let id = first.id().expect("a sled store has an id").to_owned();
+    drop(first);
+    assert_eq!(
+        SledStore::open(&base.join("a")).unwrap().id(),
+        Some(id.as_str())
+    );
+    assert_ne!(
+        SledStore::open(&base.join("b")).unwrap().id(),
+        Some(id.as_str())
+    );
+    assert_eq!(MemStore::default().id(), None);
+    let _ = std::fs::remove_dir_all(&base);
+}
