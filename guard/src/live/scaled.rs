@@ -29,6 +29,10 @@ use tracing::{info, warn};
 use super::config::LiveConfig;
 use super::kafka;
 use super::pipeline::{LiveError, LiveGuard};
+
+/// The longest the instance's loop sleeps: the group memberships are polled that
+/// often when no guard of the instance has anything to do.
+const NO_GUARD_SLEEP: Duration = Duration::from_millis(50);
 use super::status::StatusHandle;
 use super::store::SledStore;
 use crate::engine::Role;
@@ -146,12 +150,17 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
         let lead = !aggregator_group.poll().is_empty();
         follow_aggregation(&config, &status, &mut aggregator, lead)?;
         status.publish();
-        for worker in workers.values_mut() {
-            worker.turn(Duration::ZERO);
+        // One sleep for every guard of the instance: until any has something from
+        // librdkafka or work due (it polled 1,000 times a second before).
+        let mut guards: Vec<&mut LiveGuard<SledStore>> =
+            workers.values_mut().chain(aggregator.as_mut()).collect();
+        if guards.is_empty() {
+            std::thread::sleep(NO_GUARD_SLEEP);
+        } else {
+            LiveGuard::sleep_any(&mut guards, NO_GUARD_SLEEP);
         }
-        match &mut aggregator {
-            Some(a) => a.turn(Duration::from_millis(1)),
-            None => std::thread::sleep(Duration::from_millis(1)),
+        for guard in guards {
+            guard.turn(Duration::ZERO);
         }
         // Only the instance that decides says it is active.
         beacon.beat(aggregator.as_ref().map(|a| a.engine()));

@@ -105,24 +105,57 @@ impl Wakeup {
     /// dropped first, and the queues are looked at after that: an event that comes
     /// in between leaves its byte, which ends the sleep.
     pub fn wait(&mut self, timeout: Duration) {
-        let mut stale = [0u8; 64];
-        while matches!(self.rx.read(&mut stale), Ok(n) if n > 0) {}
+        self.drop_stale();
         if timeout.is_zero() || self.pending() {
             return;
         }
-        let mut fds = libc::pollfd {
+        sleep_on(&mut [self.pollfd()], timeout);
+    }
+
+    /// [`Wakeup::wait`] on several at once (the guards of a scaled-out instance, one
+    /// loop): sleeps until a queue of any of them turns non-empty, at most `timeout`.
+    pub fn wait_any(wakeups: &mut [&mut Wakeup], timeout: Duration) {
+        for wakeup in wakeups.iter_mut() {
+            wakeup.drop_stale();
+        }
+        if timeout.is_zero() || wakeups.iter().any(|w| w.pending()) {
+            return;
+        }
+        let mut fds: Vec<libc::pollfd> = wakeups.iter().map(|w| w.pollfd()).collect();
+        sleep_on(&mut fds, timeout);
+    }
+
+    /// Reads the bytes of events already polled.
+    fn drop_stale(&mut self) {
+        let mut stale = [0u8; 64];
+        while matches!(self.rx.read(&mut stale), Ok(n) if n > 0) {}
+    }
+
+    fn pollfd(&self) -> libc::pollfd {
+        libc::pollfd {
             fd: self.rx.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
-        };
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: one valid pollfd; no signal mask change. An interrupted or failed
-        // wait is a short wait: the loop looks at the queues either way.
-        unsafe { libc::ppoll(&mut fds, 1, &ts, std::ptr::null()) };
+        }
     }
+}
+
+/// Blocks until one of `fds` is readable, at most `timeout`.
+fn sleep_on(fds: &mut [libc::pollfd], timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: valid pollfds, as many as passed; no signal mask change. An interrupted
+    // or failed wait is a short wait: the loop looks at the queues either way.
+    unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
 }
 
 impl Drop for Wakeup {
@@ -153,14 +186,7 @@ mod tests {
     fn a_delivery_report_ends_the_sleep_and_an_empty_queue_does_not() {
         let mock = MockCluster::new(1).expect("mock cluster");
         mock.create_topic("t", 1, 1).expect("topic");
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", mock.bootstrap_servers());
-        let producer: BaseProducer = config.create().expect("producer");
-        let consumer: BaseConsumer = config
-            .clone()
-            .set("group.id", "g")
-            .create()
-            .expect("consumer");
+        let (producer, consumer) = pair(&mock);
         let mut wakeup = Wakeup::new(consumer.client(), producer.client(), None).expect("wakeup");
         assert!(!wakeup.pending());
         producer
@@ -173,5 +199,50 @@ mod tests {
         assert!(wakeup.pending(), "the delivery report is queued");
         drop(wakeup);
         let _ = producer.flush(Duration::from_secs(5));
+    }
+
+    /// A producer and a consumer on `mock`.
+    fn pair(
+        mock: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    ) -> (BaseProducer, BaseConsumer) {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", mock.bootstrap_servers());
+        let producer: BaseProducer = config.create().expect("producer");
+        let consumer: BaseConsumer = config
+            .clone()
+            .set("group.id", "g")
+            .create()
+            .expect("consumer");
+        (producer, consumer)
+    }
+
+    /// One sleep for several guards ends when the second one's queue gets something,
+    /// long before its timeout: a scaled-out instance's workers are not left waiting
+    /// behind another's sleep.
+    #[test]
+    fn a_sleep_on_several_ends_with_an_event_of_any() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 1, 1).expect("topic");
+        let (producer_a, consumer_a) = pair(&mock);
+        let (producer_b, consumer_b) = pair(&mock);
+        let mut a = Wakeup::new(consumer_a.client(), producer_a.client(), None).expect("wakeup");
+        let mut b = Wakeup::new(consumer_b.client(), producer_b.client(), None).expect("wakeup");
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                producer_b
+                    .send(BaseRecord::to("t").key("k").payload("v"))
+                    .expect("queued");
+            });
+            Wakeup::wait_any(&mut [&mut a, &mut b], Duration::from_secs(120));
+        });
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the sleep lasted its whole timeout: the second queue's event did not end it"
+        );
+        assert!(b.pending() && !a.pending());
+        drop((a, b));
+        let _ = producer_b.flush(Duration::from_secs(5));
     }
 }

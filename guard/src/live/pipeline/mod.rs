@@ -293,6 +293,25 @@ impl<S: Store> LiveGuard<S> {
         Ok(())
     }
 
+    /// Sleeps until librdkafka has something for any of `guards` (the guards of a
+    /// scaled-out instance, turned one after the other with no wait of their own), at
+    /// most until the soonest due work of any of them: a millisecond while a merge
+    /// holds messages, else their [`LiveGuard::sleep_limit`]s, at most `cap`.
+    pub fn sleep_any(guards: &mut [&mut LiveGuard<S>], cap: Duration) {
+        let limit = guards
+            .iter()
+            .map(|g| {
+                if g.merge.is_empty() {
+                    g.sleep_limit()
+                } else {
+                    Duration::from_millis(1)
+                }
+            })
+            .fold(cap, Duration::min);
+        let mut wakeups: Vec<&mut Wakeup> = guards.iter_mut().map(|g| &mut g.wakeup).collect();
+        Wakeup::wait_any(&mut wakeups, limit);
+    }
+
     /// How long the next turn may sleep for its first message ([`BUSY_SLEEP`], or
     /// until a checkpoint or tick is due, at most [`IDLE_SLEEP`]). Messages and
     /// delivery reports wake it at once either way.
