@@ -321,6 +321,33 @@ fn the_beacon_says_whether_its_instance_decides() {
     }
 }
 
+/// Heartbeats the broker does not take are counted in the status's metrics
+/// (`guard_heartbeat_failures_total`): gateways that hear none halt trading although
+/// the guard decides, and the operator must be able to see why.
+#[test]
+fn heartbeats_the_broker_does_not_take_are_counted() {
+    let mut rig = Rig::new("heartbeat-failures");
+    rig.config.message_timeout = Duration::from_secs(1);
+    let status = StatusHandle::default();
+    let mut beacon = Beacon::open(&rig.config).unwrap();
+    beacon.report_to(&status);
+    beacon.beat(None);
+    assert_eq!(status.read().metrics.heartbeat_failures, 0);
+    rig.cluster.broker_down(1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status.read().metrics.heartbeat_failures == 0 && Instant::now() < deadline {
+        beacon.beat(None);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rig.cluster.broker_up(1).unwrap();
+    assert!(status.read().metrics.heartbeat_failures > 0);
+    assert_eq!(
+        status.read().metrics.heartbeat_failures,
+        beacon.failures(),
+        "the status shows the beacon's count"
+    );
+}
+
 #[test]
 fn a_backlog_of_every_stream_is_applied_in_kafka_timestamp_order() {
     // Everything is on the broker before the guard starts, as after a crash: the

@@ -21,6 +21,7 @@ use tracing::warn;
 use super::config::LiveConfig;
 use super::kafka::{self, METADATA_TIMEOUT};
 use super::pipeline::LiveError;
+use super::status::StatusHandle;
 use crate::engine::Engine;
 use crate::message::Heartbeat;
 use crate::time::Timestamp;
@@ -55,6 +56,9 @@ pub struct Beacon {
     instance: String,
     policy_version: String,
     last: Option<Instant>,
+    /// Where the failures are shown (`guard_heartbeat_failures_total`), and how many
+    /// were shown last.
+    status: Option<(StatusHandle, u64)>,
 }
 
 impl Beacon {
@@ -85,13 +89,32 @@ impl Beacon {
             instance: config.instance.clone(),
             policy_version: config.policy.version(),
             last: None,
+            status: None,
         })
+    }
+
+    /// Shows the count of failed heartbeats in `status`'s metrics from now on.
+    pub fn report_to(&mut self, status: &StatusHandle) {
+        self.status = Some((status.clone(), 0));
+    }
+
+    /// Shows the failures, when their count changed.
+    fn show_failures(&mut self) {
+        let failures = self.failures();
+        if let Some((status, shown)) = &mut self.status {
+            if failures != *shown {
+                *shown = failures;
+                status.edit().metrics.heartbeat_failures = failures;
+                status.publish();
+            }
+        }
     }
 
     /// Sends a heartbeat when one is due: `active` with the deciding engine's count of
     /// paused scopes, or a standby's (`engine` `None`: 0 paused scopes, not known).
     pub fn beat(&mut self, engine: Option<&Engine>) {
         self.producer.poll(Duration::ZERO);
+        self.show_failures();
         if self.last.is_some_and(|at| at.elapsed() < HEARTBEAT_EVERY) {
             return;
         }
@@ -110,6 +133,7 @@ impl Beacon {
             .payload(payload.as_slice());
         if let Err((e, _)) = self.producer.send(record) {
             self.failures.delivery_failed(&e);
+            self.show_failures();
         }
     }
 

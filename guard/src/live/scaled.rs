@@ -144,6 +144,7 @@ pub fn run(config: LiveConfig, status: StatusHandle, stop: &AtomicBool) -> Resul
         s.publishing = true;
     }
     let mut beacon = super::heartbeat::Beacon::open(&config)?;
+    beacon.report_to(&status);
     info!(instance = %config.instance, "scaled-out guard: joining the worker and aggregator groups");
     while !stop.load(Ordering::Relaxed) {
         follow_workers(&config, &mut workers, &workers_group.poll())?;

@@ -34,6 +34,7 @@ pub fn run<S: Store>(
     let mut changelog = Changelog::open(&config)?;
     changelog.own_store(store.id());
     let mut beacon = Beacon::open(&config)?;
+    beacon.report_to(&status);
     changelog.catch_up(Duration::from_millis(700));
     loop {
         if let Some(lease) = changelog.other_active(LEASE_TIMEOUT) {

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub risk_events: BTreeMap<String, u64>,
     /// Failed deliveries.
     pub delivery_failures: u64,
+    /// Heartbeats not sent or not delivered.
+    pub heartbeat_failures: u64,
     /// Checkpoints written, and failed.
     pub checkpoints: u64,
     /// Failed checkpoint writes.
@@ -64,6 +66,7 @@ impl Default for Metrics {
             commands: BTreeMap::new(),
             risk_events: BTreeMap::new(),
             delivery_failures: 0,
+            heartbeat_failures: 0,
             checkpoints: 0,
             checkpoint_failures: 0,
             order_waits_expired: 0,
@@ -324,6 +327,12 @@ fn counters(m: &Metrics, out: &mut String) {
     line(format!(
         "guard_delivery_failures_total {}",
         m.delivery_failures
+    ));
+    line("# HELP guard_heartbeat_failures_total Heartbeats the broker did not take: gateways that hear none for their max_silence halt trading.".into());
+    line("# TYPE guard_heartbeat_failures_total counter".into());
+    line(format!(
+        "guard_heartbeat_failures_total {}",
+        m.heartbeat_failures
     ));
     line("# TYPE guard_checkpoints_total counter".into());
     line(format!("guard_checkpoints_total {}", m.checkpoints));
