@@ -1439,3 +1439,49 @@ fn a_version_2_stream_is_decided_live_as_replay_decides_it() {
         assert_eq!(live, replayed, "{topic}");
     }
 }
+
+/// On the wall clock an acknowledgement's timeout is decided by a clock tick, not by
+/// a message; its risk event is counted in the metrics all the same
+/// (`guard_risk_events_total{kind="command_unacknowledged"}`, which the alert
+/// `GuardCommandUnacknowledged` watches).
+#[test]
+fn decisions_of_a_clock_tick_are_counted_in_the_metrics() {
+    let mut rig = Rig::new("tick-metrics");
+    rig.config.clock = ClockMode::External;
+    rig.config.policy = guard::policy::Policy::from_toml(
+        "maintenance = []\n[acks]\ngateways = [\"gw-a\"]\ntimeout = \"1s\"",
+    )
+    .unwrap();
+    let status = StatusHandle::default();
+    let mut guard =
+        LiveGuard::start(rig.config.clone(), MemStore::default(), status.clone()).unwrap();
+    let pause = format!(
+        r#"{{"command_id":"o1","action":"pause","scope":{{"kind":"global"}},"operator":"a","ts":"{}"}}"#,
+        guard::time::Timestamp::now()
+    );
+    rig.feed(&mut guard, "ops_command", pause.as_bytes());
+    let counted = |status: &StatusHandle| {
+        status
+            .read()
+            .metrics
+            .risk_events
+            .get("command_unacknowledged")
+            .copied()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counted(&status) == 0 && Instant::now() < deadline {
+        guard.turn(Duration::from_millis(5));
+    }
+    rig.settle(&mut guard);
+    let escalations = rig
+        .read_topic("risk_event")
+        .iter()
+        .filter(|(_, payload, _)| {
+            serde_json::from_slice::<serde_json::Value>(payload).unwrap()["kind"]
+                == "command_unacknowledged"
+        })
+        .count();
+    assert_eq!(escalations, 1, "the timeout was escalated once");
+    assert_eq!(counted(&status), 1, "and counted");
+}

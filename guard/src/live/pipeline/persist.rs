@@ -311,6 +311,7 @@ impl<S: Store> LiveGuard<S> {
             clock: Timestamp::now(),
         };
         self.keep_cases(place, None, &mut decisions);
+        self.status.edit().metrics.record_decisions(&decisions);
         self.publish_all(decisions, Instant::now());
     }
 

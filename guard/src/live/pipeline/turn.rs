@@ -258,6 +258,11 @@ impl<S: Store> LiveGuard<S> {
         }
         self.keep_cases(Place::Clock { clock: now }, None, &mut decisions);
         self.forget_cases(now);
+        if !decisions.is_empty() {
+            // Counted as a message's are: an acknowledgement's timeout is decided here
+            // on the wall clock, and GuardCommandUnacknowledged alerts on its count.
+            self.status.edit().metrics.record_decisions(&decisions);
+        }
         self.publish_all(decisions, Instant::now());
     }
 
