@@ -33,8 +33,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod placed;
 mod recover;
 
+pub use placed::Placed;
 pub use recover::recover;
 
 use super::config::LiveConfig;

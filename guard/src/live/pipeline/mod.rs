@@ -161,15 +161,8 @@ pub struct LiveGuard<S: Store> {
     script_blocked_since: Option<Instant>,
     /// Order records to send again after a failed delivery.
     record_resend: Vec<(Instant, u64)>,
-    /// Where on the state topic the order records after the newest checkpoint begin
-    /// (the restored checkpoint's until this life's first record is behind one).
-    journal_from: Option<i64>,
-    /// Offsets of this life's acknowledged order records, from the newest
-    /// checkpoint's record on.
-    record_offsets: BTreeMap<u64, i64>,
-    /// An order record of this life was sent again: its records may stand out of
-    /// their order on the topic, so checkpoints no longer say where they begin.
-    records_resent: bool,
+    /// Where this life's order records landed: where a checkpoint's begin.
+    placed: order_log::Placed,
     /// A checkpoint waiting for the order record that ends at it, with its seen ids.
     prepared: Option<Prepared>,
     offsets: BTreeMap<Partition, i64>,

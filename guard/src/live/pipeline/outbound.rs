@@ -40,7 +40,7 @@ impl<S: Store> LiveGuard<S> {
 
     /// Sends order record `n` again at `at`.
     fn resend_record(&mut self, at: Instant, n: u64) {
-        self.records_resent = true;
+        self.placed.resent(n);
         self.record_resend.push((at, n));
     }
 
@@ -57,7 +57,7 @@ impl<S: Store> LiveGuard<S> {
                 (Ok(()), true) => {
                     tracing::trace!(record = report.seq, offset = ?report.offset, "order record acknowledged");
                     if let Some(offset) = report.offset {
-                        self.record_offsets.insert(report.seq, offset);
+                        self.placed.acked(report.seq, offset);
                     }
                     self.journal.acked(report.seq)
                 }
@@ -111,7 +111,7 @@ impl<S: Store> LiveGuard<S> {
         for (_, n) in due {
             if let Some((key, payload)) = self.journal.unacked(n) {
                 if !send_record(&self.producer, &self.config.topics.state, n, key, payload) {
-                    // `records_resent` is set already: this record was sent again.
+                    // Noted in `placed` already: this record was sent again.
                     self.record_resend.push((now + RESEND_AFTER, n));
                 }
             }

@@ -90,7 +90,7 @@ impl<S: Store> LiveGuard<S> {
         let Some(mut prepared) = self.prepared.take() else {
             return;
         };
-        prepared.checkpoint.journal_from = self.journal_start(prepared.record);
+        prepared.checkpoint.journal_from = self.placed.checkpoint_at(prepared.record);
         debug!(
             seq = prepared.checkpoint.seq,
             journal_from = ?prepared.checkpoint.journal_from,
@@ -98,23 +98,6 @@ impl<S: Store> LiveGuard<S> {
         );
         self.writer
             .submit(prepared.checkpoint, prepared.seen, prepared.full);
-    }
-
-    /// Where the order records after a checkpoint cut at this life's record `record`
-    /// begin on the state topic: that record's own offset. Every later record of this
-    /// life follows it there (one idempotent producer keeps their order, unless one
-    /// had to be sent again), and every record of a later life was written after the
-    /// checkpoint was. Before this life's first record, the restored checkpoint's.
-    fn journal_start(&mut self, record: u64) -> Option<i64> {
-        if record > 0 {
-            self.journal_from = self
-                .record_offsets
-                .get(&record)
-                .copied()
-                .filter(|_| !self.records_resent);
-            self.record_offsets = self.record_offsets.split_off(&record);
-        }
-        self.journal_from
     }
 
     /// Takes the store writer's answer, when it has one (never waits).
