@@ -44,6 +44,22 @@ impl<S: Store> LiveGuard<S> {
         self.record_resend.push((at, n));
     }
 
+    /// Sends again the order records whose back-off after a failure is over.
+    fn resend_due_records(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.record_resend)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.record_resend = later;
+        for (_, n) in due {
+            if let Some((key, payload)) = self.journal.unacked(n) {
+                if !send_record(&self.producer, &self.config.topics.state, n, key, payload) {
+                    // Noted in `placed` already: this record was sent again.
+                    self.record_resend.push((now + RESEND_AFTER, n));
+                }
+            }
+        }
+    }
+
     pub(super) fn handle_deliveries(&mut self) {
         let reports = self.deliveries.drain();
         let now = Instant::now();
@@ -104,18 +120,7 @@ impl<S: Store> LiveGuard<S> {
         for id in &failed_ids {
             self.raise_degraded(id, &format!("delivery of {id} failed; retrying"));
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.record_resend)
-            .into_iter()
-            .partition(|(at, _)| *at <= now);
-        self.record_resend = later;
-        for (_, n) in due {
-            if let Some((key, payload)) = self.journal.unacked(n) {
-                if !send_record(&self.producer, &self.config.topics.state, n, key, payload) {
-                    // Noted in `placed` already: this record was sent again.
-                    self.record_resend.push((now + RESEND_AFTER, n));
-                }
-            }
-        }
+        self.resend_due_records(now);
         let producer = &self.producer;
         self.outbox
             .resend_due(now, |seq, msg| send_out(producer, seq, msg));

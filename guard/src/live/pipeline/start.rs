@@ -30,8 +30,7 @@ impl<S: Store> LiveGuard<S> {
         let mut restored = restore(&config, &mut store, snapshot)?;
         let publishing = changelog.is_some();
         restored.engine.enable_seen_journal();
-        let (journal, script) =
-            Self::recover_order(&config, &restored.offsets, restored.journal_from)?;
+        let (journal, script) = Self::recover_order(&config, &restored)?;
         // The guard's own risk events come back on its risk_event input.
         let deliveries = DeliveryContext::echoing(&config.topics.risk_event);
         let producer: BaseProducer<DeliveryContext> =
@@ -46,9 +45,8 @@ impl<S: Store> LiveGuard<S> {
             status.edit().exports = Some(ask);
             answer
         });
-        let case_scopes = restored.engine.state().scopes.clone();
         let mut guard = LiveGuard {
-            case_scopes,
+            case_scopes: restored.engine.state().scopes.clone(), // before `engine` moves
             config,
             engine: restored.engine,
             writer: Writer::start(store, changelog, exports),
@@ -133,13 +131,13 @@ impl<S: Store> LiveGuard<S> {
     /// Reads the order journal of this guard's lineage and returns the journal to go
     /// on with and the recorded order to replay first from `offsets` (empty when
     /// nothing was decided after the restored snapshot, or on a rebuild from a time).
-    /// The journal is read from `journal_from` on the state topic (where the restored
-    /// checkpoint says its records after it begin), or from the topic's start.
-    pub(super) fn recover_order(
+    /// The journal is read from where the restored checkpoint says its records after
+    /// it begin on the state topic (`journal_from`), or from the topic's start.
+    fn recover_order(
         config: &LiveConfig,
-        offsets: &BTreeMap<Partition, i64>,
-        journal_from: Option<i64>,
+        restored: &Restored,
     ) -> Result<(Journal, VecDeque<Step>), LiveError> {
+        let (offsets, journal_from) = (&restored.offsets, restored.journal_from);
         let lineage = order_log::lineage(config);
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
         let mut journal = Journal::new(&lineage, &life, offsets.clone());
