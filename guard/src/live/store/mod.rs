@@ -229,8 +229,38 @@ pub struct SledStore {
     id: String,
 }
 
-/// The store's name ([`Store::id`]).
+/// The store's name, made when it is created ([`Store::id`] adds where it is).
 const STORE_ID_KEY: &[u8] = b"c/store_id";
+
+/// [`Store::id`] of the store in `db` at `dir`: the name kept in it (made now when
+/// it has none: time, process and a count of the stores this process made), and a
+/// digest of the host's name and the directory's path. A copy of the directory
+/// elsewhere is not the same store: its lease is another instance's.
+fn store_id(db: &sled::Db, dir: &Path) -> Result<String, StoreError> {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = match db.get(STORE_ID_KEY)? {
+        Some(name) => String::from_utf8_lossy(&name).into_owned(),
+        None => {
+            let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let now = crate::time::Timestamp::now().as_micros();
+            let name = format!("{now:x}-{:x}-{made:x}", std::process::id());
+            db.insert(STORE_ID_KEY, name.as_bytes())?;
+            db.flush()?;
+            name
+        }
+    };
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let mut host = [0u8; 256];
+    // SAFETY: a buffer of its length; the name is cut at its first NUL below.
+    let host = match unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } {
+        0 => host.split(|b| *b == 0).next().unwrap_or_default().to_vec(),
+        _ => Vec::new(),
+    };
+    let place = xxhash_rust::xxh3::xxh3_64(
+        &[&host[..], b"\0", path.as_os_str().as_encoded_bytes()].concat(),
+    );
+    Ok(format!("{name}.{place:016x}"))
+}
 
 /// A file beside sled's own saying a checkpoint was written here: sled 0.34 opens a
 /// directory of damaged files as an empty store without complaint, and an empty store
@@ -286,22 +316,7 @@ impl SledStore {
         }
         let seen = SeenFiles::open(&dir.join("seen"))
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.join("seen").display())))?;
-        let id = match db.get(STORE_ID_KEY)? {
-            Some(id) => String::from_utf8_lossy(&id).into_owned(),
-            None => {
-                // Time, process and a count of the stores this process made: unique.
-                static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                let id = format!(
-                    "{:x}-{:x}-{:x}",
-                    crate::time::Timestamp::now().as_micros(),
-                    std::process::id(),
-                    MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                );
-                db.insert(STORE_ID_KEY, id.as_bytes())?;
-                db.flush()?;
-                id
-            }
-        };
+        let id = store_id(&db, dir)?;
         Ok(SledStore {
             db,
             seen,

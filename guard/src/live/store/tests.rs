@@ -214,3 +214,31 @@ fn a_store_keeps_its_id_and_another_store_has_its_own() {
     assert_eq!(MemStore::default().id(), None);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn a_copy_of_a_store_elsewhere_is_another_store() {
+    let base = std::env::temp_dir().join(format!("guard-store-copy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let id = SledStore::open(&base.join("a"))
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(base.join("a"))
+        .arg(base.join("copy"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let copy = SledStore::open(&base.join("copy")).unwrap();
+    let copy_id = copy.id().unwrap();
+    assert_ne!(
+        copy_id, id,
+        "a copy must not pass for the store it was copied from"
+    );
+    // The name kept inside is the same; where it is differs.
+    assert_eq!(copy_id.split('.').next(), id.split('.').next());
+    drop(copy);
+    let _ = std::fs::remove_dir_all(&base);
+}
