@@ -96,7 +96,15 @@ impl Rig {
         self.producer
             .send(BaseRecord::to(topic).key("k").payload(payload))
             .unwrap();
-        self.producer.flush(Duration::from_secs(5)).unwrap();
+        // Not `flush`: librdkafka's flush sleeps in steps of 100 ms.
+        let sent = Instant::now() + Duration::from_secs(5);
+        while self.producer.in_flight_count() > 0 {
+            assert!(
+                Instant::now() < sent,
+                "the mock broker did not take {topic}"
+            );
+            self.producer.poll(Duration::from_millis(1));
+        }
         let next = self.sent.entry(topic.to_owned()).or_insert(0);
         *next += 1;
         let want = *next;
@@ -532,10 +540,8 @@ fn an_idle_guard_sleeps_until_its_next_due_work() {
     );
 }
 
-/// A checkpoint says where on `guard_state` the order records after it begin: at
-/// the record that ends where the checkpoint is cut, so a restart reads the journal
-/// from there, not from the topic's start (the records are never compacted away).
-fn assert_journal_from_is_the_cut(rig: &Rig) {
+/// The checkpoint in the rig's store, and where it says its order records begin.
+fn stored_journal_from(rig: &Rig) -> (guard::live::store::Checkpoint, i64) {
     let stored = SledStore::open(&rig.config.state_dir)
         .unwrap()
         .load()
@@ -545,6 +551,14 @@ fn assert_journal_from_is_the_cut(rig: &Rig) {
     let from = stored
         .journal_from
         .expect("the checkpoint says where its order records begin");
+    (stored, from)
+}
+
+/// A checkpoint says where on `guard_state` the order records after it begin: at
+/// the record that ends where the checkpoint is cut, so a restart reads the journal
+/// from there, not from the topic's start (compaction never removes its records).
+fn assert_journal_from_is_the_cut(rig: &Rig) {
+    let (stored, from) = stored_journal_from(rig);
     let from = usize::try_from(from).unwrap();
     let state = rig.read_topic(&rig.config.topics.state);
     let (key, payload, _) = &state[from];
@@ -1484,4 +1498,136 @@ fn decisions_of_a_clock_tick_are_counted_in_the_metrics() {
         .count();
     assert_eq!(escalations, 1, "the timeout was escalated once");
     assert_eq!(counted(&status), 1, "and counted");
+}
+
+/// The order records on `guard_state`, in topic order: (life, number, deleted).
+fn order_records(rig: &Rig) -> Vec<(String, u64, bool)> {
+    let prefix = format!("{}/order/", rig.config.group_id);
+    rig.read_topic(&rig.config.topics.state)
+        .into_iter()
+        .filter_map(|(key, payload, _)| {
+            let rest = key?.strip_prefix(&prefix)?.to_owned();
+            let (life, n) = rest.rsplit_once('-')?;
+            Some((life.to_owned(), n.parse().ok()?, payload.is_empty()))
+        })
+        .collect()
+}
+
+/// Feeds `lines` in batches, each followed by a changelog cut (published at most once
+/// a second), so the cuts stand at event times far enough apart.
+fn feed_with_cuts<S: Store>(rig: &mut Rig, guard: &mut LiveGuard<S>, lines: &[String]) {
+    for batch in lines.chunks(20) {
+        for line in batch {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let topic = value["stream"].as_str().unwrap().to_owned();
+            let payload = serde_json::to_vec(&value["event"]).unwrap();
+            rig.feed(guard, &topic, &payload);
+        }
+        rig.settle(guard);
+        let until = Instant::now() + Duration::from_millis(1_300);
+        while Instant::now() < until {
+            guard.turn(Duration::from_millis(20));
+        }
+    }
+}
+
+/// An active guard deletes (tombstones) the order records no published cut within
+/// the state horizon needs: its own life's below the record of the newest cut a
+/// horizon behind, and, after a restart, the records of the life before. What the
+/// restored checkpoint's chain needs is kept, and the restart applies nothing twice.
+#[test]
+fn order_records_a_horizon_behind_the_newest_cut_are_deleted() {
+    use guard::live::changelog::Changelog;
+    let mut rig = Rig::new("trim");
+    rig.config.policy.state.horizon = guard::time::Span::from_secs(60);
+    // Messages 20 s apart: a batch of 20 spans over six minutes, many horizons.
+    let lines = common::stream(120, 100);
+    let (first, second) = lines.split_at(60);
+    let start = |rig: &Rig| {
+        let mut changelog = Changelog::open(&rig.config).unwrap();
+        changelog.catch_up(Duration::from_millis(300));
+        let writer = changelog.activate().unwrap();
+        let store = SledStore::open(&rig.config.state_dir).unwrap();
+        LiveGuard::start_from(
+            rig.config.clone(),
+            store,
+            StatusHandle::default(),
+            None,
+            Some(writer),
+        )
+        .unwrap()
+    };
+    {
+        let mut guard = start(&rig);
+        feed_with_cuts(&mut rig, &mut guard, first);
+        guard.shutdown();
+    }
+    let records = order_records(&rig);
+    let deleted: Vec<u64> = records.iter().filter(|r| r.2).map(|r| r.1).collect();
+    assert!(
+        !deleted.is_empty(),
+        "no order record was deleted: {records:?}"
+    );
+    assert_eq!(
+        deleted,
+        (1..=deleted.len() as u64).collect::<Vec<_>>(),
+        "the oldest records go first, each once"
+    );
+    let first_life = records[0].0.clone();
+    let written = records.iter().filter(|r| !r.2).count() as u64;
+    assert!(
+        (deleted.len() as u64) < written,
+        "the newest records stay (the cuts within the horizon need them)"
+    );
+    // The stored checkpoint's record and every record after it are kept.
+    let (_, from) = stored_journal_from(&rig);
+    let state = rig.read_topic(&rig.config.topics.state);
+    let (key, _, _) = &state[usize::try_from(from).unwrap()];
+    let cut: u64 = key
+        .as_deref()
+        .unwrap()
+        .rsplit_once('-')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert!(
+        deleted.iter().all(|n| *n < cut),
+        "record {cut} (the checkpoint's) or a later one was deleted: {deleted:?}"
+    );
+
+    let mut guard = start(&rig);
+    feed_with_cuts(&mut rig, &mut guard, second);
+    let policy = rig.config.policy.clone();
+    let (decisions, replay_engine) = common::replay_with(policy, &lines);
+    let expected: Vec<String> = decisions
+        .iter()
+        .filter_map(|d| match d {
+            guard::message::Decision::GuardCommand(c) => Some(judged(c)),
+            guard::message::Decision::RiskEvent(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        rig.commands().iter().map(judged).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(guard.engine().state(), replay_engine.state());
+    guard.shutdown();
+    let records = order_records(&rig);
+    let first_life_left: Vec<u64> = {
+        let mut left = BTreeMap::new();
+        for (life, n, gone) in &records {
+            if *life == first_life {
+                left.insert(*n, !*gone);
+            }
+        }
+        left.into_iter()
+            .filter(|(_, kept)| *kept)
+            .map(|(n, _)| n)
+            .collect()
+    };
+    assert!(
+        first_life_left.is_empty(),
+        "the next life deletes the records of the one before: {first_life_left:?} kept"
+    );
 }

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use super::config::LiveConfig;
 use super::kafka;
+use super::order_log::{Earlier, Trim};
 
 #[cfg(test)]
 mod catch_up_tests;
@@ -70,6 +71,9 @@ pub struct Changelog {
     next_offset: i64,
     /// This instance's store, named in its lease.
     store: Option<String>,
+    /// The order records of the guard's lives read so far (deleted by the next
+    /// active lineage once no snapshot within the horizon needs them).
+    order_records: Earlier,
 }
 
 impl Changelog {
@@ -100,6 +104,7 @@ impl Changelog {
             active: false,
             next_offset: 0,
             store: None,
+            order_records: Earlier::default(),
         })
     }
 
@@ -127,7 +132,12 @@ impl Changelog {
             let Some(rest) = key.strip_prefix(&prefix) else {
                 continue;
             };
-            if rest == "lease" {
+            if rest.starts_with("order/") {
+                // Also while active: a life's records are one run, and a later
+                // activation of this instance deletes those this life leaves.
+                let deleted = message.payload().is_none_or(<[u8]>::is_empty);
+                self.order_records.take(rest, message.offset(), deleted);
+            } else if rest == "lease" {
                 let payload = message.payload().unwrap_or_default();
                 if let Ok(lease) = serde_json::from_slice::<Lease>(payload) {
                     self.last_lease = Some((lease, Instant::now()));
@@ -168,8 +178,10 @@ impl Changelog {
     }
 
     /// Takes the active role: the publisher of a new lineage for the store writer
-    /// (it deletes the blocks of every older one read so far); from here on this
-    /// instance holds nothing of what it reads but the lease.
+    /// (it deletes the blocks of every older one read so far, and the order records
+    /// read so far once no cut within the horizon needs them); from here on this
+    /// instance holds nothing of what it reads but the lease and where order records
+    /// are.
     ///
     /// # Errors
     /// The Kafka error when the writer's producer cannot be created.
@@ -181,7 +193,9 @@ impl Changelog {
         );
         self.active = true;
         self.reader.clear();
-        ChangelogWriter::open(&self.config, publisher)
+        let earlier = std::mem::take(&mut self.order_records);
+        let trim = Trim::new(self.config.policy.state.horizon, earlier);
+        ChangelogWriter::open(&self.config, publisher, trim)
     }
 
     /// Back to standby: reads snapshots again.

@@ -1,6 +1,8 @@
 //! The changelog as the store writer publishes it: after every checkpoint the store
 //! has written, its new dedup blocks at once, and its state record and manifest at
-//! most about once a second (the newest written checkpoint, when it moved).
+//! most about once a second (the newest written checkpoint, when it moved), then the
+//! tombstones of the order records no published cut within the horizon needs
+//! ([`crate::live::order_log::Trim`]).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,7 @@ use tracing::{debug, warn};
 use super::records::{Publisher, Record};
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
+use crate::live::order_log::Trim;
 use crate::live::store::{Checkpoint, SeenBlocks};
 
 /// How often the state record and the manifest are published at most.
@@ -29,23 +32,31 @@ const QUEUE_KBYTES: &str = "4096";
 /// each write, and the next checkpoint's write waits behind it.
 const PATIENCE: Duration = Duration::from_secs(1);
 
+/// Most order records deleted after one published cut: far more than a guard writes
+/// in the second between two cuts, and few enough that the first cut after an upgrade
+/// (a topic holding every record ever written) does not hold the store writer up.
+const DELETE_PER_CUT: usize = 4_096;
+
 /// Publishes what the store writer wrote.
 pub struct ChangelogWriter {
     topic: String,
     group: String,
     producer: BaseProducer,
     publisher: Publisher,
-    /// The newest written checkpoint not yet in a manifest.
-    pending: Option<Checkpoint>,
+    /// The newest written checkpoint not yet in a manifest, with the number of the
+    /// order record it was taken at.
+    pending: Option<(Checkpoint, u64)>,
     last_snapshot: Option<Instant>,
+    trim: Trim,
 }
 
 impl ChangelogWriter {
-    /// A writer for `config`'s changelog, publishing `publisher`'s lineage.
+    /// A writer for `config`'s changelog, publishing `publisher`'s lineage and
+    /// deleting the order records `trim` lets go.
     ///
     /// # Errors
     /// The Kafka error when the producer cannot be created.
-    pub fn open(config: &LiveConfig, publisher: Publisher) -> Result<Self, KafkaError> {
+    pub fn open(config: &LiveConfig, publisher: Publisher, trim: Trim) -> Result<Self, KafkaError> {
         let mut client = kafka::producer(config);
         if !config
             .kafka
@@ -61,7 +72,20 @@ impl ChangelogWriter {
             publisher,
             pending: None,
             last_snapshot: None,
+            trim,
         })
+    }
+
+    /// This life's order records are keyed `PREFIX` + number (the whole key, group
+    /// included). Only a lineage under the group's keys is deleted from here.
+    pub fn journal_life(&mut self, prefix: &str) {
+        if let Some(rest) = prefix
+            .strip_prefix(self.group.as_str())
+            .and_then(|p| p.strip_prefix('/'))
+            .filter(|rest| rest.starts_with("order/"))
+        {
+            self.trim.own_life(rest.to_owned());
+        }
     }
 
     /// Whether the next checkpoint must carry the whole dedup set (the lineage's
@@ -70,11 +94,13 @@ impl ChangelogWriter {
         self.publisher.wants_full()
     }
 
-    /// A checkpoint is in the store: its new dedup ids go out now (`full`: the
-    /// whole set, which a new lineage needs once), its state when due.
+    /// A checkpoint is in the store, taken at this life's order record `record`: its
+    /// new dedup ids go out now (`full`: the whole set, which a new lineage needs
+    /// once), its state when due.
     pub fn written(
         &mut self,
         checkpoint: Checkpoint,
+        record: u64,
         seen: &SeenBlocks,
         full: Option<&SeenBlocks>,
     ) {
@@ -91,7 +117,7 @@ impl ChangelogWriter {
             self.lost();
             return;
         }
-        self.pending = Some(checkpoint);
+        self.pending = Some((checkpoint, record));
         self.idle();
     }
 
@@ -108,7 +134,7 @@ impl ChangelogWriter {
     }
 
     fn publish_pending(&mut self) {
-        let Some(checkpoint) = self.pending.take() else {
+        let Some((checkpoint, record)) = self.pending.take() else {
             return;
         };
         if self.publisher.wants_full() {
@@ -122,11 +148,26 @@ impl ChangelogWriter {
             records += 1;
             send(record)
         });
+        // The cut is out: the order records no cut within the horizon needs go.
+        let mut deleted = 0u64;
+        let sent = sent
+            && self.trim.published(
+                checkpoint.seen_from,
+                checkpoint.journal_from,
+                record,
+                DELETE_PER_CUT,
+                |key| {
+                    deleted += 1;
+                    send(Record { key, payload: None })
+                },
+            );
         drop(send);
         if sent {
             debug!(
                 seq = checkpoint.seq,
-                records, "changelog snapshot published"
+                records,
+                deleted_order_records = deleted,
+                "changelog snapshot published"
             );
         } else {
             self.lost();

@@ -23,6 +23,8 @@
 //! - A restarting guard reads `guard_state` up to a barrier of its own (so every record
 //!   acknowledged before it started is seen), builds the [`script`] from its restored
 //!   offsets, and applies those messages in that order before it merges anything new.
+//! - Records no published cut within the state horizon needs are deleted by the
+//!   active guard's changelog writer ([`Trim`]): compaction alone keeps them all.
 //!
 //! A lineage names whose order it is: the whole guard (`GROUP`), a scale-out worker of
 //! one partition (`GROUP/worker-pN`), or the aggregator (`GROUP/aggregator`), so the
@@ -35,9 +37,11 @@ use serde::{Deserialize, Serialize};
 
 mod placed;
 mod recover;
+mod trim;
 
 pub use placed::Placed;
 pub use recover::recover;
+pub use trim::{Earlier, Trim};
 
 use super::config::LiveConfig;
 use super::store::Partition;
@@ -263,6 +267,12 @@ impl Journal {
     /// How many records this life has written.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// The key of every record of this life but its number
+    /// (`LINEAGE/order/LIFE-`).
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
     }
 }
 

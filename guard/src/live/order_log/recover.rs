@@ -21,9 +21,10 @@ const RECOVER_LIMIT: Duration = Duration::from_secs(60);
 /// writes itself, so every record the broker acknowledged before the call is
 /// included.
 ///
-/// The records are never compacted away (each has a key of its own), so reading from
-/// the start takes longer with every day the guard has run; a checkpoint says where
-/// the records after it begin ([`crate::live::store::Checkpoint::journal_from`]).
+/// Compaction never removes a record (each has a key of its own; the active guard
+/// deletes them a state horizon after no cut needs them, [`super::Trim`]), so reading
+/// from the start reads up to a horizon's worth; a checkpoint says where the records
+/// after it begin ([`crate::live::store::Checkpoint::journal_from`]).
 ///
 /// # Errors
 /// [`OrderLogError`] when the topic cannot be read or the barrier never comes back.

@@ -96,8 +96,12 @@ impl<S: Store> LiveGuard<S> {
             journal_from = ?prepared.checkpoint.journal_from,
             "checkpoint handed to the store writer"
         );
-        self.writer
-            .submit(prepared.checkpoint, prepared.seen, prepared.full);
+        self.writer.submit(
+            prepared.checkpoint,
+            prepared.record,
+            prepared.seen,
+            prepared.full,
+        );
     }
 
     /// Takes the store writer's answer, when it has one (never waits).

@@ -25,12 +25,12 @@ impl<S: Store> LiveGuard<S> {
         mut store: S,
         status: StatusHandle,
         snapshot: Option<&Published>,
-        changelog: Option<ChangelogWriter>,
+        mut changelog: Option<ChangelogWriter>,
     ) -> Result<Self, LiveError> {
         let mut restored = restore(&config, &mut store, snapshot)?;
         let publishing = changelog.is_some();
         restored.engine.enable_seen_journal();
-        let (journal, script) = Self::recover_order(&config, &restored)?;
+        let (journal, script) = Self::recover_order(&config, &restored, changelog.as_mut())?;
         // The guard's own risk events come back on its risk_event input.
         let deliveries = DeliveryContext::echoing(&config.topics.risk_event);
         let producer: BaseProducer<DeliveryContext> =
@@ -132,15 +132,21 @@ impl<S: Store> LiveGuard<S> {
     /// on with and the recorded order to replay first from `offsets` (empty when
     /// nothing was decided after the restored snapshot, or on a rebuild from a time).
     /// The journal is read from where the restored checkpoint says its records after
-    /// it begin on the state topic (`journal_from`), or from the topic's start.
+    /// it begin on the state topic (`journal_from`), or from the topic's start. The
+    /// changelog's writer learns the new life's keys (it deletes them when no cut
+    /// needs them).
     fn recover_order(
         config: &LiveConfig,
         restored: &Restored,
+        changelog: Option<&mut ChangelogWriter>,
     ) -> Result<(Journal, VecDeque<Step>), LiveError> {
         let (offsets, journal_from) = (&restored.offsets, restored.journal_from);
         let lineage = order_log::lineage(config);
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
         let mut journal = Journal::new(&lineage, &life, offsets.clone());
+        if let Some(changelog) = changelog {
+            changelog.journal_life(journal.key_prefix());
+        }
         let script: VecDeque<Step> = if config.rebuild_from.is_some() && offsets.is_empty() {
             VecDeque::new()
         } else {

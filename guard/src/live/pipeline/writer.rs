@@ -24,6 +24,8 @@ const IDLE_EVERY: Duration = Duration::from_millis(200);
 /// A checkpoint handed to the writer, with the dedup ids new since the last one.
 struct Job {
     checkpoint: Checkpoint,
+    /// The order record the checkpoint was taken at (0: none of this life).
+    record: u64,
     seen: SeenBlocks,
     /// Every dedup id of the state, when the changelog asked for them.
     full: Option<SeenBlocks>,
@@ -72,7 +74,7 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
     let took = started.elapsed();
     let (seq, offsets) = (job.checkpoint.seq, job.checkpoint.offsets.clone());
     if let (Ok(()), Some(changelog)) = (&result, changelog.as_mut()) {
-        changelog.written(job.checkpoint, &job.seen, job.full.as_ref());
+        changelog.written(job.checkpoint, job.record, &job.seen, job.full.as_ref());
         tracing::debug!(
             seq,
             took_us = started.elapsed().as_micros() as u64,
@@ -146,8 +148,15 @@ impl<S: Store> Writer<S> {
         self.in_flight.is_some()
     }
 
-    /// Hands a checkpoint to the writer; the caller checks [`Writer::busy`] first.
-    pub fn submit(&mut self, checkpoint: Checkpoint, seen: SeenBlocks, full: Option<SeenBlocks>) {
+    /// Hands a checkpoint, taken at this life's order record `record`, to the
+    /// writer; the caller checks [`Writer::busy`] first.
+    pub fn submit(
+        &mut self,
+        checkpoint: Checkpoint,
+        record: u64,
+        seen: SeenBlocks,
+        full: Option<SeenBlocks>,
+    ) {
         debug_assert!(
             self.in_flight.is_none(),
             "one checkpoint in flight at a time"
@@ -158,6 +167,7 @@ impl<S: Store> Writer<S> {
         self.in_flight = Some(Instant::now());
         if let Err(mpsc::SendError(job)) = jobs.send(Job {
             checkpoint,
+            record,
             seen,
             full,
         }) {

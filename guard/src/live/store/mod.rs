@@ -100,9 +100,9 @@ pub struct Checkpoint {
     pub seen_from: Option<i64>,
     /// Where on the state topic the order journal's records after this checkpoint
     /// begin: a restart reads the journal from here, not from the topic's start (its
-    /// records are never compacted away). `None` (a checkpoint of an older build, one
-    /// from a backup, one cut at a record sent again: [`crate::live::order_log::Placed`]):
-    /// from the start.
+    /// records are deleted only a state horizon later). `None` (a checkpoint of an
+    /// older build, one from a backup, one cut at a record sent again:
+    /// [`crate::live::order_log::Placed`]): from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_from: Option<i64>,
 }
