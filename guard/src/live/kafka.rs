@@ -100,6 +100,25 @@ pub fn producer(config: &LiveConfig) -> ClientConfig {
     c
 }
 
+/// Waits until `producer` holds no unacknowledged message, at most `limit`: `false`
+/// when some are left. Not `flush`, which librdkafka serves in steps of 100 ms: a
+/// start that flushed its order journal's barrier waited 100 ms for a round trip of
+/// about one.
+pub fn wait_delivered<C: ProducerContext>(
+    producer: &rdkafka::producer::BaseProducer<C>,
+    limit: Duration,
+) -> bool {
+    use rdkafka::producer::Producer;
+    let until = Instant::now() + limit;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= until {
+            return false;
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    true
+}
+
 /// A producer of records that are only read back (the order journal's barrier): the
 /// command producer's settings, but not idempotent. An idempotent producer first asks
 /// the broker for a producer id, and librdkafka took 0.5-1 s for that on tansu and the

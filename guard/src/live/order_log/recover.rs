@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -143,7 +143,7 @@ impl Barrier {
         if let Err((e, _)) = producer.send(record) {
             warn!(error = %e, "cannot send the order journal's barrier");
         }
-        let _ = producer.flush(Duration::from_secs(5));
+        kafka::wait_delivered(producer, Duration::from_secs(5));
     }
 }
 
