@@ -218,6 +218,29 @@ fn run_refuses_secrets_in_flags_and_names_the_variable() {
     );
 }
 
+/// A taken HTTP address is a usage error, found before the guard touches its store or
+/// the broker (the listener is bound first, without waiting to see).
+#[test]
+fn run_on_a_taken_http_address_says_so_and_starts_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = temp("taken-http");
+    let state = dir.join("state");
+    let out = guard(&[
+        "run",
+        "--brokers",
+        "127.0.0.1:1",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--http-listen",
+        &addr,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!state.exists(), "a store was made for a guard that did not start");
+}
+
 #[test]
 fn run_without_brokers_says_how_to_give_them() {
     let out = Command::new(env!("CARGO_BIN_EXE_guard"))

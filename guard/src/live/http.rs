@@ -86,8 +86,26 @@ pub fn router(state: HttpState) -> Router {
 /// # Errors
 /// When the address cannot be bound.
 pub async fn serve(addr: SocketAddr, state: HttpState) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    info!(%addr, "HTTP listening");
+    serve_on(bind(addr)?, state).await
+}
+
+/// A listener on `addr`, bound at once (no runtime needed), for [`serve_on`].
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves on a listener from [`bind`] until the process ends (within a runtime).
+///
+/// # Errors
+/// When the listener cannot be handed to the runtime or accepting fails.
+pub async fn serve_on(listener: std::net::TcpListener, state: HttpState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    info!(addr = %listener.local_addr()?, "HTTP listening");
     axum::serve(listener, router(state)).await
 }
 

@@ -3,11 +3,9 @@
 
 mod settings;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use guard::live::evidence::EvidenceLookup;
 use guard::live::http::{self, Auth, HttpState};
@@ -38,7 +36,7 @@ pub fn init_logs(format: LogFormat) {
 ///
 /// # Errors
 /// A run [`Failure`] when the runtime or its thread cannot start; a usage [`Failure`]
-/// when the HTTP address cannot be bound (found within the first 50 ms).
+/// when the HTTP address cannot be bound (bound here, before anything else starts).
 pub fn start_shell(
     config: &LiveConfig,
     status: StatusHandle,
@@ -54,19 +52,19 @@ pub fn start_shell(
     if let Some(path) = config.ops_tokens.clone() {
         runtime.spawn(reload_tokens_on_hangup(path, state.auth.clone()));
     }
-    let listen = config.http_listen;
-    let bind_error = Arc::new(Mutex::new(None::<String>));
-    let shell_bind_error = bind_error.clone();
+    let listener = match config.http_listen {
+        Some(addr) => Some(
+            http::bind(addr)
+                .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
     std::thread::Builder::new()
         .name("guard-shell".into())
         .spawn(move || {
-            runtime.block_on(serve_until_signal(listen, state, stop, shell_bind_error));
+            runtime.block_on(serve_until_signal(listener, state, stop));
         })
         .map_err(|e| Failure::run(format!("cannot start the shell thread: {e}")))?;
-    std::thread::sleep(Duration::from_millis(50));
-    if let Some(err) = bind_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(Failure::usage(err));
-    }
     Ok(())
 }
 
@@ -132,22 +130,20 @@ async fn reload_tokens_on_hangup(path: std::path::PathBuf, auth: Arc<std::sync::
     }
 }
 
-/// Serves HTTP (when an address is set) until a signal arrives. A failed bind is left
-/// in `bind_error` for [`start_shell`] to report, since the server runs on another
-/// thread.
+/// Serves HTTP on `listener` (when there is one) until a signal arrives. The signal
+/// handler stays when serving fails (logged): a signal must still stop the guard.
 async fn serve_until_signal(
-    listen: Option<SocketAddr>,
+    listener: Option<std::net::TcpListener>,
     state: HttpState,
     stop: Arc<AtomicBool>,
-    bind_error: Arc<Mutex<Option<String>>>,
 ) {
     let signals = stop_on_signal(&stop);
-    match listen {
-        Some(addr) => {
+    match listener {
+        Some(listener) => {
             tokio::select! {
-                result = http::serve(addr, state) => {
+                result = http::serve_on(listener, state) => {
                     if let Err(e) = result {
-                        *bind_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("cannot listen on {addr}: {e}"));
+                        tracing::error!(error = %e, "the HTTP server stopped");
                     }
                     std::future::pending::<()>().await;
                 }

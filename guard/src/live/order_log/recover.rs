@@ -84,6 +84,14 @@ pub fn recover(
         took_ms = started.elapsed().as_millis() as u64,
         "order journal read"
     );
+    // Closed on a thread of their own: closing a client waits for its threads, up to
+    // 100 ms for the consumer, and the start has no need to wait for that.
+    let closing = std::thread::Builder::new()
+        .name("guard-journal-close".into())
+        .spawn(move || drop((consumer, producer)));
+    if let Err(e) = closing {
+        warn!(error = %e, "cannot close the order journal's reader on a thread of its own");
+    }
     Ok(records)
 }
 
