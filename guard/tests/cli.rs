@@ -238,7 +238,10 @@ fn run_on_a_taken_http_address_says_so_and_starts_nothing() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
-    assert!(!state.exists(), "a store was made for a guard that did not start");
+    assert!(
+        !state.exists(),
+        "a store was made for a guard that did not start"
+    );
 }
 
 #[test]

@@ -1631,3 +1631,20 @@ fn order_records_a_horizon_behind_the_newest_cut_are_deleted() {
         "the next life deletes the records of the one before: {first_life_left:?} kept"
     );
 }
+
+/// A guard whose input topic is missing does not start, and says which topic: the
+/// partitions of every topic it reads come from one metadata request.
+#[test]
+fn a_missing_input_topic_stops_the_start_and_names_it() {
+    let mut rig = Rig::new("missing");
+    rig.config.topics.ops_command = "absent-ops".into();
+    let started = LiveGuard::start(
+        rig.config.clone(),
+        MemStore::default(),
+        StatusHandle::default(),
+    );
+    let error = started
+        .err()
+        .expect("a guard without its input topic started");
+    assert!(error.to_string().contains("\"absent-ops\""), "{error}");
+}
