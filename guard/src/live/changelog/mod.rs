@@ -259,17 +259,11 @@ impl Changelog {
                     break;
                 }
             }
-            let before = (
-                self.last_lease.as_ref().map(|l| l.0.at_ms),
-                self.reader.taken,
-            );
+            // Any record read is progress: the order records the reader does not hold
+            // (many, between two cuts) included.
+            let before = self.next_offset;
             self.poll(Duration::from_millis(50));
-            if before
-                != (
-                    self.last_lease.as_ref().map(|l| l.0.at_ms),
-                    self.reader.taken,
-                )
-            {
+            if self.next_offset != before {
                 last = Instant::now();
             }
         }

@@ -45,8 +45,6 @@ pub struct Reader {
     /// Block keys of lineages older than the cut's (to tombstone).
     stale: BTreeSet<String>,
     max_epoch: u64,
-    /// Records taken (progress while catching up).
-    pub taken: u64,
 }
 
 fn epoch_of(lineage: &str) -> u64 {
@@ -59,7 +57,6 @@ fn epoch_of(lineage: &str) -> u64 {
 impl Reader {
     /// Takes one record (`key` after `GROUP/`; `None` payload: a tombstone).
     pub fn take(&mut self, key: &str, payload: Option<&[u8]>) {
-        self.taken += 1;
         if let Some(rest) = key.strip_prefix("seen/") {
             let Some((lineage, number)) = rest.rsplit_once('/') else {
                 return;
