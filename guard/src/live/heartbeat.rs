@@ -142,7 +142,7 @@ impl Beacon {
     pub fn stand_down(&mut self) {
         self.last = None;
         self.beat(None);
-        let _ = self.producer.flush(Duration::from_secs(2));
+        kafka::wait_delivered(&self.producer, Duration::from_secs(2));
     }
 
     /// Heartbeats that could not be sent or delivered so far.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -232,7 +232,7 @@ impl Changelog {
 
     /// Flushes what was published.
     pub fn flush(&self) {
-        let _ = self.producer.flush(Duration::from_secs(5));
+        kafka::wait_delivered(&self.producer, Duration::from_secs(5));
     }
 
     /// Reads the changelog at start: up to its end as the broker reports it now

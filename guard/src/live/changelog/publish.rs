@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{debug, warn};
 
@@ -186,8 +186,8 @@ impl ChangelogWriter {
     /// Publishes what is pending and waits for the broker to have it (a clean stop).
     pub fn close(mut self) {
         self.publish_pending();
-        if let Err(e) = self.producer.flush(Duration::from_secs(5)) {
-            warn!(error = %e, "the changelog's last records may not be on the broker");
+        if !kafka::wait_delivered(&self.producer, Duration::from_secs(5)) {
+            warn!("the changelog's last records may not be on the broker");
         }
     }
 }

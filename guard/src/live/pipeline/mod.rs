@@ -331,10 +331,11 @@ impl<S: Store> LiveGuard<S> {
     /// Final checkpoint and flush on a clean stop.
     pub fn shutdown(&mut self) {
         info!("stopping: flushing the producer and writing a last checkpoint");
+        let started = Instant::now();
         // Twice: order records acknowledged in the first round release decisions.
         for _ in 0..2 {
             self.release();
-            let _ = self.producer.flush(Duration::from_secs(5));
+            kafka::wait_delivered(&self.producer, Duration::from_secs(5));
             self.handle_deliveries();
         }
         self.finish_writing();
@@ -342,7 +343,7 @@ impl<S: Store> LiveGuard<S> {
         self.finish_writing();
         if self.prepared.is_none() {
             self.checkpoint();
-            let _ = self.producer.flush(Duration::from_secs(5));
+            kafka::wait_delivered(&self.producer, Duration::from_secs(5));
             self.handle_deliveries();
             self.finish_writing();
             self.try_save();
@@ -353,6 +354,12 @@ impl<S: Store> LiveGuard<S> {
         }
         self.status.edit().ready = false;
         self.status.publish();
+        info!(
+            checkpoint = self.seq,
+            outbox = self.outbox.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "stopped: what the producer held is delivered, the last checkpoint written"
+        );
     }
 
     /// The engine, read-only (tests compare it with a replay's).
