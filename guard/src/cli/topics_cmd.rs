@@ -92,6 +92,10 @@ fn plans(args: &TopicsArgs, retention_ms: i64) -> Vec<Plan> {
                 ("cleanup.policy", "compact".to_owned()),
                 ("min.compaction.lag.ms", "60000".to_owned()),
                 ("max.message.bytes", "1048576".to_owned()),
+                // Compaction never touches the segment being written: with Kafka's
+                // default of 7 days, the leases (one a second), the order records and
+                // their tombstones would all stay a week, and a start reads them all.
+                ("segment.ms", "3600000".to_owned()),
             ],
             purpose: "state changelog (compacted)",
         },
@@ -211,4 +215,39 @@ fn partition_count(reader: &BaseConsumer, topic: &str) -> KafkaResult<usize> {
         .iter()
         .find(|t| t.name() == topic)
         .map_or(0, |t| t.partitions().len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        topics: TopicsArgs,
+    }
+
+    #[test]
+    fn the_state_topic_is_compacted_and_rolls_its_segments_hourly() {
+        let args = Cli::parse_from(["guard", "--brokers", "b:9092"]).topics;
+        let plans = plans(&args, 86_400_000);
+        let state = plans
+            .iter()
+            .find(|p| p.name == Topics::default().state)
+            .expect("a plan for the state topic");
+        let config = |key: &str| {
+            state
+                .configs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(config("cleanup.policy"), Some("compact"));
+        let segment_ms: i64 = config("segment.ms")
+            .expect("segment.ms set: compaction skips the open segment")
+            .parse()
+            .unwrap();
+        assert!(segment_ms <= 3_600_000, "segments of {segment_ms} ms");
+    }
 }
