@@ -1531,6 +1531,57 @@ fn feed_with_cuts<S: Store>(rig: &mut Rig, guard: &mut LiveGuard<S>, lines: &[St
     }
 }
 
+/// After a first life on `rig`: some order records were deleted, the oldest first and
+/// each once, the newest kept, and none at or after the stored checkpoint's record.
+/// Returns the first life's name.
+fn assert_the_oldest_order_records_deleted(rig: &Rig) -> String {
+    let records = order_records(rig);
+    let deleted: Vec<u64> = records.iter().filter(|r| r.2).map(|r| r.1).collect();
+    assert!(
+        !deleted.is_empty(),
+        "no order record was deleted: {records:?}"
+    );
+    assert_eq!(
+        deleted,
+        (1..=deleted.len() as u64).collect::<Vec<_>>(),
+        "the oldest records go first, each once"
+    );
+    let written = records.iter().filter(|r| !r.2).count() as u64;
+    assert!(
+        (deleted.len() as u64) < written,
+        "the newest records stay (the cuts within the horizon need them)"
+    );
+    // The stored checkpoint's record and every record after it are kept.
+    let (_, from) = stored_journal_from(rig);
+    let state = rig.read_topic(&rig.config.topics.state);
+    let (key, _, _) = &state[usize::try_from(from).unwrap()];
+    let (_, cut) = key.as_deref().unwrap().rsplit_once('-').unwrap();
+    let cut: u64 = cut.parse().unwrap();
+    assert!(
+        deleted.iter().all(|n| *n < cut),
+        "record {cut} (the checkpoint's) or a later one was deleted: {deleted:?}"
+    );
+    records[0].0.clone()
+}
+
+/// The guard published replay's commands for `lines` under the rig's policy, and
+/// holds replay's state.
+fn assert_decided_as_replay<S: Store>(rig: &Rig, guard: &LiveGuard<S>, lines: &[String]) {
+    let (decisions, replay_engine) = common::replay_with(rig.config.policy.clone(), lines);
+    let expected: Vec<String> = decisions
+        .iter()
+        .filter_map(|d| match d {
+            guard::message::Decision::GuardCommand(c) => Some(judged(c)),
+            guard::message::Decision::RiskEvent(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        rig.commands().iter().map(judged).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(guard.engine().state(), replay_engine.state());
+}
+
 /// An active guard deletes (tombstones) the order records no published cut within
 /// the state horizon needs: its own life's below the record of the newest cut a
 /// horizon behind, and, after a restart, the records of the life before. What the
@@ -1562,56 +1613,10 @@ fn order_records_a_horizon_behind_the_newest_cut_are_deleted() {
         feed_with_cuts(&mut rig, &mut guard, first);
         guard.shutdown();
     }
-    let records = order_records(&rig);
-    let deleted: Vec<u64> = records.iter().filter(|r| r.2).map(|r| r.1).collect();
-    assert!(
-        !deleted.is_empty(),
-        "no order record was deleted: {records:?}"
-    );
-    assert_eq!(
-        deleted,
-        (1..=deleted.len() as u64).collect::<Vec<_>>(),
-        "the oldest records go first, each once"
-    );
-    let first_life = records[0].0.clone();
-    let written = records.iter().filter(|r| !r.2).count() as u64;
-    assert!(
-        (deleted.len() as u64) < written,
-        "the newest records stay (the cuts within the horizon need them)"
-    );
-    // The stored checkpoint's record and every record after it are kept.
-    let (_, from) = stored_journal_from(&rig);
-    let state = rig.read_topic(&rig.config.topics.state);
-    let (key, _, _) = &state[usize::try_from(from).unwrap()];
-    let cut: u64 = key
-        .as_deref()
-        .unwrap()
-        .rsplit_once('-')
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
-    assert!(
-        deleted.iter().all(|n| *n < cut),
-        "record {cut} (the checkpoint's) or a later one was deleted: {deleted:?}"
-    );
-
+    let first_life = assert_the_oldest_order_records_deleted(&rig);
     let mut guard = start(&rig);
     feed_with_cuts(&mut rig, &mut guard, second);
-    let policy = rig.config.policy.clone();
-    let (decisions, replay_engine) = common::replay_with(policy, &lines);
-    let expected: Vec<String> = decisions
-        .iter()
-        .filter_map(|d| match d {
-            guard::message::Decision::GuardCommand(c) => Some(judged(c)),
-            guard::message::Decision::RiskEvent(_) => None,
-        })
-        .collect();
-    assert_eq!(
-        rig.commands().iter().map(judged).collect::<Vec<_>>(),
-        expected
-    );
-    assert_eq!(guard.engine().state(), replay_engine.state());
+    assert_decided_as_replay(&rig, &guard, &lines);
     guard.shutdown();
     let records = order_records(&rig);
     let first_life_left: Vec<u64> = {
@@ -1647,4 +1652,27 @@ fn a_missing_input_topic_stops_the_start_and_names_it() {
         .err()
         .expect("a guard without its input topic started");
     assert!(error.to_string().contains("\"absent-ops\""), "{error}");
+}
+
+/// A guard without a changelog (a scale-out worker, the aggregator) deletes its own
+/// order records too, once no local checkpoint within the state horizon needs them,
+/// and a restart after that applies nothing twice.
+#[test]
+fn without_a_changelog_the_guard_deletes_its_order_records_itself() {
+    let mut rig = Rig::new("trim-local");
+    rig.config.policy.state.horizon = guard::time::Span::from_secs(60);
+    let lines = common::stream(120, 100);
+    let (first, second) = lines.split_at(60);
+    {
+        let store = SledStore::open(&rig.config.state_dir).unwrap();
+        let mut guard =
+            LiveGuard::start(rig.config.clone(), store, StatusHandle::default()).unwrap();
+        feed_with_cuts(&mut rig, &mut guard, first);
+        guard.shutdown();
+    }
+    assert_the_oldest_order_records_deleted(&rig);
+    let store = SledStore::open(&rig.config.state_dir).unwrap();
+    let mut guard = LiveGuard::start(rig.config.clone(), store, StatusHandle::default()).unwrap();
+    feed_with_cuts(&mut rig, &mut guard, second);
+    assert_decided_as_replay(&rig, &guard, &lines);
 }

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use super::records::{Publisher, Record};
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
-use crate::live::order_log::Trim;
+use crate::live::order_log::{Trim, DELETE_PER_CUT};
 use crate::live::store::{Checkpoint, SeenBlocks};
 
 /// How often the state record and the manifest are published at most.
@@ -31,11 +31,6 @@ const QUEUE_KBYTES: &str = "4096";
 /// new one starts with the next checkpoint). Short: the store writer publishes after
 /// each write, and the next checkpoint's write waits behind it.
 const PATIENCE: Duration = Duration::from_secs(1);
-
-/// Most order records deleted after one published cut: far more than a guard writes
-/// in the second between two cuts, and few enough that the first cut after an upgrade
-/// (a topic holding every record ever written) does not hold the store writer up.
-const DELETE_PER_CUT: usize = 4_096;
 
 /// Publishes what the store writer wrote.
 pub struct ChangelogWriter {

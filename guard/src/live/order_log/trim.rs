@@ -22,6 +22,11 @@ use std::collections::VecDeque;
 
 use crate::time::Span;
 
+/// Most order records deleted after one cut: far more than a guard writes between two
+/// cuts, and few enough that the first cut after an upgrade (a topic holding every
+/// record ever written) does not hold the store writer up.
+pub const DELETE_PER_CUT: usize = 4_096;
+
 /// A run of consecutively numbered order records of one life, as read on the state
 /// topic.
 #[derive(Clone, Debug, PartialEq, Eq)]

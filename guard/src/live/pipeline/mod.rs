@@ -217,6 +217,9 @@ pub struct LiveGuard<S: Store> {
     /// The scopes as the last step that changed them left them: the "before" of the
     /// next decision's case ([`super::casebook`]).
     case_scopes: ScopeBook,
+    /// Deletes this life's order records when no changelog writer does
+    /// ([`order_log::Trim`]).
+    trim: Option<order_log::Trim>,
 }
 
 /// A checkpoint waiting for the order record that ends at it.

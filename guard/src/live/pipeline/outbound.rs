@@ -60,12 +60,52 @@ impl<S: Store> LiveGuard<S> {
         }
     }
 
+    /// Deletes the order records no local checkpoint within the state horizon needs,
+    /// once checkpoint `cut` is written, where no changelog writer does it (scale-out
+    /// workers and the aggregator; [`order_log::Trim`]).
+    pub(super) fn delete_order_records(&mut self, cut: (Option<i64>, Option<i64>, u64)) {
+        let Some(trim) = self.trim.as_mut() else {
+            return;
+        };
+        let (producer, topic) = (&self.producer, &self.config.topics.state);
+        let mut deleted = 0u64;
+        let (seen_from, journal_from, record) = cut;
+        trim.published(
+            seen_from,
+            journal_from,
+            record,
+            order_log::DELETE_PER_CUT,
+            |key| {
+                deleted += 1;
+                hand_over(producer, &key, || {
+                    let pending = Box::new(Pending {
+                        id: ORDER_DELETE.into(),
+                        seq: 0,
+                        sent: Instant::now(),
+                    });
+                    BaseRecord::<str, [u8], Box<Pending>>::with_opaque_to(topic, pending)
+                        .partition(0)
+                        .key(key.as_str())
+                })
+            },
+        );
+        if deleted > 0 {
+            debug!(deleted, "order records deleted");
+        }
+    }
+
     pub(super) fn handle_deliveries(&mut self) {
         let reports = self.deliveries.drain();
         let now = Instant::now();
         let mut failures = 0u64;
         let mut failed_ids = Vec::new();
         for report in reports {
+            if report.id == ORDER_DELETE {
+                if let Err(e) = &report.result {
+                    warn!(error = %e, "an order record's deletion was not delivered: the record stays on the state topic");
+                }
+                continue;
+            }
             if let Some((partition, offset)) = report.echo {
                 self.echoed(partition, offset);
             }
@@ -136,6 +176,9 @@ impl<S: Store> LiveGuard<S> {
 
 /// The delivery id of an order-journal record (its number is the report's `seq`).
 const ORDER_RECORD: &str = "order";
+
+/// The delivery id of an order record's tombstone.
+const ORDER_DELETE: &str = "order-delete";
 
 /// Hands outbox message `seq` to the producer; `false` when the producer refuses it
 /// (it is offered again later).

@@ -128,6 +128,7 @@ impl<S: Store> LiveGuard<S> {
             result,
             took,
             wants_full,
+            cut,
         } = written;
         self.publish_full = wants_full;
         match result {
@@ -145,6 +146,7 @@ impl<S: Store> LiveGuard<S> {
                 self.status.set_view_stale(true);
                 debug!(seq, took_us = took.as_micros() as u64, "checkpoint written");
                 self.commit_offsets(&offsets);
+                self.delete_order_records(cut);
             }
             Err(e) => {
                 error!(error = %e, "checkpoint failed; offsets stay at the previous checkpoint");

@@ -27,10 +27,9 @@ impl<S: Store> LiveGuard<S> {
         snapshot: Option<&Published>,
         mut changelog: Option<ChangelogWriter>,
     ) -> Result<Self, LiveError> {
-        let mut restored = restore(&config, &mut store, snapshot)?;
+        let restored = restore(&config, &mut store, snapshot).map(Restored::journaling)?;
         let publishing = changelog.is_some();
-        restored.engine.enable_seen_journal();
-        let (journal, script) = Self::recover_order(&config, &restored, changelog.as_mut())?;
+        let (journal, script, trim) = Self::recover_order(&config, &restored, changelog.as_mut())?;
         // The guard's own risk events come back on its risk_event input.
         let deliveries = DeliveryContext::echoing(&config.topics.risk_event);
         let producer: BaseProducer<DeliveryContext> =
@@ -47,6 +46,7 @@ impl<S: Store> LiveGuard<S> {
         });
         let mut guard = LiveGuard {
             case_scopes: restored.engine.state().scopes.clone(), // before `engine` moves
+            trim,
             config,
             engine: restored.engine,
             writer: Writer::start(store, changelog, exports),
@@ -134,19 +134,28 @@ impl<S: Store> LiveGuard<S> {
     /// The journal is read from where the restored checkpoint says its records after
     /// it begin on the state topic (`journal_from`), or from the topic's start. The
     /// changelog's writer learns the new life's keys (it deletes them when no cut
-    /// needs them).
+    /// needs them); without one, the guard deletes them itself (the trimmer returned).
     fn recover_order(
         config: &LiveConfig,
         restored: &Restored,
         changelog: Option<&mut ChangelogWriter>,
-    ) -> Result<(Journal, VecDeque<Step>), LiveError> {
+    ) -> Result<(Journal, VecDeque<Step>, Option<order_log::Trim>), LiveError> {
         let (offsets, journal_from) = (&restored.offsets, restored.journal_from);
         let lineage = order_log::lineage(config);
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
         let mut journal = Journal::new(&lineage, &life, offsets.clone());
-        if let Some(changelog) = changelog {
-            changelog.journal_life(journal.key_prefix());
-        }
+        let trim = match changelog {
+            Some(changelog) => {
+                changelog.journal_life(journal.key_prefix());
+                None
+            }
+            None => {
+                let earlier = order_log::Earlier::default();
+                let mut trim = order_log::Trim::new(config.policy.state.horizon, earlier);
+                trim.own_life(journal.key_prefix().to_owned());
+                Some(trim)
+            }
+        };
         let script: VecDeque<Step> = if config.rebuild_from.is_some() && offsets.is_empty() {
             VecDeque::new()
         } else {
@@ -163,7 +172,7 @@ impl<S: Store> LiveGuard<S> {
             );
             journal.pause_recording();
         }
-        Ok((journal, script))
+        Ok((journal, script, trim))
     }
 
     /// The topics this guard reads, with the partitions it owns of each (`None`: all).
@@ -357,6 +366,14 @@ struct Restored {
     seq: u64,
     /// Where the order records after it begin on the state topic (`None`: unknown).
     journal_from: Option<i64>,
+}
+
+impl Restored {
+    /// The same, its engine journaling the dedup ids it adds (for the checkpoints).
+    fn journaling(mut self) -> Self {
+        self.engine.enable_seen_journal();
+        self
+    }
 }
 
 /// Restores from the changelog's snapshot when it reaches further into the inputs

@@ -45,6 +45,9 @@ pub(super) struct Written {
     pub took: Duration,
     /// The changelog needs every dedup id with the next checkpoint.
     pub wants_full: bool,
+    /// Where the checkpoint stands for deleting order records: its forgetting floor,
+    /// where its order records begin and the record it was taken at.
+    pub cut: (Option<i64>, Option<i64>, u64),
 }
 
 /// The handle the decision thread holds.
@@ -73,6 +76,11 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
     });
     let took = started.elapsed();
     let (seq, offsets) = (job.checkpoint.seq, job.checkpoint.offsets.clone());
+    let cut = (
+        job.checkpoint.seen_from,
+        job.checkpoint.journal_from,
+        job.record,
+    );
     if let (Ok(()), Some(changelog)) = (&result, changelog.as_mut()) {
         changelog.written(job.checkpoint, job.record, &job.seen, job.full.as_ref());
         tracing::debug!(
@@ -88,6 +96,7 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
         result,
         took,
         wants_full: changelog.as_ref().is_some_and(ChangelogWriter::wants_full),
+        cut,
     }
 }
 
@@ -180,6 +189,7 @@ impl<S: Store> Writer<S> {
                 )),
                 took: Duration::ZERO,
                 wants_full: job.full.is_some(),
+                cut: (None, None, 0),
             });
         }
     }
