@@ -74,7 +74,7 @@ impl<S: Store> LiveGuard<S> {
             seen_from,
             journal_from,
             record,
-            order_log::DELETE_PER_CUT,
+            DELETE_PER_CHECKPOINT,
             |key| {
                 deleted += 1;
                 hand_over(producer, &key, || {
@@ -179,6 +179,12 @@ const ORDER_RECORD: &str = "order";
 
 /// The delivery id of an order record's tombstone.
 const ORDER_DELETE: &str = "order-delete";
+
+/// Most order records the decision thread deletes after one checkpoint: a few hundred
+/// sends, not thousands at once between two turns, and still far more than the records
+/// written between two checkpoints (the store writer, which deletes for a guard with a changelog, takes
+/// [`order_log::DELETE_PER_CUT`]).
+const DELETE_PER_CHECKPOINT: usize = 256;
 
 /// Hands outbox message `seq` to the producer; `false` when the producer refuses it
 /// (it is offered again later).
