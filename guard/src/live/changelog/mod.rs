@@ -193,7 +193,9 @@ impl Changelog {
         );
         self.active = true;
         self.reader.clear();
-        let earlier = std::mem::take(&mut self.order_records);
+        // A copy: the reader goes on noting them (and their deletions), so a later
+        // activation of this process still knows what is left.
+        let earlier = self.order_records.clone();
         let trim = Trim::new(self.config.policy.state.horizon, earlier);
         ChangelogWriter::open(&self.config, publisher, trim)
     }

@@ -143,19 +143,22 @@ impl ChangelogWriter {
             records += 1;
             send(record)
         });
-        // The cut is out: the order records no cut within the horizon needs go.
+        // The cut is out: the order records no cut within the horizon needs go. One
+        // the producer refuses is offered again with the next cut: the lineage holds.
         let mut deleted = 0u64;
-        let sent = sent
-            && self.trim.published(
+        if sent {
+            self.trim.published(
                 checkpoint.seen_from,
                 checkpoint.journal_from,
                 record,
                 DELETE_PER_CUT,
                 |key| {
-                    deleted += 1;
-                    send(Record { key, payload: None })
+                    let taken = send(Record { key, payload: None });
+                    deleted += u64::from(taken);
+                    taken
                 },
             );
+        }
         drop(send);
         if sent {
             debug!(

@@ -355,6 +355,8 @@ impl<S: Store> LiveGuard<S> {
         if self.prepared.is_some() {
             warn!("the last checkpoint is not written: its order record is not on the broker; a restart resumes from the one before");
         }
+        // The last checkpoint's deletions of order records, sent after the last wait.
+        kafka::wait_delivered(&self.producer, Duration::from_secs(5));
         self.status.edit().ready = false;
         self.status.publish();
         info!(

@@ -76,17 +76,20 @@ impl<S: Store> LiveGuard<S> {
             record,
             DELETE_PER_CHECKPOINT,
             |key| {
-                deleted += 1;
-                hand_over(producer, &key, || {
-                    let pending = Box::new(Pending {
-                        id: ORDER_DELETE.into(),
-                        seq: 0,
-                        sent: Instant::now(),
-                    });
+                // One try: with the producer's queue full the rest waits for the next
+                // checkpoint, rather than the decision thread for room.
+                let pending = Box::new(Pending {
+                    id: ORDER_DELETE.into(),
+                    seq: 0,
+                    sent: Instant::now(),
+                });
+                let tombstone =
                     BaseRecord::<str, [u8], Box<Pending>>::with_opaque_to(topic, pending)
                         .partition(0)
-                        .key(key.as_str())
-                })
+                        .key(key.as_str());
+                let taken = producer.send(tombstone).is_ok();
+                deleted += u64::from(taken);
+                taken
             },
         );
         if deleted > 0 {
@@ -95,17 +98,11 @@ impl<S: Store> LiveGuard<S> {
     }
 
     pub(super) fn handle_deliveries(&mut self) {
-        let reports = self.deliveries.drain();
+        let reports = without_deletions(self.deliveries.drain());
         let now = Instant::now();
         let mut failures = 0u64;
         let mut failed_ids = Vec::new();
         for report in reports {
-            if report.id == ORDER_DELETE {
-                if let Err(e) = &report.result {
-                    warn!(error = %e, "an order record's deletion was not delivered: the record stays on the state topic");
-                }
-                continue;
-            }
             if let Some((partition, offset)) = report.echo {
                 self.echoed(partition, offset);
             }
@@ -179,6 +176,21 @@ const ORDER_RECORD: &str = "order";
 
 /// The delivery id of an order record's tombstone.
 const ORDER_DELETE: &str = "order-delete";
+
+/// `reports` without those of order records' tombstones; the failed ones among them
+/// are logged once, counted.
+fn without_deletions(reports: Vec<kafka::Delivery>) -> Vec<kafka::Delivery> {
+    let (deletions, rest): (Vec<_>, Vec<_>) =
+        reports.into_iter().partition(|r| r.id == ORDER_DELETE);
+    let failed: Vec<_> = deletions
+        .iter()
+        .filter_map(|r| r.result.as_ref().err())
+        .collect();
+    if let Some(e) = failed.first() {
+        warn!(count = failed.len(), error = %e, "deletions of order records were not delivered: those records stay on the state topic");
+    }
+    rest
+}
 
 /// Most order records the decision thread deletes after one checkpoint: a few hundred
 /// sends, not thousands at once between two turns, and still far more than the records
