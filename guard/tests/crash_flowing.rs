@@ -26,10 +26,19 @@
 //!     that comes after a later decision repeats an earlier publication and is
 //!     followed, in order, by everything decided after it;
 //! (h) per scope, the last record on guard_pause_state announces replay's last
-//!     command (§1.8).
+//!     command (§1.8);
+//! (i) with a horizon shorter than the stream's event time, order records were
+//!     deleted (the second case).
 //!
-//! Knobs (environment): GUARD_FLOW_MESSAGES (lines, default 40000), GUARD_FLOW_KILLS
-//! (default 24: one at a random instant of each equal slot of the time the stream
+//! Two cases: the default 24 h horizon with 24 kills, and a 5 min horizon with 8
+//! kills over 30000 lines (hours of event time), so instances live long enough to
+//! publish changelog cuts a horizon apart and delete order records while they are
+//! killed. In the second, repeated messages stay within the horizon: replay applies
+//! a repeat whose id it forgot as new and publishes its command again under the same
+//! id, which the checks, telling decisions apart by id, cannot follow.
+//!
+//! Knobs (environment), for both cases: GUARD_FLOW_MESSAGES (lines, default 40000 and
+//! 30000), GUARD_FLOW_KILLS (default 24 and 8: one at a random instant of each equal slot of the time the stream
 //! takes, so ~1.1 s apart at the defaults), GUARD_FLOW_RATE (messages a second,
 //! default 1500), GUARD_FLOW_SEED (stream and kill instants, default 1),
 //! GUARD_FLOW_GAP_MS (spacing around a non-fill message, default 3),
@@ -54,6 +63,7 @@ use guard::decode::decode_envelope;
 use guard::engine::{Engine, EngineOptions};
 use guard::message::{Action, Decision, GuardCommand, Scope};
 use guard::policy::Policy;
+use guard::time::Span;
 use rdkafka::producer::BaseRecord;
 use rdkafka::ClientConfig;
 
@@ -94,7 +104,17 @@ fn scope_json(strategy: Option<usize>) -> String {
 /// replay engine alongside, so operators resume a scope soon after a trip paused it
 /// (often within a few lines: the cross-topic order matters there), sometimes pause
 /// it again by hand and resume it, before its next trip.
-fn flowing_stream(n: usize, seed: u64, policy: &Policy) -> (Vec<String>, Vec<usize>) {
+///
+/// A repeated operator's order or risk event repeats one of the last `repeat_within`
+/// lines' (all of them: `usize::MAX`). Replay applies a repeat as new once the state
+/// horizon forgot its id, and publishes the same command again under the same id; the
+/// checks below tell decisions apart by id, so a short horizon needs repeats within it.
+fn flowing_stream(
+    n: usize,
+    seed: u64,
+    policy: &Policy,
+    repeat_within: usize,
+) -> (Vec<String>, Vec<usize>) {
     let mut r = rng(seed);
     let mut engine = Engine::new(policy.clone(), EngineOptions::default());
     let base = 1_754_870_400_000i64 + 3_600_000; // Monday 01:00 UTC
@@ -106,7 +126,7 @@ fn flowing_stream(n: usize, seed: u64, policy: &Policy) -> (Vec<String>, Vec<usi
     let mut lines: Vec<String> = Vec::with_capacity(n);
     let mut invalid = Vec::new();
     let mut fills: VecDeque<String> = VecDeque::new();
-    let mut others: Vec<String> = Vec::new();
+    let mut others: Vec<(usize, String)> = Vec::new();
     for i in 0..n {
         let t = base + i as i64 * 1_000;
         let due = plan.keys().next().copied().filter(|at| *at <= i);
@@ -141,10 +161,11 @@ fn flowing_stream(n: usize, seed: u64, policy: &Policy) -> (Vec<String>, Vec<usi
                 scope_json(p.strategy),
                 ts(t)
             );
-            others.push(l.clone());
+            others.push((i, l.clone()));
             l
         } else {
             let s = r.below(STRATEGIES.len() as u64) as usize;
+            let recent = others.partition_point(|(at, _)| at.saturating_add(repeat_within) < i);
             match r.below(1000) {
                 0..=9 if !fills.is_empty() => fills[r.below(fills.len() as u64) as usize].clone(),
                 10..=11 => {
@@ -174,7 +195,7 @@ fn flowing_stream(n: usize, seed: u64, policy: &Policy) -> (Vec<String>, Vec<usi
                         scope_json(Some(s)),
                         ts(t)
                     );
-                    others.push(l.clone());
+                    others.push((i, l.clone()));
                     l
                 }
                 // An adoption whose enhanced day ends a few minutes of event time later.
@@ -183,7 +204,10 @@ fn flowing_stream(n: usize, seed: u64, policy: &Policy) -> (Vec<String>, Vec<usi
                     STRATEGIES[s],
                     ts(t - 86_400_000 + 120_000 + r.below(480_000) as i64)
                 ),
-                16 if !others.is_empty() => others[r.below(others.len() as u64) as usize].clone(),
+                16 if others.len() > recent => others
+                    [recent + r.below((others.len() - recent) as u64) as usize]
+                    .1
+                    .clone(),
                 17 if r.below(4) == 0 => {
                     schedule(
                         &mut plan,
@@ -456,10 +480,52 @@ fn pin_to_one_cpu() -> bool {
     pinned
 }
 
+/// One crash loop: a policy, how long a stream, and how far back its repeats reach.
+struct Case {
+    name: &'static str,
+    /// Appended to [`POLICY`].
+    policy_tail: &'static str,
+    messages: usize,
+    kills: usize,
+    repeat_within: usize,
+}
+
+/// The two cases share one CPU and a broker each: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn crash_loop_while_input_flows_keeps_replays_order() {
-    let n: usize = env_or("GUARD_FLOW_MESSAGES", 40_000);
-    let kills_wanted: usize = env_or("GUARD_FLOW_KILLS", 24);
+    crash_flow(&Case {
+        name: "crashflow",
+        policy_tail: "",
+        messages: 40_000,
+        kills: 24,
+        repeat_within: usize::MAX,
+    });
+}
+
+/// A five-minute horizon over a stream of hours of event time: the guard forgets
+/// dedup ids, streaks and breaches, and deletes order records, while it is killed;
+/// replay forgets the same way, so the published order must still be replay's. Fewer
+/// kills than above: an instance must live a few seconds to publish changelog cuts a
+/// horizon apart, and only then does it delete order records.
+#[test]
+fn a_short_horizon_forgets_and_deletes_as_replay_under_kill_9() {
+    crash_flow(&Case {
+        name: "crashflow-horizon",
+        // Fills are at most two minutes late and repeat one of the last 50 fills, so
+        // with repeats of other messages two minutes back, all stay within it.
+        policy_tail: "\n[state]\nhorizon = \"5m\"\n",
+        messages: 30_000,
+        kills: 8,
+        repeat_within: 120,
+    });
+}
+
+fn crash_flow(case: &Case) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n: usize = env_or("GUARD_FLOW_MESSAGES", case.messages);
+    let kills_wanted: usize = env_or("GUARD_FLOW_KILLS", case.kills);
     let rate: f64 = env_or("GUARD_FLOW_RATE", 1_500.0);
     let seed: u64 = env_or("GUARD_FLOW_SEED", 1);
     let gap = Duration::from_millis(env_or("GUARD_FLOW_GAP_MS", 3));
@@ -467,11 +533,13 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
     let pinned = env_or("GUARD_FLOW_PIN", 1) == 1 && pin_to_one_cpu();
     let started = Instant::now();
 
-    let dir = scratch(&format!("crashflow-{seed}"));
+    let dir = scratch(&format!("{}-{seed}", case.name));
     let policy_file = dir.join("policy.toml");
-    std::fs::write(&policy_file, POLICY).unwrap();
-    let policy = Policy::from_toml(POLICY).unwrap();
-    let (lines, invalid) = flowing_stream(n, seed, &policy);
+    let policy_text = format!("{POLICY}{}", case.policy_tail);
+    std::fs::write(&policy_file, &policy_text).unwrap();
+    let policy = Policy::from_toml(&policy_text).unwrap();
+    let policy_horizon = policy.state.horizon;
+    let (lines, invalid) = flowing_stream(n, seed, &policy, case.repeat_within);
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
 
@@ -689,6 +757,11 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
     std::thread::sleep(Duration::from_millis(1_500));
 
     let published = tansu.published_commands(prefix);
+    let deleted_orders = tansu
+        .tombstoned_keys(&format!("{prefix}guard_state"))
+        .iter()
+        .filter(|k| k.contains("/order/"))
+        .count();
     let dlq = tansu.read_all(&format!("{prefix}guard_dlq"), Duration::from_secs(2));
     let events: Vec<serde_json::Value> = tansu
         .read_all(&format!("{prefix}risk_event"), Duration::from_secs(2))
@@ -845,7 +918,8 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
 
     let active_kills = kills.iter().filter(|(_, active)| *active).count();
     let summary = format!(
-        "crash while flowing (seed {seed}): {} lines ({} fills, {ops} operator orders, {} invalid), produced in {produced_in:.1} s ({:.0} msg/s); {} kill -9s at {:?} s ({active_kills} of an active guard){}; replay {} commands ({resumes} resumes) over {} scopes, {} risk events; published {} commands ({} distinct), {} dead letters, {} guard risk events; {:.0} s in all",
+        "{} (seed {seed}): {} lines ({} fills, {ops} operator orders, {} invalid), produced in {produced_in:.1} s ({:.0} msg/s); {} kill -9s at {:?} s ({active_kills} of an active guard){}; replay {} commands ({resumes} resumes) over {} scopes, {} risk events; published {} commands ({} distinct), {} dead letters, {} guard risk events; {deleted_orders} order records deleted; {:.0} s in all",
+        case.name,
         lines.len(),
         all.iter().filter(|m| m.3).count(),
         invalid.len(),
@@ -868,6 +942,14 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
         "only {} of {kills_wanted} kills happened while the input flowed",
         kills.len()
     );
+    // A horizon shorter than the stream's event time must have deleted order records
+    // (the point of running this case under kill -9).
+    let stream_span = Span::from_secs(n as i64);
+    if policy_horizon < stream_span && deleted_orders == 0 {
+        failures.push(format!(
+            "(i) no order record was deleted, though the stream spans {stream_span} of event time and the horizon is {policy_horizon}"
+        ));
+    }
     assert!(
         failures.is_empty(),
         "{summary}\n{} failed checks (log {}):\n{}",

@@ -184,6 +184,41 @@ impl Tansu {
         read_records(&self.brokers, topic, 0, idle)
     }
 
+    /// The keys of partition 0 of `topic` whose records are tombstones (no payload),
+    /// in topic order, up to the end the broker reports now (the guard's heartbeat
+    /// keeps writing to `guard_state`, so it never goes quiet).
+    pub fn tombstoned_keys(&self, topic: &str) -> Vec<String> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "test-reader")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        let (_, end) = consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut keys = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut next = 0;
+        while next < end {
+            assert!(
+                Instant::now() < deadline,
+                "{topic} read up to {next} of {end}"
+            );
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                if m.payload().is_none() {
+                    keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
+                }
+                next = m.offset() + 1;
+            }
+        }
+        keys
+    }
+
     fn read_from(&self, topic: &str, partition: i32, idle: Duration) -> Vec<Vec<u8>> {
         read_records(&self.brokers, topic, partition, idle)
             .into_iter()
