@@ -1618,22 +1618,25 @@ fn order_records_a_horizon_behind_the_newest_cut_are_deleted() {
     feed_with_cuts(&mut rig, &mut guard, second);
     assert_decided_as_replay(&rig, &guard, &lines);
     guard.shutdown();
-    let records = order_records(&rig);
-    let first_life_left: Vec<u64> = {
-        let mut left = BTreeMap::new();
-        for (life, n, gone) in &records {
-            if *life == first_life {
-                left.insert(*n, !*gone);
-            }
+    assert_all_deleted(&rig, &first_life);
+}
+
+/// Every order record of `life` on the state topic was deleted.
+fn assert_all_deleted(rig: &Rig, life: &str) {
+    let mut left = BTreeMap::new();
+    for (of, n, gone) in order_records(rig) {
+        if of == life {
+            left.insert(n, !gone);
         }
-        left.into_iter()
-            .filter(|(_, kept)| *kept)
-            .map(|(n, _)| n)
-            .collect()
-    };
+    }
+    let kept: Vec<u64> = left
+        .into_iter()
+        .filter(|(_, kept)| *kept)
+        .map(|(n, _)| n)
+        .collect();
     assert!(
-        first_life_left.is_empty(),
-        "the next life deletes the records of the one before: {first_life_left:?} kept"
+        kept.is_empty(),
+        "the next life deletes the records of the one before: {kept:?} kept"
     );
 }
 
@@ -1656,7 +1659,8 @@ fn a_missing_input_topic_stops_the_start_and_names_it() {
 
 /// A guard without a changelog (a scale-out worker, the aggregator) deletes its own
 /// order records too, once no local checkpoint within the state horizon needs them,
-/// and a restart after that applies nothing twice.
+/// a restart after that applies nothing twice, and the next life deletes what the
+/// one before left.
 #[test]
 fn without_a_changelog_the_guard_deletes_its_order_records_itself() {
     let mut rig = Rig::new("trim-local");
@@ -1670,9 +1674,13 @@ fn without_a_changelog_the_guard_deletes_its_order_records_itself() {
         feed_with_cuts(&mut rig, &mut guard, first);
         guard.shutdown();
     }
-    assert_the_oldest_order_records_deleted(&rig);
+    let first_life = assert_the_oldest_order_records_deleted(&rig);
     let store = SledStore::open(&rig.config.state_dir).unwrap();
     let mut guard = LiveGuard::start(rig.config.clone(), store, StatusHandle::default()).unwrap();
     feed_with_cuts(&mut rig, &mut guard, second);
     assert_decided_as_replay(&rig, &guard, &lines);
+    guard.shutdown();
+    // Those before its checkpoint it learnt of from the checkpoint, those after it
+    // from the journal it read back.
+    assert_all_deleted(&rig, &first_life);
 }

@@ -244,6 +244,7 @@ impl Reader {
                 outbox: state.outbox,
                 seen_from: state.seen_from,
                 journal_from: state.journal_from,
+                order_runs: Vec::new(),
             },
             seen,
         }))

@@ -33,6 +33,8 @@ fn checkpoint(seq: u64, seen_from: Option<i64>) -> Checkpoint {
         }],
         seen_from,
         journal_from: Some(seq as i64 * 3),
+        // Only a guard without a changelog carries them.
+        order_runs: Vec::new(),
     }
 }
 

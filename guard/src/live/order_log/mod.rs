@@ -41,7 +41,7 @@ mod trim;
 
 pub use placed::Placed;
 pub use recover::recover;
-pub use trim::{Earlier, Trim, DELETE_PER_CUT};
+pub use trim::{Earlier, Run, Trim, DELETE_PER_CUT};
 
 use super::config::LiveConfig;
 use super::store::Partition;

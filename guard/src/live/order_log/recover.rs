@@ -9,7 +9,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use super::{OrderLogError, Record};
+use super::{Earlier, OrderLogError, Record};
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
 
@@ -17,7 +17,8 @@ use crate::live::kafka;
 const RECOVER_LIMIT: Duration = Duration::from_secs(60);
 
 /// Reads every record of `lineage` on the state topic from offset `from` (its start
-/// when `None`), in the order they were written. Reads up to a barrier this call
+/// when `None`), in the order they were written, and the runs of them read (for a
+/// guard that deletes them itself: [`super::Trim`]). Reads up to a barrier this call
 /// writes itself, so every record the broker acknowledged before the call is
 /// included.
 ///
@@ -32,7 +33,7 @@ pub fn recover(
     config: &LiveConfig,
     lineage: &str,
     from: Option<i64>,
-) -> Result<Vec<Record>, OrderLogError> {
+) -> Result<(Vec<Record>, Earlier), OrderLogError> {
     let topic = &config.topics.state;
     let consumer = open_at(config, topic, from)?;
     let producer: BaseProducer = kafka::barrier_producer(config).create()?;
@@ -41,6 +42,8 @@ pub fn recover(
         nonce: format!("{}", crate::time::Timestamp::now().as_micros()),
     };
     let mut found = Found::new(format!("{lineage}/order/"));
+    let mut earlier = Earlier::default();
+    let group = format!("{lineage}/");
     let started = Instant::now();
     let mut last_barrier: Option<Instant> = None;
     let mut read = 0u64;
@@ -74,6 +77,9 @@ pub fn recover(
             break;
         }
         found.take(key, message.payload());
+        if let Some(rest) = key.strip_prefix(&group) {
+            earlier.take(rest, message.offset(), message.payload().is_none());
+        }
     }
     let records = found.in_written_order();
     info!(
@@ -92,7 +98,7 @@ pub fn recover(
     if let Err(e) = closing {
         warn!(error = %e, "cannot close the order journal's reader on a thread of its own");
     }
-    Ok(records)
+    Ok((records, earlier))
 }
 
 /// A reader of partition 0 of the state topic from offset `from`, or from its

@@ -4,12 +4,16 @@
 //! never removes one: without deletion the state topic grows by every record the
 //! guard ever wrote, and every start reads them all. A record is needed only by a
 //! snapshot taken before it (the chain after that snapshot runs through it). The
-//! active guard's changelog writer therefore tombstones, after publishing a manifest:
+//! active guard's changelog writer therefore tombstones, after publishing a manifest
+//! (a guard without a changelog, a scale-out worker or the aggregator: its decision
+//! thread, after writing a local checkpoint, the checkpoints standing for the cuts):
 //!
 //! - the records of its own life numbered below the record a published cut `C` was
 //!   taken at;
-//! - the records of earlier lives (read on the state topic before it took over)
-//!   that stand before `C`'s record on the topic,
+//! - the records of earlier lives (read on the state topic before it took over; a
+//!   guard without a changelog reads only those after its checkpoint, and learns of
+//!   the earlier ones from the checkpoint: [`Trim::leftovers`]) that stand before
+//!   `C`'s record on the topic,
 //!
 //! where `C` is the newest published cut that is a whole state horizon behind the
 //! newest one: its forgetting floor (`seen_from`) plus the horizon is at or before the
@@ -20,6 +24,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::Span;
 
 /// Most order records deleted after one cut: far more than a guard writes between two
@@ -28,8 +34,8 @@ use crate::time::Span;
 pub const DELETE_PER_CUT: usize = 4_096;
 
 /// A run of consecutively numbered order records of one life, as read on the state
-/// topic.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// topic (or carried in a checkpoint: [`Trim::leftovers`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     /// The key of every record of the life but its number (`order/LIFE-`).
     prefix: String,
@@ -83,6 +89,11 @@ impl Earlier {
             hi: n,
             last_offset: offset,
         });
+    }
+
+    /// Adds runs a checkpoint carried: records not deleted before it was written.
+    pub fn carry(&mut self, runs: Vec<Run>) {
+        self.runs.extend(runs);
     }
 
     /// How many records the runs hold.
@@ -139,6 +150,27 @@ impl Trim {
     pub fn own_life(&mut self, prefix: String) {
         self.own = Some(prefix);
         self.own_from = 1;
+    }
+
+    /// The records not deleted yet that stand before a checkpoint taken at this
+    /// life's record `record`, whose records after it begin at `journal_from` on the
+    /// topic: the earlier lives' runs, and this life's below `record` (their last
+    /// offset taken as the one before `journal_from`; none when it is unknown). A
+    /// checkpoint carries them, so the next life deletes them in turn: it reads the
+    /// journal from `journal_from` on only, and would never learn of them.
+    pub fn leftovers(&self, record: u64, journal_from: Option<i64>) -> Vec<Run> {
+        let mut runs = self.earlier.clone();
+        if let (Some(prefix), Some(from)) = (&self.own, journal_from) {
+            if self.own_from < record {
+                runs.push(Run {
+                    prefix: prefix.clone(),
+                    lo: self.own_from,
+                    hi: record - 1,
+                    last_offset: from - 1,
+                });
+            }
+        }
+        runs
     }
 
     /// A cut was published: its forgetting floor, where its order records begin on
@@ -316,6 +348,67 @@ mod tests {
                 "order/b-2"
             ]
         );
+    }
+
+    #[test]
+    fn what_a_life_leaves_a_checkpoint_carries_and_the_next_life_deletes() {
+        let mut first = Trim::new(Span::from_secs(HOUR), earlier(&[("order/old-4", 3)]));
+        first.own_life("order/me-".into());
+        publish(&mut first, 1_000, Some(40), 5);
+        assert_eq!(
+            publish(&mut first, 1_000 + HOUR, Some(60), 8),
+            [
+                "order/me-1",
+                "order/me-2",
+                "order/me-3",
+                "order/me-4",
+                "order/old-4"
+            ]
+        );
+        // A checkpoint at record 10, whose records after it begin at offset 70.
+        let carried = first.leftovers(10, Some(70));
+        assert_eq!(
+            carried,
+            [Run {
+                prefix: "order/me-".into(),
+                lo: 5,
+                hi: 9,
+                last_offset: 69
+            }]
+        );
+        assert!(
+            first.leftovers(10, None).is_empty(),
+            "unknown offsets: none"
+        );
+        assert_eq!(
+            first.leftovers(5, Some(70)),
+            [],
+            "nothing below the cut left"
+        );
+
+        // The next life: the records from offset 70 on it reads, the rest carried.
+        let mut read = earlier(&[("order/me-10", 70), ("order/me-11", 72)]);
+        read.carry(carried);
+        let mut next = Trim::new(Span::from_secs(HOUR), read);
+        next.own_life("order/next-".into());
+        assert!(publish(&mut next, 5_000, Some(72), 1).is_empty());
+        assert_eq!(
+            publish(&mut next, 5_000 + HOUR, Some(90), 3),
+            [
+                "order/me-5",
+                "order/me-6",
+                "order/me-7",
+                "order/me-8",
+                "order/me-9"
+            ],
+            "a cut a horizon behind and after the carried run deletes it"
+        );
+        assert_eq!(
+            publish(&mut next, 5_000 + 2 * HOUR, Some(99), 5),
+            ["order/next-1", "order/next-2", "order/me-10", "order/me-11"],
+            "the run read goes once a cut a horizon behind stands after it"
+        );
+        assert!(next.leftovers(3, Some(90)).is_empty());
     }
 
     #[test]

@@ -68,6 +68,8 @@ impl<S: Store> LiveGuard<S> {
             return;
         };
         let (producer, topic) = (&self.producer, &self.config.topics.state);
+        // The trimmer's keys follow the lineage.
+        let lineage = order_log::lineage(&self.config);
         let mut deleted = 0u64;
         let (seen_from, journal_from, record) = cut;
         trim.published(
@@ -83,6 +85,7 @@ impl<S: Store> LiveGuard<S> {
                     seq: 0,
                     sent: Instant::now(),
                 });
+                let key = format!("{lineage}/{key}");
                 let tombstone =
                     BaseRecord::<str, [u8], Box<Pending>>::with_opaque_to(topic, pending)
                         .partition(0)

@@ -41,6 +41,7 @@ impl<S: Store> LiveGuard<S> {
             seen_from: self.engine.seen_forgotten_before(),
             // Known once its order record is on the broker (`try_save`).
             journal_from: None,
+            order_runs: Vec::new(),
         };
         if let Some(from) = checkpoint.seen_from {
             // Entries journaled but already beyond the horizon need not be written.
@@ -90,7 +91,11 @@ impl<S: Store> LiveGuard<S> {
         let Some(mut prepared) = self.prepared.take() else {
             return;
         };
-        prepared.checkpoint.journal_from = self.placed.checkpoint_at(prepared.record);
+        let journal_from = self.placed.checkpoint_at(prepared.record);
+        prepared.checkpoint.journal_from = journal_from;
+        if let Some(trim) = &self.trim {
+            prepared.checkpoint.order_runs = trim.leftovers(prepared.record, journal_from);
+        }
         debug!(
             seq = prepared.checkpoint.seq,
             journal_from = ?prepared.checkpoint.journal_from,

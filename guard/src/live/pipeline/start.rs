@@ -144,27 +144,28 @@ impl<S: Store> LiveGuard<S> {
         let lineage = order_log::lineage(config);
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
         let mut journal = Journal::new(&lineage, &life, offsets.clone());
+        // A rebuild from a time has no order to follow.
+        let (records, mut earlier) = if config.rebuild_from.is_some() && offsets.is_empty() {
+            (Vec::new(), order_log::Earlier::default())
+        } else {
+            order_log::recover(config, &lineage, journal_from)?
+        };
         let trim = match changelog {
             Some(changelog) => {
                 changelog.journal_life(journal.key_prefix());
                 None
             }
             None => {
-                let earlier = order_log::Earlier::default();
+                // The records before the checkpoint it carried, those after it read.
+                earlier.carry(restored.order_runs.clone());
                 let mut trim = order_log::Trim::new(config.policy.state.horizon, earlier);
-                trim.own_life(journal.key_prefix().to_owned());
+                if let Some(own) = journal.key_prefix().strip_prefix(&format!("{lineage}/")) {
+                    trim.own_life(own.to_owned());
+                }
                 Some(trim)
             }
         };
-        let script: VecDeque<Step> = if config.rebuild_from.is_some() && offsets.is_empty() {
-            VecDeque::new()
-        } else {
-            order_log::script(
-                &order_log::recover(config, &lineage, journal_from)?,
-                offsets,
-            )
-            .into()
-        };
+        let script: VecDeque<Step> = order_log::script(&records, offsets).into();
         if !script.is_empty() {
             info!(
                 steps = script.len(),
@@ -366,6 +367,8 @@ struct Restored {
     seq: u64,
     /// Where the order records after it begin on the state topic (`None`: unknown).
     journal_from: Option<i64>,
+    /// The order records before it not deleted yet (a guard without a changelog).
+    order_runs: Vec<order_log::Run>,
 }
 
 impl Restored {
@@ -405,6 +408,7 @@ fn restore<S: Store>(
             outbox: Vec::new(),
             seq: 0,
             journal_from: None,
+            order_runs: Vec::new(),
         });
     };
     let (mut engine, version) =
@@ -425,6 +429,7 @@ fn restore<S: Store>(
         outbox: restored.checkpoint.outbox,
         seq: restored.checkpoint.seq,
         journal_from: restored.checkpoint.journal_from,
+        order_runs: restored.checkpoint.order_runs,
     })
 }
 
@@ -453,5 +458,6 @@ fn restore_published<S: Store>(
         outbox: checkpoint.outbox,
         seq,
         journal_from: checkpoint.journal_from,
+        order_runs: checkpoint.order_runs,
     })
 }

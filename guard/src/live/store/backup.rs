@@ -59,11 +59,12 @@ fn digest(bytes: &[u8]) -> String {
 /// [`BackupError::Body`] when the checkpoint does not serialise.
 pub fn encode(restored: &Restored) -> Result<String, BackupError> {
     let body = Body {
-        // Where the order records begin on this guard's state topic means nothing to
-        // a guard the backup restores under another one: it reads its journal from
-        // the start.
+        // Where the order records begin on this guard's state topic, and which are
+        // left to delete, mean nothing to a guard the backup restores under another
+        // one: it reads its journal from the start.
         checkpoint: Checkpoint {
             journal_from: None,
+            order_runs: Vec::new(),
             ..restored.checkpoint.clone()
         },
         seen: restored
@@ -115,6 +116,7 @@ pub fn decode(text: &str) -> Result<Restored, BackupError> {
     Ok(Restored {
         checkpoint: Checkpoint {
             journal_from: None,
+            order_runs: Vec::new(),
             ..body.checkpoint
         },
         seen,

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::live::order_log::Run;
+
 pub mod backup;
 mod seen_files;
 use seen_files::SeenFiles;
@@ -105,6 +107,10 @@ pub struct Checkpoint {
     /// [`crate::live::order_log::Placed`]): from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_from: Option<i64>,
+    /// Order records before this checkpoint not deleted yet, for the next life to
+    /// delete (a guard without a changelog only: [`crate::live::order_log::Trim`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_runs: Vec<Run>,
 }
 
 /// A checkpoint as the sled store writes it under `c/checkpoint`: everything but the
@@ -118,6 +124,8 @@ struct CheckpointHead<'a> {
     seen_from: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     journal_from: Option<i64>,
+    #[serde(skip_serializing_if = "<[Run]>::is_empty")]
+    order_runs: &'a [Run],
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
@@ -376,6 +384,7 @@ impl SledStore {
             outbox: &checkpoint.outbox,
             seen_from: checkpoint.seen_from,
             journal_from: checkpoint.journal_from,
+            order_runs: &checkpoint.order_runs,
         };
         let bytes = serde_json::to_vec(&head).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(CHECKPOINT_KEY, bytes);

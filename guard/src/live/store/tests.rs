@@ -21,6 +21,13 @@ fn checkpoint(seq: u64) -> Checkpoint {
         }],
         seen_from: None,
         journal_from: Some(1_234),
+        // Records 1 to 3 of a life, not deleted yet.
+        order_runs: {
+            use crate::live::order_log::{Earlier, Trim};
+            let mut trim = Trim::new(crate::time::Span::from_secs(3_600), Earlier::default());
+            trim.own_life("order/me-".into());
+            trim.leftovers(4, Some(1_234))
+        },
     }
 }
 
@@ -110,10 +117,11 @@ fn a_layout_4_store_with_payloads_as_byte_arrays_is_read_and_migrated() {
     }
     let mut store = SledStore::open(&dir).unwrap();
     let restored = store.load().unwrap().unwrap();
-    // Written before checkpoints said where their order records begin: read from
-    // the start of the journal.
+    // Written before checkpoints said where their order records begin (read from
+    // the start of the journal) and carried the records left to delete.
     let older = Checkpoint {
         journal_from: None,
+        order_runs: Vec::new(),
         ..checkpoint(7)
     };
     assert_eq!(restored.checkpoint, older);
