@@ -33,6 +33,12 @@ use crate::time::Span;
 /// record ever written) does not hold the store writer up.
 pub const DELETE_PER_CUT: usize = 4_096;
 
+/// Most runs a checkpoint carries ([`Trim::leftovers`]): a life is about one run, so
+/// this many lives a horizon, a crash loop of one restart every ~85 s at the default
+/// day. Beyond it the oldest stay on the topic (deleted by no one, as before runs
+/// were carried), and the checkpoint stays small (~100 bytes a run).
+pub const CARRIED_RUNS: usize = 1_024;
+
 /// A run of consecutively numbered order records of one life, as read on the state
 /// topic (or carried in a checkpoint: [`Trim::leftovers`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +103,8 @@ impl Earlier {
     }
 
     /// How many records the runs hold.
-    pub fn records(&self) -> u64 {
+    #[cfg(test)]
+    fn records(&self) -> u64 {
         self.runs.iter().map(|r| r.hi - r.lo + 1).sum()
     }
 }
@@ -158,8 +165,13 @@ impl Trim {
     /// offset taken as the one before `journal_from`; none when it is unknown). A
     /// checkpoint carries them, so the next life deletes them in turn: it reads the
     /// journal from `journal_from` on only, and would never learn of them.
+    /// At most [`CARRIED_RUNS`], the newest on the topic.
     pub fn leftovers(&self, record: u64, journal_from: Option<i64>) -> Vec<Run> {
         let mut runs = self.earlier.clone();
+        if runs.len() >= CARRIED_RUNS {
+            runs.sort_by_key(|r| std::cmp::Reverse(r.last_offset));
+            runs.truncate(CARRIED_RUNS - 1);
+        }
         if let (Some(prefix), Some(from)) = (&self.own, journal_from) {
             if self.own_from < record {
                 runs.push(Run {
@@ -409,6 +421,28 @@ mod tests {
             "the run read goes once a cut a horizon behind stands after it"
         );
         assert!(next.leftovers(3, Some(90)).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_carries_the_newest_runs_only() {
+        let lives: Vec<(String, i64)> = (0..CARRIED_RUNS as i64 + 10)
+            .map(|i| (format!("order/life{i}-1"), i))
+            .collect();
+        let read: Vec<(&str, i64)> = lives.iter().map(|(k, o)| (k.as_str(), *o)).collect();
+        let mut trim = Trim::new(Span::from_secs(HOUR), earlier(&read));
+        trim.own_life("order/me-".into());
+        let carried = trim.leftovers(3, Some(5_000));
+        assert_eq!(carried.len(), CARRIED_RUNS);
+        assert_eq!(
+            carried.last().unwrap().prefix,
+            "order/me-",
+            "its own life's run"
+        );
+        assert!(
+            carried.iter().all(|r| r.prefix != "order/life10-"),
+            "the oldest runs are left"
+        );
+        assert!(carried.iter().any(|r| r.prefix == "order/life11-"));
     }
 
     #[test]

@@ -80,17 +80,10 @@ impl<S: Store> LiveGuard<S> {
             |key| {
                 // One try: with the producer's queue full the rest waits for the next
                 // checkpoint, rather than the decision thread for room.
-                let pending = Box::new(Pending {
-                    id: ORDER_DELETE.into(),
-                    seq: 0,
-                    sent: Instant::now(),
-                });
                 let key = format!("{lineage}/{key}");
-                let tombstone =
-                    BaseRecord::<str, [u8], Box<Pending>>::with_opaque_to(topic, pending)
-                        .partition(0)
-                        .key(key.as_str());
-                let taken = producer.send(tombstone).is_ok();
+                let taken = producer
+                    .send(state_record(topic, ORDER_DELETE, 0, &key))
+                    .is_ok();
                 deleted += u64::from(taken);
                 taken
             },
@@ -238,16 +231,25 @@ fn send_record(
     payload: &[u8],
 ) -> bool {
     hand_over(producer, key, || {
-        let pending = Box::new(Pending {
-            id: ORDER_RECORD.into(),
-            seq: n,
-            sent: Instant::now(),
-        });
-        BaseRecord::with_opaque_to(topic, pending)
-            .partition(0)
-            .key(key)
-            .payload(payload)
+        state_record(topic, ORDER_RECORD, n, key).payload(payload)
     })
+}
+
+/// A record to partition 0 of the state topic, its delivery reported as `id`.
+fn state_record<'a>(
+    topic: &'a str,
+    id: &'static str,
+    seq: u64,
+    key: &'a str,
+) -> BaseRecord<'a, str, [u8], Box<Pending>> {
+    let pending = Box::new(Pending {
+        id: id.into(),
+        seq,
+        sent: Instant::now(),
+    });
+    BaseRecord::with_opaque_to(topic, pending)
+        .partition(0)
+        .key(key)
 }
 
 /// Hands the record `make` builds to the producer, waiting out a full queue; `false`
