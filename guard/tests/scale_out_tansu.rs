@@ -523,6 +523,29 @@ fn dump_topic(brokers: &str, topic: &str) -> String {
 /// partition and one aggregates). About 45 s when it passes, 95 s when it fails.
 #[test]
 fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
+    scale_out_flow("flowing-scale-out", "");
+}
+
+/// The same with a ten-minute state horizon over the fills' two hours of event time:
+/// workers and the aggregator forget as replay does while they die, and delete their
+/// order records themselves, those an earlier life left included (its checkpoint
+/// carries them). Repeats reach back at most 200 fills and late ones two minutes, so
+/// every repeat stays within the horizon (beyond it replay would decide again).
+#[test]
+fn scale_out_with_a_short_horizon_deletes_order_records_while_instances_die() {
+    scale_out_flow(
+        "flowing-scale-out-horizon",
+        "\n[state]\nhorizon = \"10m\"\n",
+    );
+}
+
+/// The flowing cases run one at a time: each has a broker and three guards.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One run of the flowing scale-out test: its scratch directory's name, and what is
+/// appended to the policy.
+fn scale_out_flow(name: &str, policy_tail: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = env_or::<u64>("GUARD_FLOW_FILLS", 8_000).max(100) as usize;
     let rate = env_or::<u64>("GUARD_FLOW_RATE", 250).max(1) as f64;
     let kills = env_or::<u64>("GUARD_FLOW_KILLS", 6) as usize;
@@ -532,15 +555,18 @@ fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
     let wait_groups = env_or::<u64>("GUARD_FLOW_WAIT_GROUPS", 0) == 1;
     let started = Instant::now();
 
-    let dir = scratch("flowing-scale-out");
+    let dir = scratch(name);
     let tansu = Tansu::start(&dir);
     let prefix = "fso.";
     create_scaled_topics(&tansu, prefix);
     // Trips pause their strategy, so every strategy is a scope of its own.
-    let policy_text = "[slippage]\npause = \"group\"\n\n[losing_streak]\npause = \"group\"\n";
+    let policy_text = format!(
+        "[slippage]\npause = \"group\"\n\n[losing_streak]\npause = \"group\"\n{policy_tail}"
+    );
     let policy_file = dir.join("policy.toml");
-    std::fs::write(&policy_file, policy_text).unwrap();
-    let policy = Policy::from_toml(policy_text).unwrap();
+    std::fs::write(&policy_file, &policy_text).unwrap();
+    let policy = Policy::from_toml(&policy_text).unwrap();
+    let horizon = policy.state.horizon;
 
     let lines = flowing_fills(n, strategies, seed);
     std::fs::write(dir.join("input.jsonl"), lines.join("\n")).unwrap();
@@ -763,8 +789,19 @@ fn scale_out_keeps_every_trip_when_instances_die_while_fills_flow() {
             ));
         }
     }
+    // With a horizon shorter than the fills' event time, order records were deleted.
+    let deleted = tansu
+        .tombstoned_keys(&format!("{prefix}guard_state"))
+        .iter()
+        .filter(|k| k.contains("/order/"))
+        .count();
+    if horizon < guard::time::Span::from_secs(n as i64) && deleted == 0 {
+        failures.push(format!(
+            "no order record was deleted, though the fills span {n} s of event time and the horizon is {horizon}"
+        ));
+    }
     let summary = format!(
-        "{n} fills over {strategies} strategies at {rate} /s (seed {seed}), {} kill -9s: {:?}; {} commands and {} risk events expected; fills sent in {:.0} s, run {:.0} s; logs in {}",
+        "{n} fills over {strategies} strategies at {rate} /s (seed {seed}), {} kill -9s: {:?}; {} commands and {} risk events expected; {deleted} order records deleted; fills sent in {:.0} s, run {:.0} s; logs in {}",
         done_kills.len(),
         done_kills,
         want_ids.len(),
