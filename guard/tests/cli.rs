@@ -323,6 +323,7 @@ fn snapshot_export_and_import_round_trip_and_refuse_damage() {
         // over, the restored guard may use another.
         journal_from: Some(99),
         order_runs: Vec::new(),
+        order_cuts: Vec::new(),
     };
     // Seen entries of three distinct keys (the persisted key is a digest's top 80 bits).
     let entries = [(1u128, 10), (2, 20), (3, 30)].map(|(k, s)| SeenEntry::new(k << 48, s));

@@ -1588,26 +1588,12 @@ fn assert_decided_as_replay<S: Store>(rig: &Rig, guard: &LiveGuard<S>, lines: &[
 /// restored checkpoint's chain needs is kept, and the restart applies nothing twice.
 #[test]
 fn order_records_a_horizon_behind_the_newest_cut_are_deleted() {
-    use guard::live::changelog::Changelog;
     let mut rig = Rig::new("trim");
     rig.config.policy.state.horizon = guard::time::Span::from_secs(60);
     // Messages 20 s apart: a batch of 20 spans over six minutes, many horizons.
     let lines = common::stream(120, 100);
     let (first, second) = lines.split_at(60);
-    let start = |rig: &Rig| {
-        let mut changelog = Changelog::open(&rig.config).unwrap();
-        changelog.catch_up(Duration::from_millis(300));
-        let writer = changelog.activate().unwrap();
-        let store = SledStore::open(&rig.config.state_dir).unwrap();
-        LiveGuard::start_from(
-            rig.config.clone(),
-            store,
-            StatusHandle::default(),
-            None,
-            Some(writer),
-        )
-        .unwrap()
-    };
+    let start = start_with_changelog;
     {
         let mut guard = start(&rig);
         feed_with_cuts(&mut rig, &mut guard, first);
@@ -1638,6 +1624,78 @@ fn assert_all_deleted(rig: &Rig, life: &str) {
         kept.is_empty(),
         "the next life deletes the records of the one before: {kept:?} kept"
     );
+}
+
+/// Starts a guard on `rig` with a changelog (standby read, then active), as `guard run`.
+fn start_with_changelog(rig: &Rig) -> LiveGuard<SledStore> {
+    use guard::live::changelog::Changelog;
+    let mut changelog = Changelog::open(&rig.config).unwrap();
+    changelog.catch_up(Duration::from_millis(300));
+    let writer = changelog.activate().unwrap();
+    let store = SledStore::open(&rig.config.state_dir).unwrap();
+    LiveGuard::start_from(
+        rig.config.clone(),
+        store,
+        StatusHandle::default(),
+        None,
+        Some(writer),
+    )
+    .unwrap()
+}
+
+/// Starts a guard on `rig` without a changelog (a scale-out worker's way).
+fn start_alone(rig: &Rig) -> LiveGuard<SledStore> {
+    let store = SledStore::open(&rig.config.state_dir).unwrap();
+    LiveGuard::start(rig.config.clone(), store, StatusHandle::default()).unwrap()
+}
+
+/// A first life over two horizons of event time, then a second over less than one:
+/// the second deletes records of the first, going on from the cuts the first left
+/// (in its checkpoint or its changelog snapshot). Without them it would delete
+/// nothing before it had lived a horizon itself, and a guard restarted more often
+/// than that would never delete.
+fn a_life_shorter_than_the_horizon_deletes(name: &str, start: fn(&Rig) -> LiveGuard<SledStore>) {
+    let mut rig = Rig::new(name);
+    // Messages 20 s apart: 80 span 1,600 s, the last 20 span 400 s.
+    rig.config.policy.state.horizon = guard::time::Span::from_secs(900);
+    let lines = common::stream(100, 100);
+    let (first, second) = lines.split_at(80);
+    {
+        let mut guard = start(&rig);
+        feed_with_cuts(&mut rig, &mut guard, first);
+        guard.shutdown();
+    }
+    let gone = |rig: &Rig| -> Vec<u64> {
+        let records = order_records(rig);
+        let first_life = &records[0].0;
+        records
+            .iter()
+            .filter(|(life, _, deleted)| life == first_life && *deleted)
+            .map(|r| r.1)
+            .collect()
+    };
+    let after_first = gone(&rig);
+    let mut guard = start(&rig);
+    feed_with_cuts(&mut rig, &mut guard, second);
+    assert_decided_as_replay(&rig, &guard, &lines);
+    guard.shutdown();
+    let after_second = gone(&rig);
+    assert!(
+        after_second.len() > after_first.len(),
+        "the second life deleted none of the first's records: {after_first:?} deleted by the first, {after_second:?} in all"
+    );
+    let distinct: std::collections::BTreeSet<u64> = after_second.iter().copied().collect();
+    assert_eq!(distinct.len(), after_second.len(), "each deleted once");
+}
+
+#[test]
+fn a_restarted_guard_goes_on_deleting_from_the_cuts_of_its_changelog() {
+    a_life_shorter_than_the_horizon_deletes("trail-changelog", start_with_changelog);
+}
+
+#[test]
+fn a_restarted_guard_without_a_changelog_goes_on_deleting_from_its_checkpoints_cuts() {
+    a_life_shorter_than_the_horizon_deletes("trail-local", start_alone);
 }
 
 /// A guard whose input topic is missing does not start, and says which topic: the

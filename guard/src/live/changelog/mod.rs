@@ -192,11 +192,14 @@ impl Changelog {
             self.reader.block_keys(),
         );
         self.active = true;
+        let (cuts, runs) = self.reader.order_trail();
         self.reader.clear();
         // A copy: the reader goes on noting them (and their deletions), so a later
         // activation of this process still knows what is left.
-        let earlier = self.order_records.clone();
-        let trim = Trim::new(self.config.policy.state.horizon, earlier);
+        let mut earlier = self.order_records.clone();
+        earlier.carry(runs);
+        let mut trim = Trim::new(self.config.policy.state.horizon, earlier);
+        trim.seed_cuts(cuts);
         ChangelogWriter::open(&self.config, publisher, trim)
     }
 

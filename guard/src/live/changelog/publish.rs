@@ -129,13 +129,17 @@ impl ChangelogWriter {
     }
 
     fn publish_pending(&mut self) {
-        let Some((checkpoint, record)) = self.pending.take() else {
+        let Some((mut checkpoint, record)) = self.pending.take() else {
             return;
         };
         if self.publisher.wants_full() {
             return;
         }
         self.last_snapshot = Some(Instant::now());
+        // The next writer goes on from this one's cuts and the records it has not
+        // deleted yet (`Trim::seed_cuts`, `Trim::leftovers`).
+        checkpoint.order_cuts = self.trim.cuts();
+        checkpoint.order_runs = self.trim.leftovers(record, checkpoint.journal_from);
         // Each record goes to the producer as it is made.
         let mut records = 0usize;
         let mut send = sender(&self.producer, &self.topic, &self.group);

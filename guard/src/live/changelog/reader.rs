@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::records::{
     block_digest, decode_entries, hex, ChunkHeader, Manifest, Published, StateRecord, READS,
 };
+use crate::live::order_log::Run;
 use crate::live::store::{Checkpoint, SeenBlocks};
 
 /// Why the newest manifest gives no snapshot.
@@ -178,6 +179,37 @@ impl Reader {
         self.cut.is_some()
     }
 
+    /// The order-record trimmer's cuts that the newest snapshot's writer had, with
+    /// that snapshot itself as the newest, as (forgetting floor, where its records
+    /// begin), and the records before it that writer had not deleted: the next writer
+    /// goes on from them ([`crate::live::order_log::Trim::seed_cuts`],
+    /// [`crate::live::order_log::Earlier::carry`]). Empty without a snapshot.
+    pub fn order_trail(&self) -> (Vec<[i64; 2]>, Vec<Run>) {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            #[serde(default)]
+            seen_from: Option<i64>,
+            #[serde(default)]
+            journal_from: Option<i64>,
+            #[serde(default)]
+            order_cuts: Vec<[i64; 2]>,
+            #[serde(default)]
+            order_runs: Vec<Run>,
+        }
+        let head = self.cut.as_ref().and_then(|(_, bytes)| {
+            let split = bytes.iter().position(|b| *b == b'\n')?;
+            serde_json::from_slice::<Head>(&bytes[..split]).ok()
+        });
+        let Some(head) = head else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut cuts = head.order_cuts;
+        if let (Some(seen_from), Some(journal_from)) = (head.seen_from, head.journal_from) {
+            cuts.push([seen_from, journal_from]);
+        }
+        (cuts, head.order_runs)
+    }
+
     /// Forgets every snapshot (an active instance does not read its own).
     pub fn clear(&mut self) {
         let max_epoch = self.max_epoch;
@@ -244,7 +276,8 @@ impl Reader {
                 outbox: state.outbox,
                 seen_from: state.seen_from,
                 journal_from: state.journal_from,
-                order_runs: Vec::new(),
+                order_runs: state.order_runs,
+                order_cuts: state.order_cuts,
             },
             seen,
         }))

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::live::order_log::Run;
 use crate::live::store::{Checkpoint, OutMsg, Partition, SeenBlocks, SeenEntry};
 
 /// The changelog format this build writes. Format 3 keeps the outbox's payloads as
@@ -80,6 +81,12 @@ pub(super) struct StateRecord {
     /// Absent from records of older builds.
     #[serde(default)]
     pub journal_from: Option<i64>,
+    /// The writer's order-record cuts before this one (absent from older builds).
+    #[serde(default)]
+    pub order_cuts: Vec<[i64; 2]>,
+    /// The order records before this cut not deleted yet (absent from older builds).
+    #[serde(default)]
+    pub order_runs: Vec<Run>,
 }
 
 /// The cut a reader restores.
@@ -164,6 +171,10 @@ fn state_head(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
         seen_from: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         journal_from: Option<i64>,
+        #[serde(skip_serializing_if = "<[[i64; 2]]>::is_empty")]
+        order_cuts: &'a [[i64; 2]],
+        #[serde(skip_serializing_if = "<[Run]>::is_empty")]
+        order_runs: &'a [Run],
     }
     let mut head = serde_json::to_vec(&Head {
         instance,
@@ -172,6 +183,8 @@ fn state_head(instance: &str, checkpoint: &Checkpoint) -> Vec<u8> {
         outbox: &checkpoint.outbox,
         seen_from: checkpoint.seen_from,
         journal_from: checkpoint.journal_from,
+        order_cuts: &checkpoint.order_cuts,
+        order_runs: &checkpoint.order_runs,
     })
     .expect("state records serialise");
     head.push(b'\n');

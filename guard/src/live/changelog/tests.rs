@@ -35,6 +35,7 @@ fn checkpoint(seq: u64, seen_from: Option<i64>) -> Checkpoint {
         journal_from: Some(seq as i64 * 3),
         // Only a guard without a changelog carries them.
         order_runs: Vec::new(),
+        order_cuts: vec![[seq as i64, seq as i64 * 3 - 1]],
     }
 }
 

@@ -98,7 +98,17 @@ impl Earlier {
     }
 
     /// Adds runs a checkpoint carried: records not deleted before it was written.
+    /// A run read on the topic that they cover from its start is shortened to what
+    /// they leave (its records would otherwise be deleted twice).
     pub fn carry(&mut self, runs: Vec<Run>) {
+        for carried in &runs {
+            for read in &mut self.runs {
+                if read.prefix == carried.prefix && (carried.lo..=carried.hi).contains(&read.lo) {
+                    read.lo = carried.hi + 1;
+                }
+            }
+        }
+        self.runs.retain(|r| r.lo <= r.hi);
         self.runs.extend(runs);
     }
 
@@ -153,6 +163,35 @@ impl Trim {
         }
     }
 
+    /// The cuts it remembers whose records' place is known, oldest first, as
+    /// (forgetting floor, where its records begin on the topic): what a checkpoint
+    /// carries, so the next life goes on from them ([`Trim::seed_cuts`]).
+    pub fn cuts(&self) -> Vec<[i64; 2]> {
+        self.cuts
+            .iter()
+            .filter_map(|c| Some([c.seen_from, c.journal_from?]))
+            .collect()
+    }
+
+    /// Takes the cuts of earlier lives, oldest first: those a checkpoint carried and
+    /// that checkpoint itself. Without them a life would delete nothing before it had
+    /// lived a whole horizon of event time, and a guard restarted more often than
+    /// that would never delete. This life has no records below them.
+    pub fn seed_cuts(&mut self, cuts: impl IntoIterator<Item = [i64; 2]>) {
+        for [seen_from, journal_from] in cuts {
+            let cut = Cut {
+                seen_from,
+                journal_from: Some(journal_from),
+                record: 0,
+            };
+            match self.cuts.back_mut() {
+                Some(last) if last.seen_from == seen_from => *last = cut,
+                Some(last) if last.seen_from > seen_from => {}
+                _ => self.cuts.push_back(cut),
+            }
+        }
+    }
+
     /// This life's records are keyed `PREFIX` + number (after `GROUP/`).
     pub fn own_life(&mut self, prefix: String) {
         self.own = Some(prefix);
@@ -161,27 +200,43 @@ impl Trim {
 
     /// The records not deleted yet that stand before a checkpoint taken at this
     /// life's record `record`, whose records after it begin at `journal_from` on the
-    /// topic: the earlier lives' runs, and this life's below `record` (their last
-    /// offset taken as the one before `journal_from`; none when it is unknown). A
-    /// checkpoint carries them, so the next life deletes them in turn: it reads the
-    /// journal from `journal_from` on only, and would never learn of them.
+    /// topic: the earlier lives' runs, and this life's below `record`, split where
+    /// its remembered cuts were taken (each part ending before the offset of the
+    /// record its cut was taken at, so the next life, handed the cuts, deletes them
+    /// part by part: [`Trim::seed_cuts`]); none of this life's when `journal_from` is
+    /// unknown. A checkpoint carries them, so the next life deletes them in turn: it
+    /// reads the journal from `journal_from` on only, and would never learn of them.
     /// At most [`CARRIED_RUNS`], the newest on the topic.
     pub fn leftovers(&self, record: u64, journal_from: Option<i64>) -> Vec<Run> {
-        let mut runs = self.earlier.clone();
-        if runs.len() >= CARRIED_RUNS {
-            runs.sort_by_key(|r| std::cmp::Reverse(r.last_offset));
-            runs.truncate(CARRIED_RUNS - 1);
-        }
+        let mut own = Vec::new();
         if let (Some(prefix), Some(from)) = (&self.own, journal_from) {
-            if self.own_from < record {
-                runs.push(Run {
-                    prefix: prefix.clone(),
-                    lo: self.own_from,
-                    hi: record - 1,
-                    last_offset: from - 1,
-                });
+            let first = self.own_from;
+            let mut lo = first;
+            let bounds = self
+                .cuts
+                .iter()
+                .filter(|c| c.record > first && c.record < record)
+                .filter_map(|c| Some((c.record, c.journal_from?)))
+                .chain(std::iter::once((record, from)));
+            for (to, offset) in bounds {
+                if lo < to {
+                    own.push(Run {
+                        prefix: prefix.clone(),
+                        lo,
+                        hi: to - 1,
+                        last_offset: offset - 1,
+                    });
+                    lo = to;
+                }
             }
         }
+        let mut runs = self.earlier.clone();
+        let room = CARRIED_RUNS.saturating_sub(own.len());
+        if runs.len() > room {
+            runs.sort_by_key(|r| std::cmp::Reverse(r.last_offset));
+            runs.truncate(room);
+        }
+        runs.extend(own);
         runs
     }
 
@@ -251,242 +306,4 @@ impl Trim {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HOUR: i64 = 3_600;
-
-    fn earlier(records: &[(&str, i64)]) -> Earlier {
-        let mut e = Earlier::default();
-        for (key, offset) in records {
-            e.take(key, *offset, false);
-        }
-        e
-    }
-
-    fn publish(
-        trim: &mut Trim,
-        seen_from: i64,
-        journal_from: Option<i64>,
-        record: u64,
-    ) -> Vec<String> {
-        let mut deleted = Vec::new();
-        assert!(
-            trim.published(Some(seen_from), journal_from, record, 100, |k| {
-                deleted.push(k);
-                true
-            })
-        );
-        deleted
-    }
-
-    #[test]
-    fn a_lifes_records_arrive_as_one_run_and_its_deletions_shorten_it() {
-        let mut e = earlier(&[
-            ("order/a-1", 10),
-            ("order/a-2", 12),
-            ("manifest", 13),
-            ("order/b-1", 14),
-            ("order/a-3", 15),
-        ]);
-        assert_eq!(e.runs.len(), 2);
-        assert_eq!(e.records(), 4);
-        e.take("order/a-1", 20, true);
-        e.take("order/a-3", 21, true); // not the lowest: the run keeps it
-        assert_eq!(e.records(), 3);
-        e.take("order/b-1", 22, true);
-        assert_eq!(e.runs.len(), 1, "a run deleted whole is gone");
-        e.take("order/a-9", 23, false);
-        assert_eq!(e.runs.len(), 2, "a gap in the numbers starts a run");
-    }
-
-    #[test]
-    fn nothing_is_deleted_until_a_cut_is_a_horizon_behind_the_newest() {
-        let mut trim = Trim::new(Span::from_secs(HOUR), Earlier::default());
-        trim.own_life("order/me-".into());
-        assert!(publish(&mut trim, 1_000, Some(50), 5).is_empty());
-        assert!(publish(&mut trim, 1_000 + HOUR / 2, Some(80), 9).is_empty());
-        assert!(publish(&mut trim, 1_000 + HOUR - 1, Some(90), 12).is_empty());
-        let deleted = publish(&mut trim, 1_000 + HOUR, Some(99), 15);
-        assert_eq!(
-            deleted,
-            ["order/me-1", "order/me-2", "order/me-3", "order/me-4"],
-            "below the record of the cut a horizon behind, never that record itself"
-        );
-        assert!(
-            publish(&mut trim, 1_000 + HOUR, Some(120), 20).is_empty(),
-            "each record is deleted once"
-        );
-        let deleted = publish(&mut trim, 1_000 + HOUR * 3 / 2, Some(130), 22);
-        assert_eq!(
-            deleted,
-            ["order/me-5", "order/me-6", "order/me-7", "order/me-8"]
-        );
-    }
-
-    #[test]
-    fn earlier_lives_go_once_a_cut_a_horizon_behind_stands_after_them() {
-        let old = earlier(&[
-            ("order/a-1", 10),
-            ("order/a-2", 11),
-            ("order/b-1", 40),
-            ("order/b-2", 70),
-        ]);
-        let mut trim = Trim::new(Span::from_secs(HOUR), old);
-        trim.own_life("order/me-".into());
-        publish(&mut trim, 0, Some(60), 0);
-        let deleted = publish(&mut trim, HOUR, Some(100), 3);
-        assert_eq!(
-            deleted,
-            ["order/a-1", "order/a-2"],
-            "b's run ends after the cut's records begin: kept"
-        );
-        publish(&mut trim, HOUR + 10, None, 4);
-        let deleted = publish(&mut trim, 2 * HOUR + 10, Some(200), 8);
-        assert_eq!(
-            deleted,
-            ["order/me-1", "order/me-2", "order/me-3"],
-            "a cut that does not know where its records begin deletes only this life's"
-        );
-        let deleted = publish(&mut trim, 3 * HOUR + 10, Some(300), 9);
-        assert_eq!(
-            deleted,
-            [
-                "order/me-4",
-                "order/me-5",
-                "order/me-6",
-                "order/me-7",
-                "order/b-1",
-                "order/b-2"
-            ]
-        );
-    }
-
-    #[test]
-    fn what_a_life_leaves_a_checkpoint_carries_and_the_next_life_deletes() {
-        let mut first = Trim::new(Span::from_secs(HOUR), earlier(&[("order/old-4", 3)]));
-        first.own_life("order/me-".into());
-        publish(&mut first, 1_000, Some(40), 5);
-        assert_eq!(
-            publish(&mut first, 1_000 + HOUR, Some(60), 8),
-            [
-                "order/me-1",
-                "order/me-2",
-                "order/me-3",
-                "order/me-4",
-                "order/old-4"
-            ]
-        );
-        // A checkpoint at record 10, whose records after it begin at offset 70.
-        let carried = first.leftovers(10, Some(70));
-        assert_eq!(
-            carried,
-            [Run {
-                prefix: "order/me-".into(),
-                lo: 5,
-                hi: 9,
-                last_offset: 69
-            }]
-        );
-        assert!(
-            first.leftovers(10, None).is_empty(),
-            "unknown offsets: none"
-        );
-        assert_eq!(
-            first.leftovers(5, Some(70)),
-            [],
-            "nothing below the cut left"
-        );
-
-        // The next life: the records from offset 70 on it reads, the rest carried.
-        let mut read = earlier(&[("order/me-10", 70), ("order/me-11", 72)]);
-        read.carry(carried);
-        let mut next = Trim::new(Span::from_secs(HOUR), read);
-        next.own_life("order/next-".into());
-        assert!(publish(&mut next, 5_000, Some(72), 1).is_empty());
-        assert_eq!(
-            publish(&mut next, 5_000 + HOUR, Some(90), 3),
-            [
-                "order/me-5",
-                "order/me-6",
-                "order/me-7",
-                "order/me-8",
-                "order/me-9"
-            ],
-            "a cut a horizon behind and after the carried run deletes it"
-        );
-        assert_eq!(
-            publish(&mut next, 5_000 + 2 * HOUR, Some(99), 5),
-            ["order/next-1", "order/next-2", "order/me-10", "order/me-11"],
-            "the run read goes once a cut a horizon behind stands after it"
-        );
-        assert!(next.leftovers(3, Some(90)).is_empty());
-    }
-
-    #[test]
-    fn a_checkpoint_carries_the_newest_runs_only() {
-        let lives: Vec<(String, i64)> = (0..CARRIED_RUNS as i64 + 10)
-            .map(|i| (format!("order/life{i}-1"), i))
-            .collect();
-        let read: Vec<(&str, i64)> = lives.iter().map(|(k, o)| (k.as_str(), *o)).collect();
-        let mut trim = Trim::new(Span::from_secs(HOUR), earlier(&read));
-        trim.own_life("order/me-".into());
-        let carried = trim.leftovers(3, Some(5_000));
-        assert_eq!(carried.len(), CARRIED_RUNS);
-        assert_eq!(
-            carried.last().unwrap().prefix,
-            "order/me-",
-            "its own life's run"
-        );
-        assert!(
-            carried.iter().all(|r| r.prefix != "order/life10-"),
-            "the oldest runs are left"
-        );
-        assert!(carried.iter().any(|r| r.prefix == "order/life11-"));
-    }
-
-    #[test]
-    fn a_cut_deletes_at_most_its_budget_and_the_next_goes_on() {
-        let old = earlier(&[("order/a-1", 10), ("order/a-2", 11)]);
-        let mut trim = Trim::new(Span::from_secs(HOUR), old);
-        trim.own_life("order/me-".into());
-        publish(&mut trim, 0, Some(50), 4);
-        let mut deleted = Vec::new();
-        let mut take = |trim: &mut Trim, seen_from| {
-            assert!(trim.published(Some(seen_from), Some(60), 5, 2, |k| {
-                deleted.push(k);
-                true
-            }));
-        };
-        take(&mut trim, HOUR);
-        take(&mut trim, HOUR + 1);
-        take(&mut trim, HOUR + 2);
-        assert_eq!(
-            deleted,
-            [
-                "order/me-1",
-                "order/me-2",
-                "order/me-3",
-                "order/a-1",
-                "order/a-2"
-            ]
-        );
-    }
-
-    #[test]
-    fn a_refused_deletion_is_offered_again() {
-        let mut trim = Trim::new(Span::from_secs(HOUR), Earlier::default());
-        trim.own_life("order/me-".into());
-        publish(&mut trim, 0, Some(1), 4);
-        let mut offered = 0;
-        assert!(!trim.published(Some(HOUR), Some(2), 6, 100, |_| {
-            offered += 1;
-            offered < 2
-        }));
-        assert_eq!(
-            publish(&mut trim, HOUR, Some(2), 6),
-            ["order/me-2", "order/me-3"],
-            "the first went out; the refused one comes again"
-        );
-    }
-}
+mod tests;

@@ -42,6 +42,7 @@ impl<S: Store> LiveGuard<S> {
             // Known once its order record is on the broker (`try_save`).
             journal_from: None,
             order_runs: Vec::new(),
+            order_cuts: Vec::new(),
         };
         if let Some(from) = checkpoint.seen_from {
             // Entries journaled but already beyond the horizon need not be written.
@@ -95,6 +96,7 @@ impl<S: Store> LiveGuard<S> {
         prepared.checkpoint.journal_from = journal_from;
         if let Some(trim) = &self.trim {
             prepared.checkpoint.order_runs = trim.leftovers(prepared.record, journal_from);
+            prepared.checkpoint.order_cuts = trim.cuts();
         }
         debug!(
             seq = prepared.checkpoint.seq,

@@ -156,9 +156,11 @@ impl<S: Store> LiveGuard<S> {
                 None
             }
             None => {
-                // The records before the checkpoint it carried, those after it read.
+                // The records before the checkpoint it carried, those after it read;
+                // the cuts before it, and itself.
                 earlier.carry(restored.order_runs.clone());
                 let mut trim = order_log::Trim::new(config.policy.state.horizon, earlier);
+                trim.seed_cuts(restored.order_cuts.iter().copied().chain(restored.cut()));
                 if let Some(own) = journal.key_prefix().strip_prefix(&format!("{lineage}/")) {
                     trim.own_life(own.to_owned());
                 }
@@ -369,9 +371,17 @@ struct Restored {
     journal_from: Option<i64>,
     /// The order records before it not deleted yet (a guard without a changelog).
     order_runs: Vec<order_log::Run>,
+    /// The order-record trimmer's cuts before it (a guard without a changelog).
+    order_cuts: Vec<[i64; 2]>,
 }
 
 impl Restored {
+    /// It as a cut of the order-record trimmer: its forgetting floor and where its
+    /// records begin, when both are known.
+    fn cut(&self) -> Option<[i64; 2]> {
+        Some([self.engine.seen_forgotten_before()?, self.journal_from?])
+    }
+
     /// The same, its engine journaling the dedup ids it adds (for the checkpoints).
     fn journaling(mut self) -> Self {
         self.engine.enable_seen_journal();
@@ -409,6 +419,7 @@ fn restore<S: Store>(
             seq: 0,
             journal_from: None,
             order_runs: Vec::new(),
+            order_cuts: Vec::new(),
         });
     };
     let (mut engine, version) =
@@ -430,6 +441,7 @@ fn restore<S: Store>(
         seq: restored.checkpoint.seq,
         journal_from: restored.checkpoint.journal_from,
         order_runs: restored.checkpoint.order_runs,
+        order_cuts: restored.checkpoint.order_cuts,
     })
 }
 
@@ -459,5 +471,6 @@ fn restore_published<S: Store>(
         seq,
         journal_from: checkpoint.journal_from,
         order_runs: checkpoint.order_runs,
+        order_cuts: checkpoint.order_cuts,
     })
 }

@@ -65,6 +65,7 @@ pub fn encode(restored: &Restored) -> Result<String, BackupError> {
         checkpoint: Checkpoint {
             journal_from: None,
             order_runs: Vec::new(),
+            order_cuts: Vec::new(),
             ..restored.checkpoint.clone()
         },
         seen: restored
@@ -117,6 +118,7 @@ pub fn decode(text: &str) -> Result<Restored, BackupError> {
         checkpoint: Checkpoint {
             journal_from: None,
             order_runs: Vec::new(),
+            order_cuts: Vec::new(),
             ..body.checkpoint
         },
         seen,

@@ -37,46 +37,8 @@ pub struct OutMsg {
     pub timestamp_ms: Option<i64>,
 }
 
-/// A payload in a checkpoint or a changelog record: its text when it is UTF-8 (every
-/// payload the guard makes is JSON), else its bytes as a JSON array of numbers. Both
-/// are read, and the array is what store layout 4 and changelog format 2 wrote for
-/// every payload: three to four times the text's size, for each message waiting for
-/// an acknowledgement at each checkpoint.
-mod payload_text {
-    use serde::de::{self, SeqAccess, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(payload: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(payload) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => s.collect_seq(payload),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Payload;
-        impl<'de> Visitor<'de> for Payload {
-            type Value = Vec<u8>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a payload as text or as an array of bytes")
-            }
-
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
-                Ok(text.as_bytes().to_vec())
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(b) = seq.next_element::<u8>()? {
-                    bytes.push(b);
-                }
-                Ok(bytes)
-            }
-        }
-        d.deserialize_any(Payload)
-    }
-}
+/// Payloads as text where they are UTF-8 (see the module).
+mod payload_text;
 
 /// Input position: topic and partition.
 pub type Partition = (String, i32);
@@ -107,10 +69,16 @@ pub struct Checkpoint {
     /// [`crate::live::order_log::Placed`]): from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_from: Option<i64>,
-    /// Order records before this checkpoint not deleted yet, for the next life to
-    /// delete (a guard without a changelog only: [`crate::live::order_log::Trim`]).
+    /// What the order-record trimmer hands the next life
+    /// ([`crate::live::order_log::Trim`]): the records before this checkpoint not
+    /// deleted yet, and (below) its cuts before it as (forgetting floor, where their
+    /// records begin). Empty from older builds, and in the local store of a guard
+    /// whose changelog writer deletes (its snapshots carry them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order_runs: Vec<Run>,
+    /// See `order_runs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_cuts: Vec<[i64; 2]>,
 }
 
 /// A checkpoint as the sled store writes it under `c/checkpoint`: everything but the
@@ -126,6 +94,8 @@ struct CheckpointHead<'a> {
     journal_from: Option<i64>,
     #[serde(skip_serializing_if = "<[Run]>::is_empty")]
     order_runs: &'a [Run],
+    #[serde(skip_serializing_if = "<[[i64; 2]]>::is_empty")]
+    order_cuts: &'a [[i64; 2]],
 }
 
 /// A seen-id entry: the dedup key and the event time (seconds) of its message.
@@ -385,6 +355,7 @@ impl SledStore {
             seen_from: checkpoint.seen_from,
             journal_from: checkpoint.journal_from,
             order_runs: &checkpoint.order_runs,
+            order_cuts: &checkpoint.order_cuts,
         };
         let bytes = serde_json::to_vec(&head).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         batch.insert(CHECKPOINT_KEY, bytes);

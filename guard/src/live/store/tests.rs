@@ -28,6 +28,7 @@ fn checkpoint(seq: u64) -> Checkpoint {
             trim.own_life("order/me-".into());
             trim.leftovers(4, Some(1_234))
         },
+        order_cuts: vec![[1_000, 1_200], [2_000, 1_230]],
     }
 }
 
@@ -122,6 +123,7 @@ fn a_layout_4_store_with_payloads_as_byte_arrays_is_read_and_migrated() {
     let older = Checkpoint {
         journal_from: None,
         order_runs: Vec::new(),
+        order_cuts: Vec::new(),
         ..checkpoint(7)
     };
     assert_eq!(restored.checkpoint, older);
