@@ -1679,6 +1679,8 @@ fn a_life_shorter_than_the_horizon_deletes(name: &str, start: fn(&Rig) -> LiveGu
     feed_with_cuts(&mut rig, &mut guard, second);
     assert_decided_as_replay(&rig, &guard, &lines);
     guard.shutdown();
+    drop(guard);
+    assert_chain_kept(&rig);
     let after_second = gone(&rig);
     assert!(
         after_second.len() > after_first.len(),
@@ -1686,6 +1688,28 @@ fn a_life_shorter_than_the_horizon_deletes(name: &str, start: fn(&Rig) -> LiveGu
     );
     let distinct: std::collections::BTreeSet<u64> = after_second.iter().copied().collect();
     assert_eq!(distinct.len(), after_second.len(), "each deleted once");
+}
+
+/// No order record at or after where the stored checkpoint's chain begins on the
+/// state topic was deleted (what a restart from it reads).
+fn assert_chain_kept(rig: &Rig) {
+    let (_, from) = stored_journal_from(rig);
+    let state = rig.read_topic(&rig.config.topics.state);
+    let mut written: BTreeMap<String, usize> = BTreeMap::new();
+    for (offset, (key, payload, _)) in state.iter().enumerate() {
+        let Some(key) = key.as_deref().filter(|k| k.contains("/order/")) else {
+            continue;
+        };
+        if payload.is_empty() {
+            let at = written.get(key).copied();
+            assert!(
+                at.is_some_and(|at| (at as i64) < from),
+                "{key} (written at {at:?}) was deleted, though the stored checkpoint's chain begins at {from}"
+            );
+        } else {
+            written.entry(key.to_owned()).or_insert(offset);
+        }
+    }
 }
 
 #[test]

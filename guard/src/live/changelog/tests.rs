@@ -33,8 +33,13 @@ fn checkpoint(seq: u64, seen_from: Option<i64>) -> Checkpoint {
         }],
         seen_from,
         journal_from: Some(seq as i64 * 3),
-        // Only a guard without a changelog carries them.
-        order_runs: Vec::new(),
+        // What the writer's trimmer hands on: records 1 to 2 of a life, one cut.
+        order_runs: {
+            use crate::live::order_log::{Earlier, Trim};
+            let mut trim = Trim::new(crate::time::Span::from_secs(3_600), Earlier::default());
+            trim.own_life("order/me-".into());
+            trim.leftovers(3, Some(seq as i64 * 3))
+        },
         order_cuts: vec![[seq as i64, seq as i64 * 3 - 1]],
     }
 }

@@ -17,8 +17,10 @@ use crate::live::kafka;
 const RECOVER_LIMIT: Duration = Duration::from_secs(60);
 
 /// Reads every record of `lineage` on the state topic from offset `from` (its start
-/// when `None`), in the order they were written, and the runs of them read (for a
-/// guard that deletes them itself: [`super::Trim`]). Reads up to a barrier this call
+/// when `None`), in the order they were written, and the runs of them read, after
+/// `carried` (the runs the checkpoint carried, which the tombstones read shorten:
+/// the deletions of its own cut are sent after it), for a guard that deletes them
+/// itself ([`super::Trim`]). Reads up to a barrier this call
 /// writes itself, so every record the broker acknowledged before the call is
 /// included.
 ///
@@ -33,6 +35,7 @@ pub fn recover(
     config: &LiveConfig,
     lineage: &str,
     from: Option<i64>,
+    carried: Vec<super::Run>,
 ) -> Result<(Vec<Record>, Earlier), OrderLogError> {
     let topic = &config.topics.state;
     let consumer = open_at(config, topic, from)?;
@@ -43,6 +46,7 @@ pub fn recover(
     };
     let mut found = Found::new(format!("{lineage}/order/"));
     let mut earlier = Earlier::default();
+    earlier.carry(carried);
     let group = format!("{lineage}/");
     let started = Instant::now();
     let mut last_barrier: Option<Instant> = None;

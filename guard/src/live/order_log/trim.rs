@@ -33,10 +33,10 @@ use crate::time::Span;
 /// record ever written) does not hold the store writer up.
 pub const DELETE_PER_CUT: usize = 4_096;
 
-/// Most runs a checkpoint carries ([`Trim::leftovers`]): a life is about one run, so
-/// this many lives a horizon, a crash loop of one restart every ~85 s at the default
-/// day. Beyond it the oldest stay on the topic (deleted by no one, as before runs
-/// were carried), and the checkpoint stays small (~100 bytes a run).
+/// Most runs a checkpoint carries ([`Trim::leftovers`]): a life leaves about ten (its
+/// own split at its cuts), so about a hundred lives within a horizon. Beyond it the
+/// oldest stay on the topic (deleted by no one), and the checkpoint stays small
+/// (~100 bytes a run).
 pub const CARRIED_RUNS: usize = 1_024;
 
 /// A run of consecutively numbered order records of one life, as read on the state
@@ -235,6 +235,7 @@ impl Trim {
         if runs.len() > room {
             runs.sort_by_key(|r| std::cmp::Reverse(r.last_offset));
             runs.truncate(room);
+            runs.sort_by_key(|r| r.last_offset);
         }
         runs.extend(own);
         runs

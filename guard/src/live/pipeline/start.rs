@@ -145,10 +145,16 @@ impl<S: Store> LiveGuard<S> {
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
         let mut journal = Journal::new(&lineage, &life, offsets.clone());
         // A rebuild from a time has no order to follow.
-        let (records, mut earlier) = if config.rebuild_from.is_some() && offsets.is_empty() {
+        // The records before the checkpoint it carried (a guard without a changelog;
+        // a changelog's reader reads them all), those after it read.
+        let carried = match changelog {
+            Some(_) => Vec::new(),
+            None => restored.order_runs.clone(),
+        };
+        let (records, earlier) = if config.rebuild_from.is_some() && offsets.is_empty() {
             (Vec::new(), order_log::Earlier::default())
         } else {
-            order_log::recover(config, &lineage, journal_from)?
+            order_log::recover(config, &lineage, journal_from, carried)?
         };
         let trim = match changelog {
             Some(changelog) => {
@@ -156,9 +162,7 @@ impl<S: Store> LiveGuard<S> {
                 None
             }
             None => {
-                // The records before the checkpoint it carried, those after it read;
-                // the cuts before it, and itself.
-                earlier.carry(restored.order_runs.clone());
+                // The cuts before the checkpoint, and itself.
                 let mut trim = order_log::Trim::new(config.policy.state.horizon, earlier);
                 trim.seed_cuts(restored.order_cuts.iter().copied().chain(restored.cut()));
                 if let Some(own) = journal.key_prefix().strip_prefix(&format!("{lineage}/")) {

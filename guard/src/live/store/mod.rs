@@ -72,8 +72,8 @@ pub struct Checkpoint {
     /// What the order-record trimmer hands the next life
     /// ([`crate::live::order_log::Trim`]): the records before this checkpoint not
     /// deleted yet, and (below) its cuts before it as (forgetting floor, where their
-    /// records begin). Empty from older builds, and in the local store of a guard
-    /// whose changelog writer deletes (its snapshots carry them).
+    /// records begin). Empty from older builds. A guard whose changelog writer
+    /// deletes takes them from the changelog's snapshot, not from its local store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order_runs: Vec<Run>,
     /// See `order_runs`.
