@@ -144,13 +144,13 @@ impl<S: Store> LiveGuard<S> {
         let lineage = order_log::lineage(config);
         let life = format!("{}-{}", config.instance, Timestamp::now().as_micros());
         let mut journal = Journal::new(&lineage, &life, offsets.clone());
-        // A rebuild from a time has no order to follow.
         // The records before the checkpoint it carried (a guard without a changelog;
         // a changelog's reader reads them all), those after it read.
         let carried = match changelog {
             Some(_) => Vec::new(),
             None => restored.order_runs.clone(),
         };
+        // A rebuild from a time has no order to follow.
         let (records, earlier) = if config.rebuild_from.is_some() && offsets.is_empty() {
             (Vec::new(), order_log::Earlier::default())
         } else {
