@@ -188,19 +188,10 @@ impl Tansu {
     /// in topic order, up to the end the broker reports now (the guard's heartbeat
     /// keeps writing to `guard_state`, so it never goes quiet).
     pub fn tombstoned_keys(&self, topic: &str) -> Vec<String> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", "test-reader")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .unwrap();
+        let consumer = reader_from_start(&self.brokers, topic, 0);
         let (_, end) = consumer
             .fetch_watermarks(topic, 0, Duration::from_secs(10))
             .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
         let mut keys = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut next = 0;
@@ -788,16 +779,7 @@ pub fn read_records(
     partition: i32,
     idle: Duration,
 ) -> Vec<(i64, Option<i64>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test-reader")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader_from_start(brokers, topic, partition);
     let mut out = Vec::new();
     let mut last = Instant::now();
     while last.elapsed() < idle {
@@ -811,6 +793,21 @@ pub fn read_records(
         }
     }
     out
+}
+
+/// A consumer of `topic`/`partition` on `brokers`, assigned at its beginning.
+fn reader_from_start(brokers: &str, topic: &str, partition: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    consumer
 }
 
 /// A test knob: the environment variable `name` parsed, else `default`.
