@@ -480,6 +480,14 @@ fn pin_to_one_cpu() -> bool {
     pinned
 }
 
+/// The guards' `--order-grace`: tansu answers a fetch with one partition's new
+/// messages and another's older high watermark (10-40 ms older seen here, with the
+/// broker, the producer and the guard on one CPU), so without it a fill sometimes
+/// overtook an operator's order or an adoption stamped before it, and the guard
+/// decided as a replay in file order does not (in 2 of 9 runs of the short-horizon
+/// case). The premise of the checks is that the guard can see the file's order.
+const ORDER_GRACE: &str = "100ms";
+
 /// One crash loop: a policy, how long a stream, and how far back its repeats reach.
 struct Case {
     name: &'static str,
@@ -488,12 +496,6 @@ struct Case {
     messages: usize,
     kills: usize,
     repeat_within: usize,
-    /// Whether the number of remembered dedup ids must equal replay's. With a short
-    /// horizon under kills the guard sometimes ends with more than replay (310
-    /// against 295 in one of seven runs; every published order, every other state
-    /// field and every dead letter equal): an open bug in how the dedup set is
-    /// restored or swept after a kill, not yet found. The difference is shown.
-    seen_ids_exact: bool,
 }
 
 /// The two cases share one CPU and a broker each: one at a time.
@@ -507,7 +509,6 @@ fn crash_loop_while_input_flows_keeps_replays_order() {
         messages: 40_000,
         kills: 24,
         repeat_within: usize::MAX,
-        seen_ids_exact: true,
     });
 }
 
@@ -526,7 +527,6 @@ fn a_short_horizon_forgets_and_deletes_as_replay_under_kill_9() {
         messages: 30_000,
         kills: 8,
         repeat_within: 120,
-        seen_ids_exact: false,
     });
 }
 
@@ -643,7 +643,10 @@ fn crash_flow(case: &Case) {
         &tansu.brokers,
         &state_dir,
         prefix,
-        &[("GUARD_POLICY", &policy_env)],
+        &[
+            ("GUARD_POLICY", &policy_env),
+            ("GUARD_ORDER_GRACE", ORDER_GRACE),
+        ],
         &log,
     );
 
@@ -688,7 +691,10 @@ fn crash_flow(case: &Case) {
                     &brokers,
                     &state_dir,
                     prefix,
-                    &[("GUARD_POLICY", &policy_env)],
+                    &[
+                        ("GUARD_POLICY", &policy_env),
+                        ("GUARD_ORDER_GRACE", ORDER_GRACE),
+                    ],
                     &log,
                 );
             }
@@ -908,11 +914,6 @@ fn crash_flow(case: &Case) {
     }
     // (e) the final state.
     for d in state_differences(&guard, &replay_engine) {
-        if !case.seen_ids_exact && d.starts_with("state field seen_ids:") {
-            // Open: see `Case::seen_ids_exact`. Shown, not counted.
-            eprintln!("(e) known, open: {d}");
-            continue;
-        }
         failures.push(format!("(e) {d}"));
     }
     // (f) the guard's risk events (CONTRACT §1.6: the same holds for them).

@@ -175,6 +175,11 @@ pub struct LiveConfig {
     /// on the broker, so that messages are applied in Kafka-timestamp order (zero:
     /// apply in fetch order).
     pub max_order_wait: Duration,
+    /// How long a fetched message stamped within this of the wall clock waits, while
+    /// an input partition holds nothing, for that partition's earlier-stamped messages
+    /// the broker's watermark did not show yet (zero: not at all; docs/LIVE.md "Order
+    /// grace").
+    pub order_grace: Duration,
     /// How long a broker may hold a fetch of the inputs, and of the order journal
     /// read at start (librdkafka `fetch.wait.max.ms`). Kafka answers a fetch as soon
     /// as data comes; the mock cluster and tansu hold every fetch this long, so there
@@ -215,6 +220,7 @@ impl LiveConfig {
             rebuild_from: None,
             fail_closed_after: defaults.fail_closed_after,
             max_order_wait: defaults.max_order_wait,
+            order_grace: defaults.order_grace,
             input_fetch_wait: defaults.input_fetch_wait,
             max_future: defaults.max_future,
             role: crate::engine::Role::Whole,

@@ -58,6 +58,13 @@ pub fn past_echoes(mut next: i64, echoes: &std::collections::BTreeSet<i64>) -> i
     next
 }
 
+/// The wall clock in milliseconds since the epoch, as Kafka stamps messages.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A partition: topic and partition number.
 pub type Partition = (String, i32);
 
@@ -138,6 +145,13 @@ impl<P: Ord + Clone, T> Merge<P, T> {
             .iter()
             .filter_map(|(_, q)| q.front().map(|(k, _)| *k))
             .min()
+    }
+
+    /// The head that comes first: its partition, key and message.
+    pub fn first_entry(&self) -> Option<(&P, MergeKey, &T)> {
+        let at = self.first_at()?;
+        let (partition, queue) = &self.queues[at];
+        queue.front().map(|(key, item)| (partition, *key, item))
     }
 
     /// Takes the head that comes first.

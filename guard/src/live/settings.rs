@@ -97,6 +97,11 @@ pub struct Settings {
     /// Longest wait of a fetched message for another input partition (0: fetch order).
     #[serde(with = "span")]
     pub max_order_wait: Duration,
+    /// How long a fetched message stamped within this of the wall clock waits for
+    /// earlier-stamped messages of idle input partitions (0: not at all; docs/LIVE.md
+    /// "Order grace").
+    #[serde(with = "span")]
+    pub order_grace: Duration,
     /// How long a broker may hold a fetch of the inputs (librdkafka
     /// `fetch.wait.max.ms` of the input consumer and of the order journal's read).
     /// 40 ms: Kafka answers a held fetch as soon as data comes, so the wait costs no
@@ -142,6 +147,7 @@ impl Default for Settings {
             message_timeout: Duration::from_secs(10),
             fail_closed_after: Duration::from_secs(10),
             max_order_wait: Duration::from_millis(50),
+            order_grace: Duration::ZERO,
             input_fetch_wait: Duration::from_millis(40),
             max_future: Duration::from_secs(300),
             max_message_bytes: crate::decode::MAX_MESSAGE_BYTES,
@@ -216,6 +222,7 @@ impl Settings {
         config.message_timeout = self.message_timeout;
         config.fail_closed_after = self.fail_closed_after;
         config.max_order_wait = self.max_order_wait;
+        config.order_grace = self.order_grace;
         config.input_fetch_wait = self.input_fetch_wait;
         config.max_future = self.max_future;
         config.max_message_bytes = self.max_message_bytes;

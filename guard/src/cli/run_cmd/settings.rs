@@ -136,6 +136,17 @@ pub struct RunArgs {
     #[arg(long, env = "GUARD_MAX_ORDER_WAIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_order_wait: Option<String>,
+    /// Input order at the live edge: a fetched message stamped (Kafka timestamp) less
+    /// than this before the wall clock waits up to this long, while another input
+    /// partition holds nothing, for an earlier-stamped message of it the broker's high
+    /// watermark did not show yet. A broker whose fetch response is not one instant
+    /// across partitions (tansu) otherwise lets a message overtake an earlier-stamped
+    /// one of another topic, and a replay of the same messages by timestamp may then
+    /// decide differently. Costs up to this much latency on every decision at the
+    /// live edge; a backlog is not held. 0 never waits. [default: 0s]
+    #[arg(long, env = "GUARD_ORDER_GRACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_grace: Option<String>,
     /// How long a broker may hold a fetch of the inputs (librdkafka fetch.wait.max.ms
     /// of the input consumer and of the order journal's read at start). Kafka answers
     /// as soon as data comes, so the wait costs no latency there, and a longer one

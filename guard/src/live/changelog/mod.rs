@@ -15,7 +15,7 @@
 //! publish the same deterministic ids, so the worst case is harmless duplicates until
 //! the one with the larger instance name steps down.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -52,11 +52,7 @@ pub struct Lease {
     pub store: Option<String>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(super) use super::merge::now_ms;
 
 /// Tails the changelog and publishes the lease.
 pub struct Changelog {
