@@ -486,3 +486,55 @@ fn the_demo_closes_the_loop_from_fill_to_every_gateways_acknowledgement() {
 fn temp(name: &str) -> PathBuf {
     cli_support::scratch_dir("cli", name)
 }
+
+/// `guard pause` reports an order the broker refused as not published (a flushed
+/// producer queue is not a delivered order), and one it took as published. The
+/// broker is librdkafka's mock cluster in this process; no guard runs, so even a
+/// published order ends in "no answer".
+#[test]
+fn an_order_the_broker_refuses_is_not_reported_as_published() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["ops_command", "guard_command"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let pause = || {
+        guard(&[
+            "pause",
+            "--brokers",
+            &brokers,
+            "--scope",
+            "global",
+            "--operator",
+            "tanaka",
+            "--reason",
+            "drill",
+            "--timeout",
+            "1s",
+            "--http",
+            "http://127.0.0.1:9",
+        ])
+    };
+    let taken = pause();
+    let (out, err) = (text(&taken.stdout), text(&taken.stderr));
+    assert!(
+        out.contains("pause global published: command_id"),
+        "{out}\n{err}"
+    );
+    assert!(err.contains("no answer from the guard"), "{err}");
+
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 8],
+    );
+    let refused = pause();
+    let (out, err) = (text(&refused.stdout), text(&refused.stderr));
+    assert!(!refused.status.success());
+    assert!(!out.contains("published"), "{out}");
+    assert!(
+        err.contains("was not published, nothing will act on it") && err.contains("NOT delivered"),
+        "{err}"
+    );
+}

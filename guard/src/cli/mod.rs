@@ -1,5 +1,6 @@
 //! Sub-commands of the `guard` binary, one file each.
 
+mod delivery;
 mod demo_cmd;
 mod explain_cmd;
 mod gate_cmd;

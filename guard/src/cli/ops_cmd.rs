@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use guard::live::{kafka, LiveConfig};
 use guard::message::{Action, GuardCommand, OpsCommand, Scope};
 
+use super::delivery::Checked;
 use super::{http_client, kafka_failure, span_flag, Failure};
 
 #[derive(Args, Debug)]
@@ -116,21 +116,22 @@ fn listen_from_end(config: &LiveConfig, topic: &str) -> Result<BaseConsumer, Fai
 }
 
 /// Publishes the order keyed by its scope, and waits until the broker has it: the
-/// command line must not report an order that was never delivered.
+/// command line must not report an order that was never delivered (a flushed queue
+/// is not a delivered order: the broker may have refused it).
 ///
 /// # Errors
-/// A run [`Failure`] when the send or the flush fails.
+/// A run [`Failure`] when the send fails, or the broker refuses the order or does
+/// not acknowledge it within 10 s.
 fn publish(config: &LiveConfig, topic: &str, command: &OpsCommand) -> Result<(), Failure> {
-    let kafka_err = kafka_failure(&config.brokers);
-    let producer: BaseProducer = kafka::producer(config).create().map_err(&kafka_err)?;
+    let mut producer = Checked::new(config)?;
     let payload = serde_json::to_vec(command).map_err(|e| Failure::run(e.to_string()))?;
-    let key = command.scope.to_string();
-    producer
-        .send(BaseRecord::to(topic).key(&key).payload(&payload))
-        .map_err(|(e, _)| kafka_err(e))?;
-    producer
-        .flush(Duration::from_secs(10))
-        .map_err(&kafka_err)?;
+    producer.send(topic, &command.scope.to_string(), &payload)?;
+    producer.finish(Duration::from_secs(10)).map_err(|e| {
+        Failure::run(format!(
+            "the order {} was not published, nothing will act on it: {}",
+            command.command_id, e.message
+        ))
+    })?;
     Ok(())
 }
 

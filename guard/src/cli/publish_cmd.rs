@@ -6,15 +6,15 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 use guard::decode::decode_envelope;
-use guard::live::{kafka, Topics};
+use guard::live::Topics;
 use guard::message::{Input, Scope, Stream};
 use guard::time::{Span, Timestamp};
 
-use super::{kafka_failure, Failure};
+use super::delivery::Checked;
+use super::Failure;
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
@@ -133,8 +133,7 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
     }
     let (entries, shift) = read(&args.input)?;
     let config = super::client_config(&args.brokers, &args.kafka)?;
-    let kafka_err = kafka_failure(&args.brokers);
-    let producer: BaseProducer = kafka::producer(&config).create().map_err(&kafka_err)?;
+    let mut producer = Checked::new(&config)?;
     let topics = Topics::default();
     let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let started = Instant::now();
@@ -151,26 +150,10 @@ pub fn run(args: PublishArgs) -> Result<(), Failure> {
             let topic = format!("{}{}", args.prefix, topics.of(entry.stream));
             let payload = serde_json::to_vec(&for_round(&entry.event, round, shift))
                 .map_err(|e| Failure::run(e.to_string()))?;
-            loop {
-                match producer.send(BaseRecord::to(&topic).key(&entry.key).payload(&payload)) {
-                    Ok(()) => break,
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        _,
-                    )) => {
-                        producer.poll(Duration::from_millis(10));
-                    }
-                    Err((e, _)) => return Err(kafka_err(e)),
-                }
-            }
-            producer.poll(Duration::ZERO);
+            producer.send(&topic, &entry.key, &payload)?;
             sent += 1;
         }
-        producer
-            .flush(Duration::from_secs(30))
-            .map_err(&kafka_err)?;
+        producer.finish(Duration::from_secs(30))?;
         eprintln!(
             "round {round}: {} messages published ({sent} in all, {:.1} s)",
             entries.len(),
