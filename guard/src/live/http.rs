@@ -161,8 +161,8 @@ async fn state_doc(State(s): State<HttpState>) -> Response {
 }
 
 async fn applied(State(s): State<HttpState>, Path(command_id): Path<String>) -> Response {
-    let status = s.status.read();
-    match status.ops_applied.get(&command_id) {
+    let changed = s.status.applied().get(&command_id);
+    match changed {
         Some(changed) => Json(json!({"applied": true, "changed": changed})).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"applied": false}))).into_response(),
     }

@@ -159,7 +159,7 @@ impl<S: Store> LiveGuard<S> {
             }
             if disposition == Disposition::Applied {
                 let changed = changed_by(&command.command_id, decisions);
-                Arc::make_mut(&mut status.ops_applied).insert(&command.command_id, changed);
+                self.status.applied().insert(&command.command_id, changed);
             }
         }
     }

@@ -188,6 +188,7 @@ pub struct LiveGuard<S: Store> {
     view_stale: bool,
     /// When the `/state` view was last built.
     last_view: Instant,
+    latency: Latency,
     last_checkpoint: Instant,
     last_tick: Instant,
     last_lag: Instant,
@@ -250,6 +251,23 @@ struct Held {
     key: String,
     payload: Vec<u8>,
     received: Instant,
+}
+
+/// Fill received → command acknowledged, µs, recorded by the decision thread and
+/// shown in the status at checkpoints ([`LiveGuard::show_latency`]).
+struct Latency {
+    histogram: hdrhistogram::Histogram<u64>,
+    /// How many of its values the status shows.
+    shown: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            histogram: crate::live::status::Metrics::latency_histogram(),
+            shown: 0,
+        }
+    }
 }
 
 /// An assigned input partition and how far the guard has fetched it.
@@ -357,6 +375,7 @@ impl<S: Store> LiveGuard<S> {
         }
         // The last checkpoint's deletions of order records, sent after the last wait.
         kafka::wait_delivered(&self.producer, Duration::from_secs(5));
+        self.show_latency();
         self.status.edit().ready = false;
         self.status.publish();
         info!(

@@ -114,8 +114,7 @@ impl<S: Store> LiveGuard<S> {
                     self.mark_dirty();
                     if let Some(received) = self.outbox.acked(report.seq) {
                         let micros = received.elapsed().as_micros().clamp(1, 60_000_000) as u64;
-                        let mut status = self.status.edit();
-                        let _ = Arc::make_mut(&mut status.metrics.decision_latency).record(micros);
+                        let _ = self.latency.histogram.record(micros);
                     }
                 }
                 (Err(e), true) => {

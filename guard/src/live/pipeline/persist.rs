@@ -3,12 +3,23 @@
 use super::*;
 
 impl<S: Store> LiveGuard<S> {
+    /// Shows the decision latencies recorded since the last time in the status (a
+    /// copy of the histogram, for `/metrics`).
+    pub(super) fn show_latency(&mut self) {
+        let latency = &mut self.latency;
+        if latency.histogram.len() != latency.shown {
+            latency.shown = latency.histogram.len();
+            self.status.edit().metrics.decision_latency = Arc::new(latency.histogram.clone());
+        }
+    }
+
     /// Takes a checkpoint at a boundary of the order journal and writes it once the
     /// record that ends there is on the broker (at once when nothing new was applied);
     /// on success commits the covered offsets to Kafka. A local checkpoint so never
     /// holds an input order that a guard elsewhere could not find in the journal.
     pub fn checkpoint(&mut self) {
         self.last_checkpoint = Instant::now();
+        self.show_latency();
         self.collect_written();
         if self.prepared.is_some() || self.writer.busy() {
             self.try_save();

@@ -38,12 +38,7 @@ impl<S: Store> LiveGuard<S> {
         let fetch_queue = FetchQueue::new(&consumer);
         let wakeup = Wakeup::new(consumer.client(), producer.client(), Some(&fetch_queue))?;
         let input_watch = InputWatch::start(&config);
-        // Only a whole guard has one store to back up (scale-out: one per partition).
-        let exports = (config.role == Role::Whole).then(|| {
-            let (ask, answer) = std::sync::mpsc::channel();
-            status.edit().exports = Some(ask);
-            answer
-        });
+        let exports = exports(&config, &status);
         let mut guard = LiveGuard {
             case_scopes: restored.engine.state().scopes.clone(), // before `engine` moves
             trim,
@@ -76,6 +71,7 @@ impl<S: Store> LiveGuard<S> {
             turn_counts: TurnCounts::default(),
             view_stale: false,
             last_view: Instant::now(),
+            latency: Latency::default(),
             last_checkpoint: Instant::now(),
             last_tick: Instant::now() - TICK_EVERY,
             last_lag: Instant::now(),
@@ -391,6 +387,19 @@ impl Restored {
         self.engine.enable_seen_journal();
         self
     }
+}
+
+/// The channel `GET /snapshot` asks the store writer through. Only a whole guard has
+/// one store to back up (scale-out: one per partition).
+fn exports(
+    config: &LiveConfig,
+    status: &StatusHandle,
+) -> Option<std::sync::mpsc::Receiver<crate::live::status::ExportReply>> {
+    (config.role == Role::Whole).then(|| {
+        let (ask, answer) = std::sync::mpsc::channel();
+        status.edit().exports = Some(ask);
+        answer
+    })
 }
 
 /// Restores from the changelog's snapshot when it reaches further into the inputs

@@ -4,16 +4,18 @@
 //! no reader ever takes that lock) and publishes it once per turn of its loop
 //! ([`StatusHandle::publish`]): readers load the latest published status without a lock
 //! ([`StatusHandle::read`], an `ArcSwap`), so neither side ever waits for the other.
-//! The one exception is the casebook behind `GET /explain/ID`, too large to copy: it
-//! has a lock of its own ([`StatusHandle::cases`]), which the decision thread takes on
-//! a step that decided and a reader for one lookup.
+//! The exceptions are too large to copy once per turn: the casebook behind
+//! `GET /explain/ID` and the operators' orders applied lately behind
+//! `GET /ops/applied/ID` each have a lock of their own ([`StatusHandle::cases`],
+//! [`StatusHandle::applied`]), which the decision thread takes to add one entry and a
+//! reader for one lookup.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
-use super::Status;
+use super::{AppliedOrders, Status};
 use crate::live::casebook::Casebook;
 
 /// A handle to the shared status.
@@ -34,6 +36,7 @@ struct Shared {
     published: ArcSwap<Status>,
     demand: ViewDemand,
     cases: Mutex<Casebook>,
+    applied: Mutex<AppliedOrders>,
 }
 
 /// Whether a reader wants a fresh view, and whether the view is behind the state.
@@ -86,6 +89,14 @@ impl StatusHandle {
     /// decided, a reader looks one decision up.
     pub fn cases(&self) -> MutexGuard<'_, Casebook> {
         self.0.cases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The operators' orders applied lately (`GET /ops/applied/ID`): the decision
+    /// thread notes one, a reader looks one up. Behind a lock of its own: copied
+    /// with the status at every turn after an order, its 10,000 ids cost more than
+    /// the turn.
+    pub fn applied(&self) -> MutexGuard<'_, AppliedOrders> {
+        self.0.applied.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A reader wants the view as of now.
