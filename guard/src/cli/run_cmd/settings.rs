@@ -143,7 +143,7 @@ pub struct RunArgs {
     /// across partitions (tansu) otherwise lets a message overtake an earlier-stamped
     /// one of another topic, and a replay of the same messages by timestamp may then
     /// decide differently. Costs up to this much latency on every decision at the
-    /// live edge; a backlog is not held. 0 never waits. [default: 0s]
+    /// live edge; a backlog is not held. 0 never waits. [default: 0]
     #[arg(long, env = "GUARD_ORDER_GRACE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_grace: Option<String>,
