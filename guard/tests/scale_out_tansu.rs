@@ -427,20 +427,12 @@ struct Outputs {
 
 impl Outputs {
     fn new(brokers: &str, prefix: &str, partitions: i32) -> Outputs {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", "flowing-watcher")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for topic in ["guard_command", "risk_event"] {
-            for p in 0..partitions {
-                tpl.add_partition_offset(&format!("{prefix}{topic}"), p, Offset::Beginning)
-                    .unwrap();
-            }
-        }
-        consumer.assign(&tpl).unwrap();
+        let topics = ["guard_command", "risk_event"].map(|t| format!("{prefix}{t}"));
+        let assigned: Vec<(&str, i32)> = topics
+            .iter()
+            .flat_map(|t| (0..partitions).map(move |p| (t.as_str(), p)))
+            .collect();
+        let consumer = reader_from_start(brokers, &assigned);
         Outputs {
             consumer,
             command_topic: format!("{prefix}guard_command"),

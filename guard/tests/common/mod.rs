@@ -188,7 +188,7 @@ impl Tansu {
     /// in topic order, up to the end the broker reports now (the guard's heartbeat
     /// keeps writing to `guard_state`, so it never goes quiet).
     pub fn tombstoned_keys(&self, topic: &str) -> Vec<String> {
-        let consumer = reader_from_start(&self.brokers, topic, 0);
+        let consumer = reader_from_start(&self.brokers, &[(topic, 0)]);
         let (_, end) = consumer
             .fetch_watermarks(topic, 0, Duration::from_secs(10))
             .unwrap();
@@ -779,7 +779,7 @@ pub fn read_records(
     partition: i32,
     idle: Duration,
 ) -> Vec<(i64, Option<i64>, Vec<u8>)> {
-    let consumer = reader_from_start(brokers, topic, partition);
+    let consumer = reader_from_start(brokers, &[(topic, partition)]);
     let mut out = Vec::new();
     let mut last = Instant::now();
     while last.elapsed() < idle {
@@ -795,8 +795,9 @@ pub fn read_records(
     out
 }
 
-/// A consumer of `topic`/`partition` on `brokers`, assigned at its beginning.
-fn reader_from_start(brokers: &str, topic: &str, partition: i32) -> BaseConsumer {
+/// A consumer on `brokers` of each (topic, partition) of `partitions`, assigned at
+/// their beginnings.
+pub fn reader_from_start(brokers: &str, partitions: &[(&str, i32)]) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "test-reader")
@@ -804,8 +805,10 @@ fn reader_from_start(brokers: &str, topic: &str, partition: i32) -> BaseConsumer
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .unwrap();
+    for (topic, partition) in partitions {
+        tpl.add_partition_offset(topic, *partition, Offset::Beginning)
+            .unwrap();
+    }
     consumer.assign(&tpl).unwrap();
     consumer
 }

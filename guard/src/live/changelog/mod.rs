@@ -52,7 +52,7 @@ pub struct Lease {
     pub store: Option<String>,
 }
 
-pub(super) use super::merge::now_ms;
+use super::merge::now_ms;
 
 /// Tails the changelog and publishes the lease.
 pub struct Changelog {
