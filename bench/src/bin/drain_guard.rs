@@ -10,6 +10,9 @@
 //!               [--topic-prefix P] --messages N
 //!
 //! The other topics are P + their default names (`risk_event`, `guard_command`, …).
+//! `DRAIN_CHECKPOINT_MS=N` sets the guard's `--checkpoint-interval` (what a checkpoint
+//! carries grows with the drain's rate times the interval: a slow machine shows a
+//! fast drain's checkpoints with a longer interval).
 //! A thread reads the published status once a millisecond, without a lock (the guard
 //! publishes it once per turn).
 
@@ -84,6 +87,12 @@ fn config_of(args: &Args) -> LiveConfig {
     config.input_fetch_wait = kafka::MOCK_INPUT_FETCH_WAIT;
     config.topics.prefix(&args.prefix);
     config.topics.exec_result.clone_from(&args.exec_result);
+    if let Ok(ms) = std::env::var("DRAIN_CHECKPOINT_MS") {
+        let ms = ms
+            .parse()
+            .unwrap_or_else(|_| die("DRAIN_CHECKPOINT_MS takes milliseconds"));
+        config.checkpoint_interval = Duration::from_millis(ms);
+    }
     config
 }
 
