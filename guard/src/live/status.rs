@@ -37,6 +37,8 @@ pub struct Metrics {
     pub delivery_failures: u64,
     /// Heartbeats not sent or not delivered.
     pub heartbeat_failures: u64,
+    /// Changelog records the broker did not take (each gives the lineage up).
+    pub changelog_failures: u64,
     /// Checkpoints written, and failed.
     pub checkpoints: u64,
     /// Failed checkpoint writes.
@@ -69,6 +71,7 @@ impl Default for Metrics {
             risk_events: BTreeMap::new(),
             delivery_failures: 0,
             heartbeat_failures: 0,
+            changelog_failures: 0,
             checkpoints: 0,
             checkpoint_failures: 0,
             order_waits_expired: 0,
@@ -308,13 +311,6 @@ fn counters(m: &Metrics, out: &mut String) {
     for (stream, n) in &m.messages {
         line(format!("guard_messages_total{{stream=\"{stream}\"}} {n}"));
     }
-    line("# TYPE guard_invalid_messages_total counter".into());
-    line(format!("guard_invalid_messages_total {}", m.invalid));
-    line("# TYPE guard_duplicate_messages_total counter".into());
-    line(format!("guard_duplicate_messages_total {}", m.duplicates));
-    line("# HELP guard_other_env_fills_total Valid fills of another environment than the policy's env, ignored.".into());
-    line("# TYPE guard_other_env_fills_total counter".into());
-    line(format!("guard_other_env_fills_total {}", m.other_env));
     line("# TYPE guard_commands_total counter".into());
     for ((rule, action), n) in &m.commands {
         line(format!(
@@ -325,42 +321,26 @@ fn counters(m: &Metrics, out: &mut String) {
     for (kind, n) in &m.risk_events {
         line(format!("guard_risk_events_total{{kind=\"{kind}\"}} {n}"));
     }
-    line("# TYPE guard_delivery_failures_total counter".into());
-    line(format!(
-        "guard_delivery_failures_total {}",
-        m.delivery_failures
-    ));
-    line("# HELP guard_heartbeat_failures_total Heartbeats the broker did not take: gateways that hear none for their max_silence halt trading.".into());
-    line("# TYPE guard_heartbeat_failures_total counter".into());
-    line(format!(
-        "guard_heartbeat_failures_total {}",
-        m.heartbeat_failures
-    ));
-    line("# TYPE guard_checkpoints_total counter".into());
-    line(format!("guard_checkpoints_total {}", m.checkpoints));
-    line(format!(
-        "guard_checkpoint_failures_total {}",
-        m.checkpoint_failures
-    ));
-    line("# TYPE guard_order_waits_expired_total counter".into());
-    line(format!(
-        "guard_order_waits_expired_total {}",
-        m.order_waits_expired
-    ));
-    line("# HELP guard_inputs_applied_late_total Input messages applied after a later-stamped message of another input partition (the broker's watermark did not show them yet): a replay of the same messages by timestamp may decide differently.".into());
-    line("# TYPE guard_inputs_applied_late_total counter".into());
-    line(format!(
-        "guard_inputs_applied_late_total {}",
-        m.inputs_applied_late
-    ));
-    line("# TYPE guard_order_records_total counter".into());
-    line(format!("guard_order_records_total {}", m.order_records));
-    line("# HELP guard_order_replay_abandoned_total Restored input orders given up (a message never came back): decisions may then differ from those published.".into());
-    line("# TYPE guard_order_replay_abandoned_total counter".into());
-    line(format!(
-        "guard_order_replay_abandoned_total {}",
-        m.order_script_abandoned
-    ));
+    for (name, help, value) in [
+        ("guard_invalid_messages_total", "", m.invalid),
+        ("guard_duplicate_messages_total", "", m.duplicates),
+        ("guard_other_env_fills_total", "Valid fills of another environment than the policy's env, ignored.", m.other_env),
+        ("guard_delivery_failures_total", "", m.delivery_failures),
+        ("guard_heartbeat_failures_total", "Heartbeats the broker did not take: gateways that hear none for their max_silence halt trading.", m.heartbeat_failures),
+        ("guard_changelog_failures_total", "Changelog records the broker did not take: each gives its lineage up, and until the new lineage's first snapshot a takeover restores from its own store or the inputs.", m.changelog_failures),
+        ("guard_checkpoints_total", "", m.checkpoints),
+        ("guard_checkpoint_failures_total", "", m.checkpoint_failures),
+        ("guard_order_waits_expired_total", "", m.order_waits_expired),
+        ("guard_inputs_applied_late_total", "Input messages applied after a later-stamped message of another input partition (the broker's watermark did not show them yet): a replay of the same messages by timestamp may decide differently.", m.inputs_applied_late),
+        ("guard_order_records_total", "", m.order_records),
+        ("guard_order_replay_abandoned_total", "Restored input orders given up (a message never came back): decisions may then differ from those published.", m.order_script_abandoned),
+    ] {
+        if !help.is_empty() {
+            line(format!("# HELP {name} {help}"));
+        }
+        line(format!("# TYPE {name} counter"));
+        line(format!("{name} {value}"));
+    }
 }
 
 /// The gauges: paused scopes and consumer lag.

@@ -30,6 +30,8 @@ use super::order_log::{Earlier, Trim};
 
 #[cfg(test)]
 mod catch_up_tests;
+#[cfg(test)]
+mod delivery_tests;
 mod publish;
 mod reader;
 mod records;

@@ -4,11 +4,14 @@
 //! tombstones of the order records no published cut within the horizon needs
 //! ([`crate::live::order_log::Trim`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message as _};
 use tracing::{debug, warn};
 
 use super::records::{Publisher, Record};
@@ -32,11 +35,46 @@ const QUEUE_KBYTES: &str = "4096";
 /// each write, and the next checkpoint's write waits behind it.
 const PATIENCE: Duration = Duration::from_secs(1);
 
+/// The delivery reports of the changelog's records. Each record carries the epoch of
+/// the lineage it belongs to (0 for a tombstone, which no cut needs): a record of
+/// the current lineage that the broker did not take leaves a hole that no later
+/// manifest of the lineage can be restored over, so the writer gives the lineage up
+/// ([`ChangelogWriter::idle`]).
+#[derive(Clone, Default)]
+struct Reports {
+    /// Records not delivered, tombstones included.
+    failed: Arc<AtomicU64>,
+    /// The newest lineage epoch with a record not delivered (0: none).
+    failed_epoch: Arc<AtomicU64>,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
+        let Err((e, message)) = result else { return };
+        let failed = self.failed.fetch_add(1, Ordering::Relaxed);
+        let epoch = epoch as u64;
+        let first_of_lineage =
+            epoch != 0 && self.failed_epoch.fetch_max(epoch, Ordering::Relaxed) < epoch;
+        // Once per lineage, and once per 100 tombstones: an outage fails them all.
+        if first_of_lineage || (epoch == 0 && failed % 100 == 0) {
+            let key = message.key().map(String::from_utf8_lossy);
+            warn!(error = %e, key = ?key, "a changelog record was not delivered");
+        }
+    }
+}
+
 /// Publishes what the store writer wrote.
 pub struct ChangelogWriter {
     topic: String,
     group: String,
-    producer: BaseProducer,
+    producer: BaseProducer<Reports>,
+    reports: Reports,
+    /// Records not delivered, as last told the decision thread.
+    failures_told: u64,
     publisher: Publisher,
     /// The newest written checkpoint not yet in a manifest, with the number of the
     /// order record it was taken at.
@@ -60,10 +98,13 @@ impl ChangelogWriter {
         {
             client.set("queue.buffering.max.kbytes", QUEUE_KBYTES);
         }
+        let reports = Reports::default();
         Ok(ChangelogWriter {
             topic: config.topics.state.clone(),
             group: config.group_id.clone(),
-            producer: client.create()?,
+            producer: client.create_with_context(reports.clone())?,
+            reports,
+            failures_told: 0,
             publisher,
             pending: None,
             last_snapshot: None,
@@ -99,6 +140,8 @@ impl ChangelogWriter {
         seen: &SeenBlocks,
         full: Option<&SeenBlocks>,
     ) {
+        // A hole reported since: these blocks would extend a lineage no cut can use.
+        self.serve_reports();
         let (entries, full) = match full {
             Some(all) => (all, true),
             // Without its whole set first, a lineage's blocks would be a cut of
@@ -107,7 +150,12 @@ impl ChangelogWriter {
             None => (seen, false),
         };
         // One block at a time: encoded, handed over, dropped.
-        let send = sender(&self.producer, &self.topic, &self.group);
+        let send = sender(
+            &self.producer,
+            &self.topic,
+            &self.group,
+            self.publisher.epoch(),
+        );
         if !self.publisher.blocks_each(entries, full, send) {
             self.lost();
             return;
@@ -116,8 +164,12 @@ impl ChangelogWriter {
         self.idle();
     }
 
-    /// Publishes the pending state when it is due; serves delivery reports.
+    /// Publishes the pending state when it is due; serves delivery reports first: a
+    /// record of this lineage the broker did not take gives the lineage up (the next
+    /// checkpoint starts a new one with the whole dedup set), so a hole never lasts
+    /// past the next checkpoint.
     pub fn idle(&mut self) {
+        self.serve_reports();
         if self.pending.is_some()
             && self
                 .last_snapshot
@@ -126,6 +178,35 @@ impl ChangelogWriter {
             self.publish_pending();
         }
         self.producer.poll(Duration::ZERO);
+    }
+
+    /// Serves the delivery reports that came, and gives the lineage up when one of its
+    /// records was not delivered.
+    fn serve_reports(&mut self) {
+        self.producer.poll(Duration::ZERO);
+        if self.reports.failed_epoch.load(Ordering::Relaxed) >= self.publisher.epoch() {
+            warn!(
+                epoch = self.publisher.epoch(),
+                "a changelog record of this lineage was not delivered: a new lineage starts with the next checkpoint"
+            );
+            self.publisher.restart();
+            self.pending = None;
+        }
+    }
+
+    /// Records handed to the producer and not yet answered by the broker.
+    #[cfg(test)]
+    pub(super) fn in_flight(&self) -> i32 {
+        use rdkafka::producer::Producer as _;
+        self.producer.in_flight_count()
+    }
+
+    /// How many of its records the broker did not take since the last call.
+    pub fn new_failures(&mut self) -> u64 {
+        let failed = self.reports.failed.load(Ordering::Relaxed);
+        let new = failed - self.failures_told;
+        self.failures_told = failed;
+        new
     }
 
     fn publish_pending(&mut self) {
@@ -142,7 +223,12 @@ impl ChangelogWriter {
         checkpoint.order_runs = self.trim.leftovers(record, checkpoint.journal_from);
         // Each record goes to the producer as it is made.
         let mut records = 0usize;
-        let mut send = sender(&self.producer, &self.topic, &self.group);
+        let mut send = sender(
+            &self.producer,
+            &self.topic,
+            &self.group,
+            self.publisher.epoch(),
+        );
         let sent = self.publisher.snapshot_each(&checkpoint, |record| {
             records += 1;
             send(record)
@@ -191,28 +277,41 @@ impl ChangelogWriter {
         if !kafka::wait_delivered(&self.producer, Duration::from_secs(5)) {
             warn!("the changelog's last records may not be on the broker");
         }
+        if self.reports.failed_epoch.load(Ordering::Relaxed) >= self.publisher.epoch() {
+            warn!("the changelog's last lineage has a record the broker did not take: its snapshot is incomplete");
+        }
     }
 }
 
 /// Hands a record to the changelog's producer under the instance group's key prefix
-/// ([`send_waiting`]).
+/// ([`send_waiting`]), marked with lineage `epoch` (a tombstone with 0: see
+/// [`Reports`]).
 fn sender<'a>(
-    producer: &'a BaseProducer,
+    producer: &'a BaseProducer<Reports>,
     topic: &'a str,
     group: &'a str,
+    epoch: u64,
 ) -> impl FnMut(Record) -> bool + 'a {
     move |record| {
         let key = format!("{group}/{}", record.key);
-        send_waiting(producer, topic, &key, record.payload.as_deref())
+        let mark = if record.payload.is_some() { epoch } else { 0 };
+        send_waiting(producer, topic, &key, record.payload.as_deref(), mark)
     }
 }
 
 /// Whether the producer took the record (waiting for room while the broker
 /// acknowledges earlier ones, up to [`PATIENCE`]).
-fn send_waiting(producer: &BaseProducer, topic: &str, key: &str, payload: Option<&[u8]>) -> bool {
+fn send_waiting(
+    producer: &BaseProducer<Reports>,
+    topic: &str,
+    key: &str,
+    payload: Option<&[u8]>,
+    epoch: u64,
+) -> bool {
     let since = Instant::now();
+    let epoch = usize::try_from(epoch).unwrap_or(usize::MAX);
     while since.elapsed() < PATIENCE {
-        let mut message = BaseRecord::<str, [u8]>::to(topic).key(key);
+        let mut message = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, epoch).key(key);
         if let Some(payload) = payload {
             message = message.payload(payload);
         }

@@ -259,6 +259,11 @@ impl Publisher {
         self.chunks = chunks;
     }
 
+    /// The lineage's epoch (a restart takes the next).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Whether the lineage still needs the whole dedup set (its first checkpoint).
     pub fn wants_full(&self) -> bool {
         !self.started

@@ -146,9 +146,13 @@ impl<S: Store> LiveGuard<S> {
             result,
             took,
             wants_full,
+            changelog_failures,
             cut,
         } = written;
         self.publish_full = wants_full;
+        if changelog_failures > 0 {
+            self.status.edit().metrics.changelog_failures += changelog_failures;
+        }
         match result {
             Ok(()) => {
                 self.last_persisted = Instant::now();

@@ -45,6 +45,8 @@ pub(super) struct Written {
     pub took: Duration,
     /// The changelog needs every dedup id with the next checkpoint.
     pub wants_full: bool,
+    /// Changelog records the broker did not take since the last report.
+    pub changelog_failures: u64,
     /// Where the checkpoint stands for deleting order records: its forgetting floor,
     /// where its order records begin and the record it was taken at.
     pub cut: (Option<i64>, Option<i64>, u64),
@@ -96,6 +98,7 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
         result,
         took,
         wants_full: changelog.as_ref().is_some_and(ChangelogWriter::wants_full),
+        changelog_failures: changelog.as_mut().map_or(0, ChangelogWriter::new_failures),
         cut,
     }
 }
@@ -189,6 +192,7 @@ impl<S: Store> Writer<S> {
                 )),
                 took: Duration::ZERO,
                 wants_full: job.full.is_some(),
+                changelog_failures: 0,
                 cut: (None, None, 0),
             });
         }
