@@ -89,7 +89,9 @@ fn a_record_the_broker_did_not_take_gives_the_lineage_up_and_the_next_restores_w
     let all = ids(0, 170);
     writer.written(checkpoint(4), 4, &ids(160, 170), Some(&all));
     assert!(!writer.wants_full());
-    writer.close();
+    // Its state and manifest go out at most once a second.
+    idle_until(&mut writer, |w| !w.holds_pending() && w.in_flight() == 0);
+    assert_eq!(writer.new_failures(), 0, "the new lineage is on the broker");
 
     let mut standby = Changelog::open(&config(&brokers, "vm-b")).expect("opened");
     assert!(standby.catch_up(Duration::from_secs(2)));
@@ -98,4 +100,20 @@ fn a_record_the_broker_did_not_take_gives_the_lineage_up_and_the_next_restores_w
     assert_eq!(published.checkpoint.engine, checkpoint(4).engine);
     let seen: Vec<SeenEntry> = published.seen.iter().collect();
     assert_eq!(seen, all.iter().collect::<Vec<_>>());
+
+    // Refused again soon after: that lineage is given up too, but the next waits
+    // (each starts with the whole dedup set, which must not go out at every
+    // checkpoint while the broker refuses the changelog).
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 1],
+    );
+    writer.written(checkpoint(5), 5, &ids(170, 180), None);
+    idle_until(&mut writer, ChangelogWriter::backing_off);
+    assert!(
+        writer.backing_off(),
+        "a second lineage lost in a row backs off"
+    );
+    assert!(!writer.wants_full(), "no whole set is asked for meanwhile");
+    writer.close();
 }

@@ -35,6 +35,50 @@ const QUEUE_KBYTES: &str = "4096";
 /// each write, and the next checkpoint's write waits behind it.
 const PATIENCE: Duration = Duration::from_secs(1);
 
+/// How long a lineage must have lasted for its loss to count as a first one again.
+const STEADY: Duration = Duration::from_secs(60);
+/// The wait before the second of lineages given up in a row; doubled with each more.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait between two lineages.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// When a new lineage may start after one was given up. Every lineage starts with
+/// the whole dedup set (copied on the decision thread, then sent), so while the
+/// broker keeps refusing the changelog, lineages must not follow one another at
+/// every checkpoint: the first starts at once, the next after 5 s, then 10, 20 …
+/// up to 60 s, and a lineage that lasted [`STEADY`] makes its loss a first again.
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Lineages given up in a row.
+    in_a_row: u32,
+    /// When the last one was given up, and when the next may start (a lineage that
+    /// lasts from there for [`STEADY`] is a steady one).
+    last: Option<(Instant, Instant)>,
+}
+
+impl Backoff {
+    fn gave_up(&mut self, now: Instant) {
+        if self
+            .last
+            .is_none_or(|(_, next)| now.saturating_duration_since(next) >= STEADY)
+        {
+            self.in_a_row = 0;
+        }
+        self.in_a_row += 1;
+        let wait = match self.in_a_row {
+            1 => Duration::ZERO,
+            n => FIRST_BACKOFF
+                .saturating_mul(1 << (n - 2).min(16))
+                .min(MAX_BACKOFF),
+        };
+        self.last = Some((now, now + wait));
+    }
+
+    fn ready(&self, now: Instant) -> bool {
+        self.last.is_none_or(|(_, next)| now >= next)
+    }
+}
+
 /// The delivery reports of the changelog's records. Each record carries the epoch of
 /// the lineage it belongs to (0 for a tombstone, which no cut needs): a record of
 /// the current lineage that the broker did not take leaves a hole that no later
@@ -75,6 +119,7 @@ pub struct ChangelogWriter {
     reports: Reports,
     /// Records not delivered, as last told the decision thread.
     failures_told: u64,
+    backoff: Backoff,
     publisher: Publisher,
     /// The newest written checkpoint not yet in a manifest, with the number of the
     /// order record it was taken at.
@@ -105,6 +150,7 @@ impl ChangelogWriter {
             producer: client.create_with_context(reports.clone())?,
             reports,
             failures_told: 0,
+            backoff: Backoff::default(),
             publisher,
             pending: None,
             last_snapshot: None,
@@ -124,10 +170,10 @@ impl ChangelogWriter {
         }
     }
 
-    /// Whether the next checkpoint must carry the whole dedup set (the lineage's
-    /// first).
+    /// Whether the next checkpoint must carry the whole dedup set (a new lineage's
+    /// first, once its [`Backoff`] lets it start).
     pub fn wants_full(&self) -> bool {
-        self.publisher.wants_full()
+        self.publisher.wants_full() && self.backoff.ready(Instant::now())
     }
 
     /// A checkpoint is in the store, taken at this life's order record `record`: its
@@ -185,13 +231,35 @@ impl ChangelogWriter {
     fn serve_reports(&mut self) {
         self.producer.poll(Duration::ZERO);
         if self.reports.failed_epoch.load(Ordering::Relaxed) >= self.publisher.epoch() {
-            warn!(
-                epoch = self.publisher.epoch(),
-                "a changelog record of this lineage was not delivered: a new lineage starts with the next checkpoint"
-            );
-            self.publisher.restart();
-            self.pending = None;
+            self.give_up("a changelog record of this lineage was not delivered");
         }
+    }
+
+    /// Gives the lineage up: its records can no longer make a complete cut. The next
+    /// starts with a checkpoint when the backoff allows.
+    fn give_up(&mut self, why: &str) {
+        self.backoff.gave_up(Instant::now());
+        let wait = self.backoff.last.map(|(at, next)| next - at);
+        warn!(
+            epoch = self.publisher.epoch(),
+            lineages_lost_in_a_row = self.backoff.in_a_row,
+            new_lineage_in = ?wait,
+            "{why}: the changelog's snapshot lineage is given up, a new one starts with a later checkpoint"
+        );
+        self.publisher.restart();
+        self.pending = None;
+    }
+
+    /// Whether a written checkpoint waits for its state and manifest to go out.
+    #[cfg(test)]
+    pub(super) fn holds_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Whether a lineage was given up and the next waits for its backoff.
+    #[cfg(test)]
+    pub(super) fn backing_off(&self) -> bool {
+        self.publisher.wants_full() && !self.backoff.ready(Instant::now())
     }
 
     /// Records handed to the producer and not yet answered by the broker.
@@ -264,11 +332,7 @@ impl ChangelogWriter {
 
     /// A record was not published: this lineage is given up.
     fn lost(&mut self) {
-        warn!(
-            "a changelog record was not published: a new lineage starts with the next checkpoint"
-        );
-        self.publisher.restart();
-        self.pending = None;
+        self.give_up("a changelog record was not published");
     }
 
     /// Publishes what is pending and waits for the broker to have it (a clean stop).
@@ -328,4 +392,33 @@ fn send_waiting(
     }
     warn!(key, "the changelog producer stayed full");
     false
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn lineages_lost_in_a_row_wait_longer_each_time_and_a_steady_one_resets_the_wait() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut backoff = Backoff::default();
+        assert!(backoff.ready(t0), "no lineage lost yet");
+        backoff.gave_up(t0);
+        assert!(backoff.ready(t0), "the first loss: a new lineage at once");
+        // Lost again soon after: 5 s, then 10, 20, 40, and never more than 60.
+        let mut at = t0;
+        for wait in [5, 10, 20, 40, 60, 60] {
+            at += s(1);
+            backoff.gave_up(at);
+            assert!(!backoff.ready(at + s(wait) - Duration::from_millis(1)));
+            assert!(backoff.ready(at + s(wait)), "after {wait} s");
+            at += s(wait);
+        }
+        // A lineage that lasted a minute: its loss is a first one again.
+        at += STEADY;
+        backoff.gave_up(at);
+        assert!(backoff.ready(at));
+        assert_eq!(backoff.in_a_row, 1);
+    }
 }
