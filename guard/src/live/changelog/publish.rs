@@ -188,12 +188,14 @@ impl ChangelogWriter {
     ) {
         // A hole reported since: these blocks would extend a lineage no cut can use.
         self.serve_reports();
-        let (entries, full) = match full {
-            Some(all) => (all, true),
+        let (entries, full) = match (full, self.publisher.wants_full()) {
+            (Some(all), true) => (all, true),
             // Without its whole set first, a lineage's blocks would be a cut of
-            // nothing: the next checkpoint brings it.
-            None if self.publisher.wants_full() => return,
-            None => (seen, false),
+            // nothing: a later checkpoint brings it.
+            (None, true) => return,
+            // A whole set for a lineage already started (asked for twice) would
+            // count every id twice: only the new ones.
+            (_, false) => (seen, false),
         };
         // One block at a time: encoded, handed over, dropped.
         let send = sender(

@@ -33,6 +33,16 @@ impl<S: Store> LiveGuard<S> {
         self.producer.poll(Duration::ZERO);
         self.handle_deliveries();
         self.show_turn();
+        if !self.dirty
+            && self.prepared.is_none()
+            && !self.writer.busy()
+            && self.writer.lineage_wanted()
+        {
+            // The changelog gave its lineage up after its last checkpoint was answered:
+            // the next starts with a checkpoint, whether or not more input comes.
+            self.dirty = true;
+            self.publish_full = true;
+        }
         // Not while a decision waits for its order record: it goes out first.
         if self.dirty
             && self.last_checkpoint.elapsed() >= self.config.checkpoint_interval

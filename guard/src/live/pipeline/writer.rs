@@ -8,7 +8,9 @@
 //! new dedup ids on to the next. The decision thread learns the outcome from
 //! [`Writer::finished`] on a later turn and only then commits the covered offsets.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,6 +63,11 @@ pub(super) struct Writer<S> {
     in_flight: Option<Instant>,
     /// A job the writer could not take (its thread is gone), reported as failed.
     refused: Option<Written>,
+    /// Kept by the writer thread: whether the changelog wants a new lineage started: a
+    /// lineage it gave up between two checkpoints (a delivery report that came late)
+    /// would otherwise wait for the next input, which a quiet market may not send for
+    /// hours, and no standby could restore a snapshot meanwhile.
+    lineage_wanted: Arc<AtomicBool>,
 }
 
 /// Writes one job to the store, then to the changelog when the store has it.
@@ -116,6 +123,8 @@ impl<S: Store> Writer<S> {
     ) -> Self {
         let (jobs, inbox) = mpsc::sync_channel::<Job>(1);
         let (report, done) = mpsc::channel::<Written>();
+        let lineage_wanted = Arc::new(AtomicBool::new(false));
+        let wanted = Arc::clone(&lineage_wanted);
         let thread = std::thread::Builder::new()
             .name("guard-store-writer".into())
             .spawn(move || {
@@ -125,13 +134,18 @@ impl<S: Store> Writer<S> {
                 loop {
                     match inbox.recv_timeout(IDLE_EVERY) {
                         Ok(job) => {
-                            if report.send(write(&mut store, &mut changelog, job)).is_err() {
+                            let written = write(&mut store, &mut changelog, job);
+                            // Before the report: a decision thread that sees the job
+                            // answered never reads the wish from before it.
+                            wanted.store(written.wants_full, Ordering::Relaxed);
+                            if report.send(written).is_err() {
                                 break;
                             }
                         }
                         Err(RecvTimeoutError::Timeout) => {
                             if let Some(changelog) = changelog.as_mut() {
                                 changelog.idle();
+                                wanted.store(changelog.wants_full(), Ordering::Relaxed);
                             }
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -152,7 +166,14 @@ impl<S: Store> Writer<S> {
             thread: Some(thread),
             in_flight: None,
             refused: None,
+            lineage_wanted,
         }
+    }
+
+    /// Whether the changelog wants a checkpoint with the whole dedup set, to start a
+    /// new lineage (as of the writer's last job or idle turn).
+    pub fn lineage_wanted(&self) -> bool {
+        self.lineage_wanted.load(Ordering::Relaxed)
     }
 
     /// Whether a checkpoint is being written.
@@ -239,5 +260,86 @@ impl<S: Store> Writer<S> {
             Ok(store) => store,
             Err(panic) => std::panic::resume_unwind(panic),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::{Writer, Written};
+    use crate::live::changelog::Changelog;
+    use crate::live::config::LiveConfig;
+    use crate::live::store::{Checkpoint, MemStore, SeenBlocks, SeenEntry};
+
+    fn ids(from: u64, to: u64) -> SeenBlocks {
+        (from..to)
+            .map(|i| SeenEntry::new(u128::from(i) << 64, i as i64))
+            .collect()
+    }
+
+    fn written(writer: &mut Writer<MemStore>) -> Written {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(written) = writer.finished() {
+                return written;
+            }
+            assert!(Instant::now() < deadline, "the writer did not answer");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The broker's refusal is reported after the checkpoint's write was answered,
+    /// and no checkpoint follows (no new input): the writer still asks for one.
+    #[test]
+    fn a_lineage_given_up_after_its_checkpoint_was_answered_asks_for_a_checkpoint() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        let mut config = LiveConfig::new(mock.bootstrap_servers(), "unused");
+        config.instance = "vm-a".into();
+        mock.create_topic(&config.topics.state, 1, 1)
+            .expect("topic");
+        let changelog = Changelog::open(&config)
+            .expect("opened")
+            .activate()
+            .expect("writer");
+        let mut writer = Writer::start(MemStore::default(), Some(changelog), None);
+        let checkpoint = |seq: u64| Checkpoint {
+            seq,
+            engine: b"{}".to_vec(),
+            ..Checkpoint::default()
+        };
+
+        let all = ids(0, 100);
+        writer.submit(checkpoint(1), 0, all.clone(), Some(all));
+        assert!(written(&mut writer).result.is_ok());
+        // Its records on the broker before the refusal (the writer serves delivery
+        // reports while idle, every 200 ms).
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(!writer.lineage_wanted(), "the lineage stands");
+
+        mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 1],
+        );
+        writer.submit(checkpoint(2), 0, ids(100, 110), None);
+        assert!(written(&mut writer).result.is_ok());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !writer.lineage_wanted() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            writer.lineage_wanted(),
+            "a lineage given up asks for a checkpoint to start the next"
+        );
+
+        // The checkpoint with the whole set starts the next lineage: no more asked.
+        let all = ids(0, 120);
+        writer.submit(checkpoint(3), 0, ids(110, 120), Some(all));
+        assert!(!written(&mut writer).wants_full);
+        assert!(!writer.lineage_wanted(), "answered before the report");
+        drop(writer.into_store());
     }
 }
