@@ -188,7 +188,7 @@ pub fn state_text(engine: &Engine) -> StateText {
                 .iter()
                 .map(|b| BreachView {
                     fill_id: &b.fill_id,
-                    strategy_id: &b.strategy_id,
+                    strategy_id: b.strategy(group),
                     ts: b.ts,
                 })
                 .collect(),

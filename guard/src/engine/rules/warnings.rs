@@ -86,7 +86,7 @@ impl LastWarnings {
         }
         self.note(group, ts);
         let run = &breaches[start..start + trip_at - 1];
-        Some(run.iter().map(|b| b.fill_id.clone()).collect())
+        Some(run.iter().map(|b| String::from(&*b.fill_id)).collect())
     }
 
     /// Forgets `group`'s last warning (it tripped, or was reset).

@@ -93,7 +93,7 @@ impl FillIndex {
         let held: HashSet<&str> = rules
             .slippage
             .groups()
-            .flat_map(|(_, breaches)| breaches.iter().map(|b| b.fill_id.as_str()))
+            .flat_map(|(_, breaches)| breaches.iter().map(|b| &*b.fill_id))
             .chain(
                 rules
                     .streaks

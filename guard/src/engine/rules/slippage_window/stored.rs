@@ -35,7 +35,12 @@ enum Written<'a> {
 enum Read {
     Own(Timestamp, u64, String),
     Other(Timestamp, u64, String, String),
-    Object(Breach),
+    Object {
+        ts: Timestamp,
+        seq: u64,
+        fill_id: String,
+        strategy_id: String,
+    },
 }
 
 /// One group's breaches, written against its name.
@@ -47,10 +52,11 @@ struct Group<'a> {
 impl Serialize for Group<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.breaches.iter().map(|b| {
-            if self.name == Some(b.strategy_id.as_str()) {
+            let strategy = b.strategy(self.name);
+            if self.name == Some(strategy) {
                 Written::Own(&b.ts, b.seq, &b.fill_id)
             } else {
-                Written::Other(&b.ts, b.seq, &b.fill_id, &b.strategy_id)
+                Written::Other(&b.ts, b.seq, &b.fill_id, strategy)
             }
         }))
     }
@@ -81,24 +87,23 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> 
     for (name, read) in pairs {
         let mut breaches = Vec::with_capacity(read.len());
         for breach in read {
+            let group = name.as_deref();
             breaches.push(match breach {
-                Read::Own(ts, seq, fill_id) => Breach {
-                    ts,
-                    seq,
-                    fill_id,
-                    strategy_id: name.clone().ok_or_else(|| {
+                Read::Own(ts, seq, fill_id) => {
+                    let strategy = group.ok_or_else(|| {
                         D::Error::custom(
                             "a breach of the global slippage window must name its strategy",
                         )
-                    })?,
-                },
-                Read::Other(ts, seq, fill_id, strategy_id) => Breach {
+                    })?;
+                    Breach::new(ts, seq, &fill_id, strategy, group)
+                }
+                Read::Other(ts, seq, fill_id, strategy_id)
+                | Read::Object {
                     ts,
                     seq,
                     fill_id,
                     strategy_id,
-                },
-                Read::Object(breach) => breach,
+                } => Breach::new(ts, seq, &fill_id, &strategy_id, group),
             });
         }
         groups.insert(name, breaches);
@@ -113,13 +118,8 @@ mod tests {
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Holder(#[serde(with = "super")] Groups);
 
-    fn breach(ms: i64, seq: u64, fill: &str, strategy: &str) -> Breach {
-        Breach {
-            ts: Timestamp::from_millis(ms),
-            seq,
-            fill_id: fill.into(),
-            strategy_id: strategy.into(),
-        }
+    fn breach(ms: i64, seq: u64, fill: &str, strategy: &str, group: Option<&str>) -> Breach {
+        Breach::new(Timestamp::from_millis(ms), seq, fill, strategy, group)
     }
 
     fn holder() -> Holder {
@@ -127,15 +127,15 @@ mod tests {
             (
                 Some("alpha".to_owned()),
                 vec![
-                    breach(1_000, 1, "f1", "alpha"),
-                    breach(2_000, 3, "f3", "alpha"),
+                    breach(1_000, 1, "f1", "alpha", Some("alpha")),
+                    breach(2_000, 3, "f3", "alpha", Some("alpha")),
                 ],
             ),
             (
                 None,
                 vec![
-                    breach(1_500, 2, "f2", "beta"),
-                    breach(2_500, 4, "f4", "gamma"),
+                    breach(1_500, 2, "f2", "beta", None),
+                    breach(2_500, 4, "f4", "gamma", None),
                 ],
             ),
         ]))
