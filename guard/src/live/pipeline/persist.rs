@@ -145,11 +145,9 @@ impl<S: Store> LiveGuard<S> {
             seen,
             result,
             took,
-            wants_full,
             changelog_failures,
             cut,
         } = written;
-        self.publish_full = wants_full;
         if changelog_failures > 0 {
             self.status.edit().metrics.changelog_failures += changelog_failures;
         }

@@ -33,13 +33,10 @@ impl<S: Store> LiveGuard<S> {
         self.producer.poll(Duration::ZERO);
         self.handle_deliveries();
         self.show_turn();
-        if !self.dirty
-            && self.prepared.is_none()
-            && !self.writer.busy()
-            && self.writer.lineage_wanted()
-        {
-            // The changelog gave its lineage up after its last checkpoint was answered:
-            // the next starts with a checkpoint, whether or not more input comes.
+        if self.prepared.is_none() && !self.writer.busy() && self.writer.lineage_wanted() {
+            // The changelog wants a new lineage (it gave one up, or its backoff is
+            // over): the next checkpoint carries the whole dedup set, and comes whether
+            // or not more input does.
             self.dirty = true;
             self.publish_full = true;
         }

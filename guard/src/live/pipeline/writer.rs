@@ -45,8 +45,6 @@ pub(super) struct Written {
     pub result: Result<(), StoreError>,
     /// How long the write took, fsync included.
     pub took: Duration,
-    /// The changelog needs every dedup id with the next checkpoint.
-    pub wants_full: bool,
     /// Changelog records the broker did not take since the last report.
     pub changelog_failures: u64,
     /// Where the checkpoint stands for deleting order records: its forgetting floor,
@@ -104,7 +102,6 @@ fn write<S: Store>(store: &mut S, changelog: &mut Option<ChangelogWriter>, job: 
         seen: job.seen,
         result,
         took,
-        wants_full: changelog.as_ref().is_some_and(ChangelogWriter::wants_full),
         changelog_failures: changelog.as_mut().map_or(0, ChangelogWriter::new_failures),
         cut,
     }
@@ -137,7 +134,8 @@ impl<S: Store> Writer<S> {
                             let written = write(&mut store, &mut changelog, job);
                             // Before the report: a decision thread that sees the job
                             // answered never reads the wish from before it.
-                            wanted.store(written.wants_full, Ordering::Relaxed);
+                            let wants = changelog.as_ref().is_some_and(ChangelogWriter::wants_full);
+                            wanted.store(wants, Ordering::Relaxed);
                             if report.send(written).is_err() {
                                 break;
                             }
@@ -212,7 +210,6 @@ impl<S: Store> Writer<S> {
                     "the store writer thread is gone".into(),
                 )),
                 took: Duration::ZERO,
-                wants_full: job.full.is_some(),
                 changelog_failures: 0,
                 cut: (None, None, 0),
             });
@@ -338,7 +335,7 @@ mod tests {
         // The checkpoint with the whole set starts the next lineage: no more asked.
         let all = ids(0, 120);
         writer.submit(checkpoint(3), 0, ids(110, 120), Some(all));
-        assert!(!written(&mut writer).wants_full);
+        assert!(written(&mut writer).result.is_ok());
         assert!(!writer.lineage_wanted(), "answered before the report");
         drop(writer.into_store());
     }

@@ -43,21 +43,15 @@ enum Read {
     },
 }
 
-/// One group's breaches, written against its name.
-struct Group<'a> {
-    name: Option<&'a str>,
-    breaches: &'a [Breach],
-}
+/// One group's breaches, each in its short form: its strategy named only where the
+/// group does not name it ([`Breach::other_strategy`]).
+struct Group<'a>(&'a [Breach]);
 
 impl Serialize for Group<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.breaches.iter().map(|b| {
-            let strategy = b.strategy(self.name);
-            if self.name == Some(strategy) {
-                Written::Own(&b.ts, b.seq, &b.fill_id)
-            } else {
-                Written::Other(&b.ts, b.seq, &b.fill_id, strategy)
-            }
+        s.collect_seq(self.0.iter().map(|b| match &b.other_strategy {
+            None => Written::Own(&b.ts, b.seq, &b.fill_id),
+            Some(strategy) => Written::Other(&b.ts, b.seq, &b.fill_id, strategy),
         }))
     }
 }
@@ -67,13 +61,11 @@ impl Serialize for Group<'_> {
 /// # Errors
 /// Whatever the serializer reports.
 pub fn serialize<S: Serializer>(groups: &Groups, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(groups.iter().map(|(name, breaches)| {
-        let group = Group {
-            name: name.as_deref(),
-            breaches,
-        };
-        (name, group)
-    }))
+    s.collect_seq(
+        groups
+            .iter()
+            .map(|(name, breaches)| (name, Group(breaches))),
+    )
 }
 
 /// Reads the groups back, in the short form or as objects.
