@@ -54,6 +54,8 @@ pub fn run<S: Store>(
             changelog.poll(Duration::from_millis(100));
         }
         info!(instance = %config.instance, "taking the active role");
+        // Before restoring, which takes a while: a peer starting meanwhile sees it.
+        changelog.announce();
         let snapshot = changelog.latest();
         // From here on the store writer publishes the changelog; this instance reads
         // back only the lease.
@@ -83,7 +85,11 @@ pub fn run<S: Store>(
         };
         guard.shutdown();
         beacon.stand_down();
-        changelog.publish_lease();
+        // Stepping down, it says nothing more: its lease would keep a standby from
+        // taking over from the instance that stays, should that one die now.
+        if !stepped_down {
+            changelog.publish_lease();
+        }
         // The writer publishes its last snapshot before it hands the store back.
         store = guard.into_store();
         changelog.flush();

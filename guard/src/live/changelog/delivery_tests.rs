@@ -13,13 +13,13 @@ use super::{Changelog, ChangelogWriter};
 use crate::live::config::LiveConfig;
 use crate::live::store::{Checkpoint, SeenBlocks, SeenEntry};
 
-fn config(brokers: &str, instance: &str) -> LiveConfig {
+pub(super) fn config(brokers: &str, instance: &str) -> LiveConfig {
     let mut config = LiveConfig::new(brokers, "unused");
     config.instance = instance.to_owned();
     config
 }
 
-fn checkpoint(seq: u64) -> Checkpoint {
+pub(super) fn checkpoint(seq: u64) -> Checkpoint {
     Checkpoint {
         seq,
         engine: format!(r#"{{"seq":{seq}}}"#).into_bytes(),
@@ -29,14 +29,14 @@ fn checkpoint(seq: u64) -> Checkpoint {
 }
 
 /// Ids `from..to`, one per event second.
-fn ids(from: u64, to: u64) -> SeenBlocks {
+pub(super) fn ids(from: u64, to: u64) -> SeenBlocks {
     (from..to)
         .map(|i| SeenEntry::new(u128::from(i) << 64, i as i64))
         .collect()
 }
 
 /// Lets the writer serve its delivery reports until `done` says so, at most 10 s.
-fn idle_until(writer: &mut ChangelogWriter, done: impl Fn(&ChangelogWriter) -> bool) {
+pub(super) fn idle_until(writer: &mut ChangelogWriter, done: impl Fn(&ChangelogWriter) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !done(writer) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

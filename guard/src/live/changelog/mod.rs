@@ -13,8 +13,12 @@
 //! arrived for `lease_timeout`, restoring the newest snapshot whose every part is
 //! present and matches its manifest. Two instances that both believe they are active
 //! publish the same deterministic ids, so the worst case is harmless duplicates until
-//! the one with the larger instance name steps down.
+//! the one with the larger instance name steps down; the one that stays starts a new
+//! lineage when it reads the other's (whose tombstones may have hit its blocks).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -36,10 +40,13 @@ mod publish;
 mod reader;
 mod records;
 #[cfg(test)]
+mod rival_tests;
+#[cfg(test)]
 mod tests;
 
 pub use publish::ChangelogWriter;
 pub use reader::{ReadError, Reader};
+use records::Manifest;
 pub use records::{Published, Publisher, Record, FORMAT};
 
 /// What the active guard says every second.
@@ -56,13 +63,27 @@ pub struct Lease {
 
 use super::merge::now_ms;
 
+/// A manifest read while active, when it is a rival's. One of another instance's
+/// lineage means two instances believe they are active: the newer one's first
+/// manifest is followed by tombstones of every block it had read, this instance's
+/// lineage's among them, so no later manifest of that lineage is complete. The
+/// instance that stays (the smaller name: the other steps down once it sees this
+/// one's lease) has its store writer start a new lineage above the rival's epoch,
+/// once per rival lineage; the one that steps down does nothing.
+fn rival(own: &str, payload: Option<&[u8]>) -> Option<Manifest> {
+    let manifest = serde_json::from_slice::<Manifest>(payload?).ok()?;
+    let (_, instance) = manifest.lineage.split_once('.')?;
+    (instance > own).then_some(manifest)
+}
+
 /// Tails the changelog and publishes the lease.
 pub struct Changelog {
     config: LiveConfig,
     consumer: BaseConsumer,
     producer: BaseProducer,
     reader: Reader,
-    last_lease: Option<(Lease, Instant)>,
+    /// The newest lease of each instance read, and when it was read.
+    leases: BTreeMap<String, (Lease, Instant)>,
     last_lease_sent: Option<Instant>,
     active: bool,
     /// The offset after the last record read.
@@ -72,6 +93,10 @@ pub struct Changelog {
     /// The order records of the guard's lives read so far (deleted by the next
     /// active lineage once no snapshot within the horizon needs them).
     order_records: Earlier,
+    /// Rival lineages read while active ([`Changelog::note_rival`]), and the newest
+    /// epoch among those the store writer has not answered yet (0: none).
+    rivals: BTreeSet<String>,
+    rival_epoch: Arc<AtomicU64>,
 }
 
 impl Changelog {
@@ -97,12 +122,14 @@ impl Changelog {
             consumer,
             producer,
             reader: Reader::default(),
-            last_lease: None,
+            leases: BTreeMap::new(),
             last_lease_sent: None,
             active: false,
             next_offset: 0,
             store: None,
             order_records: Earlier::default(),
+            rivals: BTreeSet::new(),
+            rival_epoch: Arc::default(),
         })
     }
 
@@ -137,13 +164,24 @@ impl Changelog {
                 self.order_records.take(rest, message.offset(), deleted);
             } else if rest == "lease" {
                 let payload = message.payload().unwrap_or_default();
+                // Each instance's own: this instance's lease read back must not
+                // hide another's (a guard that had just stepped down took the
+                // active role again).
                 if let Ok(lease) = serde_json::from_slice::<Lease>(payload) {
-                    self.last_lease = Some((lease, Instant::now()));
+                    self.leases
+                        .insert(lease.instance.clone(), (lease, Instant::now()));
                 }
             } else if self.active {
                 // The active instance wrote these itself (or will tombstone them):
                 // holding them is waste. Only the epochs are followed.
                 if rest == "manifest" {
+                    if let Some(rival) = rival(&self.config.instance, message.payload()) {
+                        if self.rivals.insert(rival.lineage.clone()) {
+                            warn!(rival = %rival.lineage, "another instance published a snapshot lineage while this one is active: this one starts a new lineage");
+                            self.rival_epoch
+                                .fetch_max(rival.epoch.max(1), Ordering::Relaxed);
+                        }
+                    }
                     self.reader.take(rest, message.payload());
                     self.reader.clear();
                 }
@@ -166,13 +204,30 @@ impl Changelog {
     }
 
     /// Whether another instance holds a live lease (seen within `timeout`, and not
-    /// older than `timeout` by its own clock).
+    /// older than `timeout` by its own clock); of several, the one with the smallest
+    /// name (the one that stays).
     pub fn other_active(&self, timeout: Duration) -> Option<&Lease> {
-        let (lease, seen) = self.last_lease.as_ref()?;
-        let fresh = seen.elapsed() < timeout && now_ms() - lease.at_ms < timeout.as_millis() as i64;
-        let own = lease.instance == self.config.instance
-            || (lease.store.is_some() && lease.store == self.store);
-        (!own && fresh).then_some(lease)
+        self.leases.values().find_map(|(lease, seen)| {
+            let fresh =
+                seen.elapsed() < timeout && now_ms() - lease.at_ms < timeout.as_millis() as i64;
+            (!self.is_own(lease) && fresh).then_some(lease)
+        })
+    }
+
+    /// Whether `lease` is this instance's, or names its store (written by an earlier
+    /// process on the same state directory).
+    fn is_own(&self, lease: &Lease) -> bool {
+        lease.instance == self.config.instance
+            || (lease.store.is_some() && lease.store == self.store)
+    }
+
+    /// Tells peers at once that this instance takes the active role (a peer starting
+    /// now waits for it rather than taking the role too), and waits briefly for the
+    /// broker to have it.
+    pub fn announce(&mut self) {
+        self.last_lease_sent = None;
+        self.publish_lease();
+        kafka::wait_delivered(&self.producer, Duration::from_secs(1));
     }
 
     /// Takes the active role: the publisher of a new lineage for the store writer
@@ -190,6 +245,8 @@ impl Changelog {
             self.reader.block_keys(),
         );
         self.active = true;
+        self.rivals.clear();
+        self.rival_epoch.store(0, Ordering::Relaxed);
         let (cuts, runs) = self.reader.order_trail();
         self.reader.clear();
         // A copy: the reader goes on noting them (and their deletions), so a later
@@ -198,7 +255,9 @@ impl Changelog {
         earlier.carry(runs);
         let mut trim = Trim::new(self.config.policy.state.horizon, earlier);
         trim.seed_cuts(cuts);
-        ChangelogWriter::open(&self.config, publisher, trim)
+        let mut writer = ChangelogWriter::open(&self.config, publisher, trim)?;
+        writer.follow_rivals(self.rival_epoch.clone());
+        Ok(writer)
     }
 
     /// Back to standby: reads snapshots again.
@@ -272,7 +331,7 @@ impl Changelog {
         }
         info!(
             snapshot = self.reader.has_cut(),
-            lease = ?self.last_lease.as_ref().map(|l| &l.0.instance),
+            leases = ?self.leases.keys().collect::<Vec<_>>(),
             at_end,
             took_ms = started.elapsed().as_millis() as u64,
             "changelog read"

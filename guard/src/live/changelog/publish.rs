@@ -126,6 +126,9 @@ pub struct ChangelogWriter {
     pending: Option<(Checkpoint, u64)>,
     last_snapshot: Option<Instant>,
     trim: Trim,
+    /// The newest epoch of a rival lineage the decision thread read (0: none;
+    /// [`super::Changelog::note_rival`]).
+    rival: Arc<AtomicU64>,
 }
 
 impl ChangelogWriter {
@@ -155,7 +158,14 @@ impl ChangelogWriter {
             pending: None,
             last_snapshot: None,
             trim,
+            rival: Arc::default(),
         })
+    }
+
+    /// Follows the rival lineages the decision thread reads: each gives this lineage
+    /// up for a new one above it.
+    pub fn follow_rivals(&mut self, rival: Arc<AtomicU64>) {
+        self.rival = rival;
     }
 
     /// This life's order records are keyed `PREFIX` + number (the whole key, group
@@ -229,11 +239,24 @@ impl ChangelogWriter {
     }
 
     /// Serves the delivery reports that came, and gives the lineage up when one of its
-    /// records was not delivered.
+    /// records was not delivered, or when the decision thread read a rival lineage
+    /// (whose tombstones may have taken this one's blocks): then the new lineage
+    /// starts above the rival's epoch, at once (no backoff: the broker refuses
+    /// nothing).
     fn serve_reports(&mut self) {
         self.producer.poll(Duration::ZERO);
         if self.reports.failed_epoch.load(Ordering::Relaxed) >= self.publisher.epoch() {
             self.give_up("a changelog record of this lineage was not delivered");
+        }
+        let rival = self.rival.swap(0, Ordering::Relaxed);
+        if rival != 0 {
+            warn!(
+                epoch = self.publisher.epoch(),
+                rival_epoch = rival,
+                "another instance's lineage may have deleted this one's blocks: the changelog's snapshot lineage is given up, a new one starts with the next checkpoint"
+            );
+            self.publisher.restart_above(rival);
+            self.pending = None;
         }
     }
 

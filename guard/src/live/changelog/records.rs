@@ -248,6 +248,11 @@ impl Publisher {
     /// one can no longer make a complete cut): it needs the whole dedup set again and
     /// tombstones every block of this one.
     pub fn restart(&mut self) {
+        self.restart_above(0);
+    }
+
+    /// [`Publisher::restart`] with an epoch above `floor` too (a rival lineage's).
+    pub fn restart_above(&mut self, floor: u64) {
         let mut stale = std::mem::take(&mut self.stale);
         stale.extend(
             self.live
@@ -255,7 +260,7 @@ impl Publisher {
                 .map(|(_, n)| format!("seen/{}/{n}", self.lineage)),
         );
         let chunks = self.chunks;
-        *self = Publisher::new(&self.instance.clone(), self.epoch + 1, stale);
+        *self = Publisher::new(&self.instance.clone(), self.epoch.max(floor) + 1, stale);
         self.chunks = chunks;
     }
 
