@@ -289,7 +289,53 @@ fn ops_endpoints_are_refused_without_a_configured_token() {
 
 #[test]
 fn a_hot_standby_takes_over_when_the_active_guard_dies() {
-    let dir = scratch("standby");
+    standby_takes_over("standby", false);
+}
+
+/// Two instances deployed at once may both take the active role before either sees
+/// the other's lease. The one with the larger name steps down; the newer lineage's
+/// first manifest has deleted the blocks the other's lineage had then, so the one
+/// that stays must start a new lineage, or no standby could restore it.
+#[test]
+fn two_instances_started_together_leave_one_active_with_a_complete_snapshot() {
+    standby_takes_over("together", true);
+}
+
+/// Until one of `pair` is ready and the other a standby, and both stay so for longer
+/// than a lease takes to age and a step-down to follow: (active, standby).
+fn settled(pair: [GuardProcess; 2]) -> (GuardProcess, GuardProcess) {
+    let standby_role = |g: &GuardProcess| {
+        http(&g.http, "GET", "/state", &[], "")
+            .is_ok_and(|(_, body)| body.contains("\"role\":\"standby\""))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut since: Option<(usize, std::time::Instant)> = None;
+    loop {
+        let now = (0..2).find(|&i| pair[i].is_ready() && standby_role(&pair[1 - i]));
+        since = match (since, now) {
+            (Some((was, at)), Some(i)) if was == i => Some((was, at)),
+            (_, Some(i)) => Some((i, std::time::Instant::now())),
+            (_, None) => None,
+        };
+        if let Some((i, at)) = since {
+            if at.elapsed() > Duration::from_secs(5) {
+                let [a, b] = pair;
+                return if i == 0 { (a, b) } else { (b, a) };
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two instances never settled as one active, one standby"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Feeds half a stream to the active instance, kills it, feeds the rest to the
+/// standby, and checks the decisions against replay and that the standby restored
+/// the changelog's snapshot. `together`: both instances start at the same moment.
+fn standby_takes_over(name: &str, together: bool) {
+    let dir = scratch(name);
     let tansu = Tansu::start(&dir);
     let prefix = "sb.";
     tansu.create_guard_topics(prefix);
@@ -297,34 +343,22 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
     let file = dir.join("input.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
     let (expected, _) = replay(&lines);
-    let active = GuardProcess::start(
-        &tansu.brokers,
-        &dir.join("state-a"),
-        prefix,
-        &[],
-        &dir.join("a.log"),
-    );
-    // The second instance finds a live lease and waits.
-    let standby = GuardProcess::spawn(
-        &tansu.brokers,
-        &dir.join("state-b"),
-        prefix,
-        &[],
-        &dir.join("b.log"),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((_, body)) = http(&standby.http, "GET", "/state", &[], "") {
-            if body.contains("\"role\":\"standby\"") {
-                break;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second instance never reported standby"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let spawn = |who: &str| {
+        GuardProcess::spawn(
+            &tansu.brokers,
+            &dir.join(format!("state-{who}")),
+            prefix,
+            &[],
+            &dir.join(format!("{who}.log")),
+        )
+    };
+    let first = spawn("a");
+    if !together {
+        first.wait_ready(Duration::from_secs(60));
     }
+    // The second instance finds a live lease and waits.
+    let (active, standby) = settled([first, spawn("b")]);
+    let standby_log = standby.log.clone();
     let (producer, delivered) = offset_producer(&tansu.brokers);
     let mut sent: BTreeMap<String, i64> = BTreeMap::new();
     let all = messages(&file);
@@ -337,6 +371,7 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
     }
     // Let the changelog carry a snapshot, then kill the active instance.
     std::thread::sleep(Duration::from_millis(1500));
+    let active_log = active.log.clone();
     active.kill9();
     let killed = std::time::Instant::now();
     standby.wait_ready(Duration::from_secs(60));
@@ -353,12 +388,19 @@ fn a_hot_standby_takes_over_when_the_active_guard_dies() {
         distinct_decisions(&published),
         expected.iter().map(judged).collect::<Vec<_>>()
     );
-    let log = std::fs::read_to_string(dir.join("b.log")).unwrap();
+    let log = std::fs::read_to_string(&standby_log).unwrap();
     assert!(
         log.contains("state restored from the changelog"),
-        "the standby should restore from the changelog"
+        "the standby should restore from the changelog; the end of its log:\n{}",
+        log_tail(&standby_log, 30)
     );
-    eprintln!("standby took over {takeover:?} after kill -9");
+    let both_active = std::fs::read_to_string(&active_log)
+        .unwrap()
+        .contains("stepping down")
+        || log.contains("stepping down");
+    eprintln!(
+        "standby took over {takeover:?} after kill -9 (both were active at first: {both_active})"
+    );
 }
 
 #[test]
