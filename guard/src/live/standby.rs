@@ -93,9 +93,9 @@ pub fn run<S: Store>(
         // The writer publishes its last snapshot before it hands the store back.
         store = guard.into_store();
         changelog.flush();
-        changelog.deactivate();
         if !stepped_down {
             return Ok(());
         }
+        changelog.deactivate()?;
     }
 }

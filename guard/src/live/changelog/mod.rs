@@ -93,7 +93,7 @@ pub struct Changelog {
     /// The order records of the guard's lives read so far (deleted by the next
     /// active lineage once no snapshot within the horizon needs them).
     order_records: Earlier,
-    /// Rival lineages read while active ([`Changelog::note_rival`]), and the newest
+    /// Rival lineages read while active ([`rival`]), and the newest
     /// epoch among those the store writer has not answered yet (0: none).
     rivals: BTreeSet<String>,
     rival_epoch: Arc<AtomicU64>,
@@ -260,9 +260,23 @@ impl Changelog {
         Ok(writer)
     }
 
-    /// Back to standby: reads snapshots again.
-    pub fn deactivate(&mut self) {
+    /// Back to standby, after stepping down: reads the changelog again from its
+    /// beginning. While active it held none of the blocks and state it read, so of the
+    /// lineage the instance that stays started meanwhile (on reading this one's: see
+    /// [`rival`]) it would hold only what came after, and never restore it.
+    ///
+    /// # Errors
+    /// The Kafka error when the topic cannot be assigned again.
+    pub fn deactivate(&mut self) -> Result<(), rdkafka::error::KafkaError> {
         self.active = false;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.config.topics.state, 0, Offset::Beginning)?;
+        self.consumer.assign(&tpl)?;
+        self.reader = Reader::default();
+        self.order_records = Earlier::default();
+        self.next_offset = 0;
+        self.catch_up(Duration::from_millis(700));
+        Ok(())
     }
 
     /// Publishes the lease, once a second.

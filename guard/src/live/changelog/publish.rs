@@ -127,7 +127,7 @@ pub struct ChangelogWriter {
     last_snapshot: Option<Instant>,
     trim: Trim,
     /// The newest epoch of a rival lineage the decision thread read (0: none;
-    /// [`super::Changelog::note_rival`]).
+    /// [`super::Changelog::poll`]).
     rival: Arc<AtomicU64>,
 }
 

@@ -45,6 +45,11 @@ pub struct Reader {
     problem: Option<ReadError>,
     /// Block keys of lineages older than the cut's (to tombstone).
     stale: BTreeSet<String>,
+    /// Lineages a cut of a newer epoch superseded: their blocks went to `stale`, so a
+    /// later manifest of theirs (an instance that steps down writes its last one after
+    /// the survivor's new lineage began) names blocks no longer held, and must not
+    /// replace the newer cut.
+    superseded: BTreeSet<String>,
     max_epoch: u64,
 }
 
@@ -112,6 +117,9 @@ impl Reader {
     }
 
     fn take_manifest(&mut self, manifest: Manifest) {
+        if self.superseded.contains(&manifest.lineage) {
+            return;
+        }
         if !READS.contains(&manifest.format) {
             self.problem = Some(ReadError::Format {
                 found: manifest.format,
@@ -155,6 +163,7 @@ impl Reader {
                 self.stale
                     .extend(held.keys().map(|n| format!("seen/{lineage}/{n}")));
             }
+            self.superseded.insert(lineage);
         }
         self.problem = None;
         self.cut = Some((manifest, bytes));

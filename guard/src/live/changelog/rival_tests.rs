@@ -10,7 +10,7 @@ use rdkafka::mocking::MockCluster;
 use super::delivery_tests::{checkpoint, config, idle_until, ids};
 use super::{Changelog, ChangelogWriter};
 use crate::live::standby::LEASE_TIMEOUT;
-use crate::live::store::SeenEntry;
+use crate::live::store::{SeenBlocks, SeenEntry};
 
 /// Polls `changelog` until `done` says so, at most 10 s.
 fn poll_until(changelog: &mut Changelog, done: impl Fn(&Changelog) -> bool) {
@@ -87,8 +87,7 @@ fn a_rival_lineage_makes_the_instance_that_stays_start_a_whole_new_one() {
         writer_a.wants_full(),
         "a rival lineage gives the staying instance's lineage up"
     );
-    let all = ids(0, 150);
-    writer_a.written(checkpoint(2), 2, &ids(100, 150), Some(&all));
+    writer_a.written(checkpoint(2), 2, &ids(100, 150), Some(&ids(0, 150)));
     settle(&mut writer_a);
 
     // The one that steps down reads the staying one's new lineage and keeps its own:
@@ -100,16 +99,34 @@ fn a_rival_lineage_makes_the_instance_that_stays_start_a_whole_new_one() {
         "vm-a's lineage is no rival of vm-b's"
     );
     assert!(!writer_b.wants_full());
+    // Its last checkpoint, as it steps down, comes after the new lineage began: a
+    // reader must not let it hide the staying instance's snapshot.
+    writer_b.written(checkpoint(2), 2, &ids(100, 120), None);
     writer_b.close();
-    writer_a.close();
-
+    let all = ids(0, 150);
+    let restores_a = |changelog: &Changelog, seq: u64, ids: &SeenBlocks| {
+        let published = changelog
+            .latest()
+            .expect("the staying instance's snapshot is complete");
+        assert_eq!(published.instance, "vm-a");
+        assert_eq!(published.checkpoint.seq, seq);
+        let seen: Vec<SeenEntry> = published.seen.iter().collect();
+        assert_eq!(seen, ids.iter().collect::<Vec<_>>());
+    };
     let mut standby = Changelog::open(&config(&brokers, "vm-c")).expect("opened");
     assert!(standby.catch_up(Duration::from_secs(2)));
-    let published = standby
-        .latest()
-        .expect("the staying instance's snapshot is complete");
-    assert_eq!(published.instance, "vm-a");
-    assert_eq!(published.checkpoint.seq, 2);
-    let seen: Vec<SeenEntry> = published.seen.iter().collect();
-    assert_eq!(seen, all.iter().collect::<Vec<_>>());
+    restores_a(&standby, 2, &all);
+
+    // Back to standby, the one that stepped down holds the new lineage whole (while
+    // active it held none of what it read), and follows it.
+    steps_down.deactivate().expect("reassigned");
+    restores_a(&steps_down, 2, &all);
+    let more = ids(0, 160);
+    writer_a.written(checkpoint(3), 3, &ids(150, 160), None);
+    settle(&mut writer_a);
+    writer_a.close();
+    poll_until(&mut steps_down, |c| {
+        c.latest().is_some_and(|p| p.checkpoint.seq == 3)
+    });
+    restores_a(&steps_down, 3, &more);
 }

@@ -362,6 +362,11 @@ impl<S: Store> LiveGuard<S> {
         self.finish_writing();
         self.try_save();
         self.finish_writing();
+        // A lineage given up (a record not delivered, a rival's read) starts with the
+        // whole set: without it the last checkpoint would add nothing to the changelog.
+        if self.writer.lineage_wanted() {
+            self.publish_full = true;
+        }
         if self.prepared.is_none() {
             self.checkpoint();
             kafka::wait_delivered(&self.producer, Duration::from_secs(5));
