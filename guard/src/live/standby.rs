@@ -79,6 +79,7 @@ pub fn run<S: Store>(
             if let Some(other) = changelog.other_active(LEASE_TIMEOUT) {
                 if other.instance < config.instance {
                     warn!(other = %other.instance, "another instance is active too; stepping down");
+                    changelog.step_down();
                     break true;
                 }
             }
@@ -96,6 +97,24 @@ pub fn run<S: Store>(
         if !stepped_down {
             return Ok(());
         }
-        changelog.deactivate()?;
+        back_to_standby(&mut changelog, &mut beacon, stop)?;
     }
+}
+
+/// After stepping down: reads the changelog again ([`Changelog::deactivate`]), then,
+/// as the leases read again may look old by now (the read takes a while) while the
+/// instance that stays renews its own every second, listens for a lease's lifetime
+/// before the caller judges whether it is gone.
+fn back_to_standby(
+    changelog: &mut Changelog,
+    beacon: &mut Beacon,
+    stop: &AtomicBool,
+) -> Result<(), LiveError> {
+    changelog.deactivate()?;
+    let listening = std::time::Instant::now();
+    while listening.elapsed() < LEASE_TIMEOUT && !stop.load(Ordering::Relaxed) {
+        beacon.beat(None);
+        changelog.poll(Duration::from_millis(100));
+    }
+    Ok(())
 }

@@ -17,7 +17,7 @@
 //! lineage when it reads the other's (whose tombstones may have hit its blocks).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,10 +93,23 @@ pub struct Changelog {
     /// The order records of the guard's lives read so far (deleted by the next
     /// active lineage once no snapshot within the horizon needs them).
     order_records: Earlier,
-    /// Rival lineages read while active ([`rival`]), and the newest
-    /// epoch among those the store writer has not answered yet (0: none).
+    /// Rival lineages read while active ([`rival`]).
     rivals: BTreeSet<String>,
-    rival_epoch: Arc<AtomicU64>,
+    /// What this activation's store writer is told ([`Signals`]).
+    signals: Arc<Signals>,
+}
+
+/// What the decision thread, reading the changelog, tells the store writer that
+/// publishes it.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// The newest epoch of a rival lineage read and not yet answered (0: none): the
+    /// writer starts a new lineage above it ([`rival`]).
+    pub rival_epoch: AtomicU64,
+    /// The instance steps down: its writer publishes nothing more. The instance that
+    /// stays is the one to follow; a last snapshot of this one's, after the other's
+    /// new lineage began, would only stand in its way.
+    pub stepping_down: AtomicBool,
 }
 
 impl Changelog {
@@ -129,7 +142,7 @@ impl Changelog {
             store: None,
             order_records: Earlier::default(),
             rivals: BTreeSet::new(),
-            rival_epoch: Arc::default(),
+            signals: Arc::default(),
         })
     }
 
@@ -167,9 +180,16 @@ impl Changelog {
                 // Each instance's own: this instance's lease read back must not
                 // hide another's (a guard that had just stepped down took the
                 // active role again).
+                // Never an older one over a newer (reading the topic again).
                 if let Ok(lease) = serde_json::from_slice::<Lease>(payload) {
-                    self.leases
-                        .insert(lease.instance.clone(), (lease, Instant::now()));
+                    if self
+                        .leases
+                        .get(&lease.instance)
+                        .is_none_or(|(held, _)| held.at_ms <= lease.at_ms)
+                    {
+                        self.leases
+                            .insert(lease.instance.clone(), (lease, Instant::now()));
+                    }
                 }
             } else if self.active {
                 // The active instance wrote these itself (or will tombstone them):
@@ -178,7 +198,8 @@ impl Changelog {
                     if let Some(rival) = rival(&self.config.instance, message.payload()) {
                         if self.rivals.insert(rival.lineage.clone()) {
                             warn!(rival = %rival.lineage, "another instance published a snapshot lineage while this one is active: this one starts a new lineage");
-                            self.rival_epoch
+                            self.signals
+                                .rival_epoch
                                 .fetch_max(rival.epoch.max(1), Ordering::Relaxed);
                         }
                     }
@@ -246,7 +267,7 @@ impl Changelog {
         );
         self.active = true;
         self.rivals.clear();
-        self.rival_epoch.store(0, Ordering::Relaxed);
+        self.signals = Arc::default();
         let (cuts, runs) = self.reader.order_trail();
         self.reader.clear();
         // A copy: the reader goes on noting them (and their deletions), so a later
@@ -256,8 +277,13 @@ impl Changelog {
         let mut trim = Trim::new(self.config.policy.state.horizon, earlier);
         trim.seed_cuts(cuts);
         let mut writer = ChangelogWriter::open(&self.config, publisher, trim)?;
-        writer.follow_rivals(self.rival_epoch.clone());
+        writer.follow(Arc::clone(&self.signals));
         Ok(writer)
+    }
+
+    /// This instance steps down: its store writer publishes nothing more.
+    pub fn step_down(&self) {
+        self.signals.stepping_down.store(true, Ordering::Relaxed);
     }
 
     /// Back to standby, after stepping down: reads the changelog again from its

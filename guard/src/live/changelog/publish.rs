@@ -15,6 +15,7 @@ use rdkafka::{ClientContext, Message as _};
 use tracing::{debug, warn};
 
 use super::records::{Publisher, Record};
+use super::Signals;
 use crate::live::config::LiveConfig;
 use crate::live::kafka;
 use crate::live::order_log::{Trim, DELETE_PER_CUT};
@@ -126,9 +127,8 @@ pub struct ChangelogWriter {
     pending: Option<(Checkpoint, u64)>,
     last_snapshot: Option<Instant>,
     trim: Trim,
-    /// The newest epoch of a rival lineage the decision thread read (0: none;
-    /// [`super::Changelog::poll`]).
-    rival: Arc<AtomicU64>,
+    /// What the decision thread tells it: a rival lineage read, a step-down.
+    signals: Arc<Signals>,
 }
 
 impl ChangelogWriter {
@@ -158,14 +158,19 @@ impl ChangelogWriter {
             pending: None,
             last_snapshot: None,
             trim,
-            rival: Arc::default(),
+            signals: Arc::default(),
         })
     }
 
-    /// Follows the rival lineages the decision thread reads: each gives this lineage
-    /// up for a new one above it.
-    pub fn follow_rivals(&mut self, rival: Arc<AtomicU64>) {
-        self.rival = rival;
+    /// Follows what the decision thread reads: each rival lineage gives this lineage
+    /// up for a new one above it; a step-down silences the writer.
+    pub fn follow(&mut self, signals: Arc<Signals>) {
+        self.signals = signals;
+    }
+
+    /// The instance steps down: nothing more is published.
+    fn silent(&self) -> bool {
+        self.signals.stepping_down.load(Ordering::Relaxed)
     }
 
     /// This life's order records are keyed `PREFIX` + number (the whole key, group
@@ -196,6 +201,9 @@ impl ChangelogWriter {
         seen: &SeenBlocks,
         full: Option<&SeenBlocks>,
     ) {
+        if self.silent() {
+            return;
+        }
         // A hole reported since: these blocks would extend a lineage no cut can use.
         self.serve_reports();
         let (entries, full) = match (full, self.publisher.wants_full()) {
@@ -229,6 +237,7 @@ impl ChangelogWriter {
     pub fn idle(&mut self) {
         self.serve_reports();
         if self.pending.is_some()
+            && !self.silent()
             && self
                 .last_snapshot
                 .is_none_or(|t| t.elapsed() >= SNAPSHOT_EVERY)
@@ -248,7 +257,7 @@ impl ChangelogWriter {
         if self.reports.failed_epoch.load(Ordering::Relaxed) >= self.publisher.epoch() {
             self.give_up("a changelog record of this lineage was not delivered");
         }
-        let rival = self.rival.swap(0, Ordering::Relaxed);
+        let rival = self.signals.rival_epoch.swap(0, Ordering::Relaxed);
         if rival != 0 {
             warn!(
                 epoch = self.publisher.epoch(),
@@ -362,7 +371,9 @@ impl ChangelogWriter {
 
     /// Publishes what is pending and waits for the broker to have it (a clean stop).
     pub fn close(mut self) {
-        self.publish_pending();
+        if !self.silent() {
+            self.publish_pending();
+        }
         if !kafka::wait_delivered(&self.producer, Duration::from_secs(5)) {
             warn!("the changelog's last records may not be on the broker");
         }

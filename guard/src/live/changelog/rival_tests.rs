@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::Consumer as _;
 use rdkafka::mocking::MockCluster;
 
 use super::delivery_tests::{checkpoint, config, idle_until, ids};
@@ -24,6 +25,26 @@ fn poll_until(changelog: &mut Changelog, done: impl Fn(&Changelog) -> bool) {
 fn settle(writer: &mut ChangelogWriter) {
     idle_until(writer, |w| !w.holds_pending() && w.in_flight() == 0);
     assert_eq!(writer.new_failures(), 0, "the broker took every record");
+}
+
+/// Where the changelog ends now.
+fn end(changelog: &Changelog) -> i64 {
+    changelog
+        .consumer
+        .fetch_watermarks(&changelog.config.topics.state, 0, Duration::from_secs(5))
+        .expect("watermarks")
+        .1
+}
+
+/// `changelog`'s snapshot is vm-a's checkpoint `seq`, with `ids`.
+fn restores_a(changelog: &Changelog, seq: u64, ids: &SeenBlocks) {
+    let published = changelog
+        .latest()
+        .expect("the staying instance's snapshot is complete");
+    assert_eq!(published.instance, "vm-a");
+    assert_eq!(published.checkpoint.seq, seq);
+    let seen: Vec<SeenEntry> = published.seen.iter().collect();
+    assert_eq!(seen, ids.iter().collect::<Vec<_>>());
 }
 
 #[test]
@@ -99,20 +120,21 @@ fn a_rival_lineage_makes_the_instance_that_stays_start_a_whole_new_one() {
         "vm-a's lineage is no rival of vm-b's"
     );
     assert!(!writer_b.wants_full());
-    // Its last checkpoint, as it steps down, comes after the new lineage began: a
-    // reader must not let it hide the staying instance's snapshot.
+    // Its snapshot published before it sees the other's lease comes after the new
+    // lineage began: a reader must not let it hide the staying instance's snapshot.
     writer_b.written(checkpoint(2), 2, &ids(100, 120), None);
+    settle(&mut writer_b);
+    // Stepping down, it publishes nothing more, its last checkpoint included.
+    let before = end(&steps_down);
+    steps_down.step_down();
+    writer_b.written(checkpoint(3), 3, &ids(120, 130), None);
     writer_b.close();
+    assert_eq!(
+        end(&steps_down),
+        before,
+        "an instance stepping down published records"
+    );
     let all = ids(0, 150);
-    let restores_a = |changelog: &Changelog, seq: u64, ids: &SeenBlocks| {
-        let published = changelog
-            .latest()
-            .expect("the staying instance's snapshot is complete");
-        assert_eq!(published.instance, "vm-a");
-        assert_eq!(published.checkpoint.seq, seq);
-        let seen: Vec<SeenEntry> = published.seen.iter().collect();
-        assert_eq!(seen, ids.iter().collect::<Vec<_>>());
-    };
     let mut standby = Changelog::open(&config(&brokers, "vm-c")).expect("opened");
     assert!(standby.catch_up(Duration::from_secs(2)));
     restores_a(&standby, 2, &all);
