@@ -63,6 +63,13 @@ pub struct Lease {
 
 use super::merge::now_ms;
 
+/// Assigns the changelog's one partition to `consumer` from its beginning.
+fn read_from_start(consumer: &BaseConsumer, topic: &str) -> Result<(), rdkafka::error::KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)
+}
+
 /// A manifest read while active, when it is a rival's. One of another instance's
 /// lineage means two instances believe they are active: the newer one's first
 /// manifest is followed by tombstones of every block it had read, this instance's
@@ -126,9 +133,7 @@ impl Changelog {
         // later when it does not, which a takeover waited for. An error here shows again
         // in the reads.
         let _ = consumer.fetch_metadata(Some(&config.topics.state), kafka::METADATA_TIMEOUT);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&config.topics.state, 0, Offset::Beginning)?;
-        consumer.assign(&tpl)?;
+        read_from_start(&consumer, &config.topics.state)?;
         let producer: BaseProducer = kafka::producer(config).create()?;
         Ok(Changelog {
             config: config.clone(),
@@ -177,10 +182,9 @@ impl Changelog {
                 self.order_records.take(rest, message.offset(), deleted);
             } else if rest == "lease" {
                 let payload = message.payload().unwrap_or_default();
-                // Each instance's own: this instance's lease read back must not
+                // Each instance's newest: this instance's lease read back must not
                 // hide another's (a guard that had just stepped down took the
-                // active role again).
-                // Never an older one over a newer (reading the topic again).
+                // active role again), nor an older one a newer (reading again).
                 if let Ok(lease) = serde_json::from_slice::<Lease>(payload) {
                     if self
                         .leases
@@ -295,9 +299,7 @@ impl Changelog {
     /// The Kafka error when the topic cannot be assigned again.
     pub fn deactivate(&mut self) -> Result<(), rdkafka::error::KafkaError> {
         self.active = false;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.config.topics.state, 0, Offset::Beginning)?;
-        self.consumer.assign(&tpl)?;
+        read_from_start(&self.consumer, &self.config.topics.state)?;
         self.reader = Reader::default();
         self.order_records = Earlier::default();
         self.next_offset = 0;

@@ -46,9 +46,10 @@ pub struct Reader {
     /// Block keys of lineages older than the cut's (to tombstone).
     stale: BTreeSet<String>,
     /// Lineages a cut of a newer epoch superseded: their blocks went to `stale`, so a
-    /// later manifest of theirs (an instance that steps down writes its last one after
-    /// the survivor's new lineage began) names blocks no longer held, and must not
-    /// replace the newer cut.
+    /// later manifest of theirs (of two active instances, the one that steps down may
+    /// publish one after the survivor's new lineage began, before it sees the
+    /// survivor's lease) names blocks no longer held, and must not replace the newer
+    /// cut.
     superseded: BTreeSet<String>,
     max_epoch: u64,
 }
